@@ -1,0 +1,3 @@
+from tapescribe.cli import run
+
+run()

@@ -1,0 +1,1 @@
+"""HTTP <-> domain. One router module per resource; nothing here holds domain logic."""

@@ -1,0 +1,42 @@
+"""Request -> the process's Runtime, and the checks every route shares."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from tapescribe.engine.transcriber import known_language
+from tapescribe.errors import BadRequest, Unauthorized
+from tapescribe.runtime import Runtime
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def check_api_key(request: Request) -> None:
+    """With settings.api_key set, every API route needs `Authorization: Bearer <key>`."""
+    expected = runtime_of(request).settings.api_key
+    if not expected:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized("A valid API key is required: send 'Authorization: Bearer <key>'.")
+
+
+def job_fields(runtime: Runtime, form: dict[str, str]) -> dict:
+    """The per-job choices a client may send with an upload, checked before anything is stored."""
+    language = (form.get("language") or "").strip().lower() or None
+    if language in ("auto", "detect"):
+        language = None
+    if language is not None and not known_language(language):
+        raise BadRequest(f"Unknown language code {language!r}; use a Whisper code such as 'en' or 'de'.")
+    model = runtime.models.check((form.get("model") or "").strip() or None)
+    options: dict = {}
+    if form.get("word_timestamps", "").lower() in ("1", "true", "yes", "on"):
+        options["word_timestamps"] = True
+    if form.get("prompt"):
+        options["prompt"] = form["prompt"][:2000]
+    return {"requested_language": language, "model": model, "options": options}

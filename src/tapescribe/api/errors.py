@@ -1,0 +1,75 @@
+"""One JSON shape for every error the API returns:
+
+    {"error": {"status": 404, "code": "not_found", "message": "No such session.", "details": {...}}}
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tapescribe import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_FOR = {
+    errors.NotFound: 404,
+    errors.EmptyUpload: 400,
+    errors.BadRequest: 400,
+    errors.UploadTooLarge: 413,
+    errors.UnsupportedMedia: 415,
+    errors.Conflict: 409,
+    errors.ModelUnavailable: 400,
+    errors.Unauthorized: 401,
+}
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+               413: "upload_too_large", 415: "unsupported_media", 422: "invalid_request"}
+
+
+def error_body(status: int, code: str, message: str, details: dict | None = None) -> dict:
+    return {"error": {"status": status, "code": code, "message": message, "details": details or {}}}
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None,
+                   headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message, details), status_code=status, headers=headers)
+
+
+def status_of(error: errors.TapescribeError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_FOR:
+            return STATUS_FOR[cls]
+    return 500
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.TapescribeError)
+    async def _domain(_: Request, error: errors.TapescribeError) -> JSONResponse:
+        status = status_of(error)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return error_response(status, error.code, error.message, dict(error.details), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(part) for part in problem.get("loc", ())), "problem": problem.get("msg", "")}
+            for problem in error.errors()
+        ]
+        message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "Invalid request."
+        return error_response(422, "invalid_request", message, {"problems": problems})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, "http_error")
+        message = error.detail if isinstance(error.detail, str) else "Request failed."
+        return error_response(error.status_code, code, message, headers=getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response(500, "internal_error", "Something went wrong on the server; nothing stored was lost.")

@@ -1,0 +1,120 @@
+"""Sessions: list, read, rename, cancel, retry, delete, audio, storage totals and search."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from tapescribe.api.deps import check_api_key, runtime_of
+from tapescribe.engine.audio import ChainedFiles, chunk_recordings
+from tapescribe.errors import NotFound
+from tapescribe.sessions.exports import FORMATS, render
+from tapescribe.sessions.ids import checked_session_id
+
+router = APIRouter(dependencies=[Depends(check_api_key)], tags=["sessions"])
+
+_AUDIO_TYPES = {"webm": "audio/webm", "m4a": "audio/mp4", "mkv": "video/x-matroska", "opus": "audio/ogg",
+                "ogg": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav", "mp3": "audio/mpeg"}
+
+
+@router.get("/sessions")
+def list_sessions(
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    q: str | None = Query(None, max_length=500, description="Full-text query over transcripts and titles"),
+) -> dict:
+    """Newest first, with per-session size and status; `q` narrows to matching transcripts."""
+    runtime = runtime_of(request)
+    return {**runtime.sessions.list(limit, offset, q), "storage": runtime.sessions.storage()}
+
+
+@router.get("/storage")
+def storage(request: Request) -> dict:
+    """Disk used by all sessions (the data is never cleaned up behind the user's back)."""
+    runtime = runtime_of(request)
+    return {**runtime.sessions.storage(), "data_dir": str(runtime.settings.data_dir)}
+
+
+@router.get("/search")
+def search(request: Request, q: str = Query(..., min_length=1, max_length=500),
+           limit: int = Query(20, ge=1, le=100)) -> dict:
+    """Sessions whose transcripts match, each with its matching segments and their start times."""
+    return {"query": q, "results": runtime_of(request).sessions.index.search(q, limit=limit)}
+
+
+@router.get("/session/{session_id}")
+def get_session(request: Request, session_id: str) -> dict:
+    return runtime_of(request).sessions.get(checked_session_id(session_id))
+
+
+@router.patch("/session/{session_id}")
+def rename_session(request: Request, session_id: str, title: str = Body(..., embed=True, max_length=1000)) -> dict:
+    return runtime_of(request).sessions.rename(checked_session_id(session_id), title)
+
+
+@router.delete("/session/{session_id}")
+async def delete_session(request: Request, session_id: str) -> dict:
+    """The user's own deletion: the session's directory and index row go; nothing else ever removes data."""
+    session_id = checked_session_id(session_id)
+    await run_in_threadpool(runtime_of(request).sessions.delete, session_id)
+    return {"deleted": session_id}
+
+
+@router.post("/session/{session_id}/cancel")
+def cancel_session(request: Request, session_id: str) -> dict:
+    return runtime_of(request).jobs.cancel(checked_session_id(session_id))
+
+
+@router.post("/session/{session_id}/retry", status_code=202)
+def retry_session(request: Request, session_id: str) -> dict:
+    return runtime_of(request).jobs.retry(checked_session_id(session_id))
+
+
+@router.get("/session/{session_id}/audio", response_model=None)
+def session_audio(request: Request, session_id: str, download: bool = False) -> Response:
+    """The original bytes, with HTTP Range support so players can seek."""
+    runtime = runtime_of(request)
+    session_id = checked_session_id(session_id)
+    store = runtime.sessions.store
+    path = store.audio_path(session_id)
+    title = runtime.sessions.session(session_id).get("title") or session_id
+    if path is not None:
+        extension = path.suffix.lstrip(".")
+        media_type = _AUDIO_TYPES.get(extension) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return FileResponse(
+            path, media_type=media_type, filename=f"{_safe_name(title)}.{extension}",
+            content_disposition_type="attachment" if download else "inline",
+        )
+    chunks = store.chunk_paths(session_id)
+    if not chunks:
+        raise NotFound("This session has no audio.")
+    groups = chunk_recordings(chunks)
+
+    def stream():
+        with ChainedFiles(groups[0]) as joined:
+            while block := joined.read(1 << 16):
+                yield block
+
+    return StreamingResponse(stream(), media_type="audio/webm")
+
+
+def _safe_name(title: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in " -_." else "_" for c in title).strip(" .")
+    return cleaned[:80] or "audio"
+
+
+
+@router.get("/session/{session_id}/export/{fmt}", response_model=None)
+def export_session(request: Request, session_id: str, fmt: str) -> Response:
+    """The transcript as txt, srt, vtt, json or tsv, as a download."""
+    sessions = runtime_of(request).sessions
+    session_id = checked_session_id(session_id)
+    session = sessions.session(session_id)
+    body = render(sessions.transcription(session_id), fmt, session)
+    filename = f"{_safe_name(session.get('title') or session_id)}.{fmt}"
+    return Response(body, media_type=FORMATS[fmt],
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -1,0 +1,34 @@
+"""The web page, health and the installed models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+
+from tapescribe import __version__
+from tapescribe.api.deps import runtime_of
+from tapescribe.engine.models import installed_models
+
+router = APIRouter(tags=["system"])
+
+INDEX_HTML = Path(__file__).resolve().parent.parent / "web" / "index.html"
+
+
+@router.get("/", include_in_schema=False)
+def web_ui() -> FileResponse:
+    return FileResponse(INDEX_HTML, media_type="text/html")
+
+
+@router.get("/health")
+def health(request: Request) -> dict:
+    runtime = runtime_of(request)
+    return {"status": "ok", "version": __version__, "default_model": runtime.settings.model,
+            "queue_pending": runtime.queue.pending()}
+
+
+@router.get("/models")
+def models(request: Request) -> dict:
+    runtime = runtime_of(request)
+    return {"default": runtime.settings.model, "models": installed_models(runtime.settings.models_dir)}

@@ -1,0 +1,108 @@
+"""The original system's three transcription routes, kept compatible."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from tapescribe.api.deps import check_api_key, job_fields, runtime_of
+from tapescribe.api.errors import error_response
+from tapescribe.api.uploads import receive_form, require_file
+from tapescribe.errors import BadRequest
+from tapescribe.runtime import Runtime
+from tapescribe.sessions.ids import checked_session_id
+from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
+from tapescribe.sessions.service import DONE, QUEUED
+
+router = APIRouter(dependencies=[Depends(check_api_key)])
+
+
+async def store_upload(request: Request, runtime: Runtime, field: str, source: str) -> tuple[str, dict]:
+    """Stream the upload into a new session; returns its id and session record (status queued)."""
+    store = runtime.sessions.store
+    session_id, incoming = store.new_incoming()
+    try:
+        form = await receive_form(request, field, incoming / RECEIVED_NAME, runtime.settings.max_upload_bytes)
+        received = require_file(form, field)
+        fields = job_fields(runtime, form.fields)
+    except BaseException:
+        store.discard_incoming(session_id)
+        raise
+    session = await run_in_threadpool(
+        accept_audio, runtime.sessions, session_id, received,
+        source=source, filename=form.filename, initial_status=QUEUED, fields=fields,
+    )
+    return session_id, session
+
+
+@router.post("/transcribe-file", status_code=202, tags=["transcribe"])
+async def transcribe_file(request: Request) -> JSONResponse:
+    """Store an audio or video file as a new session and queue it; answers at once."""
+    runtime = runtime_of(request)
+    session_id, session = await store_upload(request, runtime, "file", "upload")
+    runtime.jobs.submit(session_id)
+    return JSONResponse(
+        {"session_id": session_id, "status": QUEUED, "title": session["title"], "duration": session["duration"]},
+        status_code=202,
+    )
+
+
+@router.post("/transcribe", tags=["transcribe"])
+async def transcribe_recording(request: Request) -> JSONResponse:
+    """Transcribe a finished recording now and answer with the text; it is kept as a session."""
+    runtime = runtime_of(request)
+    session_id, _ = await store_upload(request, runtime, "audio", "recording")
+    state = await run_in_threadpool(runtime.job.run, session_id)
+    if state != DONE:
+        status = runtime.sessions.status(session_id)
+        return error_response(
+            422, "transcription_failed", status.get("message") or f"Transcription ended as {state}.",
+            {"session_id": session_id},
+        )
+    transcription = runtime.sessions.transcription(session_id)
+    session = runtime.sessions.session(session_id)
+    return JSONResponse({
+        "session_id": session_id,
+        "status": DONE,
+        "text": transcription["text"],
+        "language": transcription["language"],
+        "duration": session.get("duration"),
+        "segments": transcription["segments"],
+    })
+
+
+@router.post("/transcribe-live", tags=["transcribe"])
+async def transcribe_live_chunk(request: Request) -> JSONResponse:
+    """One chunk of a live recording: kept as chunk_<index>.webm; answers with the text so far."""
+    runtime = runtime_of(request)
+    live = request.app.state.live_chunks
+    store = runtime.sessions.store
+    given = request.query_params.get("session_id")
+    holder_id, incoming = store.new_incoming()
+    try:
+        form = await receive_form(request, "audio", incoming / RECEIVED_NAME, runtime.settings.max_upload_bytes)
+        received = require_file(form, "audio")
+        given = form.fields.get("session_id") or given
+        raw_index = form.fields.get("chunk_index", request.query_params.get("chunk_index"))
+        if given:
+            session_id = checked_session_id(given.strip())
+            if runtime.sessions.session(session_id).get("source") != "live":
+                raise BadRequest("That session is not a live session.")
+        else:
+            fields = job_fields(runtime, form.fields)
+            session_id = None
+        if raw_index is None:
+            index = len(store.chunk_paths(session_id)) if session_id else 0
+        elif raw_index.strip().isdigit() and int(raw_index) < 1_000_000:
+            index = int(raw_index)
+        else:
+            raise BadRequest("chunk_index must be a whole number from 0.")
+        if session_id is None:
+            session_id = live.new_session(fields["requested_language"], fields["model"])
+        chunk_home = store.dir(session_id) / f".incoming_chunk_{index}"
+        received.rename(chunk_home)
+    finally:
+        store.discard_incoming(holder_id)
+    answer = await run_in_threadpool(live.add_chunk, session_id, index, chunk_home)
+    return JSONResponse({**answer, "chunk_index": index})

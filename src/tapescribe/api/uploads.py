@@ -1,0 +1,133 @@
+"""Receiving multipart uploads straight from the socket into a session's incoming directory.
+
+Starlette's form parsing spools large files to the temp directory; this parser writes each chunk
+of the one file field to its final directory as it arrives, and keeps the small text fields.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from tapescribe.errors import BadRequest, EmptyUpload, UploadTooLarge
+
+MAX_FIELD_BYTES = 64 * 1024
+
+
+@dataclass
+class ReceivedForm:
+    fields: dict[str, str] = field(default_factory=dict)
+    file_path: Path | None = None
+    filename: str | None = None
+    content_type: str | None = None
+    size: int = 0
+
+
+class _FormWriter:
+    """python-multipart callbacks: file data to disk, text fields to memory (bounded)."""
+
+    def __init__(self, file_field: str, target: Path, max_bytes: int) -> None:
+        self.file_field = file_field
+        self.target = target
+        self.max_bytes = max_bytes
+        self.form = ReceivedForm()
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name: str | None = None
+        self._is_file = False
+        self._value = bytearray()
+        self._handle = None
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field_data,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._name, self._is_file, self._value = None, False, bytearray()
+
+    def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field, self._header_value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        if self._name == self.file_field and self.form.file_path is None and filename is not None:
+            self._is_file = True
+            self.form.filename = filename.decode("utf-8", "replace")[:255] or None
+            self.form.content_type = self._headers.get(b"content-type", b"").decode("latin-1")[:100] or None
+            self._handle = open(self.target, "wb")
+            self.form.file_path = self.target
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._is_file:
+            self.form.size += end - start
+            if self.form.size > self.max_bytes:
+                raise UploadTooLarge(f"The upload is larger than the limit of {self.max_bytes} bytes.",
+                                     limit_bytes=self.max_bytes)
+            self._handle.write(data[start:end])
+        elif self._name is not None:
+            self._value += data[start:end]
+            if len(self._value) > MAX_FIELD_BYTES:
+                raise BadRequest(f"Form field {self._name!r} is too long.")
+
+    def _part_end(self) -> None:
+        if self._is_file:
+            self.close_file()
+            self._is_file = False
+        elif self._name:
+            self.form.fields[self._name] = self._value.decode("utf-8", "replace")
+
+    def close_file(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            self._handle = None
+
+
+async def receive_form(request: Request, file_field: str, target: Path, max_bytes: int) -> ReceivedForm:
+    """Parse the request body; the file field (if any) ends up at `target`. Raises on bad or oversized input."""
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or b"boundary" not in params:
+        raise BadRequest(f"Send the audio as multipart/form-data with a {file_field!r} file field.")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + MAX_FIELD_BYTES * 16:
+        raise UploadTooLarge(f"The upload is larger than the limit of {max_bytes} bytes.", limit_bytes=max_bytes)
+    writer = _FormWriter(file_field, target, max_bytes)
+    parser = MultipartParser(params[b"boundary"], writer.callbacks())
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    finally:
+        writer.close_file()
+    return writer.form
+
+
+def require_file(form: ReceivedForm, file_field: str) -> Path:
+    if form.file_path is None:
+        raise EmptyUpload(f"No file in the {file_field!r} field.")
+    if form.size == 0:
+        raise EmptyUpload("The uploaded file is empty.")
+    return form.file_path

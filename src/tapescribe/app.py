@@ -1,0 +1,48 @@
+"""create_app(settings): wiring and lifespan only."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from tapescribe import __version__
+from tapescribe.api import sessions, system, transcribe
+from tapescribe.api.errors import install_error_handlers
+from tapescribe.config import Settings
+from tapescribe.engine.transcriber import DecodeOptions
+from tapescribe.runtime import Runtime
+from tapescribe.sessions.live_chunks import LiveChunkService
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    runtime = Runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runtime.jobs.recover()
+        runtime.queue.start_workers(settings.workers)
+        try:
+            yield
+        finally:
+            runtime.queue.stop_workers()
+
+    app = FastAPI(title="tapescribe", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.runtime = runtime
+    app.state.live_chunks = LiveChunkService(
+        runtime.sessions, runtime.models,
+        DecodeOptions(beam_size=settings.beam_size, vad_filter=settings.vad_filter),
+    )
+    install_error_handlers(app)
+    app.include_router(transcribe.router)
+    app.include_router(sessions.router)
+    app.include_router(system.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    return app

@@ -1,0 +1,215 @@
+"""The command line: a thin layer over the same Settings, Runtime and app the server uses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from tapescribe.config import Settings
+
+_COMMON = [
+    click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 help="Data directory (default ./data, or TAPESCRIBE_DATA_DIR)."),
+    click.option("--model", default=None, help="Default model (default tiny.en, or TAPESCRIBE_MODEL)."),
+]
+
+
+def common_options(function):
+    for option in reversed(_COMMON):
+        function = option(function)
+    return function
+
+
+def make_settings(**overrides) -> Settings:
+    """Settings from the environment, with the flags that were given on top."""
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except Exception as error:
+        raise click.ClickException(f"Invalid settings: {error}") from error
+
+
+@click.group()
+@click.version_option(package_name="tapescribe")
+def main() -> None:
+    """tapescribe: self-hosted speech-to-text that keeps your audio and transcripts."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option("--workers", type=int, default=None, help="Embedded job worker threads (default 1).")
+@common_options
+def serve(host, port, workers, data_dir, model) -> None:
+    """Run the HTTP API and web UI with an embedded job worker."""
+    import uvicorn
+
+    from tapescribe.app import create_app
+
+    settings = make_settings(host=host, port=port, workers=workers, data_dir=data_dir, model=model)
+    app = create_app(settings)
+    click.echo(f"tapescribe on http://{settings.host}:{settings.port}  data: {settings.data_dir}", err=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5)
+
+
+@main.command()
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker threads in this process.")
+@common_options
+def worker(workers, data_dir, model) -> None:
+    """Run job workers against the same queue as `serve` (more throughput, or another machine)."""
+    from tapescribe.runtime import Runtime
+
+    runtime = Runtime(make_settings(data_dir=data_dir, model=model, workers=workers))
+    runtime.queue.run_workers_forever(workers)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--language", default=None, help="Language code; detected when not given.")
+@click.option("--format", "fmt", type=click.Choice(["txt", "srt", "vtt", "json", "tsv"]), default="txt",
+              show_default=True)
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write FILE-stem.FORMAT here instead of printing.")
+@click.option("--model", default=None, help="Model (default tiny.en).")
+def transcribe(files, language, fmt, output_dir, model) -> None:
+    """Transcribe files locally, without a server."""
+    from tapescribe.engine.audio import measure_duration, pcm_blocks, probe
+    from tapescribe.engine.models import ModelPool, ModelSettings
+    from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
+    from tapescribe.errors import TapescribeError
+    from tapescribe.sessions.exports import render
+
+    settings = make_settings(model=model)
+    pool = ModelPool(settings.models_dir, settings.model,
+                     ModelSettings(settings.device, settings.compute_type, settings.cpu_threads))
+    options = DecodeOptions(language=language, beam_size=settings.beam_size, vad_filter=settings.vad_filter)
+    failed = 0
+    for path in files:
+        try:
+            info = probe(path)
+            duration = info.duration or measure_duration(path)
+            segments = []
+            found = {}
+            with click.progressbar(length=max(1, int(duration * 1000)), label=path.name, file=sys.stderr) as bar:
+                for segment in transcribe_windows(pool.get(), pcm_blocks(path), options,
+                                                  window_seconds=settings.window_seconds,
+                                                  on_language=lambda f: found.update(language=f.language)):
+                    segments.append(segment)
+                    bar.update(int(segment["end"] * 1000) - bar.pos)
+                bar.update(bar.length - bar.pos)
+        except TapescribeError as error:
+            click.echo(f"{path}: {error.message}", err=True)
+            failed += 1
+            continue
+        transcription = {"text": "".join(s["text"] for s in segments).strip(),
+                         "language": found.get("language"), "segments": segments}
+        output = render(transcription, fmt, {"source_file": str(path), "duration": duration})
+        if output_dir:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            (output_dir / f"{path.stem}.{fmt}").write_text(output, encoding="utf-8")
+        else:
+            click.echo(output)
+    if failed:
+        raise SystemExit(1)
+
+
+@main.command()
+@common_options
+def reindex(data_dir, model) -> None:
+    """Rebuild the SQLite index from the session directories."""
+    from tapescribe.runtime import Runtime
+
+    runtime = Runtime(make_settings(data_dir=data_dir, model=model))
+    click.echo(f"indexed {runtime.sessions.reindex()} session(s)")
+
+
+@main.command()
+@common_options
+def models(data_dir, model) -> None:
+    """List the models that can be used here."""
+    from tapescribe.engine.models import installed_models
+
+    settings = make_settings(data_dir=data_dir, model=model)
+    for entry in installed_models(settings.models_dir):
+        marker = "*" if entry["id"] == settings.model else " "
+        click.echo(f"{marker} {entry['id']}\t{entry['source']}")
+
+
+@main.group()
+def sessions() -> None:
+    """List, show, export or delete stored sessions."""
+
+
+def _runtime(data_dir):
+    from tapescribe.runtime import Runtime
+
+    return Runtime(make_settings(data_dir=data_dir))
+
+
+_data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+
+
+@sessions.command("list")
+@click.option("--limit", type=int, default=50, show_default=True)
+@_data_dir_option
+def sessions_list(limit, data_dir) -> None:
+    listing = _runtime(data_dir).sessions.list(limit=limit)
+    for row in listing["sessions"]:
+        duration = f"{row['duration']:.1f}s" if row["duration"] else "-"
+        click.echo(f"{row['id']}  {row['created'][:19]}  {row['status']:<10} {duration:>8}  {row['title']}")
+
+
+@sessions.command("show")
+@click.argument("session_id")
+@_data_dir_option
+def sessions_show(session_id, data_dir) -> None:
+    click.echo(json.dumps(_runtime(data_dir).sessions.get(session_id), indent=1, ensure_ascii=False))
+
+
+@sessions.command("export")
+@click.argument("session_id")
+@click.option("--format", "fmt", type=click.Choice(["txt", "srt", "vtt", "json", "tsv"]), default="txt")
+@_data_dir_option
+def sessions_export(session_id, fmt, data_dir) -> None:
+    from tapescribe.sessions.exports import render
+
+    service = _runtime(data_dir).sessions
+    click.echo(render(service.transcription(session_id), fmt, service.session(session_id)), nl=False)
+
+
+@sessions.command("delete")
+@click.argument("session_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_data_dir_option
+def sessions_delete(session_id, yes, data_dir) -> None:
+    service = _runtime(data_dir).sessions
+    session = service.session(session_id)
+    if not yes:
+        click.confirm(f"Delete {session.get('title')!r} with its audio and transcript?", abort=True)
+    service.delete(session_id)
+    click.echo(f"deleted {session_id}")
+
+
+@main.command()
+@click.argument("query")
+@_data_dir_option
+def search(query, data_dir) -> None:
+    """Search all transcripts."""
+    for result in _runtime(data_dir).sessions.index.search(query):
+        click.echo(f"{result['id']}  {result['title']}")
+        for segment in result["segments"]:
+            click.echo(f"    {segment['start']:8.2f}s  {segment['text']}")
+
+
+def run() -> None:
+    from tapescribe.errors import TapescribeError
+
+    try:
+        main(standalone_mode=True)
+    except TapescribeError as error:
+        click.echo(f"error: {error.message}", err=True)
+        raise SystemExit(2) from error

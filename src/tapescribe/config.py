@@ -1,0 +1,83 @@
+"""The one settings object. Read from TAPESCRIBE_* variables and CLI flags, validated once, passed down.
+
+Nothing else in the package reads os.environ: every module gets what it needs from a Settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured. Each field is documented; a test fails if one is not."""
+
+    model_config = SettingsConfigDict(env_prefix="TAPESCRIBE_", extra="forbid")
+
+    data_dir: Path = Field(
+        Path("data"),
+        description="Where sessions, the index, the job queue and the model cache live. Nothing is written elsewhere.",
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the HTTP server listens on.")
+    model: str = Field(
+        "tiny.en",
+        description="Default model: a packaged name (tiny.en, base), a local CTranslate2 directory, "
+        "or a Hugging Face name already in the local cache.",
+    )
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs.")
+    compute_type: str = Field(
+        "default",
+        description="CTranslate2 compute type; 'default' means int8 on CPU and float16 on CUDA.",
+    )
+    cpu_threads: int = Field(0, ge=0, description="Threads per model on CPU; 0 lets CTranslate2 decide.")
+    beam_size: int = Field(5, ge=1, le=16, description="Beam size for decoding (faster-whisper's default is 5).")
+    vad_filter: bool = Field(
+        True, description="Skip silence with Silero VAD before decoding (fewer hallucinations, faster on pauses)."
+    )
+    window_seconds: float = Field(
+        240.0,
+        ge=30.0,
+        description="Audio decoded and held in memory at once for file jobs; bounds memory for any file length.",
+    )
+    workers: int = Field(1, ge=0, description="Job worker threads started inside `serve` (0: none, use `worker`).")
+    queue_backend: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="Job queue storage: an SQLite file in the data directory, or a Redis server."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server for queue_backend=redis.")
+    queue_poll_seconds: float = Field(
+        0.25, gt=0, description="Longest an idle worker waits before looking at the queue again."
+    )
+    max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="Largest accepted upload, in bytes (default 4 GiB).")
+    api_key: str | None = Field(
+        None, description="If set, every API request must carry 'Authorization: Bearer <key>'."
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.data_dir / "sessions"
+
+    @property
+    def incoming_dir(self) -> Path:
+        """Uploads being received; a finished one is renamed into sessions_dir."""
+        return self.data_dir / "incoming"
+
+    @property
+    def index_path(self) -> Path:
+        return self.data_dir / "index.sqlite3"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.data_dir / "queue.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"

@@ -1,0 +1,167 @@
+"""Transcribing a stream of audio in windows, so memory is flat for any length and a job can resume.
+
+Audio is decoded block by block into a window of at most `window_seconds`. Each window goes
+through faster-whisper's own `transcribe` (sequential decoding, the library's accuracy). When the
+window is not the last, its final segment may be cut by the window edge, so it is held back and
+the next window starts where the last kept segment ended. The text kept so far is passed on as
+the prompt, as Whisper does between its own 30-second windows.
+
+Because each kept segment is final, a caller that saves segments as they come can resume a job
+from the end of the last saved one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tapescribe.engine.audio import SAMPLE_RATE
+
+PROMPT_CHARS = 600  # about the 224 tokens Whisper conditions on
+
+
+@dataclass
+class DecodeOptions:
+    """What a caller may choose per job; the rest are faster-whisper's defaults."""
+
+    language: str | None = None
+    task: str = "transcribe"
+    beam_size: int = 5
+    vad_filter: bool = True
+    word_timestamps: bool = False
+    initial_prompt: str | None = None
+    temperature: float | None = None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "task": self.task,
+            "beam_size": self.beam_size,
+            "vad_filter": self.vad_filter,
+            "word_timestamps": self.word_timestamps,
+        }
+        if self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        return kwargs
+
+
+@dataclass
+class LanguageFound:
+    language: str
+    probability: float
+
+
+@dataclass
+class Resume:
+    """Where a stream starts: at 0, or after segments already saved."""
+
+    start: float = 0.0
+    previous_text: str = ""
+    language: str | None = None
+    language_probability: float | None = None
+
+
+def segment_record(segment: Any, offset: float) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "start": round(segment.start + offset, 3),
+        "end": round(segment.end + offset, 3),
+        "text": segment.text,
+        "avg_logprob": round(segment.avg_logprob, 4),
+        "no_speech_prob": round(segment.no_speech_prob, 4),
+    }
+    if segment.words:
+        record["words"] = [
+            {
+                "start": round(word.start + offset, 3),
+                "end": round(word.end + offset, 3),
+                "word": word.word,
+                "probability": round(word.probability, 4),
+            }
+            for word in segment.words
+        ]
+    return record
+
+
+def transcribe_windows(
+    model: Any,
+    blocks: Iterable[np.ndarray],
+    options: DecodeOptions,
+    resume: Resume | None = None,
+    window_seconds: float = 240.0,
+    on_language: Callable[[LanguageFound], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield final segments (absolute times, seconds) of the audio in `blocks`, which starts at resume.start."""
+    resume = resume or Resume()
+    window_samples = int(window_seconds * SAMPLE_RATE)
+    language = options.language or resume.language
+    previous_text = resume.previous_text
+    source = iter(blocks)
+    pending: list[np.ndarray] = []
+    pending_samples = 0
+    buffer_start = resume.start
+    finished_input = False
+
+    while True:
+        while not finished_input and pending_samples < window_samples:
+            block = next(source, None)
+            if block is None:
+                finished_input = True
+            elif len(block):
+                pending.append(block)
+                pending_samples += len(block)
+        if pending_samples == 0:
+            return
+        audio = np.concatenate(pending) if len(pending) > 1 else pending[0]
+        window = audio[:window_samples]
+        is_last = finished_input and len(audio) <= window_samples
+        prompt = options.initial_prompt
+        if previous_text:
+            prompt = previous_text[-PROMPT_CHARS:]
+
+        segments, info = model.transcribe(
+            window, language=language, initial_prompt=prompt, **options.as_kwargs()
+        )
+        if language is None:
+            language = info.language
+            if on_language is not None:
+                on_language(LanguageFound(info.language, float(info.language_probability)))
+
+        held = None
+        kept_end = None
+        for segment in segments:
+            if held is not None:
+                yield segment_record(held, buffer_start)
+                previous_text += held.text
+                kept_end = held.end
+            held = segment
+        if is_last:
+            if held is not None:
+                yield segment_record(held, buffer_start)
+            return
+
+        window_length = len(window) / SAMPLE_RATE
+        if kept_end is None:
+            # Zero or one segment in a whole window: keep it (nothing better will come) and move on.
+            if held is not None and 0 < held.end < window_length:
+                yield segment_record(held, buffer_start)
+                previous_text += held.text
+                kept_end = held.end
+            else:
+                if held is not None:
+                    yield segment_record(held, buffer_start)
+                    previous_text += held.text
+                kept_end = window_length
+        advance = int(round(kept_end * SAMPLE_RATE))
+        advance = max(1, min(advance, len(window)))
+        rest = audio[advance:]
+        pending = [rest] if len(rest) else []
+        pending_samples = len(rest)
+        buffer_start += advance / SAMPLE_RATE
+
+
+def known_language(code: str) -> bool:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return code in _LANGUAGE_CODES

@@ -1,0 +1,1 @@
+"""The job queue and the jobs it runs. Never imports FastAPI."""

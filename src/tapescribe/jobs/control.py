@@ -1,0 +1,66 @@
+"""JobControl: putting sessions on the queue, cancelling, retrying, and recovering after a restart."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from tapescribe.errors import Conflict, NotFound
+from tapescribe.jobs.queue import JobQueue
+from tapescribe.jobs.transcription import CANCEL_MARKER
+from tapescribe.sessions.service import (
+    CANCELLED,
+    ERROR,
+    QUEUED,
+    UNFINISHED,
+    SessionService,
+)
+
+log = logging.getLogger(__name__)
+
+
+class JobControl:
+    def __init__(self, sessions: SessionService, queue: JobQueue) -> None:
+        self.sessions = sessions
+        self.queue = queue
+
+    def submit(self, session_id: str) -> None:
+        """Enqueue only after the session's files are saved (a crash before this is caught by recover)."""
+        self.queue.enqueue(session_id, self.sessions.session(session_id).get("duration"))
+
+    def cancel(self, session_id: str) -> dict:
+        status = self.sessions.status(session_id)
+        if status["status"] not in UNFINISHED:
+            raise Conflict(f"Only queued or processing sessions can be cancelled; this one is {status['status']}.")
+        (self.sessions.store.dir(session_id) / CANCEL_MARKER).touch()
+        return self.sessions.set_status(session_id, CANCELLED, message="Cancelled by the user.",
+                                        runs=status.get("runs", []))
+
+    def retry(self, session_id: str) -> dict:
+        """Queue an errored or cancelled session again; it continues after the segments already saved."""
+        status = self.sessions.status(session_id)
+        if status["status"] not in (ERROR, CANCELLED):
+            raise Conflict(f"Only sessions in error or cancelled can be retried; this one is {status['status']}.")
+        if self.sessions.store.audio_path(session_id) is None and not self.sessions.store.chunk_paths(session_id):
+            raise Conflict("This session has no audio to transcribe.")
+        with contextlib.suppress(FileNotFoundError):
+            (self.sessions.store.dir(session_id) / CANCEL_MARKER).unlink()
+        record = self.sessions.set_status(session_id, QUEUED, progress=0.0, runs=status.get("runs", []))
+        self.submit(session_id)
+        return record
+
+    def recover(self) -> list[str]:
+        """After a start: every session whose files say it is unfinished goes back on the queue."""
+        recovered = []
+        for session_id in self.sessions.store.ids():
+            try:
+                status = self.sessions.status(session_id)
+                if status["status"] in UNFINISHED and self.sessions.store.audio_path(session_id) is not None:
+                    self.sessions.reindex_one(session_id, with_segments=False)
+                    self.submit(session_id)
+                    recovered.append(session_id)
+            except NotFound:
+                continue
+        if recovered:
+            log.info("re-queued %d unfinished session(s)", len(recovered))
+        return recovered

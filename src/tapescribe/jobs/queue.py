@@ -1,0 +1,86 @@
+"""JobQueue: Huey behind a small interface, with an SQLite file (default) or Redis as its storage.
+
+Huey drops a task once a worker takes it, so the queue alone would lose a job interrupted by a
+crash. The session files are the record instead: `recover()` puts every session whose status.json
+says queued or processing back on the queue, and the job itself skips sessions that are finished
+or held by another worker. A duplicate entry therefore costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from huey import RedisHuey, SqliteHuey
+from huey.consumer import Consumer
+
+from tapescribe.config import Settings
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "transcribe_session"
+
+
+class _EmbeddedConsumer(Consumer):
+    """A consumer that leaves signal handling to its host (uvicorn, or our CLI)."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+def priority_for(duration: float | None) -> int:
+    """Shorter recordings first, so a quick clip is never stuck behind a three-hour file."""
+    if not duration:
+        return 1_000_000
+    return max(0, 1_000_000 - int(duration))
+
+
+class JobQueue:
+    def __init__(self, settings: Settings, handler: Callable[[str], object]) -> None:
+        self.settings = settings
+        if settings.queue_backend == "redis":
+            self.huey = RedisHuey("tapescribe", url=settings.redis_url, results=False)
+        else:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self.huey = SqliteHuey("tapescribe", filename=str(settings.queue_path), results=False)
+        self._task = self.huey.task(name=TASK_NAME)(handler)
+        self._consumer: Consumer | None = None
+
+    def enqueue(self, session_id: str, duration: float | None = None) -> None:
+        self.huey.enqueue(self._task.s(session_id, priority=priority_for(duration)))
+
+    def pending(self) -> int:
+        return self.huey.pending_count()
+
+    def start_workers(self, count: int) -> None:
+        if count <= 0 or self._consumer is not None:
+            return
+        self._consumer = _EmbeddedConsumer(
+            self.huey,
+            workers=count,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=min(0.05, self.settings.queue_poll_seconds),
+            max_delay=self.settings.queue_poll_seconds,
+            check_worker_health=False,
+        )
+        self._consumer.start()
+        log.info("started %d job worker thread(s)", count)
+
+    def stop_workers(self) -> None:
+        """Stop taking jobs. A job in progress is interrupted; it resumes from its journal next start."""
+        if self._consumer is not None:
+            self._consumer.stop(graceful=False)
+            self._consumer = None
+
+    def run_workers_forever(self, count: int) -> None:
+        """For `tapescribe worker`: the consumer in the foreground, Ctrl-C or SIGTERM to stop."""
+        consumer = Consumer(
+            self.huey,
+            workers=max(1, count),
+            worker_type="thread",
+            periodic=False,
+            initial_delay=min(0.05, self.settings.queue_poll_seconds),
+            max_delay=self.settings.queue_poll_seconds,
+        )
+        consumer.run()

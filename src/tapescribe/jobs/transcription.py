@@ -1,0 +1,176 @@
+"""TranscriptionJob: transcribe one stored session, saving each segment as it comes, resumable after a crash.
+
+The same code runs inside a queue worker (uploads) and inline in a request (`/transcribe`). A file
+lock per session makes sure only one of them works on a session at a time, across processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, pcm_blocks
+from tapescribe.engine.models import ModelPool
+from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, transcribe_windows
+from tapescribe.errors import NotFound, TapescribeError
+from tapescribe.sessions.service import (
+    CANCELLED,
+    DONE,
+    ERROR,
+    PROCESSING,
+    UNFINISHED,
+    SessionService,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+CANCEL_MARKER = "cancel.requested"
+SAVE_EVERY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    window_seconds: float = 240.0
+    beam_size: int = 5
+    vad_filter: bool = True
+
+
+class Cancelled(Exception):
+    pass
+
+
+def build_transcription(session: dict[str, Any], segments: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+    return {
+        "text": "".join(segment["text"] for segment in segments).strip(),
+        "language": session.get("language"),
+        "language_probability": session.get("language_probability"),
+        "model": session.get("model"),
+        "complete": complete,
+        "segments": [{"id": number, **segment} for number, segment in enumerate(segments)],
+    }
+
+
+class TranscriptionJob:
+    def __init__(self, sessions: SessionService, models: ModelPool, settings: JobSettings) -> None:
+        self.sessions = sessions
+        self.models = models
+        self.settings = settings
+
+    def options_for(self, session: dict[str, Any]) -> DecodeOptions:
+        requested = session.get("options") or {}
+        return DecodeOptions(
+            language=session.get("requested_language"),
+            task=requested.get("task", "transcribe"),
+            beam_size=self.settings.beam_size,
+            vad_filter=self.settings.vad_filter,
+            word_timestamps=bool(requested.get("word_timestamps", False)),
+            initial_prompt=requested.get("prompt"),
+            temperature=requested.get("temperature"),
+        )
+
+    def run(self, session_id: str) -> str:
+        """Transcribe the session if it still needs it. Returns the status it was left in."""
+        store = self.sessions.store
+        try:
+            with store.job_lock(session_id) as held:
+                if not held:
+                    log.info("session %s is being transcribed elsewhere", session_id)
+                    return PROCESSING
+                status = self.sessions.status(session_id)["status"]
+                if status not in UNFINISHED:
+                    return status
+                return self._transcribe(session_id)
+        except NotFound:
+            log.info("session %s was deleted before or during its job", session_id)
+            return "deleted"
+
+    def _cancel_requested(self, session_id: str) -> bool:
+        return (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists()
+
+    def _transcribe(self, session_id: str) -> str:
+        sessions, store = self.sessions, self.sessions.store
+        session = sessions.session(session_id)
+        saved = store.journal(session_id)
+        resume = Resume()
+        if saved:
+            resume = Resume(
+                start=saved[-1]["end"],
+                previous_text="".join(segment["text"] for segment in saved),
+                language=session.get("language"),
+                language_probability=session.get("language_probability"),
+            )
+        runs = list(sessions.status(session_id).get("runs") or [])
+        runs.append({"started": utc_now(), "from_seconds": resume.start, "saved_segments": len(saved)})
+        duration = session.get("duration")
+        progress = min(1.0, resume.start / duration) if duration else 0.0
+        sessions.set_status(session_id, PROCESSING, progress=progress, runs=runs)
+
+        def status(state: str, progress: float | None, message: str | None = None) -> None:
+            sessions.set_status(session_id, state, progress=progress, message=message, runs=runs)
+
+        def remember_language(found: LanguageFound) -> None:
+            nonlocal session
+            session = sessions.update_session(
+                session_id, language=found.language, language_probability=round(found.probability, 4)
+            )
+
+        try:
+            if self._cancel_requested(session_id):
+                raise Cancelled
+            model = self.models.get(session.get("model"))
+            audio = store.audio_path(session_id)
+            if audio is not None:
+                blocks = pcm_blocks(audio, start=resume.start)
+            else:
+                blocks = _skip(chunks_pcm(store.chunk_paths(session_id)), resume.start)
+            segments = list(saved)
+            last_save = time.monotonic()
+            for segment in transcribe_windows(
+                model, blocks, self.options_for(session), resume, self.settings.window_seconds, remember_language
+            ):
+                store.append_journal(session_id, segment)
+                segments.append(segment)
+                if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
+                    last_save = time.monotonic()
+                    if self._cancel_requested(session_id):
+                        raise Cancelled
+                    sessions.save_transcription(session_id, build_transcription(session, segments, False), index=False)
+                    if duration:
+                        status(PROCESSING, min(0.999, segment["end"] / duration))
+        except Cancelled:
+            sessions.save_transcription(session_id, build_transcription(session, store.journal(session_id), False))
+            status(CANCELLED, None, "Cancelled by the user.")
+            return CANCELLED
+        except NotFound:
+            raise
+        except TapescribeError as error:
+            status(ERROR, None, error.message)
+            return ERROR
+        except Exception as error:  # a failed job must say why, and keep everything stored
+            log.exception("transcription of %s failed", session_id)
+            status(ERROR, None, f"Transcription failed: {type(error).__name__}: {error}")
+            return ERROR
+
+        measured = round(segments[-1]["end"], 3) if segments else None
+        if not duration and audio is not None:
+            measured = round(measure_duration(audio), 3)
+        if measured and not duration:
+            session = sessions.update_session(session_id, duration=measured)
+        sessions.save_transcription(session_id, build_transcription(session, segments, True))
+        store.clear_journal(session_id)
+        status(DONE, 1.0)
+        return DONE
+
+
+def _skip(blocks, seconds: float):
+    """Drop the first `seconds` of a block stream (resuming live chunks, which cannot seek)."""
+    skip = int(round(seconds * SAMPLE_RATE))
+    for block in blocks:
+        if skip >= len(block):
+            skip -= len(block)
+            continue
+        yield block[skip:]
+        skip = 0

@@ -1,0 +1,37 @@
+"""Runtime: the domain objects built from one Settings, shared by the HTTP app and the CLI.
+
+Each process builds one; it owns the loaded models, the store, the index and the queue.
+"""
+
+from __future__ import annotations
+
+from tapescribe.config import Settings
+from tapescribe.engine.models import ModelPool, ModelSettings
+from tapescribe.jobs.control import JobControl
+from tapescribe.jobs.queue import JobQueue
+from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
+from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.service import SessionService
+from tapescribe.sessions.store import SessionStore
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.sessions = SessionService(
+            SessionStore(settings.sessions_dir, settings.incoming_dir),
+            SessionIndex(settings.index_path),
+        )
+        self.models = ModelPool(
+            settings.models_dir,
+            settings.model,
+            ModelSettings(settings.device, settings.compute_type, settings.cpu_threads),
+        )
+        self.job = TranscriptionJob(
+            self.sessions,
+            self.models,
+            JobSettings(settings.window_seconds, settings.beam_size, settings.vad_filter),
+        )
+        self.queue = JobQueue(settings, self.job.run)
+        self.jobs = JobControl(self.sessions, self.queue)

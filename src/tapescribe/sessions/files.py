@@ -1,0 +1,71 @@
+"""Durable file writes: every JSON file is written beside its target, fsynced, then renamed over it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    payload = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+    with open(partial, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    fsync_dir(path.parent)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        with open(path, "rb") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return default
+
+
+def append_json_line(path: Path, record: Any) -> None:
+    """Append one record and fsync, so a crash loses at most the line being written."""
+    line = json.dumps(record, ensure_ascii=False) + "\n"
+    with open(path, "ab") as handle:
+        handle.write(line.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_json_lines(path: Path) -> list[Any]:
+    """Read complete records; a torn last line (crash mid-append) is ignored."""
+    records = []
+    try:
+        with open(path, "rb") as handle:
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    break
+                try:
+                    records.append(json.loads(raw))
+                except json.JSONDecodeError:
+                    break
+    except FileNotFoundError:
+        pass
+    return records
+
+
+def tree_size(path: Path) -> int:
+    total = 0
+    for entry in os.scandir(path):
+        if entry.is_file(follow_symlinks=False):
+            total += entry.stat(follow_symlinks=False).st_size
+        elif entry.is_dir(follow_symlinks=False):
+            total += tree_size(Path(entry.path))
+    return total

@@ -1,0 +1,58 @@
+"""Turning received bytes into a session: identify the format, name the file by it, publish, or keep it in error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tapescribe.engine.audio import measure_duration, probe
+from tapescribe.errors import UnsupportedMedia
+from tapescribe.sessions.service import ERROR, SessionService, status_record, utc_now
+from tapescribe.sessions.store import AUDIO_STEM
+
+RECEIVED_NAME = "upload.partial"
+
+
+def title_from_filename(filename: str | None, fallback: str) -> str:
+    if not filename:
+        return fallback
+    name = os.path.basename(filename.replace("\\", "/")).strip()
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return stem or fallback
+
+
+def accept_audio(
+    sessions: SessionService,
+    session_id: str,
+    received: Path,
+    *,
+    source: str,
+    filename: str | None,
+    initial_status: str,
+    fields: dict[str, Any],
+) -> dict[str, Any]:
+    """Publish the received file as a session. Undecodable bytes are kept too, in state error, then raised."""
+    size = received.stat().st_size
+    title = title_from_filename(filename, fallback=f"{source.capitalize()} {utc_now()[:16].replace('T', ' ')}")
+    try:
+        info = probe(received)
+    except UnsupportedMedia as error:
+        received.rename(received.with_name(f"{AUDIO_STEM}.bin"))
+        session = sessions.new_session_record(
+            session_id, source=source, title=title, original_filename=filename, size=size, **fields
+        )
+        sessions.publish(session_id, session, status_record(ERROR, message=error.message))
+        error.details["session_id"] = session_id
+        raise
+    duration = info.duration
+    if duration is None:
+        duration = round(measure_duration(received), 3)
+    received.rename(received.with_name(f"{AUDIO_STEM}.{info.extension}"))
+    session = sessions.new_session_record(
+        session_id, source=source, title=title, original_filename=filename, size=size,
+        duration=round(duration, 3), format=info.format_name, codec=info.codec, **fields,
+    )
+    sessions.publish(session_id, session, status_record(initial_status, progress=0.0))
+    return session
+

@@ -1,0 +1,132 @@
+"""Chunked live sessions (the original `POST /transcribe-live`): keep every chunk, answer with the text so far.
+
+Chunks are MediaRecorder slices: chunk 0 carries the webm header and later ones continue it, so
+the recording is the chunks read in order. Each new chunk transcribes only the audio after the
+last settled segment; all segments but the last are settled (the last may be cut by the chunk
+edge and is shown as a draft until the next chunk).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm
+from tapescribe.engine.models import ModelPool
+from tapescribe.engine.transcriber import DecodeOptions, segment_record
+from tapescribe.errors import Conflict
+from tapescribe.sessions import files
+from tapescribe.sessions.service import DONE, SessionService, status_record
+
+LIVE_STATE = "live.json"
+SETTLE_SILENCE_AFTER = 10.0  # seconds of tail without speech that are settled as silence
+
+
+def same_bytes(first: Path, second: Path) -> bool:
+    if first.stat().st_size != second.stat().st_size:
+        return False
+    with open(first, "rb") as a, open(second, "rb") as b:
+        while True:
+            block_a, block_b = a.read(1 << 20), b.read(1 << 20)
+            if block_a != block_b:
+                return False
+            if not block_a:
+                return True
+
+
+class LiveChunkService:
+    def __init__(self, sessions: SessionService, models: ModelPool, options: DecodeOptions) -> None:
+        self.sessions = sessions
+        self.models = models
+        self.options = options
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, session_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(session_id, threading.Lock())
+
+    def new_session(self, language: str | None, model: str | None) -> str:
+        return self.sessions.create(
+            source="live",
+            title="Live",
+            status=status_record(DONE, progress=1.0, message=None),
+            requested_language=language,
+            model=model or self.models.default_name,
+        )
+
+    def add_chunk(self, session_id: str, index: int, received: Path) -> dict[str, Any]:
+        """Store chunk `index` (idempotent for identical bytes, Conflict otherwise) and return the text so far."""
+        with self._lock(session_id):
+            store = self.sessions.store
+            target = store.chunk_path(session_id, index)
+            if target.exists():
+                same = same_bytes(target, received)
+                received.unlink()
+                if not same:
+                    raise Conflict(f"Chunk {index} was already received with different audio; it is kept unchanged.",
+                                   chunk_index=index)
+                return {**self._answer(session_id), "duplicate": True}
+            received.rename(target)
+            files.fsync_dir(target.parent)
+            return {**self._transcribe_tail(session_id), "duplicate": False}
+
+    def _answer(self, session_id: str) -> dict[str, Any]:
+        transcription = self.sessions.transcription(session_id) or {"text": "", "segments": []}
+        return {"session_id": session_id, "text": transcription["text"], "segments": transcription["segments"]}
+
+    def _transcribe_tail(self, session_id: str) -> dict[str, Any]:
+        store = self.sessions.store
+        state_path = store.dir(session_id) / LIVE_STATE
+        state = files.read_json(state_path, {"settled": [], "settled_until": 0.0})
+        skip = int(round(state["settled_until"] * SAMPLE_RATE))
+        blocks, total = [], 0
+        for block in chunks_pcm(store.chunk_paths(session_id)):
+            if skip >= len(block):
+                skip -= len(block)
+                total += len(block)
+                continue
+            blocks.append(block[skip:])
+            total += len(block)
+            skip = 0
+        tail = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+        session = self.sessions.session(session_id)
+        settled, draft = list(state["settled"]), []
+        offset = state["settled_until"]
+        if len(tail) >= SAMPLE_RATE // 2:
+            model = self.models.get(session.get("model"))
+            prompt = "".join(segment["text"] for segment in settled)[-600:] or None
+            segments, info = model.transcribe(
+                tail,
+                language=session.get("requested_language") or session.get("language"),
+                initial_prompt=prompt,
+                **{**self.options.as_kwargs(), "word_timestamps": False},
+            )
+            found = [segment_record(segment, offset) for segment in segments]
+            if not session.get("language"):
+                self.sessions.update_session(session_id, language=info.language,
+                                             language_probability=round(info.language_probability, 4))
+            if found:
+                settled += found[:-1]
+                draft = found[-1:]
+                state["settled_until"] = found[-2]["end"] if len(found) > 1 else offset
+            elif len(tail) / SAMPLE_RATE > SETTLE_SILENCE_AFTER:
+                state["settled_until"] = offset + len(tail) / SAMPLE_RATE - 1.0
+        state["settled"] = settled
+        files.write_json_atomic(state_path, state)
+        segments = [{"id": n, **segment, "final": n < len(settled)} for n, segment in enumerate(settled + draft)]
+        duration = round(total / SAMPLE_RATE, 3)
+        session = self.sessions.update_session(session_id, duration=duration)
+        self.sessions.save_transcription(session_id, {
+            "text": "".join(segment["text"] for segment in segments).strip(),
+            "language": session.get("language"),
+            "language_probability": session.get("language_probability"),
+            "model": session.get("model"),
+            "complete": True,
+            "segments": segments,
+        })
+        self.sessions.set_status(session_id, DONE, progress=1.0)
+        return self._answer(session_id)

@@ -1,0 +1,175 @@
+"""SessionService: the session operations, keeping the files (the record) and the index (the cache) in step.
+
+Every change writes the file first, then the index; a crash between the two is repaired by `reindex`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from tapescribe.errors import BadRequest, NotFound
+from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.store import (
+    SESSION_FILE,
+    STATUS_FILE,
+    TRANSCRIPTION_FILE,
+    SessionStore,
+)
+
+QUEUED, PROCESSING, DONE, ERROR, CANCELLED = "queued", "processing", "done", "error", "cancelled"
+STATUSES = (QUEUED, PROCESSING, DONE, ERROR, CANCELLED)
+UNFINISHED = (QUEUED, PROCESSING)
+MAX_TITLE_LENGTH = 200
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def status_record(status: str, progress: float | None = None, message: str | None = None, **extra: Any) -> dict:
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    return {"status": status, "progress": progress, "message": message, "updated": utc_now(), **extra}
+
+
+class SessionService:
+    def __init__(self, store: SessionStore, index: SessionIndex) -> None:
+        self.store = store
+        self.index = index
+
+    # -- creating -----------------------------------------------------------------------------
+
+    @staticmethod
+    def new_session_record(session_id: str, *, source: str, title: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": session_id,
+            "title": title[:MAX_TITLE_LENGTH],
+            "created": utc_now(),
+            "source": source,
+            "original_filename": None,
+            "size": None,
+            "duration": None,
+            "model": None,
+            "language": None,
+            **fields,
+        }
+
+    def publish(self, session_id: str, session: dict[str, Any], status: dict[str, Any]) -> None:
+        """Make a received upload a session: files first, then the index."""
+        self.store.publish(session_id, session, status)
+        self.reindex_one(session_id)
+
+    def create(self, *, source: str, title: str, status: dict[str, Any], **fields: Any) -> str:
+        session_id, _ = self.store.new_incoming()
+        session = self.new_session_record(session_id, source=source, title=title, **fields)
+        self.publish(session_id, session, status)
+        return session_id
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        return self.store.read(session_id, SESSION_FILE)
+
+    def status(self, session_id: str) -> dict[str, Any]:
+        return self.store.read(session_id, STATUS_FILE) or status_record(QUEUED)
+
+    def transcription(self, session_id: str) -> dict[str, Any] | None:
+        return self.store.read(session_id, TRANSCRIPTION_FILE)
+
+    def get(self, session_id: str) -> dict[str, Any]:
+        """Everything about one session, read from its files (the truth)."""
+        session = self.session(session_id)
+        audio = self.store.audio_path(session_id)
+        return {
+            **session,
+            "status": self.status(session_id),
+            "transcription": self.transcription(session_id),
+            "size_bytes": self.store.size(session_id),
+            "has_audio": audio is not None,
+            "chunks": len(self.store.chunk_paths(session_id)),
+        }
+
+    def list(self, limit: int = 50, offset: int = 0, query: str | None = None) -> dict[str, Any]:
+        if not 1 <= limit <= 500:
+            raise BadRequest("limit must be between 1 and 500.")
+        if offset < 0:
+            raise BadRequest("offset must not be negative.")
+        rows, total = self.index.list(limit, offset, query)
+        return {"sessions": rows, "total": total, "limit": limit, "offset": offset}
+
+    def storage(self) -> dict[str, Any]:
+        return self.index.totals()
+
+    # -- changing -----------------------------------------------------------------------------
+
+    def update_session(self, session_id: str, **fields: Any) -> dict[str, Any]:
+        session = {**self.session(session_id), **fields}
+        self.store.write(session_id, SESSION_FILE, session)
+        self.reindex_one(session_id, with_segments=False)
+        return session
+
+    def rename(self, session_id: str, title: str) -> dict[str, Any]:
+        title = (title or "").strip()
+        if not title:
+            raise BadRequest("A title must not be empty.")
+        return self.update_session(session_id, title=title[:MAX_TITLE_LENGTH])
+
+    def set_status(self, session_id: str, status: str, progress: float | None = None,
+                   message: str | None = None, **extra: Any) -> dict[str, Any]:
+        record = status_record(status, progress, message, **extra)
+        self.store.write(session_id, STATUS_FILE, record)
+        self.index.update(
+            session_id, status=status, progress=progress, message=message, updated=record["updated"],
+            size_bytes=self.store.size(session_id),
+        )
+        return record
+
+    def save_transcription(self, session_id: str, transcription: dict[str, Any], *, index: bool = True) -> None:
+        self.store.write(session_id, TRANSCRIPTION_FILE, transcription)
+        if index:
+            self.index.set_segments(session_id, transcription.get("segments", []))
+
+    def delete(self, session_id: str) -> None:
+        """The user's own deletion: the only code path that removes stored data."""
+        self.store.delete(session_id)
+        self.index.remove(session_id)
+
+    # -- the index as a cache of the files -------------------------------------------------------
+
+    def index_row(self, session_id: str) -> dict[str, Any]:
+        session = self.session(session_id)
+        status = self.status(session_id)
+        return {
+            "id": session_id,
+            "title": session.get("title") or "",
+            "created": session.get("created") or utc_now(),
+            "source": session.get("source") or "",
+            "filename": session.get("original_filename"),
+            "duration": session.get("duration"),
+            "model": session.get("model"),
+            "language": session.get("language"),
+            "status": status.get("status", QUEUED),
+            "progress": status.get("progress"),
+            "message": status.get("message"),
+            "updated": status.get("updated"),
+            "size_bytes": self.store.size(session_id),
+        }
+
+    def reindex_one(self, session_id: str, with_segments: bool = True) -> None:
+        self.index.upsert(self.index_row(session_id))
+        if with_segments:
+            transcription = self.transcription(session_id) or {}
+            self.index.set_segments(session_id, transcription.get("segments", []))
+
+    def reindex(self) -> int:
+        """Rebuild the whole index from the session directories."""
+        self.index.clear()
+        count = 0
+        for session_id in self.store.ids():
+            try:
+                self.reindex_one(session_id)
+            except NotFound:
+                continue  # deleted while we were scanning
+            count += 1
+        return count

@@ -1,0 +1,178 @@
+"""SessionStore: the session directories on disk, which are the record of everything.
+
+Layout of one session (compatible with the original system):
+
+    sessions/<id>/session.json        what it is
+    sessions/<id>/status.json         where its job is
+    sessions/<id>/transcription.json  the result (rewritten as segments arrive)
+    sessions/<id>/segments.jsonl      journal of saved segments while a job runs (resume point)
+    sessions/<id>/original_audio.<ext>
+    sessions/<id>/chunk_<n>.webm      live chunks
+
+Paths are only ever built from ids that passed `checked_session_id`, and from fixed names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tapescribe.errors import NotFound
+from tapescribe.sessions import files
+from tapescribe.sessions.ids import checked_session_id, new_session_id
+
+SESSION_FILE = "session.json"
+STATUS_FILE = "status.json"
+TRANSCRIPTION_FILE = "transcription.json"
+JOURNAL_FILE = "segments.jsonl"
+LOCK_FILE = ".job.lock"
+AUDIO_STEM = "original_audio"
+VERSIONS_DIR = "versions"
+
+
+class SessionStore:
+    def __init__(self, sessions_dir: Path, incoming_dir: Path) -> None:
+        self.sessions_dir = sessions_dir
+        self.incoming_dir = incoming_dir
+        self._deleting_dir = sessions_dir.parent / "deleting"
+        for directory in (sessions_dir, incoming_dir, self._deleting_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    # -- where things are ---------------------------------------------------------------------
+
+    def dir(self, session_id: str) -> Path:
+        """The directory of an existing session; NotFound for anything else."""
+        path = self.sessions_dir / checked_session_id(session_id)
+        if not (path / SESSION_FILE).is_file():
+            raise NotFound("No such session.")
+        return path
+
+    def exists(self, session_id: str) -> bool:
+        try:
+            self.dir(session_id)
+        except NotFound:
+            return False
+        return True
+
+    def ids(self) -> list[str]:
+        found = []
+        for entry in os.scandir(self.sessions_dir):
+            try:
+                session_id = checked_session_id(entry.name)
+            except NotFound:
+                continue
+            if (Path(entry.path) / SESSION_FILE).is_file():
+                found.append(session_id)
+        return found
+
+    def audio_path(self, session_id: str) -> Path | None:
+        directory = self.dir(session_id)
+        for entry in sorted(directory.iterdir()):
+            if entry.name.startswith(AUDIO_STEM + ".") and entry.is_file():
+                return entry
+        return None
+
+    def chunk_path(self, session_id: str, index: int) -> Path:
+        return self.dir(session_id) / f"chunk_{int(index)}.webm"
+
+    def chunk_paths(self, session_id: str) -> list[Path]:
+        directory = self.dir(session_id)
+        chunks = []
+        for entry in directory.iterdir():
+            name = entry.name
+            if name.startswith("chunk_") and name.endswith(".webm") and name[6:-5].isdigit():
+                chunks.append((int(name[6:-5]), entry))
+        return [path for _, path in sorted(chunks)]
+
+    # -- creating -----------------------------------------------------------------------------
+
+    def new_incoming(self) -> tuple[str, Path]:
+        """A fresh id and a private directory to receive an upload into (not yet a session)."""
+        session_id = new_session_id()
+        path = self.incoming_dir / session_id
+        path.mkdir()
+        return session_id, path
+
+    def discard_incoming(self, session_id: str) -> None:
+        """Remove an upload that never became a session (rejected: empty, too large, aborted)."""
+        shutil.rmtree(self.incoming_dir / checked_session_id(session_id), ignore_errors=True)
+
+    def publish(self, session_id: str, session: dict[str, Any], status: dict[str, Any]) -> Path:
+        """Write the metadata into the incoming directory, then rename it into place in one step."""
+        source = self.incoming_dir / checked_session_id(session_id)
+        files.write_json_atomic(source / STATUS_FILE, status)
+        files.write_json_atomic(source / SESSION_FILE, session)
+        target = self.sessions_dir / session_id
+        os.replace(source, target)
+        files.fsync_dir(self.sessions_dir)
+        return target
+
+    def create(self, session: dict[str, Any], status: dict[str, Any]) -> str:
+        session_id, _ = self.new_incoming()
+        session = {**session, "id": session_id}
+        self.publish(session_id, session, status)
+        return session_id
+
+    # -- reading and writing the JSON files ----------------------------------------------------
+
+    def read(self, session_id: str, name: str) -> Any:
+        return files.read_json(self.dir(session_id) / name)
+
+    def write(self, session_id: str, name: str, data: Any) -> None:
+        files.write_json_atomic(self.dir(session_id) / name, data)
+
+    def journal(self, session_id: str) -> list[dict[str, Any]]:
+        return files.read_json_lines(self.dir(session_id) / JOURNAL_FILE)
+
+    def append_journal(self, session_id: str, record: dict[str, Any]) -> None:
+        files.append_json_line(self.dir(session_id) / JOURNAL_FILE, record)
+
+    def clear_journal(self, session_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir(session_id) / JOURNAL_FILE).unlink()
+
+    def save_version(self, session_id: str, label: str, data: Any) -> str:
+        """Keep an earlier transcript (an edit, a live draft) under versions/ before it is replaced."""
+        versions = self.dir(session_id) / VERSIONS_DIR
+        versions.mkdir(exist_ok=True)
+        number = len(list(versions.glob("*.json"))) + 1
+        name = f"{number:04d}-{label}.json"
+        files.write_json_atomic(versions / name, data)
+        return name
+
+    def size(self, session_id: str) -> int:
+        return files.tree_size(self.dir(session_id))
+
+    # -- the only way data goes away -----------------------------------------------------------
+
+    def delete(self, session_id: str) -> None:
+        """The user's deletion: moved out of sight in one rename, then removed."""
+        source = self.dir(session_id)
+        target = self._deleting_dir / session_id
+        os.replace(source, target)
+        shutil.rmtree(target, ignore_errors=True)
+
+    # -- one job at a time per session, across threads and processes ----------------------------
+
+    @contextlib.contextmanager
+    def job_lock(self, session_id: str) -> Iterator[bool]:
+        """Yield True if this caller holds the session's job lock. The OS drops it if the process dies."""
+        path = self.dir(session_id) / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
