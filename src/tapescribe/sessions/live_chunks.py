@@ -1,9 +1,10 @@
 """Chunked live sessions (the original `POST /transcribe-live`): keep every chunk, answer with the text so far.
 
 Chunks are MediaRecorder slices: chunk 0 carries the webm header and later ones continue it, so
-the recording is the chunks read in order. Each new chunk transcribes only the audio after the
-last settled segment; all segments but the last are settled (the last may be cut by the chunk
-edge and is shown as a draft until the next chunk).
+the recording is the chunks read in order. Each new chunk transcribes the audio after the last
+settled segment. While that unsettled tail is shorter than one Whisper window it is all decoded
+again (so a short recording ends exactly as an offline transcription would); past that, segments
+ending well before the edge are settled and later chunks start after them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tapescribe.sessions.service import DONE, SessionService, status_record
 
 LIVE_STATE = "live.json"
 SETTLE_SILENCE_AFTER = 10.0  # seconds of tail without speech that are settled as silence
+SETTLE_MARGIN = 2.0  # a segment ending this close to the audio received so far may still change
+SETTLE_AFTER = 24.0  # below this much unsettled audio, all of it is decoded again, as Whisper's one window
 
 
 def same_bytes(first: Path, second: Path) -> bool:
@@ -109,10 +112,16 @@ class LiveChunkService:
             if not session.get("language"):
                 self.sessions.update_session(session_id, language=info.language,
                                              language_probability=round(info.language_probability, 4))
+            tail_end = offset + len(tail) / SAMPLE_RATE
+            keep = 0
+            long_tail = len(tail) / SAMPLE_RATE >= SETTLE_AFTER
+            while long_tail and keep < len(found) - 1 and found[keep]["end"] <= tail_end - SETTLE_MARGIN:
+                keep += 1
             if found:
-                settled += found[:-1]
-                draft = found[-1:]
-                state["settled_until"] = found[-2]["end"] if len(found) > 1 else offset
+                settled += found[:keep]
+                draft = found[keep:]
+                if keep:
+                    state["settled_until"] = found[keep - 1]["end"]
             elif len(tail) / SAMPLE_RATE > SETTLE_SILENCE_AFTER:
                 state["settled_until"] = offset + len(tail) / SAMPLE_RATE - 1.0
         state["settled"] = settled

@@ -1,0 +1,206 @@
+"""Test fixtures: the real server process, the real tiny.en model and real recorded speech.
+
+Each server runs with its own data directory and with TMPDIR pointed at an empty directory of its
+own, so any test can check that the product never wrote a temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+AUDIO_DIR = Path(os.environ.get("TAPESCRIBE_TEST_AUDIO", REPO.parent / "shared" / "audio"))
+
+ENGLISH_FILES = [
+    "jfk.flac", "61-70968-0000.flac", "goforward.wav", "leopard_test.wav",
+    "sense_and_sensibility_01_austen_64kb-0870.wav", "sense_and_sensibility_01_austen_64kb-0880.wav",
+    "sense_and_sensibility_01_austen_64kb-0890.wav", "sense_and_sensibility_01_austen_64kb-0920.wav",
+    "sense_and_sensibility_01_austen_64kb-0930.wav", "speechbrain_spk1_snt1.wav", "speechbrain_spk1_snt3.wav",
+    "speechbrain_spk2_snt2.wav", "speechbrain_spk2_snt4.wav", "acoustic_corpus.wav",
+]
+
+
+def audio_file(name: str) -> Path:
+    path = AUDIO_DIR / name
+    if not path.is_file():
+        pytest.fail(f"missing test recording {path}; set TAPESCRIBE_TEST_AUDIO to the shared audio folder")
+    return path
+
+
+def reference_text(name: str) -> str:
+    return audio_file(name).with_suffix(".txt").read_text(encoding="utf-8").strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A real `tapescribe serve` process."""
+
+    data_dir: Path
+    tmp_dir: Path
+    env: dict = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> "Server":
+        self.port = free_port()
+        env = {**os.environ, "TMPDIR": str(self.tmp_dir), "TEMP": str(self.tmp_dir), "TMP": str(self.tmp_dir),
+               "PYTHONUNBUFFERED": "1", **self.env}
+        self.log_path = self.data_dir.parent / f"server-{self.data_dir.name}.log"
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tapescribe", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def client(self, timeout: float = 120) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def wait_done(self, session_id: str, timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                body = client.get(f"/session/{session_id}").json()
+                if body["status"]["status"] not in ("queued", "processing"):
+                    return body
+                time.sleep(0.2)
+        raise AssertionError(f"session {session_id} did not finish:\n{self.log()}")
+
+
+def make_server(tmp_path_factory, name: str, **env) -> Server:
+    base = tmp_path_factory.mktemp(name)
+    (base / "tmp").mkdir()
+    return Server(data_dir=base / "data", tmp_dir=base / "tmp", env={k: str(v) for k, v in env.items()})
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One shared server for the tests that do not restart it."""
+    running = make_server(tmp_path_factory, "shared").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def library_model():
+    """faster-whisper used directly, with the same model and settings as the server's defaults."""
+    from faster_whisper import WhisperModel
+
+    from tapescribe.config import Settings
+    from tapescribe.engine.models import resolve_model
+
+    settings = Settings()
+    return WhisperModel(str(resolve_model("tiny.en", settings.models_dir)), device="cpu", compute_type="int8")
+
+
+def library_text(model, path: Path) -> str:
+    segments, _ = model.transcribe(str(path), beam_size=5, vad_filter=True)
+    return "".join(segment.text for segment in segments).strip()
+
+
+def wer(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus word error rate in percent, after Whisper's English text normalisation."""
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalise = EnglishTextNormalizer()
+    refs = [normalise(text) for text in references]
+    hyps = [normalise(text) for text in hypotheses]
+    return 100.0 * jiwer.wer(refs, hyps)
+
+
+def read_pcm(path: Path) -> np.ndarray:
+    from tapescribe.engine.audio import pcm_blocks
+
+    return np.concatenate(list(pcm_blocks(path)))
+
+
+def write_wav(path: Path, samples: np.ndarray) -> Path:
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+def encode_webm_opus(source: Path, target: Path) -> Path:
+    """A browser-style recording (webm/opus) of a real recording, made with PyAV."""
+    import av
+
+    samples = read_pcm(source)
+    with av.open(str(target), "w", format="webm") as container:
+        stream = container.add_stream("libopus", rate=48000)
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        frame = av.AudioFrame.from_ndarray((samples * 32767).astype("<i2").reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 16000
+        for resampled in resampler.resample(frame):
+            for packet in stream.encode(resampled):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return target
+
+
+@pytest.fixture(scope="session")
+def long_recording(tmp_path_factory) -> tuple[Path, list[str]]:
+    """About three minutes of real speech: the English recordings joined with short pauses, twice."""
+    silence = np.zeros(8000, dtype=np.float32)
+    pieces, references = [], []
+    for _ in range(2):
+        for name in ENGLISH_FILES:
+            pieces += [read_pcm(audio_file(name)), silence]
+            references.append(reference_text(name))
+    path = tmp_path_factory.mktemp("long") / "long_speech.wav"
+    return write_wav(path, np.concatenate(pieces)), references
