@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tapescribe.config import Settings
+from tapescribe.config import Settings, confine_scratch_files
 
 _COMMON = [
     click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -84,6 +84,7 @@ def transcribe(files, language, fmt, output_dir, model) -> None:
     from tapescribe.sessions.exports import render
 
     settings = make_settings(model=model)
+    confine_scratch_files(settings)
     pool = ModelPool(settings.models_dir, settings.model,
                      ModelSettings(settings.device, settings.compute_type, settings.cpu_threads))
     options = DecodeOptions(language=language, beam_size=settings.beam_size, vad_filter=settings.vad_filter)

@@ -5,6 +5,7 @@ Nothing else in the package reads os.environ: every module gets what it needs fr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -81,3 +82,17 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+
+def confine_scratch_files(settings: Settings) -> Path:
+    """Point TMPDIR inside the data directory, before any model library is imported.
+
+    tapescribe itself never makes temporary files, but libraries it loads may (onnxruntime, which
+    runs the VAD, writes a '.ses' file into TMPDIR on import). Pointing TMPDIR here keeps the
+    system temp directory untouched and everything of ours under the data directory.
+    """
+    scratch = settings.data_dir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        os.environ[name] = str(scratch)
+    return scratch

@@ -5,7 +5,7 @@ Each process builds one; it owns the loaded models, the store, the index and the
 
 from __future__ import annotations
 
-from tapescribe.config import Settings
+from tapescribe.config import Settings, confine_scratch_files
 from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.jobs.control import JobControl
 from tapescribe.jobs.queue import JobQueue
@@ -19,6 +19,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        confine_scratch_files(settings)
         self.sessions = SessionService(
             SessionStore(settings.sessions_dir, settings.incoming_dir),
             SessionIndex(settings.index_path),

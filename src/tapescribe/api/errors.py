@@ -64,9 +64,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", message, {"problems": problems})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(error.status_code, "http_error")
         message = error.detail if isinstance(error.detail, str) else "Request failed."
+        if error.status_code == 404 and message == "Not Found":
+            message = "Nothing is here: no such route or resource."
+        elif error.status_code == 405:
+            message = f"{request.method} is not allowed on this route."
         return error_response(error.status_code, code, message, headers=getattr(error, "headers", None))
 
     @app.exception_handler(Exception)

@@ -98,7 +98,6 @@ class TranscriptionJob:
         if saved:
             resume = Resume(
                 start=saved[-1]["end"],
-                previous_text="".join(segment["text"] for segment in saved),
                 language=session.get("language"),
                 language_probability=session.get("language_probability"),
             )
