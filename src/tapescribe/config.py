@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server for queue_backend=redis.")
     queue_poll_seconds: float = Field(
-        0.25, gt=0, description="Longest an idle worker waits before looking at the queue again."
+        0.1, gt=0, description="Longest an idle worker waits before looking at the queue again."
     )
     max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="Largest accepted upload, in bytes (default 4 GiB).")
     api_key: str | None = Field(

@@ -103,6 +103,7 @@ class TranscriptionJob:
             )
         runs = list(sessions.status(session_id).get("runs") or [])
         runs.append({"started": utc_now(), "from_seconds": resume.start, "saved_segments": len(saved)})
+        clock = time.monotonic()
         duration = session.get("duration")
         progress = min(1.0, resume.start / duration) if duration else 0.0
         sessions.set_status(session_id, PROCESSING, progress=progress, runs=runs)
@@ -160,6 +161,7 @@ class TranscriptionJob:
             session = sessions.update_session(session_id, duration=measured)
         sessions.save_transcription(session_id, build_transcription(session, segments, True))
         store.clear_journal(session_id)
+        runs[-1]["seconds"] = round(time.monotonic() - clock, 3)
         status(DONE, 1.0)
         return DONE
 
