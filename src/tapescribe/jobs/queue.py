@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from huey import RedisHuey, SqliteHuey
+from huey import PriorityRedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
 from tapescribe.config import Settings
@@ -39,7 +39,7 @@ class JobQueue:
     def __init__(self, settings: Settings, handler: Callable[[str], object]) -> None:
         self.settings = settings
         if settings.queue_backend == "redis":
-            self.huey = RedisHuey("tapescribe", url=settings.redis_url, results=False)
+            self.huey = PriorityRedisHuey("tapescribe", url=settings.redis_url, results=False)
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.huey = SqliteHuey("tapescribe", filename=str(settings.queue_path), results=False)

@@ -1,0 +1,40 @@
+# Two commands on a fresh machine with Python 3.11+:
+#   make run    set up .venv and serve http://127.0.0.1:8000 (data in ./data, bundled tiny.en model)
+#   make test   set up .venv with the test extras and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA ?= ./data
+
+.PHONY: run test setup setup-test bench clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test,base]'
+	touch $(VENV)/.installed $@
+
+setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
+
+run: setup
+	$(BIN)/tapescribe serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+
+test: setup-test
+	$(BIN)/python -m pytest
+
+bench: setup-test
+	$(BIN)/python bench/make_long_audio.py 60 bench/audio/minute.wav
+	$(BIN)/python bench/throughput.py bench/audio/minute.wav
+	$(BIN)/python bench/memory.py
+
+clean-venv:
+	rm -rf $(VENV)

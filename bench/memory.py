@@ -1,0 +1,77 @@
+"""Peak memory against file length: tapescribe's windowed engine and faster-whisper's own transcribe().
+
+    python bench/memory.py [--minutes 1 10 30]
+
+Builds recordings of real speech of each length (bench/audio/, from ../shared/audio), then
+transcribes each in a fresh process and reports that process's peak resident memory (maxrss
+from wait4). tapescribe decodes in blocks into windows of TAPESCRIBE_WINDOW_SECONDS (240 s by
+default), so its peak should stay flat; the library decodes the whole file first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from make_long_audio import REPO, make  # noqa: E402
+
+ENGINE = """
+import sys
+from pathlib import Path
+from tapescribe.engine.audio import pcm_blocks
+from tapescribe.engine.models import ModelPool, ModelSettings
+from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
+model = ModelPool(Path("unused"), "tiny.en", ModelSettings()).get()
+for _ in transcribe_windows(model, pcm_blocks(sys.argv[1]), DecodeOptions(), window_seconds=240):
+    pass
+"""
+
+LIBRARY = """
+import sys
+from pathlib import Path
+from faster_whisper import WhisperModel
+from tapescribe.engine.models import resolve_model
+model = WhisperModel(str(resolve_model("tiny.en", Path("unused"))), device="cpu", compute_type="int8")
+segments, _ = model.transcribe(sys.argv[1], beam_size=5, vad_filter=True)
+for _ in segments:
+    pass
+"""
+
+
+def peak_mib(code: str, path: Path) -> tuple[float, float]:
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"transcription of {path} failed")
+    return usage.ru_maxrss / 1024, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 30])
+    parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
+    parser.add_argument("--skip-library", action="store_true")
+    args = parser.parse_args()
+    for minutes in args.minutes:
+        path = HERE / "audio" / f"speech_{minutes:g}min.wav"
+        if not path.exists():
+            make(minutes * 60, path, args.audio_dir)
+        engine_mib, engine_s = peak_mib(ENGINE, path)
+        line = f"minutes={minutes:g} tapescribe_peak_mib={engine_mib:.0f} tapescribe_s={engine_s:.1f}"
+        if not args.skip_library:
+            library_mib, library_s = peak_mib(LIBRARY, path)
+            line += f" library_peak_mib={library_mib:.0f} library_s={library_s:.1f}"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
