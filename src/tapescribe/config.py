@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="Largest accepted upload, in bytes (default 4 GiB).")
     api_key: str | None = Field(
-        None, description="If set, every API request must carry 'Authorization: Bearer <key>'."
+        None, description="If set, the OpenAI-compatible routes (/v1/...) need 'Authorization: Bearer <key>'."
     )
 
     @field_validator("data_dir")

@@ -48,3 +48,9 @@ class ModelUnavailable(TapescribeError):
 
 class Unauthorized(TapescribeError):
     code = "unauthorized"
+
+
+class TranscriptionFailed(TapescribeError):
+    """The job ran and ended in error or was cancelled; the session keeps its audio."""
+
+    code = "transcription_failed"

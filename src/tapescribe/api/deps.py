@@ -6,7 +6,7 @@ import hmac
 
 from fastapi import Request
 
-from tapescribe.engine.transcriber import known_language
+from tapescribe.engine.languages import language_code
 from tapescribe.errors import BadRequest, Unauthorized
 from tapescribe.runtime import Runtime
 
@@ -26,13 +26,20 @@ def check_api_key(request: Request) -> None:
         raise Unauthorized("A valid API key is required: send 'Authorization: Bearer <key>'.")
 
 
+def checked_language(value: str | None) -> str | None:
+    """None for auto-detection, else a Whisper language code; BadRequest for anything unknown."""
+    value = (value or "").strip().lower()
+    if value in ("", "auto", "detect"):
+        return None
+    code = language_code(value)
+    if code is None:
+        raise BadRequest(f"Unknown language {value!r}; use a Whisper code such as 'en' or 'de'.")
+    return code
+
+
 def job_fields(runtime: Runtime, form: dict[str, str]) -> dict:
     """The per-job choices a client may send with an upload, checked before anything is stored."""
-    language = (form.get("language") or "").strip().lower() or None
-    if language in ("auto", "detect"):
-        language = None
-    if language is not None and not known_language(language):
-        raise BadRequest(f"Unknown language code {language!r}; use a Whisper code such as 'en' or 'de'.")
+    language = checked_language(form.get("language"))
     model = runtime.models.check((form.get("model") or "").strip() or None)
     options: dict = {}
     if form.get("word_timestamps", "").lower() in ("1", "true", "yes", "on"):

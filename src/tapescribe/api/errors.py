@@ -25,6 +25,7 @@ STATUS_FOR = {
     errors.Conflict: 409,
     errors.ModelUnavailable: 400,
     errors.Unauthorized: 401,
+    errors.TranscriptionFailed: 422,
 }
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",

@@ -11,16 +11,16 @@ import asyncio
 import json
 import os
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from tapescribe.api.deps import check_api_key, runtime_of
+from tapescribe.api.deps import runtime_of
 from tapescribe.errors import NotFound
 from tapescribe.sessions.ids import checked_session_id
 from tapescribe.sessions.service import UNFINISHED
 from tapescribe.sessions.store import STATUS_FILE, TRANSCRIPTION_FILE
 
-router = APIRouter(dependencies=[Depends(check_api_key)], tags=["sessions"])
+router = APIRouter(tags=["sessions"])
 
 WATCH_INTERVAL = 0.05
 KEEPALIVE_SECONDS = 15.0

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import mimetypes
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from tapescribe.api.deps import check_api_key, runtime_of
+from tapescribe.api.deps import checked_language, runtime_of
 from tapescribe.engine.audio import ChainedFiles, chunk_recordings
 from tapescribe.errors import NotFound
 from tapescribe.sessions.exports import FORMATS, render
 from tapescribe.sessions.ids import checked_session_id
 
-router = APIRouter(dependencies=[Depends(check_api_key)], tags=["sessions"])
+router = APIRouter(tags=["sessions"])
 
 _AUDIO_TYPES = {"webm": "audio/webm", "m4a": "audio/mp4", "mkv": "video/x-matroska", "opus": "audio/ogg",
                 "ogg": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav", "mp3": "audio/mpeg"}
@@ -62,6 +62,34 @@ async def delete_session(request: Request, session_id: str) -> dict:
     session_id = checked_session_id(session_id)
     await run_in_threadpool(runtime_of(request).sessions.delete, session_id)
     return {"deleted": session_id}
+
+
+@router.patch("/session/{session_id}/segments/{position}")
+def edit_segment(request: Request, session_id: str, position: int,
+                 text: str = Body(..., embed=True, max_length=20_000)) -> dict:
+    """Correct one segment's text; the transcript before the edit is kept as a version."""
+    return runtime_of(request).sessions.edit_segment(checked_session_id(session_id), position, text)
+
+
+@router.get("/session/{session_id}/versions")
+def list_versions(request: Request, session_id: str) -> dict:
+    """Earlier transcripts (before each edit and each re-transcription), oldest first."""
+    return {"versions": runtime_of(request).sessions.versions(checked_session_id(session_id))}
+
+
+@router.get("/session/{session_id}/versions/{number}")
+def get_version(request: Request, session_id: str, number: int) -> dict:
+    return runtime_of(request).sessions.store.version(checked_session_id(session_id), number)
+
+
+@router.post("/session/{session_id}/retranscribe", status_code=202)
+def retranscribe(request: Request, session_id: str, model: str | None = Body(None, embed=True),
+                 language: str | None = Body(None, embed=True)) -> dict:
+    """Transcribe again with another model or language; the current transcript stays as a version."""
+    runtime = runtime_of(request)
+    session_id = checked_session_id(session_id)
+    runtime.sessions.session(session_id)
+    return runtime.jobs.retranscribe(session_id, runtime.models.check(model), checked_language(language))
 
 
 @router.post("/session/{session_id}/cancel")

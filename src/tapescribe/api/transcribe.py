@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from tapescribe.api.deps import check_api_key, job_fields, runtime_of
-from tapescribe.api.errors import error_response
+from tapescribe.api.deps import job_fields, runtime_of
 from tapescribe.api.uploads import receive_form, require_file
-from tapescribe.errors import BadRequest
+from tapescribe.errors import BadRequest, TranscriptionFailed
 from tapescribe.runtime import Runtime
 from tapescribe.sessions.ids import checked_session_id
 from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
 from tapescribe.sessions.service import DONE, QUEUED
 
-router = APIRouter(dependencies=[Depends(check_api_key)])
+router = APIRouter()
 
 
 async def store_upload(request: Request, runtime: Runtime, field: str, source: str) -> tuple[str, dict]:
@@ -36,6 +35,14 @@ async def store_upload(request: Request, runtime: Runtime, field: str, source: s
     return session_id, session
 
 
+def finished_transcription(runtime: Runtime, session_id: str, state: str) -> dict:
+    """The transcript of a job that just ran inline, or TranscriptionFailed saying why."""
+    if state != DONE:
+        message = runtime.sessions.status(session_id).get("message") or f"Transcription ended as {state}."
+        raise TranscriptionFailed(message, session_id=session_id)
+    return runtime.sessions.transcription(session_id)
+
+
 @router.post("/transcribe-file", status_code=202, tags=["transcribe"])
 async def transcribe_file(request: Request) -> JSONResponse:
     """Store an audio or video file as a new session and queue it; answers at once."""
@@ -54,13 +61,7 @@ async def transcribe_recording(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     session_id, _ = await store_upload(request, runtime, "audio", "recording")
     state = await run_in_threadpool(runtime.job.run, session_id)
-    if state != DONE:
-        status = runtime.sessions.status(session_id)
-        return error_response(
-            422, "transcription_failed", status.get("message") or f"Transcription ended as {state}.",
-            {"session_id": session_id},
-        )
-    transcription = runtime.sessions.transcription(session_id)
+    transcription = finished_transcription(runtime, session_id, state)
     session = runtime.sessions.session(session_id)
     return JSONResponse({
         "session_id": session_id,

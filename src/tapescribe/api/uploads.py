@@ -21,6 +21,7 @@ MAX_FIELD_BYTES = 64 * 1024
 @dataclass
 class ReceivedForm:
     fields: dict[str, str] = field(default_factory=dict)
+    repeated: dict[str, list[str]] = field(default_factory=dict)
     file_path: Path | None = None
     filename: str | None = None
     content_type: str | None = None
@@ -96,7 +97,9 @@ class _FormWriter:
             self.close_file()
             self._is_file = False
         elif self._name:
-            self.form.fields[self._name] = self._value.decode("utf-8", "replace")
+            value = self._value.decode("utf-8", "replace")
+            self.form.fields[self._name] = value
+            self.form.repeated.setdefault(self._name, []).append(value)
 
     def close_file(self) -> None:
         if self._handle is not None:

@@ -67,6 +67,9 @@ def segment_record(segment: Any, offset: float) -> dict[str, Any]:
         "start": round(segment.start + offset, 3),
         "end": round(segment.end + offset, 3),
         "text": segment.text,
+        "seek": segment.seek,
+        "temperature": segment.temperature,
+        "compression_ratio": round(segment.compression_ratio, 4),
         "avg_logprob": round(segment.avg_logprob, 4),
         "no_speech_prob": round(segment.no_speech_prob, 4),
     }
@@ -100,6 +103,7 @@ def transcribe_windows(
     pending_samples = 0
     buffer_start = resume.start
     finished_input = False
+    reported_language = resume.language is not None
 
     while True:
         while not finished_input and pending_samples < window_samples:
@@ -117,10 +121,13 @@ def transcribe_windows(
         segments, info = model.transcribe(
             window, language=language, initial_prompt=options.initial_prompt, **options.as_kwargs()
         )
-        if language is None:
-            language = info.language
+        if not reported_language:
+            reported_language = True
+            if language is None:
+                language = info.language
             if on_language is not None:
-                on_language(LanguageFound(info.language, float(info.language_probability)))
+                probability = 1.0 if language != info.language else float(info.language_probability)
+                on_language(LanguageFound(language, probability))
 
         held = None
         kept_end = None
@@ -146,9 +153,3 @@ def transcribe_windows(
         pending = [rest] if len(rest) else []
         pending_samples = len(rest)
         buffer_start += advance / SAMPLE_RATE
-
-
-def known_language(code: str) -> bool:
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-    return code in _LANGUAGE_CODES

@@ -49,6 +49,26 @@ class JobControl:
         self.submit(session_id)
         return record
 
+    def retranscribe(self, session_id: str, model: str | None, language: str | None) -> dict:
+        """Transcribe again (another model or language). The current transcript, edits included,
+        is kept as a version; the new one replaces it when done."""
+        status = self.sessions.status(session_id)
+        if status["status"] in UNFINISHED:
+            raise Conflict("This session is already being transcribed.")
+        if self.sessions.store.audio_path(session_id) is None:
+            raise Conflict("This session has no stored audio file to transcribe again.")
+        current = self.sessions.transcription(session_id)
+        if current:
+            self.sessions.store.save_version(session_id, "before-retranscribe", current)
+        self.sessions.store.clear_journal(session_id)
+        with contextlib.suppress(FileNotFoundError):
+            (self.sessions.store.dir(session_id) / CANCEL_MARKER).unlink()
+        self.sessions.update_session(session_id, model=model, requested_language=language,
+                                     language=None, language_probability=None)
+        record = self.sessions.set_status(session_id, QUEUED, progress=0.0, runs=status.get("runs", []))
+        self.submit(session_id)
+        return record
+
     def recover(self) -> list[str]:
         """After a start: every session whose files say it is unfinished goes back on the queue."""
         recovered = []

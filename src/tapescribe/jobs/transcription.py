@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +72,11 @@ class TranscriptionJob:
             temperature=requested.get("temperature"),
         )
 
-    def run(self, session_id: str) -> str:
-        """Transcribe the session if it still needs it. Returns the status it was left in."""
+    def run(self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None = None) -> str:
+        """Transcribe the session if it still needs it. Returns the status it was left in.
+
+        `on_segment` sees each segment once it is saved (for callers that stream them on).
+        """
         store = self.sessions.store
         try:
             with store.job_lock(session_id) as held:
@@ -82,7 +86,7 @@ class TranscriptionJob:
                 status = self.sessions.status(session_id)["status"]
                 if status not in UNFINISHED:
                     return status
-                return self._transcribe(session_id)
+                return self._transcribe(session_id, on_segment)
         except NotFound:
             log.info("session %s was deleted before or during its job", session_id)
             return "deleted"
@@ -90,7 +94,7 @@ class TranscriptionJob:
     def _cancel_requested(self, session_id: str) -> bool:
         return (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists()
 
-    def _transcribe(self, session_id: str) -> str:
+    def _transcribe(self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None) -> str:
         sessions, store = self.sessions, self.sessions.store
         session = sessions.session(session_id)
         saved = store.journal(session_id)
@@ -133,6 +137,8 @@ class TranscriptionJob:
             ):
                 store.append_journal(session_id, segment)
                 segments.append(segment)
+                if on_segment is not None:
+                    on_segment(segment)
                 if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
                     last_save = time.monotonic()
                     if self._cancel_requested(session_id):

@@ -5,10 +5,10 @@ Every change writes the file first, then the index; a crash between the two is r
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from tapescribe.errors import BadRequest, NotFound
+from tapescribe.errors import BadRequest, Conflict, NotFound
+from tapescribe.sessions.files import utc_now
 from tapescribe.sessions.index import SessionIndex
 from tapescribe.sessions.store import (
     SESSION_FILE,
@@ -21,10 +21,7 @@ QUEUED, PROCESSING, DONE, ERROR, CANCELLED = "queued", "processing", "done", "er
 STATUSES = (QUEUED, PROCESSING, DONE, ERROR, CANCELLED)
 UNFINISHED = (QUEUED, PROCESSING)
 MAX_TITLE_LENGTH = 200
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+MAX_SEGMENT_LENGTH = 5000
 
 
 def status_record(status: str, progress: float | None = None, message: str | None = None, **extra: Any) -> dict:
@@ -110,10 +107,48 @@ class SessionService:
         return session
 
     def rename(self, session_id: str, title: str) -> dict[str, Any]:
+        """A new title; earlier titles are kept in title_history."""
         title = (title or "").strip()
         if not title:
             raise BadRequest("A title must not be empty.")
-        return self.update_session(session_id, title=title[:MAX_TITLE_LENGTH])
+        session = self.session(session_id)
+        history = list(session.get("title_history") or [])
+        history.append({"title": session.get("title"), "until": utc_now()})
+        return self.update_session(session_id, title=title[:MAX_TITLE_LENGTH], title_history=history)
+
+    def edit_segment(self, session_id: str, position: int, text: str) -> dict[str, Any]:
+        """Change one segment's text. The transcript as it was is kept as a version first."""
+        if self.status(session_id)["status"] in UNFINISHED:
+            raise Conflict("The transcript is still being made; edit it once it is done.")
+        transcription = self.transcription(session_id)
+        segments = (transcription or {}).get("segments") or []
+        if not 0 <= position < len(segments):
+            raise NotFound(f"This transcript has no segment {position}.")
+        text = " ".join((text or "").split())
+        if len(text) > MAX_SEGMENT_LENGTH:
+            raise BadRequest(f"A segment's text is limited to {MAX_SEGMENT_LENGTH} characters.")
+        self.store.save_version(session_id, "before-edit", transcription)
+        segment = {key: value for key, value in segments[position].items() if key != "words"}
+        segments[position] = {**segment, "text": " " + text if text else "", "edited": utc_now()}
+        transcription = {
+            **transcription,
+            "segments": segments,
+            "text": "".join(item["text"] for item in segments).strip(),
+            "edited": utc_now(),
+        }
+        self.save_transcription(session_id, transcription)
+        return transcription
+
+    def versions(self, session_id: str) -> list[dict[str, Any]]:
+        """Earlier transcripts of the session, oldest first (the current one is not among them)."""
+        listing = []
+        for path in self.store.versions(session_id):
+            number = int(path.name[:4])
+            record = self.store.version(session_id, number)
+            text = (record.get("transcription") or {}).get("text", "")
+            listing.append({"number": number, "label": record["label"], "saved": record["saved"],
+                            "preview": text[:200]})
+        return listing
 
     def set_status(self, session_id: str, status: str, progress: float | None = None,
                    message: str | None = None, **extra: Any) -> dict[str, Any]:

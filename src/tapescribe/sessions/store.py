@@ -136,14 +136,24 @@ class SessionStore:
         with contextlib.suppress(FileNotFoundError):
             (self.dir(session_id) / JOURNAL_FILE).unlink()
 
-    def save_version(self, session_id: str, label: str, data: Any) -> str:
-        """Keep an earlier transcript (an edit, a live draft) under versions/ before it is replaced."""
+    def save_version(self, session_id: str, label: str, transcription: Any) -> int:
+        """Keep a transcript (before an edit or a re-transcription) under versions/; returns its number."""
         versions = self.dir(session_id) / VERSIONS_DIR
         versions.mkdir(exist_ok=True)
-        number = len(list(versions.glob("*.json"))) + 1
-        name = f"{number:04d}-{label}.json"
-        files.write_json_atomic(versions / name, data)
-        return name
+        number = len(self.versions(session_id)) + 1
+        record = {"number": number, "label": label, "saved": files.utc_now(), "transcription": transcription}
+        files.write_json_atomic(versions / f"{number:04d}-{label}.json", record)
+        return number
+
+    def versions(self, session_id: str) -> list[Path]:
+        versions = self.dir(session_id) / VERSIONS_DIR
+        return sorted(versions.glob("[0-9][0-9][0-9][0-9]-*.json")) if versions.is_dir() else []
+
+    def version(self, session_id: str, number: int) -> dict[str, Any]:
+        for path in self.versions(session_id):
+            if path.name.startswith(f"{int(number):04d}-"):
+                return files.read_json(path)
+        raise NotFound("No such version of this transcript.")
 
     def size(self, session_id: str) -> int:
         return files.tree_size(self.dir(session_id))

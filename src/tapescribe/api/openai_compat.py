@@ -1,0 +1,186 @@
+"""OpenAI-compatible speech-to-text: /v1/audio/transcriptions, /v1/audio/translations, /v1/models.
+
+Any OpenAI client works against tapescribe by changing its base URL. Every request is kept as a
+session (source "api"), like all other input. With settings.api_key set, these routes need
+`Authorization: Bearer <key>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from tapescribe.api.deps import check_api_key, checked_language, runtime_of
+from tapescribe.api.transcribe import finished_transcription
+from tapescribe.api.uploads import ReceivedForm, receive_form, require_file
+from tapescribe.engine.languages import language_name
+from tapescribe.engine.models import installed_models
+from tapescribe.errors import BadRequest, TapescribeError
+from tapescribe.runtime import Runtime
+from tapescribe.sessions.exports import FORMATS, render
+from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
+from tapescribe.sessions.service import QUEUED
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(check_api_key)], tags=["openai"])
+
+OPENAI_MODEL_ALIAS = "whisper-1"
+RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+
+
+@dataclass
+class OpenAIRequest:
+    response_format: str
+    granularities: set[str]
+    stream: bool
+    fields: dict
+
+
+def parse_request(runtime: Runtime, form: ReceivedForm, task: str) -> OpenAIRequest:
+    values = form.fields
+    response_format = (values.get("response_format") or "json").strip()
+    if response_format not in RESPONSE_FORMATS:
+        raise BadRequest(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}.")
+    granularities = set(form.repeated.get("timestamp_granularities[]", [])) | set(
+        form.repeated.get("timestamp_granularities", []))
+    if granularities - {"word", "segment"}:
+        raise BadRequest("timestamp_granularities[] takes 'word' and/or 'segment'.")
+    model = (values.get("model") or "").strip()
+    model = runtime.models.check(None if model in ("", OPENAI_MODEL_ALIAS) else model)
+    options: dict = {"task": task}
+    if "word" in granularities:
+        options["word_timestamps"] = True
+    if values.get("prompt"):
+        options["prompt"] = values["prompt"][:2000]
+    if values.get("temperature"):
+        try:
+            temperature = float(values["temperature"])
+        except ValueError:
+            raise BadRequest("temperature must be a number between 0 and 1.") from None
+        if not 0 <= temperature <= 1:
+            raise BadRequest("temperature must be a number between 0 and 1.")
+        options["temperature"] = temperature
+    language = checked_language(values.get("language")) if task == "transcribe" else None
+    return OpenAIRequest(
+        response_format=response_format,
+        granularities=granularities,
+        stream=(values.get("stream") or "").lower() in ("true", "1"),
+        fields={"requested_language": language, "model": model, "options": options},
+    )
+
+
+def verbose_json(task: str, session: dict, transcription: dict, granularities: set[str]) -> dict:
+    body = {
+        "task": task,
+        "language": language_name(transcription.get("language")),
+        "duration": session.get("duration"),
+        "text": transcription["text"],
+    }
+    segments = transcription["segments"]
+    if "segment" in granularities or not granularities:
+        body["segments"] = [
+            {
+                "id": segment["id"], "seek": segment.get("seek", 0), "start": segment["start"],
+                "end": segment["end"], "text": segment["text"], "tokens": [],
+                "temperature": segment.get("temperature", 0.0), "avg_logprob": segment.get("avg_logprob", 0.0),
+                "compression_ratio": segment.get("compression_ratio", 0.0),
+                "no_speech_prob": segment.get("no_speech_prob", 0.0),
+            }
+            for segment in segments
+        ]
+    if "word" in granularities:
+        body["words"] = [{"word": word["word"].strip(), "start": word["start"], "end": word["end"]}
+                         for segment in segments for word in segment.get("words", [])]
+    return body
+
+
+def respond(request_: OpenAIRequest, task: str, session: dict, transcription: dict) -> Response:
+    fmt = request_.response_format
+    if fmt == "json":
+        return JSONResponse({"text": transcription["text"]})
+    if fmt == "text":
+        return PlainTextResponse(transcription["text"] + "\n")
+    if fmt == "verbose_json":
+        return JSONResponse(verbose_json(task, session, transcription, request_.granularities))
+    return Response(render(transcription, fmt), media_type=FORMATS[fmt])
+
+
+def _sse(data: dict) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def stream_events(runtime: Runtime, session_id: str):
+    """OpenAI's transcription stream: transcript.text.delta per segment, then transcript.text.done."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Queue = asyncio.Queue()
+    job = asyncio.ensure_future(run_in_threadpool(
+        runtime.job.run, session_id, lambda segment: loop.call_soon_threadsafe(arrived.put_nowait, segment)))
+    started = False
+    while not (job.done() and arrived.empty()):
+        waiting = asyncio.ensure_future(arrived.get())
+        await asyncio.wait({waiting, job}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            waiting.cancel()
+            continue
+        segment = waiting.result()
+        text = segment["text"] if started else segment["text"].lstrip()
+        started = True
+        yield _sse({"type": "transcript.text.delta", "delta": text})
+    try:
+        transcription = finished_transcription(runtime, session_id, job.result())
+    except TapescribeError as error:
+        yield _sse({"error": {"message": error.message, "code": error.code, "session_id": session_id}})
+        return
+    yield _sse({"type": "transcript.text.done", "text": transcription["text"]})
+
+
+async def handle(request: Request, task: str) -> Response:
+    runtime = runtime_of(request)
+    store = runtime.sessions.store
+    session_id, incoming = store.new_incoming()
+    try:
+        form = await receive_form(request, "file", incoming / RECEIVED_NAME, runtime.settings.max_upload_bytes)
+        received = require_file(form, "file")
+        parsed = parse_request(runtime, form, task)
+    except BaseException:
+        store.discard_incoming(session_id)
+        raise
+    session = await run_in_threadpool(
+        accept_audio, runtime.sessions, session_id, received,
+        source="api", filename=form.filename, initial_status=QUEUED, fields=parsed.fields,
+    )
+    headers = {"X-Tapescribe-Session": session_id}
+    if parsed.stream:
+        return StreamingResponse(stream_events(runtime, session_id), media_type="text/event-stream",
+                                 headers={**headers, "Cache-Control": "no-cache"})
+    state = await run_in_threadpool(runtime.job.run, session_id)
+    transcription = finished_transcription(runtime, session_id, state)
+    response = respond(parsed, task, runtime.sessions.session(session_id), transcription)
+    response.headers.update(headers)
+    return response
+
+
+@router.post("/audio/transcriptions")
+async def create_transcription(request: Request) -> Response:
+    """OpenAI `audio.transcriptions.create`: file, model, language, prompt, response_format,
+    temperature, timestamp_granularities[], stream."""
+    return await handle(request, "transcribe")
+
+
+@router.post("/audio/translations")
+async def create_translation(request: Request) -> Response:
+    """OpenAI `audio.translations.create`: speech in any language to English text."""
+    return await handle(request, "translate")
+
+
+@router.get("/models")
+def list_models(request: Request) -> dict:
+    settings = runtime_of(request).settings
+    names = [OPENAI_MODEL_ALIAS] + [entry["id"] for entry in installed_models(settings.models_dir)]
+    return {"object": "list",
+            "data": [{"id": name, "object": "model", "created": 0, "owned_by": "tapescribe"} for name in names]}
+
