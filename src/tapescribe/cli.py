@@ -125,7 +125,8 @@ def reindex(data_dir, model) -> None:
     from tapescribe.runtime import Runtime
 
     runtime = Runtime(make_settings(data_dir=data_dir, model=model))
-    click.echo(f"indexed {runtime.sessions.reindex()} session(s)")
+    count = runtime.reindexed if runtime.reindexed is not None else runtime.sessions.reindex()
+    click.echo(f"indexed {count} session(s)")
 
 
 @main.command()

@@ -24,6 +24,8 @@ class Runtime:
             SessionStore(settings.sessions_dir, settings.incoming_dir),
             SessionIndex(settings.index_path),
         )
+        # A missing or outdated index is refilled from the session files (they are the record).
+        self.reindexed = self.sessions.reindex() if self.sessions.index.needs_rebuild else None
         self.models = ModelPool(
             settings.models_dir,
             settings.model,

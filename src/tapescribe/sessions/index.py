@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -32,15 +33,41 @@ CREATE TABLE IF NOT EXISTS sessions (
     text TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_created ON sessions (created DESC, id);
-CREATE VIRTUAL TABLE IF NOT EXISTS segments USING fts5(
+-- Covers count and total size, so storage totals never read the wide rows (they hold transcripts).
+CREATE INDEX IF NOT EXISTS sessions_size ON sessions (size_bytes);
+-- One row per segment; its rowid is the rowid of its text in the FTS table, so a session's
+-- segments are found through an ordinary index (FTS5 cannot index session_id).
+CREATE TABLE IF NOT EXISTS segment_rows (
+    rowid INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    start REAL NOT NULL,
+    end REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS segment_rows_session ON segment_rows (session_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS segment_text USING fts5(
     text,
-    session_id UNINDEXED,
-    position UNINDEXED,
-    start UNINDEXED,
-    end UNINDEXED,
     tokenize = 'unicode61 remove_diacritics 2'
 );
+-- Title and whole transcript per session, kept in step with `sessions` by triggers: ranking and
+-- filtering whole sessions reads one row per session instead of every matching segment.
+CREATE VIRTUAL TABLE IF NOT EXISTS session_text USING fts5(
+    title, text,
+    content = 'sessions', content_rowid = 'rowid',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS sessions_fts_insert AFTER INSERT ON sessions BEGIN
+    INSERT INTO session_text (rowid, title, text) VALUES (new.rowid, new.title, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS sessions_fts_delete AFTER DELETE ON sessions BEGIN
+    INSERT INTO session_text (session_text, rowid, title, text) VALUES ('delete', old.rowid, old.title, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS sessions_fts_update AFTER UPDATE OF title, text ON sessions BEGIN
+    INSERT INTO session_text (session_text, rowid, title, text) VALUES ('delete', old.rowid, old.title, old.text);
+    INSERT INTO session_text (rowid, title, text) VALUES (new.rowid, new.title, new.text);
+END;
 """
+_TABLES = ("session_text", "sessions", "segment_rows", "segment_text", "segments")
 
 _ROW_FIELDS = (
     "id", "title", "created", "source", "filename", "duration", "model", "language",
@@ -71,12 +98,34 @@ def fts_query(user_query: str) -> str | None:
     return " AND ".join(parts) if parts else None
 
 
+def _marked_spans(marked: str) -> list[list[int]]:
+    """Character offsets [start, end) into the segment text of each match (from highlight()'s markers)."""
+    spans, plain, start = [], 0, None
+    for char in marked:
+        if char == "\x02":
+            start = plain
+        elif char == "\x03":
+            spans.append([start, plain])
+        else:
+            plain += 1
+    return spans
+
+
 class SessionIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            has_sessions = connection.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name='sessions'").fetchone()[0]
+            # A new file, or one made by an older schema: (re)create it; the caller refills it from the files.
+            self.needs_rebuild = version != SCHEMA_VERSION or not has_sessions
+            if self.needs_rebuild:
+                for table in _TABLES:
+                    connection.execute(f"DROP TABLE IF EXISTS {table}")
+                connection.executescript(_SCHEMA)
+                connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -101,19 +150,26 @@ class SessionIndex:
     # -- writing ------------------------------------------------------------------------------
 
     def upsert(self, row: dict[str, Any]) -> None:
-        values = {field: row.get(field) for field in _ROW_FIELDS}
-        values["size_bytes"] = values["size_bytes"] or 0
-        values["title"] = values["title"] or ""
-        values["source"] = values["source"] or ""
+        self.upsert_many([(row, None)])
+
+    def upsert_many(self, entries: Iterable[tuple[dict[str, Any], list[dict[str, Any]] | None]]) -> None:
+        """Rows (and, where given, their segments) in one transaction: how reindex stays fast."""
         columns = ", ".join(_ROW_FIELDS)
         placeholders = ", ".join(f":{field}" for field in _ROW_FIELDS)
         updates = ", ".join(f"{field}=excluded.{field}" for field in _ROW_FIELDS if field != "id")
         with self._write() as connection:
-            connection.execute(
-                f"INSERT INTO sessions ({columns}) VALUES ({placeholders}) "
-                f"ON CONFLICT(id) DO UPDATE SET {updates}",
-                values,
-            )
+            for row, segments in entries:
+                values = {field: row.get(field) for field in _ROW_FIELDS}
+                values["size_bytes"] = values["size_bytes"] or 0
+                values["title"] = values["title"] or ""
+                values["source"] = values["source"] or ""
+                connection.execute(
+                    f"INSERT INTO sessions ({columns}) VALUES ({placeholders}) "
+                    f"ON CONFLICT(id) DO UPDATE SET {updates}",
+                    values,
+                )
+                if segments is not None:
+                    self._replace_segments(connection, row["id"], segments)
 
     def update(self, session_id: str, **fields: Any) -> None:
         unknown = set(fields) - set(_ROW_FIELDS)
@@ -124,28 +180,40 @@ class SessionIndex:
             connection.execute(f"UPDATE sessions SET {assignments} WHERE id=:id", {**fields, "id": session_id})
 
     def set_segments(self, session_id: str, segments: Iterable[dict[str, Any]]) -> None:
-        segments = list(segments)
-        text = " ".join(segment["text"].strip() for segment in segments).strip()
         with self._write() as connection:
-            connection.execute("DELETE FROM segments WHERE session_id=?", (session_id,))
-            connection.executemany(
-                "INSERT INTO segments (text, session_id, position, start, end) VALUES (?, ?, ?, ?, ?)",
-                [
-                    (segment["text"].strip(), session_id, position, segment["start"], segment["end"])
-                    for position, segment in enumerate(segments)
-                ],
-            )
-            connection.execute("UPDATE sessions SET text=? WHERE id=?", (text, session_id))
+            self._replace_segments(connection, session_id, list(segments))
+
+    @staticmethod
+    def _replace_segments(connection: sqlite3.Connection, session_id: str, segments: list[dict[str, Any]]) -> None:
+        text = " ".join(segment["text"].strip() for segment in segments).strip()
+        SessionIndex._delete_segments(connection, session_id)
+        for position, segment in enumerate(segments):
+            rowid = connection.execute(
+                "INSERT INTO segment_rows (session_id, position, start, end) VALUES (?, ?, ?, ?)",
+                (session_id, position, segment["start"], segment["end"]),
+            ).lastrowid
+            connection.execute("INSERT INTO segment_text (rowid, text) VALUES (?, ?)", (rowid, segment["text"].strip()))
+        connection.execute("UPDATE sessions SET text=? WHERE id=?", (text, session_id))
+
+    @staticmethod
+    def _delete_segments(connection: sqlite3.Connection, session_id: str) -> None:
+        connection.execute(
+            "DELETE FROM segment_text WHERE rowid IN (SELECT rowid FROM segment_rows WHERE session_id=?)",
+            (session_id,),
+        )
+        connection.execute("DELETE FROM segment_rows WHERE session_id=?", (session_id,))
 
     def remove(self, session_id: str) -> None:
         with self._write() as connection:
-            connection.execute("DELETE FROM segments WHERE session_id=?", (session_id,))
+            self._delete_segments(connection, session_id)
             connection.execute("DELETE FROM sessions WHERE id=?", (session_id,))
 
     def clear(self) -> None:
         with self._write() as connection:
-            connection.execute("DELETE FROM segments")
+            connection.execute("DELETE FROM segment_text")
+            connection.execute("DELETE FROM segment_rows")
             connection.execute("DELETE FROM sessions")
+            connection.execute("INSERT INTO session_text (session_text) VALUES ('delete-all')")
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -157,11 +225,8 @@ class SessionIndex:
             if query and match is None:
                 return [], 0
             if match:
-                where = (
-                    "WHERE s.id IN (SELECT session_id FROM segments WHERE segments MATCH :match) "
-                    "OR s.title LIKE :like"
-                )
-                params: dict[str, Any] = {"match": match, "like": f"%{query.strip()}%"}
+                where = "WHERE s.rowid IN (SELECT rowid FROM session_text WHERE session_text MATCH :match)"
+                params: dict[str, Any] = {"match": match}
             else:
                 where, params = "", {}
             total = connection.execute(f"SELECT count(*) FROM sessions s {where}", params).fetchone()[0]
@@ -177,35 +242,34 @@ class SessionIndex:
         if match is None:
             return []
         with self._connect() as connection:
-            hits = connection.execute(
-                "SELECT session_id, position, start, end, text, "
-                "highlight(segments, 0, '[', ']') AS marked, bm25(segments) AS rank "
-                "FROM segments WHERE segments MATCH ? ORDER BY rank LIMIT ?",
-                (match, limit * hits_per_session * 4),
+            ranked = connection.execute(
+                "SELECT s.id, s.title, s.created, s.duration, s.status, bm25(session_text) AS rank "
+                "FROM session_text JOIN sessions s ON s.rowid = session_text.rowid "
+                "WHERE session_text MATCH ? ORDER BY rank LIMIT ?",
+                (match, limit),
             ).fetchall()
             results: dict[str, dict[str, Any]] = {}
-            for hit in hits:
-                entry = results.get(hit["session_id"])
-                if entry is None:
-                    if len(results) >= limit:
-                        continue
-                    row = connection.execute(
-                        "SELECT id, title, created, duration, status FROM sessions WHERE id=?",
-                        (hit["session_id"],),
-                    ).fetchone()
-                    if row is None:
-                        continue
-                    entry = results[hit["session_id"]] = {**dict(row), "rank": hit["rank"], "segments": []}
-                if len(entry["segments"]) < hits_per_session:
-                    entry["segments"].append(
-                        {
-                            "index": hit["position"],
-                            "start": hit["start"],
-                            "end": hit["end"],
-                            "text": hit["text"],
-                            "highlighted": hit["marked"],
-                        }
-                    )
+            for row in ranked:
+                # A session's segments are inserted together, so their rowids form one range.
+                low, high = connection.execute(
+                    "SELECT min(rowid), max(rowid) FROM segment_rows WHERE session_id=?", (row["id"],)
+                ).fetchone()
+                hits = [] if low is None else connection.execute(
+                    "SELECT r.position, r.start, r.end, segment_text.text, "
+                    "highlight(segment_text, 0, char(2), char(3)) AS marked "
+                    "FROM segment_text JOIN segment_rows r ON r.rowid = segment_text.rowid "
+                    "WHERE segment_text MATCH ? AND segment_text.rowid BETWEEN ? AND ? "
+                    "ORDER BY segment_text.rowid LIMIT ?",
+                    (match, low, high, hits_per_session),
+                ).fetchall()
+                results[row["id"]] = {
+                    **dict(row),
+                    "segments": [
+                        {"index": hit["position"], "start": hit["start"], "end": hit["end"], "text": hit["text"],
+                         "matches": _marked_spans(hit["marked"])}
+                        for hit in hits
+                    ],
+                }
         for entry in results.values():
             entry["segments"].sort(key=lambda segment: segment["start"])
         return list(results.values())

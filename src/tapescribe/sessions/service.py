@@ -197,14 +197,20 @@ class SessionService:
             transcription = self.transcription(session_id) or {}
             self.index.set_segments(session_id, transcription.get("segments", []))
 
-    def reindex(self) -> int:
-        """Rebuild the whole index from the session directories."""
+    def reindex(self, batch: int = 500) -> int:
+        """Rebuild the whole index from the session directories, `batch` sessions per transaction."""
         self.index.clear()
         count = 0
+        pending: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         for session_id in self.store.ids():
             try:
-                self.reindex_one(session_id)
+                transcription = self.transcription(session_id) or {}
+                pending.append((self.index_row(session_id), transcription.get("segments", [])))
             except NotFound:
                 continue  # deleted while we were scanning
-            count += 1
-        return count
+            if len(pending) >= batch:
+                self.index.upsert_many(pending)
+                count += len(pending)
+                pending = []
+        self.index.upsert_many(pending)
+        return count + len(pending)

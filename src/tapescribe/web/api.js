@@ -1,0 +1,89 @@
+// Talking to the tapescribe API: JSON requests, uploads with progress, and the one error shape
+// {"error": {"status", "code", "message", "details"}} turned into an ApiError whose message is
+// what the person reads.
+
+export class ApiError extends Error {
+  constructor(message, { status = 0, code = 'network', details = {} } = {}) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.details = details || {};
+  }
+}
+
+const UNREACHABLE = 'Could not reach the tapescribe server. Check that it is running and try again.';
+
+function errorFromBody(status, statusText, text) {
+  try {
+    const error = JSON.parse(text).error;
+    if (error && error.message) return new ApiError(error.message, error);
+  } catch {
+    // not our JSON shape (e.g. a proxy's HTML page): fall through to a generic message
+  }
+  return new ApiError(`The server answered ${status} ${statusText || ''}`.trim() + '.', { status, code: 'http_error' });
+}
+
+export async function api(path, { method = 'GET', json, form, signal } = {}) {
+  const init = { method, signal, headers: { Accept: 'application/json' } };
+  if (json !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(json);
+  } else if (form) {
+    init.body = form;
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    if (error.name === 'AbortError') throw error;
+    throw new ApiError(UNREACHABLE);
+  }
+  const text = await response.text();
+  if (!response.ok) throw errorFromBody(response.status, response.statusText, text);
+  return text ? JSON.parse(text) : null;
+}
+
+// XMLHttpRequest because fetch() cannot report upload progress.
+export function uploadFile(path, form, { onProgress } = {}) {
+  const xhr = new XMLHttpRequest();
+  const done = new Promise((resolve, reject) => {
+    xhr.open('POST', path);
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable && onProgress) onProgress(event.loaded / event.total);
+    };
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try {
+          resolve(JSON.parse(xhr.responseText));
+        } catch {
+          reject(new ApiError('The server sent an answer this page cannot read.', { status: xhr.status }));
+        }
+      } else {
+        reject(errorFromBody(xhr.status, xhr.statusText, xhr.responseText));
+      }
+    };
+    xhr.onerror = () => reject(new ApiError(UNREACHABLE));
+    xhr.onabort = () => reject(new ApiError('Upload stopped.', { code: 'aborted' }));
+    xhr.send(form);
+  });
+  return { done, abort: () => xhr.abort() };
+}
+
+const session = (id) => `/session/${encodeURIComponent(id)}`;
+
+export const urls = {
+  session,
+  audio: (id, download = false) => `${session(id)}/audio${download ? '?download=true' : ''}`,
+  export: (id, format) => `${session(id)}/export/${format}`,
+  events: (id) => `${session(id)}/events`,
+};
+
+export const getSession = (id) => api(session(id));
+export const listSessions = (limit, offset = 0) => api(`/sessions?limit=${limit}&offset=${offset}`);
+export const search = (query, signal) => api(`/search?q=${encodeURIComponent(query)}`, { signal });
+export const renameSession = (id, title) => api(session(id), { method: 'PATCH', json: { title } });
+export const deleteSession = (id) => api(session(id), { method: 'DELETE' });
+export const cancelSession = (id) => api(`${session(id)}/cancel`, { method: 'POST' });
+export const retrySession = (id) => api(`${session(id)}/retry`, { method: 'POST' });
