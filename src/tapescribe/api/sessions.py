@@ -12,6 +12,7 @@ from tapescribe.api.deps import checked_language, runtime_of
 from tapescribe.engine.audio import ChainedFiles, chunk_recordings
 from tapescribe.errors import NotFound
 from tapescribe.sessions.exports import FORMATS, render
+from tapescribe.sessions.files import tree_size
 from tapescribe.sessions.ids import checked_session_id
 
 router = APIRouter(tags=["sessions"])
@@ -34,9 +35,11 @@ def list_sessions(
 
 @router.get("/storage")
 def storage(request: Request) -> dict:
-    """Disk used by all sessions (the data is never cleaned up behind the user's back)."""
+    """Disk used by all sessions (the data is never cleaned up behind the user's back), and by
+    uploads a crash cut off before they became sessions (kept in data/incoming/ for inspection)."""
     runtime = runtime_of(request)
-    return {**runtime.sessions.storage(), "data_dir": str(runtime.settings.data_dir)}
+    return {**runtime.sessions.storage(), "data_dir": str(runtime.settings.data_dir),
+            "incomplete_upload_bytes": tree_size(runtime.settings.incoming_dir)}
 
 
 @router.get("/search")
