@@ -183,7 +183,7 @@ def test_upload_two_files_shows_progress_and_transcripts(page, ui_server):
     page.set_input_files("#upload-input", [audio_file("jfk.flac"), audio_file("acoustic_corpus.wav")])
     cards = page.locator(".upload-card")
     expect(cards).to_have_count(2)
-    expect(page.locator(".upload-card[data-state=done]")).to_have_count(2, timeout=90_000)
+    expect(page.locator(".upload-card[data-state=done]")).to_have_count(2, timeout=180_000)
 
     jfk = page.locator(".upload-card", has_text="jfk.flac")
     corpus = page.locator(".upload-card", has_text="acoustic_corpus.wav")
@@ -383,7 +383,7 @@ def test_reload_mid_transcription_shows_the_servers_state(page, ui_server, long_
     card = page.locator(f'.upload-card[data-session-id="{session_id}"]')
     expect(card).to_be_visible()  # the server still has it running, so the card comes back
     assert card.get_attribute("data-state") in ("queued", "processing", "done")
-    expect(card).to_have_attribute("data-state", "done", timeout=90_000)
+    expect(card).to_have_attribute("data-state", "done", timeout=180_000)
     expect(card.locator(".transcript")).to_contain_text("fellow Americans")
 
     page.get_by_role("tab", name="History").click()
@@ -413,7 +413,7 @@ def test_cancel_and_continue_from_history(page, ui_server, long_speech):
     expect(view.locator(".status-box")).to_contain_text(re.compile("Queued|Transcribing"))
     expect(page.locator(f'.session-row[data-id="{session_id}"] .row-progress')).to_be_visible()
     screenshots(page, "session-processing")
-    expect(view.locator(".status-box")).to_be_empty(timeout=90_000)
+    expect(view.locator(".status-box")).to_be_empty(timeout=180_000)
     done = api(ui_server, "GET", f"/session/{session_id}").json()
     assert done["status"]["status"] == "done"
     expect(view.locator(".segment")).to_have_count(len(done["transcription"]["segments"]))

@@ -101,7 +101,7 @@ async def transcribe_live_chunk(request: Request) -> JSONResponse:
             raise BadRequest("chunk_index must be a whole number from 0.")
         if session_id is None:
             session_id = live.new_session(fields["requested_language"], fields["model"])
-        chunk_home = store.dir(session_id) / f".incoming_chunk_{index}"
+        chunk_home = store.dir(session_id) / f".incoming_chunk_{index}_{holder_id}"
         received.rename(chunk_home)
     finally:
         store.discard_incoming(holder_id)
