@@ -2,7 +2,8 @@
 
 Chromium's fake microphone plays a real recording (leopard_test.wav, looped), so Record and Live
 transcribe real speech. The tests save screenshots of every tab at desktop and phone widths into
-docs/screenshots/.
+test-artifacts/screenshots/ (ignored by git), or, with TAPESCRIBE_UPDATE_SCREENSHOTS=1, into
+docs/screenshots/ where the README shows them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from conftest import ENGLISH_FILES, REPO, audio_file, make_server, read_pcm, wri
 
 CHROMIUM = Path(os.environ.get("TAPESCRIBE_TEST_CHROMIUM", "/usr/bin/chromium"))
 FAKE_MICROPHONE = "leopard_test.wav"  # "Mr. Quilter is the apostle of the middle classes ..."
-SCREENSHOTS = REPO / "docs" / "screenshots"
+SCREENSHOTS = REPO / ("docs" if os.environ.get("TAPESCRIBE_UPDATE_SCREENSHOTS") == "1" else "test-artifacts") / "screenshots"
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 360, "height": 740}
 
