@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from tapescribe.errors import BadRequest, EmptyUpload, UploadTooLarge
@@ -123,6 +124,8 @@ async def receive_form(request: Request, file_field: str, target: Path, max_byte
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+    except ClientDisconnect:
+        raise BadRequest("The upload was interrupted before it was complete; nothing was kept.") from None
     finally:
         writer.close_file()
     return writer.form

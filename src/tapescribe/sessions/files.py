@@ -67,10 +67,18 @@ def read_json_lines(path: Path) -> list[Any]:
 
 
 def tree_size(path: Path) -> int:
+    """Bytes under `path`. Files that vanish while it counts (a `.partial` renamed into place) are skipped."""
     total = 0
-    for entry in os.scandir(path):
-        if entry.is_file(follow_symlinks=False):
-            total += entry.stat(follow_symlinks=False).st_size
-        elif entry.is_dir(follow_symlinks=False):
-            total += tree_size(Path(entry.path))
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+            elif entry.is_dir(follow_symlinks=False):
+                total += tree_size(Path(entry.path))
+        except FileNotFoundError:
+            continue
     return total

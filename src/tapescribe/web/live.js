@@ -56,6 +56,7 @@ export function setupLive() {
       pump(mine);
     });
     mine.recorder.addEventListener('stop', () => {
+      mine.mic.close(); // only now: closing it earlier can keep the recorder from handing over its last chunk
       mine.stopped = true;
       pump(mine);
     });
@@ -74,8 +75,7 @@ export function setupLive() {
     setState('finishing');
     mine.clock.stop();
     mine.stopMeter();
-    mine.recorder.stop(); // hands over the last chunk, then 'stop'
-    mine.mic.close();
+    mine.recorder.stop(); // hands over the last chunk, then 'stop' (which closes the microphone)
     showProgress(mine);
   }
 

@@ -50,6 +50,7 @@ export function setupRecord() {
       if (event.data.size) parts.push(event.data);
     });
     recorder.addEventListener('stop', () => {
+      mic.close(); // only now: closing it earlier can keep the recorder from handing over its last data
       const blob = new Blob(parts, { type: recorder.mimeType || format.mimeType });
       send(blob, recordingName('Recording', format.extension), recording?.seconds ?? 0);
     }, { once: true });
@@ -63,12 +64,11 @@ export function setupRecord() {
   }
 
   function stop() {
-    const { mic, recorder, clock, stopMeter } = recording;
+    const { recorder, clock, stopMeter } = recording;
     recording.seconds = clock.seconds();
     clock.stop();
     stopMeter();
-    recorder.stop(); // its 'stop' event sends the recording
-    mic.close();
+    recorder.stop(); // its 'stop' event closes the microphone and sends the recording
   }
 
   async function send(blob, filename, seconds) {
