@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -47,14 +47,16 @@ CREATE TABLE IF NOT EXISTS segment_rows (
 CREATE INDEX IF NOT EXISTS segment_rows_session ON segment_rows (session_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS segment_text USING fts5(
     text,
-    tokenize = 'unicode61 remove_diacritics 2'
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3 4'
 );
 -- Title and whole transcript per session, kept in step with `sessions` by triggers: ranking and
 -- filtering whole sessions reads one row per session instead of every matching segment.
 CREATE VIRTUAL TABLE IF NOT EXISTS session_text USING fts5(
     title, text,
     content = 'sessions', content_rowid = 'rowid',
-    tokenize = 'unicode61 remove_diacritics 2'
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3 4'
 );
 CREATE TRIGGER IF NOT EXISTS sessions_fts_insert AFTER INSERT ON sessions BEGIN
     INSERT INTO session_text (rowid, title, text) VALUES (new.rowid, new.title, new.text);
