@@ -17,7 +17,6 @@ import random
 import re
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path

@@ -149,7 +149,7 @@ async def handle(request: Request, task: str) -> Response:
     except BaseException:
         store.discard_incoming(session_id)
         raise
-    session = await run_in_threadpool(
+    await run_in_threadpool(
         accept_audio, runtime.sessions, session_id, received,
         source="api", filename=form.filename, initial_status=QUEUED, fields=parsed.fields,
     )
