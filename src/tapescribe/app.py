@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tapescribe import __version__
-from tapescribe.api import events, openai_compat, sessions, system, transcribe
+from tapescribe.api import events, live_ws, openai_compat, sessions, system, transcribe
 from tapescribe.api.errors import install_error_handlers
 from tapescribe.config import Settings
 from tapescribe.engine.transcriber import DecodeOptions
@@ -44,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(transcribe.router)
     app.include_router(sessions.router)
     app.include_router(events.router)
+    app.include_router(live_ws.router)
     app.include_router(openai_compat.router)
     app.include_router(system.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

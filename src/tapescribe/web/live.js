@@ -1,14 +1,16 @@
-// The Live tab: the microphone cut into chunks by MediaRecorder's timeslice, each POSTed to
-// /transcribe-live in order, one request at a time. Each answer is the whole text so far; its
-// segments marked final are settled, the others (shown grey and italic) may still change.
+// The Live tab: the microphone as MediaRecorder webm/opus slices, streamed over the /ws/live
+// WebSocket (protocol in the README). The server answers with `final` text (settled, appended) and
+// `partial` text (may still change, shown grey and italic) as the person speaks.
 
-import { api } from './api.js';
 import { h, replace, $ } from './dom.js';
 import { emit, SESSIONS_CHANGED } from './bus.js';
 import { openMicrophone, recordingFormat, startClock, startMeter } from './mic.js';
 
-const TIMESLICE_MS = 2000;
-const MAX_NETWORK_RETRIES = 6;
+const TIMESLICE_MS = 250;
+
+function liveSocketUrl() {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/live`;
+}
 
 export function setupLive() {
   const toggle = $('#live-toggle');
@@ -29,7 +31,7 @@ export function setupLive() {
   function setState(state) {
     toggle.dataset.state = state;
     label.textContent = state === 'recording' ? 'Stop live captions' : 'Start live captions';
-    toggle.disabled = state === 'finishing';
+    toggle.disabled = state === 'finishing' || state === 'starting';
   }
 
   async function start() {
@@ -38,36 +40,82 @@ export function setupLive() {
       statusLine.textContent = 'Live captions need a browser that records WebM audio, such as Firefox or Chrome. Use the Record tab instead.';
       return;
     }
-    run = { state: 'starting', queue: [], next: 0, sent: 0, sessionId: null, sending: false, stopped: false };
+    run = { state: 'starting', sent: 0, sessionId: null, finals: [], partial: '', view: null };
     const mine = run;
+    setState('starting');
     statusLine.textContent = 'Opening the microphone…';
     try {
       mine.mic = await openMicrophone();
     } catch (error) {
       run = null;
+      setState('idle');
       statusLine.textContent = error.message;
       return;
     }
-    mine.recorder = new MediaRecorder(mine.mic.stream, { mimeType: format.mimeType });
+    statusLine.textContent = 'Connecting to the server…';
+    mine.socket = new WebSocket(liveSocketUrl());
+    mine.socket.addEventListener('open', () => {
+      mine.socket.send(JSON.stringify({ type: 'start', format: 'webm' }));
+    });
+    mine.socket.addEventListener('message', (event) => onMessage(mine, JSON.parse(event.data)));
+    mine.socket.addEventListener('close', () => {
+      if (mine.state !== 'done' && mine.state !== 'failed') {
+        fail(mine, new Error('the connection to the server was lost'));
+      }
+    });
+  }
+
+  function record(mine) {
+    mine.recorder = new MediaRecorder(mine.mic.stream, { mimeType: recordingFormat().mimeType });
     mine.recorder.addEventListener('dataavailable', (event) => {
-      if (!event.data.size) return;
-      mine.queue.push({ index: mine.next, blob: event.data });
-      mine.next += 1;
-      pump(mine);
+      if (!event.data.size || mine.socket.readyState !== WebSocket.OPEN) return;
+      mine.socket.send(event.data); // a WebSocket keeps the slices in order
+      mine.sent += 1;
+      showProgress(mine);
     });
     mine.recorder.addEventListener('stop', () => {
-      mine.mic.close(); // only now: closing it earlier can keep the recorder from handing over its last chunk
-      mine.stopped = true;
-      pump(mine);
+      mine.mic.close(); // only now: closing it earlier can keep the recorder from handing over its last slice
+      if (mine.socket.readyState === WebSocket.OPEN) mine.socket.send(JSON.stringify({ type: 'stop' }));
     });
     mine.recorder.start(TIMESLICE_MS);
     mine.clock = startClock(clockEl);
     mine.stopMeter = startMeter(mine.mic.analyser, meter);
     mine.state = 'recording';
     setState('recording');
-    replace(captions, h('p', { class: 'empty' }, 'Listening… the first words appear in a few seconds.'));
+    replace(captions, h('p', { class: 'empty' }, 'Listening… the first words appear after the first pause.'));
     replace(footer);
     showProgress(mine);
+  }
+
+  function onMessage(mine, message) {
+    if (mine.state === 'failed') return;
+    switch (message.type) {
+      case 'ready':
+        record(mine);
+        break;
+      case 'session':
+        mine.sessionId = message.session_id;
+        emit(SESSIONS_CHANGED, { id: mine.sessionId });
+        break;
+      case 'final':
+        mine.finals.push(message.text);
+        showCaptions(mine);
+        break;
+      case 'partial':
+        mine.partial = message.text;
+        showCaptions(mine);
+        break;
+      case 'error':
+        fail(mine, new Error(message.message));
+        break;
+      case 'done':
+        mine.partial = '';
+        showCaptions(mine);
+        finish(mine);
+        break;
+      default:
+        break;
+    }
   }
 
   function stop(mine) {
@@ -75,73 +123,33 @@ export function setupLive() {
     setState('finishing');
     mine.clock.stop();
     mine.stopMeter();
-    mine.recorder.stop(); // hands over the last chunk, then 'stop' (which closes the microphone)
+    mine.recorder.stop(); // hands over the last slice, then 'stop' (which tells the server)
     showProgress(mine);
   }
 
-  async function pump(mine) {
-    if (mine.sending || mine.state === 'failed') return;
-    if (!mine.queue.length) {
-      if (mine.stopped) finish(mine);
-      return;
+  // Settled text is appended once; the one draft span after it is rewritten as the partial text
+  // changes, so the captions do not flicker and the page keeps the elements it already has.
+  function showCaptions(mine) {
+    if (!mine.finals.length && !mine.partial) return;
+    if (!mine.view) {
+      mine.view = { text: h('p', { class: 'caption-text' }), draft: h('span', { class: 'caption draft' }), shown: 0 };
+      mine.view.text.append(mine.view.draft);
+      replace(captions, mine.view.text);
     }
-    mine.sending = true;
-    const chunk = mine.queue[0];
-    const form = new FormData();
-    form.append('audio', chunk.blob, `chunk_${chunk.index}.webm`);
-    form.append('chunk_index', String(chunk.index));
-    if (mine.sessionId) form.append('session_id', mine.sessionId);
-    try {
-      const answer = await sendWithRetries(form, mine);
-      mine.sessionId = answer.session_id;
-      mine.queue.shift();
-      mine.sent += 1;
-      if (mine.sent === 1) emit(SESSIONS_CHANGED, { id: mine.sessionId });
-      showCaptions(answer.segments || []);
-    } catch (error) {
-      fail(mine, error);
-      return;
-    } finally {
-      mine.sending = false;
+    const { view } = mine;
+    for (; view.shown < mine.finals.length; view.shown += 1) {
+      view.draft.before(h('span', { class: 'caption final' }, mine.finals[view.shown]));
     }
-    showProgress(mine);
-    pump(mine);
-  }
-
-  // Network failures are retried with the same chunk and index: the server answers a repeated
-  // identical chunk as a duplicate, so nothing is counted twice.
-  async function sendWithRetries(form, mine) {
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        return await api('/transcribe-live', { method: 'POST', form });
-      } catch (error) {
-        if (error.status !== 0 || attempt >= MAX_NETWORK_RETRIES) throw error;
-        statusLine.textContent = 'The connection to the server was lost; trying again…';
-        await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
-        if (mine.state === 'failed') throw error;
-      }
-    }
-  }
-
-  function showCaptions(segments) {
-    if (!segments.length) {
-      replace(captions, h('p', { class: 'empty' }, 'Listening… no speech heard yet.'));
-      return;
-    }
-    replace(captions, h('p', { class: 'caption-text' }, segments.map((segment) => h('span', {
-      class: segment.final ? 'caption final' : 'caption draft',
-    }, segment.text))));
+    view.draft.textContent = mine.partial;
+    view.draft.hidden = !mine.partial;
     captions.scrollTop = captions.scrollHeight;
   }
 
   function showProgress(mine) {
-    if (mine.state === 'failed') return;
-    const waiting = mine.queue.length;
-    const sent = `${mine.sent} ${mine.sent === 1 ? 'chunk' : 'chunks'} transcribed`;
     if (mine.state === 'recording') {
-      statusLine.textContent = `Listening · ${sent}${waiting > 1 ? ` · ${waiting} waiting to be sent` : ''}`;
+      statusLine.textContent = `Listening · ${mine.sent} ${mine.sent === 1 ? 'chunk' : 'chunks'} sent`;
     } else if (mine.state === 'finishing') {
-      statusLine.textContent = `Stopping · transcribing the last ${waiting || 1} ${waiting > 1 ? 'chunks' : 'chunk'}…`;
+      statusLine.textContent = 'Stopping · settling the last words…';
     }
   }
 
@@ -153,7 +161,7 @@ export function setupLive() {
     // Nothing more will be heard, so the last words will not change any more.
     captions.querySelectorAll('.caption.draft').forEach((el) => el.classList.replace('draft', 'final'));
     if (mine.sessionId) {
-      statusLine.textContent = 'Stopped. The recording and its captions are saved.';
+      statusLine.textContent = 'Stopped. The recording and its captions are saved; the whole recording is now transcribed once more for the final text.';
       replace(footer, h('a', { class: 'button small', href: `#history/${mine.sessionId}` }, 'Open in History'));
       emit(SESSIONS_CHANGED, { id: mine.sessionId });
     } else {
@@ -168,14 +176,15 @@ export function setupLive() {
       mine.clock.stop();
       mine.stopMeter();
       mine.recorder.stop();
-      mine.mic.close();
     }
+    mine.mic.close();
+    if (mine.socket.readyState <= WebSocket.OPEN) mine.socket.close();
     run = null;
     setState('idle');
     statusLine.textContent = '';
     replace(footer, h('div', { class: 'notice notice-error', role: 'alert' },
       h('p', {}, `Live captions stopped: ${error.message}`),
-      mine.sessionId ? h('p', { class: 'small' }, 'What was transcribed so far is saved in History. ',
+      mine.sessionId ? h('p', { class: 'small' }, 'Everything heard so far is saved in History. ',
         h('a', { href: `#history/${mine.sessionId}` }, 'Open it')) : null));
   }
 

@@ -55,9 +55,9 @@ export async function openMicrophone() {
   return {
     stream,
     analyser,
-    close() {
+    close() { // safe to call more than once
       stream.getTracks().forEach((track) => track.stop());
-      context.close();
+      if (context.state !== 'closed') context.close().catch(() => {});
     },
   };
 }

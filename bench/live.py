@@ -1,0 +1,218 @@
+"""Live captions: latency and accuracy of /ws/live on one recording streamed in real time.
+
+    python bench/live.py AUDIO REFERENCE.txt [--url http://127.0.0.1:8000] [--format pcm|webm] [--speed 1]
+
+The recording is sent as a microphone would send it: 16 kHz PCM in 100 ms frames at the pace of
+real time (or webm/opus in 250 ms MediaRecorder-like slices). The latency of a word is when its
+final text arrived minus when the end of that word's audio was sent; word times come from an offline
+transcript of the same file (faster-whisper, word_timestamps, the server's settings), and each live
+word is matched to the offline word with the same text nearest in time. Word error rates use
+Whisper's English normalisation (as the tests do): live is the final text of the stream, second pass
+the transcript that replaces it when the session's job is done. Without --url a server is started
+with its data in bench/.data (kept, like all data). The last line is the result:
+
+    median_latency_s=... p95_latency_s=... live_wer=... second_pass_wer=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import signal
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from websockets.sync.client import connect
+
+from throughput import start_server  # bench/ is the script's directory
+from tapescribe.config import Settings
+from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
+
+HERE = Path(__file__).resolve().parent
+FRAME_SECONDS = 0.1
+WEBM_SLICE_SECONDS = 0.25
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalise = EnglishTextNormalizer()
+    return 100.0 * jiwer.wer(normalise(reference), normalise(hypothesis))
+
+
+def key(text: str) -> str:
+    return re.sub(r"[^\w']+", "", text.lower())
+
+
+def offline_words(path: Path, settings: Settings) -> tuple[list[dict], str]:
+    from faster_whisper import WhisperModel
+
+    from tapescribe.engine.models import resolve_model
+
+    model = WhisperModel(str(resolve_model(settings.model, settings.models_dir)), device="cpu",
+                         compute_type="int8", cpu_threads=settings.cpu_threads)
+    segments, _ = model.transcribe(str(path), beam_size=settings.beam_size, vad_filter=settings.vad_filter,
+                                   word_timestamps=True)
+    segments = list(segments)
+    words = [{"end": word.end, "key": key(word.word)} for segment in segments for word in segment.words]
+    return words, "".join(segment.text for segment in segments)
+
+
+def webm_bytes(samples: np.ndarray) -> bytes:
+    """The recording as a browser would record it: webm/opus, in memory."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="webm") as container:
+        stream = container.add_stream("libopus", rate=48000)
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        frame = av.AudioFrame.from_ndarray((samples * 32767).astype("<i2").reshape(1, -1), format="s16",
+                                           layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        for resampled in resampler.resample(frame):
+            for packet in stream.encode(resampled):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def pieces(samples: np.ndarray, fmt: str) -> list[tuple[float, bytes]]:
+    """(seconds of audio up to the end of this piece, bytes) in sending order."""
+    duration = len(samples) / SAMPLE_RATE
+    if fmt == "pcm":
+        pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+        step = int(FRAME_SECONDS * SAMPLE_RATE) * 2
+        return [(min(duration, (start + step) / 2 / SAMPLE_RATE), pcm[start:start + step])
+                for start in range(0, len(pcm), step)]
+    data = webm_bytes(samples)  # slices by share of the bytes: opus is near constant bit rate
+    count = max(1, int(np.ceil(duration / WEBM_SLICE_SECONDS)))
+    bounds = [round(len(data) * n / count) for n in range(count + 1)]
+    return [(duration * (n + 1) / count, data[bounds[n]:bounds[n + 1]]) for n in range(count)]
+
+
+def stream(url: str, samples: np.ndarray, fmt: str, speed: float, title: str) -> dict:
+    """Send the recording at `speed` x real time; returns the messages with their arrival times and send times."""
+    ws_url = url.replace("http://", "ws://").replace("https://", "wss://") + "/ws/live"
+    sent: list[tuple[float, float]] = []  # (audio seconds sent so far, wall time)
+    received: list[tuple[float, dict]] = []
+    with connect(ws_url, max_size=None) as socket:
+        socket.send(json.dumps({"type": "start", "format": fmt, "sample_rate": SAMPLE_RATE, "title": title}))
+        received.append((time.perf_counter(), json.loads(socket.recv())))
+
+        def send_all() -> None:
+            started = time.perf_counter()
+            for audio_end, data in pieces(samples, fmt):
+                due = started + (audio_end - (FRAME_SECONDS if fmt == "pcm" else WEBM_SLICE_SECONDS)) / speed
+                time.sleep(max(0.0, due - time.perf_counter()))
+                socket.send(data)
+                sent.append((audio_end, time.perf_counter()))
+            socket.send(json.dumps({"type": "stop"}))
+
+        sender = threading.Thread(target=send_all)
+        sender.start()
+        while True:
+            message = json.loads(socket.recv())
+            received.append((time.perf_counter(), message))
+            if message["type"] in ("done", "error"):
+                break
+        sender.join()
+    return {"sent": sent, "received": received}
+
+
+def latencies(run: dict, offline: list[dict]) -> list[tuple[float, str, float]]:
+    """(latency, word, end of the word in the recording) for each live word matched to an offline one."""
+    sent_times = [wall for _, wall in run["sent"]]
+    sent_ends = [audio_end for audio_end, _ in run["sent"]]
+    used: set[int] = set()
+    found = []
+    for arrived, message in run["received"]:
+        if message["type"] != "final":
+            continue
+        for word in message["words"]:
+            best = None
+            for number, candidate in enumerate(offline):
+                if number in used or candidate["key"] != key(word["word"]) or abs(candidate["end"] - word["end"]) > 1.5:
+                    continue
+                if best is None or abs(candidate["end"] - word["end"]) < abs(offline[best]["end"] - word["end"]):
+                    best = number
+            if best is None:
+                continue
+            used.add(best)
+            index = min(int(np.searchsorted(sent_ends, offline[best]["end"] - 1e-6)), len(sent_times) - 1)
+            found.append((arrived - sent_times[index], word["word"], offline[best]["end"]))
+    return sorted(found)
+
+
+def wait_done(client: httpx.Client, session_id: str, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/session/{session_id}").json()
+        if body["status"]["status"] not in ("queued", "processing"):
+            return body
+        time.sleep(0.2)
+    raise SystemExit(f"session {session_id} did not finish")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("audio", type=Path)
+    parser.add_argument("reference", type=Path)
+    parser.add_argument("--url", help="a running tapescribe server (default: start one)")
+    parser.add_argument("--format", choices=("pcm", "webm"), default="pcm")
+    parser.add_argument("--speed", type=float, default=1.0, help="x real time (1: as a microphone)")
+    args = parser.parse_args()
+
+    settings = Settings()
+    samples = np.concatenate(list(pcm_blocks(args.audio)))
+    reference = args.reference.read_text(encoding="utf-8").strip()
+    offline, offline_text = offline_words(args.audio, settings)
+    process = None
+    url = args.url
+    if url is None:
+        process, url = start_server(HERE / ".data")
+    try:
+        stream(url, samples[: 2 * SAMPLE_RATE], "pcm", 8.0, "bench warm-up")  # the server loads its model
+        run = stream(url, samples, args.format, args.speed, f"bench {args.audio.name}")
+        done = run["received"][-1][1]
+        if done["type"] != "done":
+            raise SystemExit(f"the stream ended with {done}")
+        with httpx.Client(base_url=url, timeout=60) as client:
+            session = wait_done(client, done["session_id"])
+            versions = client.get(f"/session/{done['session_id']}/versions").json()
+    finally:
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+    finals = [message for _, message in run["received"] if message["type"] == "final"]
+    live_text = "".join(message["text"] for message in finals)
+    second_text = (session.get("transcription") or {}).get("text", "")
+    timed = latencies(run, offline)
+    found = [latency for latency, _, _ in timed]
+    stop_sent = run["sent"][-1][1]
+    done_at = run["received"][-1][0]
+    print(f"file={args.audio.name} duration_s={len(samples) / SAMPLE_RATE:.1f} format={args.format} "
+          f"speed={args.speed} cpus={os.cpu_count()} session={done['session_id']}")
+    print(f"live: {live_text.strip()}")
+    print(f"second pass ({session['status']['status']}): {second_text}")
+    print(f"offline_wer={word_error_rate(reference, offline_text):.2f} final_messages={len(finals)} "
+          f"words_timed={len(found)}/{len(offline)} stop_to_done_s={done_at - stop_sent:.2f} "
+          f"versions={[version['label'] for version in versions['versions']]}")
+    print("slowest words: " + ", ".join(f"{word.strip()!r}@{end:.1f}s {latency:.2f}s" for latency, word, end in timed[-5:]))
+    print(f"median_latency_s={statistics.median(found):.2f} p95_latency_s={found[int(0.95 * (len(found) - 1))]:.2f} "
+          f"live_wer={word_error_rate(reference, live_text):.2f} "
+          f"second_pass_wer={word_error_rate(reference, second_text):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""`/ws/live`: live captions over a WebSocket. Messages in and out; the stream itself is a LiveStream.
+
+The socket is read by one task and written by another, so audio keeps arriving while captions go
+out. Messages from the stream's threads reach the writer through an asyncio queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from tapescribe.api.deps import checked_language
+from tapescribe.api.errors import status_of
+from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.errors import BadRequest, TapescribeError
+from tapescribe.runtime import Runtime
+from tapescribe.sessions.live_stream import LiveRequest, LiveStream, live_request, stream_error
+
+router = APIRouter(tags=["transcribe"])
+
+CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_ERROR = 1000, 1003, 1008, 1009, 1011
+CLOSE_CODE_FOR = {"unsupported_media": CLOSE_UNSUPPORTED, "upload_too_large": CLOSE_TOO_BIG,
+                  "transcription_failed": CLOSE_ERROR}
+
+
+def _error_message(error: TapescribeError) -> dict[str, Any]:
+    return {**stream_error(error), "status": status_of(error)}
+
+
+def _close_code(message: dict[str, Any]) -> int:
+    return CLOSE_CODE_FOR.get(message.get("code", ""), CLOSE_POLICY)
+
+
+async def _first_request(websocket: WebSocket, runtime: Runtime) -> LiveRequest | None:
+    """The start message, checked; None if the client left first."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    try:
+        parsed = json.loads(text) if text is not None else None
+    except json.JSONDecodeError:
+        parsed = None
+    return live_request(parsed, runtime.models, checked_language)
+
+
+async def _receive_audio(websocket: WebSocket, stream: LiveStream, report: Callable[[dict], None]) -> None:
+    """Audio messages into the stream until a stop message or the end of the connection."""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("bytes") is not None:
+                await asyncio.to_thread(stream.receive, message["bytes"])
+                continue
+            try:
+                control = json.loads(message.get("text") or "")
+            except json.JSONDecodeError:
+                control = None
+            if isinstance(control, dict) and control.get("type") == "stop":
+                return
+            raise BadRequest('Send audio as binary messages and {"type": "stop"} to end the stream.')
+    except TapescribeError as error:
+        report(_error_message(error))
+    except (WebSocketDisconnect, RuntimeError):
+        return  # the connection went away mid-read
+    finally:
+        stream.end_input()
+
+
+async def _send(websocket: WebSocket, message: dict[str, Any]) -> bool:
+    """Send if the client is still there; False once it is gone (the stream finishes regardless)."""
+    if websocket.client_state != WebSocketState.CONNECTED:
+        return False
+    try:
+        await websocket.send_json(message)
+        return True
+    except Exception:  # closed underneath us: nothing to tell anyone
+        return False
+
+
+@router.websocket("/ws/live")
+async def live_socket(websocket: WebSocket) -> None:
+    """Live captions: a start message, audio messages, then `partial`, `final` and `done` back (see README)."""
+    runtime: Runtime = websocket.app.state.runtime
+    await websocket.accept()
+    try:
+        request = await _first_request(websocket, runtime)
+    except TapescribeError as error:
+        message = _error_message(error)
+        await _send(websocket, message)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=_close_code(message))
+        return
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    if request is None:
+        return
+
+    loop = asyncio.get_running_loop()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def emit(message: dict[str, Any]) -> None:  # called from the stream's threads
+        with contextlib.suppress(RuntimeError):  # the loop is gone (server stopping): the session still finishes
+            loop.call_soon_threadsafe(outbox.put_nowait, message)
+
+    stream = LiveStream(runtime.sessions, runtime.models, runtime.jobs.submit, request, emit,
+                        max_bytes=runtime.settings.max_upload_bytes)
+    stream.start()
+    await _send(websocket, {"type": "ready", "format": request.format, "sample_rate": SAMPLE_RATE,
+                            "model": request.model, "language": request.language})
+    receiving = asyncio.create_task(_receive_audio(websocket, stream, outbox.put_nowait))
+    close_code = CLOSE_NORMAL
+    try:
+        while True:
+            message = await outbox.get()
+            if message["type"] == "error" and close_code == CLOSE_NORMAL:
+                close_code = _close_code(message)
+                receiving.cancel()  # an error ends the stream: the session keeps what came so far
+                stream.end_input()
+            await _send(websocket, message)
+            if message["type"] == "done":
+                break
+    finally:
+        receiving.cancel()
+        stream.end_input()  # also when this handler is cancelled: the session is still finished
+    with contextlib.suppress(Exception):
+        await websocket.close(code=close_code)

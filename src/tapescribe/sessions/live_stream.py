@@ -1,0 +1,316 @@
+"""A live stream as a session: keep every byte received, transcribe as it comes, finish like an upload.
+
+One `LiveStream` per connection. The connection hands it audio messages (`receive`) and says when
+the input ended (`end_input`: a clean stop and a dropped connection are the same call). Three
+threads share the work, so neither the socket nor the model ever waits for the other:
+
+- the caller's: each message is stored as it arrives (`chunk_<n>.webm` per MediaRecorder slice,
+  or raw PCM appended to `chunk_<n>.pcm`, a new file every ten seconds) and handed on;
+- a decoder (webm only): PyAV reads the slices as one stream through a pipe whose read blocks until
+  more bytes come, so each byte is decoded once;
+- a worker: waits for `min_step_seconds` of new audio, then takes *all* audio received since its
+  last step (a machine that cannot keep up makes longer steps instead of a growing queue), runs
+  the streaming policy and emits what it settled.
+
+When the input has ended and the last audio is settled, the session gets one playable recording
+(`original_audio.webm`, the slices joined; `original_audio.wav` for PCM), the live transcript is kept
+as the version "live-draft", and the session is queued for a second pass over the whole recording
+with the configured model, which replaces the draft. The session is created with the first audio
+bytes, so a connection that sends none leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tapescribe.engine.agreement import Word, words_text
+from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
+from tapescribe.engine.models import ModelPool
+from tapescribe.engine.streaming import StepResult, StreamingOptions, StreamingTranscriber
+from tapescribe.errors import BadRequest, TapescribeError, UnsupportedMedia, UploadTooLarge
+from tapescribe.sessions import files
+from tapescribe.sessions.live_audio import (
+    FORMATS,
+    WAV_LIMIT_BYTES,
+    AudioInbox,
+    BytePipe,
+    ChunkWriter,
+    pcm_samples,
+    write_recording,
+)
+from tapescribe.sessions.service import CANCELLED, PROCESSING, QUEUED, SessionService, status_record
+
+log = logging.getLogger(__name__)
+
+SAVE_TRANSCRIPT_EVERY_SECONDS = 5.0  # the draft on disk lags at most this much behind the socket
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class LiveRequest:
+    """What the first message of a stream asks for, checked."""
+
+    format: str
+    language: str | None = None
+    model: str | None = None
+    title: str | None = None
+
+
+def live_request(message: Any, models: ModelPool, checked_language: Callable[[Any], str | None]) -> LiveRequest:
+    """Check a stream's first message; BadRequest saying what is wrong otherwise."""
+    if not isinstance(message, dict) or message.get("type") != "start":
+        raise BadRequest('The first message must be JSON text: {"type": "start", "format": "pcm" or "webm"}.')
+    fmt = str(message.get("format") or "").strip().lower()
+    if fmt not in FORMATS:
+        raise BadRequest(f"Unknown audio format {message.get('format')!r}: send 'pcm' (16 kHz mono 16-bit "
+                         "little-endian) or 'webm' (MediaRecorder webm/opus).", format=message.get("format"))
+    rate = message.get("sample_rate", SAMPLE_RATE)
+    if fmt == "pcm" and rate != SAMPLE_RATE:
+        raise BadRequest(f"PCM audio must be 16000 Hz mono; this stream says {rate!r}. Resample it before sending.")
+    model = models.check((str(message.get("model") or "").strip()) or None)
+    title = str(message.get("title") or "").strip() or None
+    return LiveRequest(fmt, checked_language(message.get("language")), model, title)
+
+
+def transcript_segments(words: list[Word]) -> list[dict[str, Any]]:
+    """Settled words grouped into transcript segments (a new one where Whisper or a pause began one)."""
+    segments: list[dict[str, Any]] = []
+    for word in words:
+        if word.starts_segment or not segments:
+            segments.append({"id": len(segments), "start": round(word.start, 3), "words": []})
+        segments[-1]["words"].append(word.as_record())
+    for segment in segments:
+        segment["end"] = segment["words"][-1]["end"]
+        segment["text"] = "".join(item["word"] for item in segment["words"])
+    return [{key: segment[key] for key in ("id", "start", "end", "text", "words")} for segment in segments]
+
+
+class LiveStream:
+    """One connection's stream. `submit` queues a session for the second pass (JobControl.submit)."""
+
+    def __init__(self, sessions: SessionService, models: ModelPool, submit: Callable[[str], None],
+                 request: LiveRequest, emit: Emit, *, options: StreamingOptions | None = None,
+                 max_bytes: int | None = None) -> None:
+        self.sessions = sessions
+        self.models = models
+        self.submit = submit
+        self.request = request
+        self.options = options or StreamingOptions(language=request.language)
+        self.max_bytes = min(max_bytes or WAV_LIMIT_BYTES, WAV_LIMIT_BYTES if request.format == "pcm" else 2**62)
+        self.session_id: str | None = None
+        self._emit = emit
+        self._inbox = AudioInbox()
+        self._pipe = BytePipe() if request.format == "webm" else None
+        self._writer: ChunkWriter | None = None
+        self._pcm_remainder = b""
+        self._input_ended = threading.Event()
+        self._receiving = threading.Lock()  # a message being stored, against the input ending under it
+        self._words: list[Word] = []
+        self._partial_text = ""
+        self._language = request.language
+        self._seconds = 0.0  # audio decoded so far
+        self._saved_at = 0.0
+        self._worker = threading.Thread(target=self._run, name="live-stream", daemon=False)
+        self._decoder = threading.Thread(target=self._decode, name="live-decoder", daemon=False) if self._pipe else None
+
+    # -- the connection's side -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._worker.start()
+        if self._decoder is not None:
+            self._decoder.start()
+
+    def receive(self, data: bytes) -> None:
+        """Store one audio message and pass it on. The first one creates the session."""
+        with self._receiving:
+            if data and not self._input_ended.is_set():
+                self._store(data)
+
+    def _store(self, data: bytes) -> None:
+        if self._writer is not None and self._writer.bytes + len(data) > self.max_bytes:
+            raise UploadTooLarge(f"A live stream is limited to {self.max_bytes} bytes; the audio so far is kept.")
+        if self._writer is None:
+            self._create_session()
+        self._writer.write(data)
+        if self._pipe is not None:
+            self._pipe.feed(data)
+        else:
+            data = self._pcm_remainder + data
+            usable = len(data) - len(data) % 2
+            self._pcm_remainder = data[usable:]
+            if usable:
+                self._inbox.put(pcm_samples(data[:usable]))
+
+    def end_input(self) -> None:
+        """No more audio (a stop message or a dropped connection): the worker settles the rest and finishes."""
+        with self._receiving:
+            if self._input_ended.is_set():
+                return
+            if self._writer is not None:
+                self._writer.close()
+            self._input_ended.set()
+        if self._pipe is not None:
+            self._pipe.end()
+        else:
+            self._inbox.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._worker.join(timeout)
+        return not self._worker.is_alive()
+
+    # -- the decoder's side ----------------------------------------------------------------------
+
+    def _decode(self) -> None:
+        try:
+            for block in pcm_blocks(self._pipe):
+                self._inbox.put(block)
+            if not self._input_ended.is_set():  # the decoder gave up before the stream ended
+                self._error("unsupported_media", "The webm stream broke off: later audio cannot be decoded. "
+                            "Send one MediaRecorder recording per connection, its header first.")
+        except UnsupportedMedia as error:
+            if self._writer is not None:  # a stream that ends before any audio is not an error
+                self._error(error.code, "The audio could not be decoded as webm/opus: " + error.message)
+        except Exception as error:  # the decoder must always close the inbox
+            log.exception("live decoder failed")
+            self._error("unsupported_media", f"The audio could not be decoded: {type(error).__name__}.")
+        finally:
+            if not self._input_ended.is_set():
+                self._pipe.abandon()
+            self._inbox.close()
+
+    # -- the worker's side -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._transcribe()
+        except Exception as error:
+            log.exception("live transcription failed")
+            self._error("transcription_failed", f"Live transcription failed: {type(error).__name__}: {error}")
+        self._input_ended.wait()
+        try:
+            self._finish()
+        except Exception as error:
+            log.exception("finishing live session %s failed", self.session_id)
+            self._error("transcription_failed", f"Finishing the live session failed: {type(error).__name__}.")
+            self._emit({"type": "done", "session_id": self.session_id, "status": "error", "text": "", "duration": None})
+
+    def _transcribe(self) -> None:
+        policy: StreamingTranscriber | None = None
+        at_least = max(1, int(self.options.min_step_seconds * SAMPLE_RATE))
+        while True:
+            samples, ended = self._inbox.take(at_least)
+            if policy is None:
+                if not len(samples) and ended:
+                    return
+                policy = StreamingTranscriber(self.models.get(self.request.model), self.options)
+            policy.feed(samples)
+            result = policy.finish() if ended else policy.step()
+            self._publish(result, policy)
+            if ended:
+                return
+
+    def _publish(self, result: StepResult, policy: StreamingTranscriber) -> None:
+        self._seconds = policy.received_seconds
+        self._language = policy.language or self._language
+        if result.final:
+            first = len(self._words)
+            self._words += result.final
+            self._emit_finals(first)
+        partial = words_text(result.partial)
+        if partial != self._partial_text:
+            self._partial_text = partial
+            message: dict[str, Any] = {"type": "partial", "text": partial}
+            if result.partial:
+                message.update(start=round(result.partial[0].start, 3), end=round(result.partial[-1].end, 3))
+            self._emit(message)
+        if result.final and time.monotonic() - self._saved_at >= SAVE_TRANSCRIPT_EVERY_SECONDS:
+            self._save_draft(complete=False)
+
+    def _emit_finals(self, first: int) -> None:
+        """One `final` message per transcript segment the new words belong to."""
+        segment = sum(1 for word in self._words[:first] if word.starts_segment) - 1
+        group: list[Word] = []
+        for word in self._words[first:]:
+            if word.starts_segment and group:
+                self._emit(_final_message(segment, group))
+                group = []
+            if word.starts_segment:
+                segment += 1
+            group.append(word)
+        if group:
+            self._emit(_final_message(max(segment, 0), group))
+
+    # -- the session -----------------------------------------------------------------------------
+
+    def _create_session(self) -> None:
+        title = self.request.title or f"Live {files.utc_now()[:16].replace('T', ' ')}"
+        self.session_id = self.sessions.create(
+            source="live",
+            title=title,
+            status=status_record(PROCESSING, message="Live: receiving audio."),
+            requested_language=self.request.language,
+            model=self.request.model,
+            live_format=self.request.format,
+        )
+        self._writer = ChunkWriter(self.sessions.store.dir(self.session_id), self.request.format)
+        self._emit({"type": "session", "session_id": self.session_id})
+
+    def _transcription(self, complete: bool, language: str | None) -> dict[str, Any]:
+        segments = transcript_segments(self._words)
+        return {
+            "text": "".join(segment["text"] for segment in segments).strip(),
+            "language": language,
+            "language_probability": None,
+            "model": self.request.model,
+            "complete": complete,
+            "live": True,
+            "segments": segments,
+        }
+
+    def _save_draft(self, complete: bool) -> dict[str, Any]:
+        self._saved_at = time.monotonic()
+        transcription = self._transcription(complete, self._language)
+        self.sessions.save_transcription(self.session_id, transcription, index=complete)
+        return transcription
+
+    def _finish(self) -> None:
+        """As an upload ends: one playable recording, the draft kept as a version, the second pass queued."""
+        if self.session_id is None:
+            self._emit({"type": "done", "session_id": None, "status": None, "text": "", "duration": 0.0})
+            return
+        store = self.sessions.store
+        directory = store.dir(self.session_id)
+        write_recording(directory, self.request.format, self._writer.paths())
+        seconds = self._seconds
+        self.sessions.update_session(self.session_id, duration=round(seconds, 3), size=self._writer.bytes,
+                                     live_chunks=self._writer.count, language=self._language)
+        draft = self._save_draft(complete=True)
+        store.save_version(self.session_id, "live-draft", draft)
+        if self.sessions.status(self.session_id)["status"] == CANCELLED:
+            state = CANCELLED  # the user cancelled during the stream: no second pass
+        else:
+            self.sessions.set_status(self.session_id, QUEUED, progress=0.0,
+                                     message="Live stream ended; transcribing the whole recording again.")
+            self.submit(self.session_id)
+            state = QUEUED
+        self._emit({"type": "done", "session_id": self.session_id, "status": state, "text": draft["text"],
+                    "duration": round(seconds, 3)})
+
+    def _error(self, code: str, message: str) -> None:
+        self._emit({"type": "error", "code": code, "message": message})
+
+
+def _final_message(segment: int, words: list[Word]) -> dict[str, Any]:
+    return {"type": "final", "segment": segment, "text": words_text(words), "start": round(words[0].start, 3),
+            "end": round(words[-1].end, 3), "words": [word.as_record() for word in words]}
+
+
+def stream_error(error: TapescribeError) -> dict[str, Any]:
+    """A domain error as a stream message."""
+    return {"type": "error", "code": error.code, "message": error.message, "details": dict(error.details)}
