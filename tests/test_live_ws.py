@@ -261,3 +261,57 @@ def test_a_stream_without_audio_leaves_nothing(server):
     assert run.of("done")[0]["session_id"] is None and run.close_code == 1000
     assert _sessions_and_incoming(server) == before
     assert list(server.tmp_dir.iterdir()) == []  # nothing in the temp directory either
+
+
+def test_live_model_and_second_pass_model_are_separate_settings(tmp_path_factory, offline):
+    from conftest import make_server
+    from tapescribe.config import Settings
+    from tapescribe.engine.models import resolve_model
+
+    live_model = str(resolve_model("tiny.en", Settings().models_dir))  # the same weights under another name
+    server = make_server(tmp_path_factory, "live-model", TAPESCRIBE_LIVE_MODEL=live_model).start()
+    try:
+        samples = read_pcm(audio_file("jfk.flac"))
+        run = stream(server, "pcm", frames(pcm_bytes(samples)), interval=0.05)
+        assert run.messages[0]["model"] == live_model and run.messages[0]["second_pass_model"] == "tiny.en"
+        session = server.wait_done(run.session_id)
+        assert session["transcription"]["model"] == "tiny.en"
+        assert session["transcription"]["text"] == offline(session_dir(server, run.session_id) / "original_audio.wav")
+        (number,) = [version["number"] for version in versions(server, run.session_id) if version["label"] == "live-draft"]
+        with server.client() as client:
+            draft = client.get(f"/session/{run.session_id}/versions/{number}").json()["transcription"]
+        assert draft["model"] == live_model and draft["live"] is True
+    finally:
+        server.stop()
+
+
+def test_a_server_killed_mid_stream_finishes_the_session_after_restart(tmp_path_factory, offline, tmp_path):
+    from conftest import make_server
+
+    server = make_server(tmp_path_factory, "live-kill").start()
+    try:
+        samples = read_pcm(audio_file("acoustic_corpus.wav"))
+        pieces = frames(pcm_bytes(samples))
+        with connect(ws_url(server), open_timeout=30) as websocket:
+            websocket.send(json.dumps({"type": "start", "format": "pcm"}))
+            assert json.loads(websocket.recv(timeout=30))["type"] == "ready"
+            for piece in pieces[:100]:  # 10 s
+                websocket.send(piece)
+            session_id = json.loads(websocket.recv(timeout=30))["session_id"]
+            directory = session_dir(server, session_id)
+            deadline = time.monotonic() + 30
+            while sum(path.stat().st_size for path in directory.glob("chunk_*.pcm")) < 100 * FRAME_BYTES:
+                assert time.monotonic() < deadline, "the server should have stored the audio"
+                time.sleep(0.05)
+            server.kill()  # SIGKILL: no stop message, no finishing code runs
+        assert not (directory / "original_audio.wav").exists()
+
+        server.start()  # the interrupted stream is finished from its chunks and transcribed
+        session = server.wait_done(session_id)
+        sent = samples[: 100 * FRAME_BYTES // 2]
+        kept = read_pcm(directory / "original_audio.wav")
+        assert len(kept) == len(sent) and np.allclose(kept, sent, atol=1 / 32768)
+        assert session["status"]["status"] == "done"
+        assert session["transcription"]["text"] == offline(directory / "original_audio.wav")
+    finally:
+        server.stop()

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         description="Default model: a packaged name (tiny.en, base), a local CTranslate2 directory, "
         "or a Hugging Face name already in the local cache.",
     )
+    live_model: str | None = Field(
+        None,
+        description="Model for live captions over /ws/live (empty: the default model). The second pass over "
+        "the whole recording uses the stream's `model`, or the default: it may be larger than the live one.",
+    )
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs.")
     compute_type: str = Field(
         "default",

@@ -47,7 +47,7 @@ async def _first_request(websocket: WebSocket, runtime: Runtime) -> LiveRequest 
         parsed = json.loads(text) if text is not None else None
     except json.JSONDecodeError:
         parsed = None
-    return live_request(parsed, runtime.models, checked_language)
+    return live_request(parsed, runtime.models, checked_language, runtime.settings.live_model)
 
 
 async def _receive_audio(websocket: WebSocket, stream: LiveStream, report: Callable[[dict], None]) -> None:
@@ -115,7 +115,8 @@ async def live_socket(websocket: WebSocket) -> None:
                         max_bytes=runtime.settings.max_upload_bytes)
     stream.start()
     await _send(websocket, {"type": "ready", "format": request.format, "sample_rate": SAMPLE_RATE,
-                            "model": request.model, "language": request.language})
+                            "model": request.live_model, "second_pass_model": request.model,
+                            "language": request.language})
     receiving = asyncio.create_task(_receive_audio(websocket, stream, outbox.put_nowait))
     close_code = CLOSE_NORMAL
     try:

@@ -151,6 +151,16 @@ class ChunkWriter:
         return [self.path(index) for index in range(self.count)]
 
 
+def chunk_files(directory: Path, fmt: str) -> list[Path]:
+    """A stream's chunk files in order (for one cut off by a crash, whose writer is gone)."""
+    found = []
+    for entry in directory.iterdir():
+        stem, _, extension = entry.name.partition(".")
+        if extension == FORMATS[fmt] and stem.startswith("chunk_") and stem[6:].isdigit() and entry.is_file():
+            found.append((int(stem[6:]), entry))
+    return [path for _, path in sorted(found)]
+
+
 def write_recording(directory: Path, fmt: str, chunks: list[Path]) -> Path:
     """One playable file from the chunks: the webm slices joined (they are one stream), or a WAV.
 

@@ -21,6 +21,7 @@ bytes, so a connection that sends none leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -58,11 +59,13 @@ class LiveRequest:
 
     format: str
     language: str | None = None
-    model: str | None = None
+    model: str | None = None  # for the second pass
     title: str | None = None
+    live_model: str | None = None  # for the live captions
 
 
-def live_request(message: Any, models: ModelPool, checked_language: Callable[[Any], str | None]) -> LiveRequest:
+def live_request(message: Any, models: ModelPool, checked_language: Callable[[Any], str | None],
+                 live_model: str | None = None) -> LiveRequest:
     """Check a stream's first message; BadRequest saying what is wrong otherwise."""
     if not isinstance(message, dict) or message.get("type") != "start":
         raise BadRequest('The first message must be JSON text: {"type": "start", "format": "pcm" or "webm"}.')
@@ -75,7 +78,8 @@ def live_request(message: Any, models: ModelPool, checked_language: Callable[[An
         raise BadRequest(f"PCM audio must be 16000 Hz mono; this stream says {rate!r}. Resample it before sending.")
     model = models.check((str(message.get("model") or "").strip()) or None)
     title = str(message.get("title") or "").strip() or None
-    return LiveRequest(fmt, checked_language(message.get("language")), model, title)
+    live = models.check(live_model) if live_model else model
+    return LiveRequest(fmt, checked_language(message.get("language")), model, title, live)
 
 
 def transcript_segments(words: list[Word]) -> list[dict[str, Any]]:
@@ -116,6 +120,7 @@ class LiveStream:
         self._language = request.language
         self._seconds = 0.0  # audio decoded so far
         self._saved_at = 0.0
+        self._lock = contextlib.ExitStack()
         self._worker = threading.Thread(target=self._run, name="live-stream", daemon=False)
         self._decoder = threading.Thread(target=self._decode, name="live-decoder", daemon=False) if self._pipe else None
 
@@ -199,6 +204,8 @@ class LiveStream:
             log.exception("finishing live session %s failed", self.session_id)
             self._error("transcription_failed", f"Finishing the live session failed: {type(error).__name__}.")
             self._emit({"type": "done", "session_id": self.session_id, "status": "error", "text": "", "duration": None})
+        finally:
+            self._lock.close()
 
     def _transcribe(self) -> None:
         policy: StreamingTranscriber | None = None
@@ -208,7 +215,7 @@ class LiveStream:
             if policy is None:
                 if not len(samples) and ended:
                     return
-                policy = StreamingTranscriber(self.models.get(self.request.model), self.options)
+                policy = StreamingTranscriber(self.models.get(self.request.live_model), self.options)
             policy.feed(samples)
             result = policy.finish() if ended else policy.step()
             self._publish(result, policy)
@@ -258,6 +265,9 @@ class LiveStream:
             model=self.request.model,
             live_format=self.request.format,
         )
+        # Held while the stream runs: a process starting meanwhile must not take the session for an
+        # interrupted one (JobControl.recover finishes those whose lock nobody holds).
+        self._lock.enter_context(self.sessions.store.job_lock(self.session_id))
         self._writer = ChunkWriter(self.sessions.store.dir(self.session_id), self.request.format)
         self._emit({"type": "session", "session_id": self.session_id})
 
@@ -267,7 +277,7 @@ class LiveStream:
             "text": "".join(segment["text"] for segment in segments).strip(),
             "language": language,
             "language_probability": None,
-            "model": self.request.model,
+            "model": self.request.live_model,
             "complete": complete,
             "live": True,
             "segments": segments,
@@ -292,6 +302,7 @@ class LiveStream:
                                      live_chunks=self._writer.count, language=self._language)
         draft = self._save_draft(complete=True)
         store.save_version(self.session_id, "live-draft", draft)
+        self._lock.close()  # the second pass takes it
         if self.sessions.status(self.session_id)["status"] == CANCELLED:
             state = CANCELLED  # the user cancelled during the stream: no second pass
         else:
