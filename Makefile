@@ -35,6 +35,7 @@ bench: setup-test
 	$(BIN)/python bench/make_long_audio.py 60 bench/audio/minute.wav
 	$(BIN)/python bench/throughput.py bench/audio/minute.wav
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/live.py bench/audio/minute.wav bench/audio/minute.txt
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,7 @@
 """Live captions: latency and accuracy of /ws/live on one recording streamed in real time.
 
     python bench/live.py AUDIO REFERENCE.txt [--url http://127.0.0.1:8000] [--format pcm|webm] [--speed 1]
+                         [--streams 1]
 
 The recording is sent as a microphone would send it: 16 kHz PCM in 100 ms frames at the pace of
 real time (or webm/opus in 250 ms MediaRecorder-like slices). The latency of a word is when its
@@ -9,7 +10,9 @@ transcript of the same file (faster-whisper, word_timestamps, the server's setti
 word is matched to the offline word with the same text nearest in time. Word error rates use
 Whisper's English normalisation (as the tests do): live is the final text of the stream, second pass
 the transcript that replaces it when the session's job is done. Without --url a server is started
-with its data in bench/.data (kept, like all data). The last line is the result:
+with its data in bench/.data (kept, like all data). With --streams N, N streams of the recording
+run at once (one model shared, more streams than cores: each stream's steps get longer); latencies
+are over all of them and the word error rates are the means. The last line is the result:
 
     median_latency_s=... p95_latency_s=... live_wer=... second_pass_wer=...
 """
@@ -170,6 +173,7 @@ def main() -> None:
     parser.add_argument("--url", help="a running tapescribe server (default: start one)")
     parser.add_argument("--format", choices=("pcm", "webm"), default="pcm")
     parser.add_argument("--speed", type=float, default=1.0, help="x real time (1: as a microphone)")
+    parser.add_argument("--streams", type=int, default=1, help="this many streams at once")
     args = parser.parse_args()
 
     settings = Settings()
@@ -182,37 +186,52 @@ def main() -> None:
         process, url = start_server(HERE / ".data")
     try:
         stream(url, samples[: 2 * SAMPLE_RATE], "pcm", 8.0, "bench warm-up")  # the server loads its model
-        run = stream(url, samples, args.format, args.speed, f"bench {args.audio.name}")
-        done = run["received"][-1][1]
-        if done["type"] != "done":
-            raise SystemExit(f"the stream ended with {done}")
-        with httpx.Client(base_url=url, timeout=60) as client:
-            session = wait_done(client, done["session_id"])
-            versions = client.get(f"/session/{done['session_id']}/versions").json()
+        runs: list[dict] = [{} for _ in range(args.streams)]
+
+        def one(number: int) -> None:
+            runs[number] = stream(url, samples, args.format, args.speed, f"bench {args.audio.name} #{number + 1}")
+
+        threads = [threading.Thread(target=one, args=(number,)) for number in range(args.streams)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        sessions = []
+        for run in runs:
+            done = run["received"][-1][1]
+            if done["type"] != "done":
+                raise SystemExit(f"a stream ended with {done}")
+            with httpx.Client(base_url=url, timeout=60) as client:
+                sessions.append(wait_done(client, done["session_id"]))
+                versions = client.get(f"/session/{done['session_id']}/versions").json()
     finally:
         if process is not None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
 
-    finals = [message for _, message in run["received"] if message["type"] == "final"]
-    live_text = "".join(message["text"] for message in finals)
-    second_text = (session.get("transcription") or {}).get("text", "")
-    timed = latencies(run, offline)
+    def live_text(run: dict) -> str:
+        return "".join(message["text"] for _, message in run["received"] if message["type"] == "final")
+
+    def second_text(session: dict) -> str:
+        return (session.get("transcription") or {}).get("text", "")
+
+    timed = sorted(found for run in runs for found in latencies(run, offline))
     found = [latency for latency, _, _ in timed]
-    stop_sent = run["sent"][-1][1]
-    done_at = run["received"][-1][0]
+    run, session = runs[0], sessions[0]
+    finals = [message for _, message in run["received"] if message["type"] == "final"]
     print(f"file={args.audio.name} duration_s={len(samples) / SAMPLE_RATE:.1f} format={args.format} "
-          f"speed={args.speed} cpus={os.cpu_count()} session={done['session_id']}")
-    print(f"live: {live_text.strip()}")
-    print(f"second pass ({session['status']['status']}): {second_text}")
+          f"speed={args.speed} streams={args.streams} cpus={os.cpu_count()} session={session['id']}")
+    print(f"live: {live_text(run).strip()}")
+    print(f"second pass ({session['status']['status']}): {second_text(session)}")
     print(f"offline_wer={word_error_rate(reference, offline_text):.2f} final_messages={len(finals)} "
-          f"words_timed={len(found)}/{len(offline)} stop_to_done_s={done_at - stop_sent:.2f} "
+          f"words_timed={len(found)}/{len(offline) * len(runs)} "
+          f"stop_to_done_s={max(run['received'][-1][0] - run['sent'][-1][1] for run in runs):.2f} "
           f"versions={[version['label'] for version in versions['versions']]}")
     print("slowest words: " + ", ".join(f"{word.strip()!r}@{end:.1f}s {latency:.2f}s" for latency, word, end in timed[-5:]))
+    live_wer = statistics.mean(word_error_rate(reference, live_text(run)) for run in runs)
+    second_wer = statistics.mean(word_error_rate(reference, second_text(session)) for session in sessions)
     print(f"median_latency_s={statistics.median(found):.2f} p95_latency_s={found[int(0.95 * (len(found) - 1))]:.2f} "
-          f"live_wer={word_error_rate(reference, live_text):.2f} "
-          f"second_pass_wer={word_error_rate(reference, second_text):.2f}")
-
+          f"live_wer={live_wer:.2f} second_pass_wer={second_wer:.2f}")
 
 if __name__ == "__main__":
     main()

@@ -124,10 +124,14 @@ def offline(library_model):
     return text
 
 
-SPEECH_FOR_ACCURACY = [  # about a minute of real speech, in the order a person might say it
-    "acoustic_corpus.wav", "jfk.flac", "leopard_test.wav", "61-70968-0000.flac",
-    "sense_and_sensibility_01_austen_64kb-0870.wav", "sense_and_sensibility_01_austen_64kb-0920.wav",
+SPEECH_FOR_ACCURACY = [  # the minute of speech bench/live.py uses (bench/make_long_audio.py 60)
+    "61-70968-0000.flac", "acoustic_corpus.wav", "goforward.wav", "jfk.flac", "leopard_test.wav",
+    "sense_and_sensibility_01_austen_64kb-0870.wav",
 ]
+# The live text depends on where each step falls, so it varies from run to run: over a minute of
+# speech tiny.en's live WER was 0 to 3.5 points above offline (bench/live.py: within 1.4 points in
+# three runs). A lost or doubled sentence costs more than 5 points, which is what this catches.
+LIVE_WER_MARGIN = 5.0
 
 
 def test_pcm_stream_is_as_accurate_as_offline_and_kept_as_a_session(server, offline, tmp_path):
@@ -140,7 +144,7 @@ def test_pcm_stream_is_as_accurate_as_offline_and_kept_as_a_session(server, offl
     reference = " ".join(reference_text(name) for name in SPEECH_FOR_ACCURACY)
     live_wer, offline_wer = wer([reference], [run.final_text]), wer([reference], [offline(joined)])
     print(f"\n{len(samples) / 16000:.0f} s streamed in real time: live WER {live_wer:.2f}%, offline {offline_wer:.2f}%")
-    assert live_wer <= offline_wer + 3.0, run.final_text
+    assert live_wer <= offline_wer + LIVE_WER_MARGIN, run.final_text
     assert done["text"] == run.final_text.strip()
     assert all(message["start"] <= message["end"] for message in run.of("final"))
     assert [message["start"] for message in run.of("final")] == sorted(message["start"] for message in run.of("final"))

@@ -56,7 +56,8 @@ def without_trailing_hallucination(words: list[Word]) -> list[Word]:
     return words
 
 
-LOOP_PHRASE_WORDS = range(3, 9)  # a phrase of 3 to 8 words said again at once: a decoding loop
+LOOP_PHRASE_WORDS = range(2, 9)  # a phrase of 2 to 8 words said again at once: a decoding loop
+LOOP_REPEATS = {2: 3}  # ...a two-word phrase only when said three times ("thank you, thank you" is speech)
 STACKED_WORDS = 3  # this many words in a row with no duration: text with no audio under it
 
 
@@ -70,7 +71,11 @@ def without_loops(words: list[Word]) -> list[Word]:
     keys = [word.key for word in words]
     for start in range(len(words)):
         for size in LOOP_PHRASE_WORDS:
-            if start + 2 * size <= len(words) and keys[start:start + size] == keys[start + size:start + 2 * size]:
+            repeats = LOOP_REPEATS.get(size, 2)
+            phrase = keys[start:start + size]
+            if start + repeats * size <= len(words) and all(
+                keys[start + n * size:start + (n + 1) * size] == phrase for n in range(1, repeats)
+            ):
                 return words[:start + size]
         run = words[start:start + STACKED_WORDS]
         if len(run) == STACKED_WORDS and all(word.end - word.start < 0.02 for word in run):
@@ -98,9 +103,10 @@ class LocalAgreement:
     SETTLED_KEPT = 400  # more than one 30 s buffer can hold
     TIME_SLACK = 0.1
 
-    def __init__(self, span: float = 0.0, patience: float = 2.0) -> None:
+    def __init__(self, span: float = 0.0, patience: float = 2.0, min_heard: float = 0.0) -> None:
         self.span = span
         self.patience = patience
+        self.min_heard = min_heard  # no agreement over a buffer shorter than this: Whisper guesses there
         self.settled_end = 0.0
         self.settled_start = -1.0  # start of the last settled word
         self.recent: list[Word] = []  # the last settled words, to recognise them at a hypothesis's start
@@ -168,7 +174,8 @@ class LocalAgreement:
         # The hypotheses to agree with: all made since the newest one at least `span` older.
         oldest = max((n for n, (end, _, _) in enumerate(self.history) if end <= audio_end - self.span), default=None)
         agreed = sure
-        if oldest is not None:
+        too_short = buffer_start is not None and audio_end - buffer_start < self.min_heard
+        if oldest is not None and not too_short:
             agreed = len(new)
             for _, earlier, settled_then in self.history[oldest:]:
                 earlier = self.since(earlier, settled_then)

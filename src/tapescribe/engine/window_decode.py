@@ -18,7 +18,6 @@ WINDOW_MIN_FRAMES = 1000  # 10 s: shorter windows made tiny.en loop ("Go forward
 WINDOW_ROUND_FRAMES = 500
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s
 NO_SPEECH_THRESHOLD, LOGPROB_THRESHOLD = 0.6, -1.0  # faster-whisper's own test for a silent window
-MAX_COMPRESSION_RATIO = 2.4  # above this a window's text is a repetition loop
 MAX_TOKENS_PER_SECOND = 10  # fast speech is about 5 (words, punctuation and timestamps)
 
 
@@ -65,12 +64,13 @@ def decode_window(model: Any, audio: np.ndarray, *, language: str, prompt: str |
     # that is then thrown away; real speech never needs more than this many tokens per second.
     budget = int(MAX_TOKENS_PER_SECOND * content * model.feature_extractor.time_per_frame) + 16
     options = replace(options, max_new_tokens=min(budget, model.max_length - len(prompt_tokens)))
-    result, avg_logprob, _, compression_ratio = model.generate_with_fallback(
+    result, avg_logprob, _, _ = model.generate_with_fallback(
         encoder_output, prompt_tokens, tokenizer, options)
     if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
         return []
-    if compression_ratio > MAX_COMPRESSION_RATIO:
-        return []
+    # A high compression ratio means the text repeats itself somewhere; the words before the loop
+    # are usually right, so the loop is cut off word by word (agreement.without_loops) instead of
+    # the whole window being thrown away, which lost whole sentences.
     tokens = result.sequences_ids[0]
     duration = content * model.feature_extractor.time_per_frame
     segments, _, _ = model._split_segments_by_timestamps(tokenizer, tokens, 0.0, content, duration, 0)
