@@ -12,8 +12,9 @@ settled and transcribes it again at each step (what Whisper-Streaming's OnlineAS
   nothing is lost or doubled at the edges.
 - **The buffer is trimmed at settled segments.** Once it is longer than `trim_after_seconds`, the
   audio up to the end of a Whisper segment whose words are all settled is dropped, so a step never
-  costs more than one window however long the stream. The settled text before the buffer may be
-  given as the prompt (`prompt_chars`, off by default: tiny.en follows it more than the audio).
+  costs more than one window however long the stream. No text prompt is given: a prompt of the
+  last 200 characters of settled text made tiny.en write what followed the prompt rather than
+  what was said (WER 7.7% against 5.4% without, the 14 English recordings streamed back to back).
 - **Voice activity decides what is worth transcribing** (Silero VAD, faster_whisper.vad). Silence
   is never transcribed: it costs one VAD pass (milliseconds) instead of an encoder pass, and it
   cannot come back as "Thank you." When speech is followed by `utterance_end_silence` of silence
@@ -53,18 +54,13 @@ class StreamingOptions:
     min_step_seconds: float = 0.3  # at least this much new audio before a step (unless the stream ended)
     trim_after_seconds: float = 15.0  # past this, the buffer is trimmed at a settled segment's end
     max_buffer_seconds: float = 25.0  # past this, trimmed at the last settled word (one Whisper window)
-    # Settled text before the buffer given as the prompt. 0: none; with 200 characters tiny.en
-    # followed the prompt instead of the audio ("How do you marry" for "Had he married"): WER 7.7%
-    # against 5.4% on the 14 English recordings streamed one after another.
-    prompt_chars: int = 0
     vad_threshold: float = 0.5
     utterance_end_silence: float = 0.6  # silence after speech that ends an utterance
     speech_pad: float = 0.2  # audio kept around detected speech
     vad_context_seconds: float = 1.0  # audio kept while silent, so speech starting in it is not cut
-    # Settled speech kept before new speech after a short pause. 0: the new speech starts afresh with
-    # the settled text as its prompt (3 s gave WER 4.9% against 3.5% on bench/audio/minute.wav).
-    context_seconds: float = 0.0
-    context_max_gap: float = 1.0  # a longer pause than this and the new speech starts afresh
+    # A pause up to this long before new speech stays in the buffer; a longer one is dropped. (Keeping
+    # 3 s of the settled speech before it as well gave WER 4.9% against 3.5% on bench/audio/minute.wav.)
+    short_pause_seconds: float = 1.0
 
 
 @dataclass
@@ -73,8 +69,6 @@ class StepResult:
 
     final: list[Word] = field(default_factory=list)
     partial: list[Word] = field(default_factory=list)
-    transcribed: bool = False  # whether the model ran (silence costs only the VAD)
-    audio_end: float = 0.0  # seconds of audio this step saw
 
 
 @dataclass(frozen=True)
@@ -98,13 +92,10 @@ class StreamingTranscriber:
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # samples from the start of the stream
         self._received = 0
-        self._stepped_until = 0  # samples seen by the last step
-        self._history: list[Word] = []  # settled words, for the prompt (bounded)
         self._segment_ends: list[float] = []  # ends of the last hypothesis's Whisper segments
         self._new_utterance = True  # the next settled word begins a segment
         self._closed_until = 0  # samples: end of the last utterance settled whole
-        self._context = int(self.options.context_seconds * SAMPLE_RATE)
-        self._context_gap = int(self.options.context_max_gap * SAMPLE_RATE)
+        self._short_pause = int(self.options.short_pause_seconds * SAMPLE_RATE)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -117,11 +108,6 @@ class StreamingTranscriber:
     @property
     def received_seconds(self) -> float:
         return self._received / SAMPLE_RATE
-
-    @property
-    def unstepped_seconds(self) -> float:
-        """Audio received since the last step: the caller steps once this is worth a step."""
-        return (self._received - self._stepped_until) / SAMPLE_RATE
 
     @property
     def buffer_seconds(self) -> float:
@@ -138,26 +124,20 @@ class StreamingTranscriber:
         return self._step(final=True)
 
     def _step(self, final: bool) -> StepResult:
-        self._stepped_until = self._received
-        result = StepResult(audio_end=self._received / SAMPLE_RATE)
+        result = StepResult()
         heard = max(0, self._closed_until - self._buffer_start)  # audio before this is settled
         spans = [span for span in self._speech_spans() if span.end > heard]
         if not spans:  # silence: costs the VAD pass only
             result.final = self.agreement.settle_all()
             self._remember(result, utterance_over=True)
             keep = 0 if final else int(self.options.vad_context_seconds * SAMPLE_RATE)
-            start = len(self._buffer) - keep
-            if heard and not final and len(self._buffer) - heard <= self._context_gap:
-                start = min(start, heard - self._context)  # the pause may still be short
-            self._drop(start)
+            self._drop(len(self._buffer) - keep)
             return result
 
-        # Audio before the new speech is dropped, except the end of the utterance before it when
-        # the pause was short: Whisper hears the new words in context (no text prompt needed).
+        # Audio before the new speech is dropped, except a short pause after the last utterance.
         first = spans[0].start
-        context = self._context
-        if heard and first - heard <= self._context_gap:
-            first = max(0, min(first, heard - context))
+        if heard and first - heard <= self._short_pause:
+            first = min(first, heard)
         if first > 0 and not self.agreement.pending:
             self._drop(first)
             heard = max(0, heard - first)
@@ -178,7 +158,6 @@ class StreamingTranscriber:
         complete_time = self._time(complete)
 
         words = self._transcribe(self._buffer, final_pass=closed)
-        result.transcribed = True
         if complete:
             # Whisper stretches the last word of speech into the silence after it; anything it
             # writes inside that silence of a closed utterance is not speech.
@@ -187,12 +166,12 @@ class StreamingTranscriber:
             self._closed_until = self._buffer_start + complete
         if closed:
             result.final = self.agreement.settle_all(without_trailing_hallucination(words), self._time(0))
-            self._drop(complete - context)
+            self._drop(complete)
         else:
             result.final = self.agreement.settle(words, self._time(len(self._buffer)), complete_time if complete else None,
                                                  buffer_start=self._time(0))
             if complete:
-                self._drop(complete - context)
+                self._drop(complete)
                 for number, word in enumerate(result.final):
                     if word.start >= complete_time:  # the first word of the next utterance
                         result.final[number] = replace(word, starts_segment=True)
@@ -219,19 +198,12 @@ class StreamingTranscriber:
         found = get_speech_timestamps(self._buffer, options, sampling_rate=SAMPLE_RATE)
         return [SpeechSpan(int(span["start"]), int(span["end"])) for span in found]
 
-    def _prompt(self) -> str | None:
-        """Settled text before the buffer (text inside it is heard again, so it is not prompted)."""
-        start = self._buffer_start / SAMPLE_RATE
-        before = [word.text for word in self._history if word.end <= start + 0.01]
-        text = "".join(before)[-self.options.prompt_chars:]
-        return text.strip() or None
-
     def _transcribe(self, audio: np.ndarray, final_pass: bool = False) -> list[Word]:
         offset = self._buffer_start / SAMPLE_RATE
         if self.language is None:
             self.language = detect_language(self.model, audio)
         segments = decode_window(
-            self.model, audio, language=self.language, prompt=self._prompt(),
+            self.model, audio, language=self.language,
             beam_size=self.options.final_beam_size if final_pass else self.options.beam_size,
         )
         words: list[Word] = []
@@ -285,6 +257,5 @@ class StreamingTranscriber:
             result.final[0] = replace(result.final[0], starts_segment=True)
         if result.final:
             self._new_utterance = False
-            self._history = (self._history + result.final)[-200:]
         if utterance_over:
             self._new_utterance = True

@@ -27,8 +27,7 @@ def window_frames(content_frames: int) -> int:
     return min(FULL_WINDOW_FRAMES, max(WINDOW_MIN_FRAMES, wanted))
 
 
-def decode_window(model: Any, audio: np.ndarray, *, language: str, prompt: str | None,
-                  beam_size: int) -> list[dict[str, Any]]:
+def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: int) -> list[dict[str, Any]]:
     """Whisper on one buffer (at most 30 s) in one pass, with a shorter encoder window.
 
     faster-whisper's `transcribe` pads every window to 30 s, and the encoder pass over those 30 s
@@ -58,8 +57,7 @@ def decode_window(model: Any, audio: np.ndarray, *, language: str, prompt: str |
         max_new_tokens=None,  # set below, from the audio's length
         clip_timestamps=[0.0], hallucination_silence_threshold=None, hotwords=None,
     )
-    previous = tokenizer.encode(" " + prompt.strip()) if prompt else []
-    prompt_tokens = model.get_prompt(tokenizer, previous)
+    prompt_tokens = model.get_prompt(tokenizer, [])  # no previous text
     # A decoding loop writes until the token limit, which makes a step cost several seconds for text
     # that is then thrown away; real speech never needs more than this many tokens per second.
     budget = int(MAX_TOKENS_PER_SECOND * content * model.feature_extractor.time_per_frame) + 16

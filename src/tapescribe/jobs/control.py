@@ -89,10 +89,11 @@ class JobControl:
         recovered = []
         for session_id in self.sessions.store.ids():
             try:
-                status = self.sessions.status(session_id)
-                if status["status"] in UNFINISHED and self.sessions.store.audio_path(session_id) is None:
+                if self.sessions.status(session_id)["status"] not in UNFINISHED:
+                    continue
+                if self.sessions.store.audio_path(session_id) is None:
                     self._finish_interrupted_stream(session_id)
-                if status["status"] in UNFINISHED and self.sessions.store.audio_path(session_id) is not None:
+                if self.sessions.store.audio_path(session_id) is not None:
                     self.sessions.reindex_one(session_id, with_segments=False)
                     self.submit(session_id)
                     recovered.append(session_id)

@@ -116,6 +116,7 @@ class LiveStream:
         self._input_ended = threading.Event()
         self._receiving = threading.Lock()  # a message being stored, against the input ending under it
         self._words: list[Word] = []
+        self._segment = -1  # number of the transcript segment the last settled word is in
         self._partial_text = ""
         self._language = request.language
         self._seconds = 0.0  # audio decoded so far
@@ -226,9 +227,8 @@ class LiveStream:
         self._seconds = policy.received_seconds
         self._language = policy.language or self._language
         if result.final:
-            first = len(self._words)
             self._words += result.final
-            self._emit_finals(first)
+            self._emit_finals(result.final)
         partial = words_text(result.partial)
         if partial != self._partial_text:
             self._partial_text = partial
@@ -239,19 +239,18 @@ class LiveStream:
         if result.final and time.monotonic() - self._saved_at >= SAVE_TRANSCRIPT_EVERY_SECONDS:
             self._save_draft(complete=False)
 
-    def _emit_finals(self, first: int) -> None:
+    def _emit_finals(self, words: list[Word]) -> None:
         """One `final` message per transcript segment the new words belong to."""
-        segment = sum(1 for word in self._words[:first] if word.starts_segment) - 1
         group: list[Word] = []
-        for word in self._words[first:]:
-            if word.starts_segment and group:
-                self._emit(_final_message(segment, group))
-                group = []
+        for word in words:
             if word.starts_segment:
-                segment += 1
+                if group:
+                    self._emit(_final_message(self._segment, group))
+                    group = []
+                self._segment += 1
             group.append(word)
         if group:
-            self._emit(_final_message(max(segment, 0), group))
+            self._emit(_final_message(max(self._segment, 0), group))
 
     # -- the session -----------------------------------------------------------------------------
 
