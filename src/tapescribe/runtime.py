@@ -15,6 +15,16 @@ from tapescribe.sessions.service import SessionService
 from tapescribe.sessions.store import SessionStore
 
 
+def model_pool(settings: Settings) -> ModelPool:
+    return ModelPool(
+        settings.models_dir,
+        settings.model,
+        ModelSettings(settings.device, settings.compute_type, settings.cpu_threads, settings.max_loaded_models),
+        operator_models=settings.models,
+        live_name=settings.live_model,
+    )
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -24,13 +34,10 @@ class Runtime:
             SessionStore(settings.sessions_dir, settings.incoming_dir),
             SessionIndex(settings.index_path),
         )
+        self.sessions.finish_deletes()
         # A missing or outdated index is refilled from the session files (they are the record).
         self.reindexed = self.sessions.reindex() if self.sessions.index.needs_rebuild else None
-        self.models = ModelPool(
-            settings.models_dir,
-            settings.model,
-            ModelSettings(settings.device, settings.compute_type, settings.cpu_threads),
-        )
+        self.models = model_pool(settings)
         self.job = TranscriptionJob(
             self.sessions,
             self.models,

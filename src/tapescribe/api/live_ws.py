@@ -47,7 +47,7 @@ async def _first_request(websocket: WebSocket, runtime: Runtime) -> LiveRequest 
         parsed = json.loads(text) if text is not None else None
     except json.JSONDecodeError:
         parsed = None
-    return live_request(parsed, runtime.models, checked_language, runtime.settings.live_model)
+    return live_request(parsed, runtime.models, checked_language)
 
 
 async def _receive_audio(websocket: WebSocket, stream: LiveStream, report: Callable[[dict], None]) -> None:

@@ -19,7 +19,6 @@ from tapescribe.api.deps import check_api_key, checked_language, runtime_of
 from tapescribe.api.transcribe import finished_transcription
 from tapescribe.api.uploads import ReceivedForm, receive_form, require_file
 from tapescribe.engine.languages import language_name
-from tapescribe.engine.models import installed_models
 from tapescribe.errors import BadRequest, TapescribeError
 from tapescribe.runtime import Runtime
 from tapescribe.sessions.exports import FORMATS, render
@@ -179,8 +178,7 @@ async def create_translation(request: Request) -> Response:
 
 @router.get("/models")
 def list_models(request: Request) -> dict:
-    settings = runtime_of(request).settings
-    names = [OPENAI_MODEL_ALIAS] + [entry["id"] for entry in installed_models(settings.models_dir)]
+    names = [OPENAI_MODEL_ALIAS] + [entry["id"] for entry in runtime_of(request).models.offered()]
     return {"object": "list",
             "data": [{"id": name, "object": "model", "created": 0, "owned_by": "tapescribe"} for name in names]}
 

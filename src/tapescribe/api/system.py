@@ -9,7 +9,6 @@ from fastapi.responses import FileResponse
 
 from tapescribe import __version__
 from tapescribe.api.deps import runtime_of
-from tapescribe.engine.models import installed_models
 
 router = APIRouter(tags=["system"])
 
@@ -24,11 +23,11 @@ def web_ui() -> FileResponse:
 @router.get("/health")
 def health(request: Request) -> dict:
     runtime = runtime_of(request)
-    return {"status": "ok", "version": __version__, "default_model": runtime.settings.model,
+    return {"status": "ok", "version": __version__, "default_model": runtime.models.default_name,
             "queue_pending": runtime.queue.pending(), "max_upload_bytes": runtime.settings.max_upload_bytes}
 
 
 @router.get("/models")
 def models(request: Request) -> dict:
     runtime = runtime_of(request)
-    return {"default": runtime.settings.model, "models": installed_models(runtime.settings.models_dir)}
+    return {"default": runtime.models.default_name, "models": runtime.models.offered()}

