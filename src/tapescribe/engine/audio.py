@@ -59,6 +59,8 @@ def probe(source: Path | BinaryIO) -> MediaInfo:
             if not container.streams.audio:
                 raise UnsupportedMedia("The file has no audio track.")
             stream = container.streams.audio[0]
+            if stream.codec_context is None:
+                raise UnsupportedMedia("The file's audio is in a format no decoder here can read.")
             codec = stream.codec_context.name
             duration = None
             if container.duration:
@@ -73,7 +75,7 @@ def probe(source: Path | BinaryIO) -> MediaInfo:
             return MediaInfo(container.format.name, extension, codec, duration)
     except UnsupportedMedia:
         raise
-    except (av.FFmpegError, OSError, ValueError, IndexError) as error:
+    except Exception as error:  # hostile or damaged input may fail anywhere inside the demuxer
         raise UnsupportedMedia(
             "This file is not audio or video that can be decoded (it may be another kind of file, "
             "or truncated).",
@@ -173,6 +175,12 @@ class ChainedFiles(io.RawIOBase):
 EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 
 
+def starts_recording(path: Path) -> bool:
+    """Whether a live chunk begins with its own webm (EBML) header."""
+    with open(path, "rb") as handle:
+        return handle.read(4) == EBML_MAGIC
+
+
 def chunk_recordings(paths: list[Path]) -> list[list[Path]]:
     """Group live chunks into recordings: a chunk with its own webm header starts a new one.
 
@@ -181,9 +189,7 @@ def chunk_recordings(paths: list[Path]) -> list[list[Path]]:
     """
     groups: list[list[Path]] = []
     for path in paths:
-        with open(path, "rb") as handle:
-            starts_recording = handle.read(4) == EBML_MAGIC
-        if starts_recording or not groups:
+        if starts_recording(path) or not groups:
             groups.append([path])
         else:
             groups[-1].append(path)

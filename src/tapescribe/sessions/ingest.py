@@ -12,6 +12,18 @@ from tapescribe.sessions.service import ERROR, SessionService, status_record, ut
 from tapescribe.sessions.store import AUDIO_STEM
 
 RECEIVED_NAME = "upload.partial"
+# Bytes per second of real audio or video lie far inside these bounds (silence in FLAC is ~100 B/s,
+# 8K video ~50 MB/s). A header claiming a duration outside them is not believed: the file is decoded
+# and measured instead (a FLAC of a few kilobytes had claimed 1,558,264 s).
+MIN_BYTES_PER_SECOND = 32
+MAX_BYTES_PER_SECOND = 64 * 1024 * 1024
+
+
+def plausible_duration(claimed: float | None, size: int) -> bool:
+    """Whether a container's own duration can be stored as the truth for a file of `size` bytes."""
+    if claimed is None or not claimed > 0:
+        return False
+    return MIN_BYTES_PER_SECOND <= size / claimed <= MAX_BYTES_PER_SECOND
 
 
 def title_from_filename(filename: str | None, fallback: str) -> str:
@@ -46,7 +58,7 @@ def accept_audio(
         error.details["session_id"] = session_id
         raise
     duration = info.duration
-    if duration is None:
+    if not plausible_duration(duration, size):
         duration = round(measure_duration(received), 3)
     received.rename(received.with_name(f"{AUDIO_STEM}.{info.extension}"))
     session = sessions.new_session_record(
