@@ -166,9 +166,22 @@ class SessionService:
             self.index.set_segments(session_id, transcription.get("segments", []))
 
     def delete(self, session_id: str) -> None:
-        """The user's own deletion: the only code path that removes stored data."""
-        self.store.delete(session_id)
+        """The user's own deletion: the only code path that removes stored data.
+
+        The rename out of sessions/ is the commit point; a crash after it is finished by
+        `finish_deletes` at the next start, so a delete is all or nothing.
+        """
+        self.store.begin_delete(session_id)
         self.index.remove(session_id)
+        self.store.finish_delete(session_id)
+
+    def finish_deletes(self) -> list[str]:
+        """At start: finish deletions a crash interrupted (index row and files)."""
+        unfinished = self.store.unfinished_deletes()
+        for session_id in unfinished:
+            self.index.remove(session_id)
+            self.store.finish_delete(session_id)
+        return unfinished
 
     # -- the index as a cache of the files -------------------------------------------------------
 
@@ -196,6 +209,11 @@ class SessionService:
         if with_segments:
             transcription = self.transcription(session_id) or {}
             self.index.set_segments(session_id, transcription.get("segments", []))
+        try:
+            self.store.dir(session_id)
+        except NotFound:  # deleted meanwhile (a job racing the user's delete): leave no ghost row
+            self.index.remove(session_id)
+            raise
 
     def reindex(self, batch: int = 500) -> int:
         """Rebuild the whole index from the session directories, `batch` sessions per transaction."""

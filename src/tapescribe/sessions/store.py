@@ -160,12 +160,29 @@ class SessionStore:
 
     # -- the only way data goes away -----------------------------------------------------------
 
-    def delete(self, session_id: str) -> None:
-        """The user's deletion: moved out of sight in one rename, then removed."""
+    def begin_delete(self, session_id: str) -> None:
+        """The user's deletion, committed: the directory leaves sessions/ in one durable rename.
+
+        From here on the session is gone for every reader; `finish_delete` removes the bytes, and
+        `unfinished_deletes` lets a restart finish what a crash interrupted.
+        """
         source = self.dir(session_id)
-        target = self._deleting_dir / session_id
-        os.replace(source, target)
-        shutil.rmtree(target, ignore_errors=True)
+        os.replace(source, self._deleting_dir / session_id)
+        files.fsync_dir(self.sessions_dir)
+        files.fsync_dir(self._deleting_dir)
+
+    def finish_delete(self, session_id: str) -> None:
+        shutil.rmtree(self._deleting_dir / checked_session_id(session_id), ignore_errors=True)
+
+    def unfinished_deletes(self) -> list[str]:
+        """Sessions whose deletion was committed but not finished (the process died in between)."""
+        found = []
+        for entry in os.scandir(self._deleting_dir):
+            try:
+                found.append(checked_session_id(entry.name))
+            except NotFound:
+                continue
+        return found
 
     # -- one job at a time per session, across threads and processes ----------------------------
 
