@@ -28,7 +28,11 @@ def check_api_key(request: Request) -> None:
 
 def checked_language(value: str | None) -> str | None:
     """None for auto-detection, else a Whisper language code; BadRequest for anything unknown."""
+    if value is not None and not isinstance(value, str):
+        raise BadRequest("language must be a text such as 'en' or 'de', or 'auto'.")
     value = (value or "").strip().lower()
+    if len(value) > 40:
+        raise BadRequest("language must be a Whisper language code such as 'en' or 'de'.")
     if value in ("", "auto", "detect"):
         return None
     code = language_code(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
@@ -17,6 +18,8 @@ from tapescribe.sessions.ids import checked_session_id
 
 router = APIRouter(tags=["sessions"])
 
+MAX_OFFSET = 2**31 - 1  # SQLite integers overflow far above this; no listing is that long
+
 _AUDIO_TYPES = {"webm": "audio/webm", "m4a": "audio/mp4", "mkv": "video/x-matroska", "opus": "audio/ogg",
                 "ogg": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav", "mp3": "audio/mpeg"}
 
@@ -25,7 +28,7 @@ _AUDIO_TYPES = {"webm": "audio/webm", "m4a": "audio/mp4", "mkv": "video/x-matros
 def list_sessions(
     request: Request,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     q: str | None = Query(None, max_length=500, description="Full-text query over transcripts and titles"),
 ) -> dict:
     """Newest first, with per-session size and status; `q` narrows to matching transcripts."""
@@ -138,6 +141,11 @@ def _safe_name(title: str) -> str:
     return cleaned[:80] or "audio"
 
 
+def attachment(filename: str) -> str:
+    """A Content-Disposition header for any title: an ASCII name plus the UTF-8 one (RFC 6266/5987)."""
+    ascii_name = filename.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
 
 @router.get("/session/{session_id}/export/{fmt}", response_model=None)
 def export_session(request: Request, session_id: str, fmt: str) -> Response:
@@ -148,4 +156,4 @@ def export_session(request: Request, session_id: str, fmt: str) -> Response:
     body = render(sessions.transcription(session_id), fmt, session)
     filename = f"{_safe_name(session.get('title') or session_id)}.{fmt}"
     return Response(body, media_type=FORMATS[fmt],
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition": attachment(filename)})

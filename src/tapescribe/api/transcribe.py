@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +17,8 @@ from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
 from tapescribe.sessions.service import DONE, QUEUED
 
 router = APIRouter()
+
+CHUNK_INDEX = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also accepts '²'
 
 
 async def store_upload(request: Request, runtime: Runtime, field: str, source: str) -> tuple[str, dict]:
@@ -88,18 +92,18 @@ async def transcribe_live_chunk(request: Request) -> JSONResponse:
         raw_index = form.fields.get("chunk_index", request.query_params.get("chunk_index"))
         if given:
             session_id = checked_session_id(given.strip())
-            if runtime.sessions.session(session_id).get("source") != "live":
-                raise BadRequest("That session is not a live session.")
+            live.check_joinable(session_id)
         else:
             fields = job_fields(runtime, form.fields)
             session_id = None
         if raw_index is None:
             index = len(store.chunk_paths(session_id)) if session_id else 0
-        elif raw_index.strip().isdigit() and int(raw_index) < 1_000_000:
+        elif CHUNK_INDEX.fullmatch(raw_index.strip()):
             index = int(raw_index)
         else:
-            raise BadRequest("chunk_index must be a whole number from 0.")
+            raise BadRequest("chunk_index must be a whole number from 0 to 999999.")
         if session_id is None:
+            await run_in_threadpool(live.check_first_chunk, received)
             session_id = live.new_session(fields["requested_language"], fields["model"])
         chunk_home = store.dir(session_id) / f".incoming_chunk_{index}_{holder_id}"
         received.rename(chunk_home)

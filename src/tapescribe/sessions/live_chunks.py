@@ -15,17 +15,24 @@ from typing import Any
 
 import numpy as np
 
-from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm
+from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, probe, starts_recording
 from tapescribe.engine.models import ModelPool
 from tapescribe.engine.transcriber import DecodeOptions, segment_record
-from tapescribe.errors import Conflict
+from tapescribe.errors import Conflict, UnsupportedMedia
 from tapescribe.sessions import files
 from tapescribe.sessions.service import DONE, SessionService, status_record
 
 LIVE_STATE = "live.json"
 SETTLE_SILENCE_AFTER = 10.0  # seconds of tail without speech that are settled as silence
 SETTLE_MARGIN = 2.0  # a segment ending this close to the audio received so far may still change
+MAX_CHUNK_BYTES_PER_SECOND = 256_000  # above 48 kHz stereo 16-bit PCM; opus/vorbis send a tenth of it
 SETTLE_AFTER = 24.0  # below this much unsettled audio, all of it is decoded again, as Whisper's one window
+
+
+def adds_audio(new_samples: int, chunk_bytes: int) -> bool:
+    """Whether a continuation chunk added the sound its size promises. Any browser codec sends fewer
+    than MAX_CHUNK_BYTES_PER_SECOND; noise glued to a recording completes one frame at most."""
+    return new_samples > 0 and new_samples / SAMPLE_RATE >= chunk_bytes / MAX_CHUNK_BYTES_PER_SECOND
 
 
 def same_bytes(first: Path, second: Path) -> bool:
@@ -59,10 +66,35 @@ class LiveChunkService:
             status=status_record(DONE, progress=1.0, message=None),
             requested_language=language,
             model=model or self.models.default_name,
+            live_chunks=True,
         )
 
+    def check_joinable(self, session_id: str) -> None:
+        """Chunks may only join a session that /transcribe-live made; Conflict (and nothing changed) otherwise."""
+        session = self.sessions.session(session_id)
+        made_by_chunks = session.get("live_chunks") is True or (
+            # sessions of earlier versions carry no mark: live, and not a /ws/live stream
+            session.get("source") == "live" and "live_format" not in session and "live_chunks" not in session
+        )
+        if not made_by_chunks:
+            raise Conflict("This session was not started by /transcribe-live, so chunks cannot be added to it; "
+                           "nothing was changed.", session_id=session_id)
+
+    @staticmethod
+    def check_first_chunk(received: Path) -> None:
+        """A chunk that starts a recording must decode on its own: UnsupportedMedia before anything is kept."""
+        try:
+            probe(received)
+        except UnsupportedMedia as error:
+            raise UnsupportedMedia("This chunk is not audio: the first chunk of a recording must be a webm "
+                                   "(or other audio) file with its header. Nothing was kept.",
+                                   **error.details) from None
+
     def add_chunk(self, session_id: str, index: int, received: Path) -> dict[str, Any]:
-        """Store chunk `index` (idempotent for identical bytes, Conflict otherwise) and return the text so far."""
+        """Store chunk `index` (idempotent for identical bytes, Conflict otherwise) and return the text so far.
+
+        A chunk that adds no decodable audio to the recording is refused (UnsupportedMedia) and not kept.
+        """
         with self._lock(session_id):
             store = self.sessions.store
             target = store.chunk_path(session_id, index)
@@ -73,21 +105,28 @@ class LiveChunkService:
                     raise Conflict(f"Chunk {index} was already received with different audio; it is kept unchanged.",
                                    chunk_index=index)
                 return {**self._answer(session_id), "duplicate": True}
+            if starts_recording(received):
+                try:
+                    self.check_first_chunk(received)
+                except UnsupportedMedia:
+                    received.unlink()
+                    raise
             received.rename(target)
             files.fsync_dir(target.parent)
-            return {**self._transcribe_tail(session_id), "duplicate": False}
+            return {**self._transcribe_tail(session_id, index), "duplicate": False}
 
     def _answer(self, session_id: str) -> dict[str, Any]:
         transcription = self.sessions.transcription(session_id) or {"text": "", "segments": []}
         return {"session_id": session_id, "text": transcription["text"], "segments": transcription["segments"]}
 
-    def _transcribe_tail(self, session_id: str) -> dict[str, Any]:
+    def _transcribe_tail(self, session_id: str, index: int) -> dict[str, Any]:
         store = self.sessions.store
         state_path = store.dir(session_id) / LIVE_STATE
         state = files.read_json(state_path, {"settled": [], "settled_until": 0.0})
         skip = int(round(state["settled_until"] * SAMPLE_RATE))
         blocks, total = [], 0
-        for block in chunks_pcm(store.chunk_paths(session_id)):
+        chunks = store.chunk_paths(session_id)
+        for block in chunks_pcm(chunks):
             if skip >= len(block):
                 skip -= len(block)
                 total += len(block)
@@ -95,6 +134,13 @@ class LiveChunkService:
             blocks.append(block[skip:])
             total += len(block)
             skip = 0
+        newest = chunks[-1]
+        if newest.name == store.chunk_path(session_id, index).name and not adds_audio(
+                total - state.get("decoded_samples", 0), newest.stat().st_size):
+            store.chunk_path(session_id, index).unlink()
+            raise UnsupportedMedia(f"Chunk {index} is not audio that continues this recording (it added no "
+                                   "sound that could be decoded); it was not kept.", chunk_index=index)
+        state["decoded_samples"] = total
         tail = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
         session = self.sessions.session(session_id)
         settled, draft = list(state["settled"]), []
