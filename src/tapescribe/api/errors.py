@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tapescribe import errors
@@ -30,6 +32,37 @@ STATUS_FOR = {
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                413: "upload_too_large", 415: "unsupported_media", 422: "invalid_request"}
+
+
+class ErrorDetail(BaseModel):
+    status: int = Field(description="The HTTP status, repeated for clients that only keep the body.")
+    code: str = Field(description="Stable machine-readable name, e.g. not_found, unsupported_media.")
+    message: str = Field(description="What went wrong and what to do, for a person.")
+    details: dict[str, Any] = Field(description="Extra facts, e.g. the session_id an undecodable upload was kept as.")
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error the API returns."""
+
+    error: ErrorDetail
+
+
+_MEANING = {
+    400: "Bad request: a field is missing, empty or wrong",
+    401: "An API key is required",
+    403: "Refused: a foreign Host or Origin",
+    404: "No such session, version or route",
+    409: "Conflicts with the session's state; nothing was changed",
+    413: "Larger than the upload limit; nothing was kept",
+    415: "Not audio that can be decoded (uploads are kept as a session in state error)",
+    422: "Invalid parameters, or the transcription failed",
+    507: "The disk is full; nothing already stored was lost",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the errors a route really returns, all in the one shape."""
+    return {status: {"model": ErrorBody, "description": _MEANING[status]} for status in statuses}
 
 
 def error_body(status: int, code: str, message: str, details: dict | None = None) -> dict:

@@ -15,12 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from tapescribe.api.deps import runtime_of
+from tapescribe.api.errors import error_responses
 from tapescribe.errors import NotFound
 from tapescribe.sessions.ids import checked_session_id
 from tapescribe.sessions.service import UNFINISHED
 from tapescribe.sessions.store import STATUS_FILE, TRANSCRIPTION_FILE
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(tags=["sessions"], responses=error_responses(422))
 
 WATCH_INTERVAL = 0.05
 KEEPALIVE_SECONDS = 15.0
@@ -37,7 +38,7 @@ def _mtime(path) -> int:
         return 0
 
 
-@router.get("/session/{session_id}/events")
+@router.get("/session/{session_id}/events", responses=error_responses(404))
 async def session_events(request: Request, session_id: str) -> StreamingResponse:
     """`status` events (status.json as it changes) and `segments` events (segments not sent yet);
     the stream ends after the status is done, error or cancelled."""

@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import check_api_key, checked_language, runtime_of
 from tapescribe.api.transcribe import finished_transcription
-from tapescribe.api.uploads import ReceivedForm, receive_form, require_file
+from tapescribe.api.errors import error_responses
+from tapescribe.api.uploads import ReceivedForm, multipart_body, receive_form, require_file
 from tapescribe.engine.languages import language_name
 from tapescribe.errors import BadRequest, TapescribeError
 from tapescribe.runtime import Runtime
@@ -163,14 +164,26 @@ async def handle(request: Request, task: str) -> Response:
     return response
 
 
-@router.post("/audio/transcriptions")
+OPENAI_FIELDS = {
+    "model": {"type": "string", "maxLength": 100, "description": "whisper-1 (the default model) or a name from /v1/models."},
+    "prompt": {"type": "string"},
+    "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+    "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["word", "segment"]}},
+    "stream": {"type": "boolean"},
+}
+OPENAI_ERRORS = error_responses(400, 401, 413, 415, 422, 507)
+
+
+@router.post("/audio/transcriptions", responses=OPENAI_ERRORS, openapi_extra=multipart_body(
+    "file", {**OPENAI_FIELDS, "language": {"type": "string", "description": "ISO-639-1 code, e.g. en."}}))
 async def create_transcription(request: Request) -> Response:
     """OpenAI `audio.transcriptions.create`: file, model, language, prompt, response_format,
     temperature, timestamp_granularities[], stream."""
     return await handle(request, "transcribe")
 
 
-@router.post("/audio/translations")
+@router.post("/audio/translations", responses=OPENAI_ERRORS, openapi_extra=multipart_body("file", OPENAI_FIELDS))
 async def create_translation(request: Request) -> Response:
     """OpenAI `audio.translations.create`: speech in any language to English text."""
     return await handle(request, "translate")

@@ -10,13 +10,14 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import checked_language, runtime_of
+from tapescribe.api.errors import error_responses
 from tapescribe.engine.audio import ChainedFiles, chunk_recordings
 from tapescribe.errors import NotFound
 from tapescribe.sessions.exports import FORMATS, render
 from tapescribe.sessions.files import tree_size
 from tapescribe.sessions.ids import checked_session_id
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(tags=["sessions"], responses=error_responses(422))
 
 MAX_OFFSET = 2**31 - 1  # SQLite integers overflow far above this; no listing is that long
 
@@ -24,7 +25,7 @@ _AUDIO_TYPES = {"webm": "audio/webm", "m4a": "audio/mp4", "mkv": "video/x-matros
                 "ogg": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
-@router.get("/sessions")
+@router.get("/sessions", responses=error_responses(400))
 def list_sessions(
     request: Request,
     limit: int = Query(50, ge=1, le=500),
@@ -45,24 +46,24 @@ def storage(request: Request) -> dict:
             "incomplete_upload_bytes": tree_size(runtime.settings.incoming_dir)}
 
 
-@router.get("/search")
+@router.get("/search", responses=error_responses(400))
 def search(request: Request, q: str = Query(..., min_length=1, max_length=500),
            limit: int = Query(20, ge=1, le=100)) -> dict:
     """Sessions whose transcripts match, each with its matching segments and their start times."""
     return {"query": q, "results": runtime_of(request).sessions.index.search(q, limit=limit)}
 
 
-@router.get("/session/{session_id}")
+@router.get("/session/{session_id}", responses=error_responses(404))
 def get_session(request: Request, session_id: str) -> dict:
     return runtime_of(request).sessions.get(checked_session_id(session_id))
 
 
-@router.patch("/session/{session_id}")
+@router.patch("/session/{session_id}", responses=error_responses(400, 404, 507))
 def rename_session(request: Request, session_id: str, title: str = Body(..., embed=True, max_length=1000)) -> dict:
     return runtime_of(request).sessions.rename(checked_session_id(session_id), title)
 
 
-@router.delete("/session/{session_id}")
+@router.delete("/session/{session_id}", responses=error_responses(404))
 async def delete_session(request: Request, session_id: str) -> dict:
     """The user's own deletion: the session's directory and index row go; nothing else ever removes data."""
     session_id = checked_session_id(session_id)
@@ -70,25 +71,26 @@ async def delete_session(request: Request, session_id: str) -> dict:
     return {"deleted": session_id}
 
 
-@router.patch("/session/{session_id}/segments/{position}")
+@router.patch("/session/{session_id}/segments/{position}", responses=error_responses(400, 404, 409, 507))
 def edit_segment(request: Request, session_id: str, position: int,
                  text: str = Body(..., embed=True, max_length=20_000)) -> dict:
     """Correct one segment's text; the transcript before the edit is kept as a version."""
     return runtime_of(request).sessions.edit_segment(checked_session_id(session_id), position, text)
 
 
-@router.get("/session/{session_id}/versions")
+@router.get("/session/{session_id}/versions", responses=error_responses(404))
 def list_versions(request: Request, session_id: str) -> dict:
     """Earlier transcripts (before each edit and each re-transcription), oldest first."""
     return {"versions": runtime_of(request).sessions.versions(checked_session_id(session_id))}
 
 
-@router.get("/session/{session_id}/versions/{number}")
+@router.get("/session/{session_id}/versions/{number}", responses=error_responses(404))
 def get_version(request: Request, session_id: str, number: int) -> dict:
     return runtime_of(request).sessions.store.version(checked_session_id(session_id), number)
 
 
-@router.post("/session/{session_id}/retranscribe", status_code=202)
+@router.post("/session/{session_id}/retranscribe", status_code=202,
+             responses=error_responses(400, 404, 409, 507))
 def retranscribe(request: Request, session_id: str, model: str | None = Body(None, embed=True),
                  language: str | None = Body(None, embed=True)) -> dict:
     """Transcribe again with another model or language; the current transcript stays as a version."""
@@ -98,17 +100,17 @@ def retranscribe(request: Request, session_id: str, model: str | None = Body(Non
     return runtime.jobs.retranscribe(session_id, runtime.models.check(model), checked_language(language))
 
 
-@router.post("/session/{session_id}/cancel")
+@router.post("/session/{session_id}/cancel", responses=error_responses(404, 409, 507))
 def cancel_session(request: Request, session_id: str) -> dict:
     return runtime_of(request).jobs.cancel(checked_session_id(session_id))
 
 
-@router.post("/session/{session_id}/retry", status_code=202)
+@router.post("/session/{session_id}/retry", status_code=202, responses=error_responses(404, 409, 507))
 def retry_session(request: Request, session_id: str) -> dict:
     return runtime_of(request).jobs.retry(checked_session_id(session_id))
 
 
-@router.get("/session/{session_id}/audio", response_model=None)
+@router.get("/session/{session_id}/audio", response_model=None, responses=error_responses(404))
 def session_audio(request: Request, session_id: str, download: bool = False) -> Response:
     """The original bytes, with HTTP Range support so players can seek."""
     runtime = runtime_of(request)
@@ -147,7 +149,7 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-@router.get("/session/{session_id}/export/{fmt}", response_model=None)
+@router.get("/session/{session_id}/export/{fmt}", response_model=None, responses=error_responses(400, 404))
 def export_session(request: Request, session_id: str, fmt: str) -> Response:
     """The transcript as txt, srt, vtt, json or tsv, as a download."""
     sessions = runtime_of(request).sessions

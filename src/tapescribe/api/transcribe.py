@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import job_fields, runtime_of
-from tapescribe.api.uploads import receive_form, require_file
+from tapescribe.api.errors import error_responses
+from tapescribe.api.uploads import JOB_FIELDS, multipart_body, receive_form, require_file
 from tapescribe.errors import BadRequest, TranscriptionFailed
 from tapescribe.runtime import Runtime
 from tapescribe.sessions.ids import checked_session_id
@@ -47,7 +48,9 @@ def finished_transcription(runtime: Runtime, session_id: str, state: str) -> dic
     return runtime.sessions.transcription(session_id)
 
 
-@router.post("/transcribe-file", status_code=202, tags=["transcribe"])
+@router.post("/transcribe-file", status_code=202, tags=["transcribe"],
+             openapi_extra=multipart_body("file", JOB_FIELDS),
+             responses=error_responses(400, 413, 415, 507))
 async def transcribe_file(request: Request) -> JSONResponse:
     """Store an audio or video file as a new session and queue it; answers at once."""
     runtime = runtime_of(request)
@@ -59,7 +62,8 @@ async def transcribe_file(request: Request) -> JSONResponse:
     )
 
 
-@router.post("/transcribe", tags=["transcribe"])
+@router.post("/transcribe", tags=["transcribe"], openapi_extra=multipart_body("audio", JOB_FIELDS),
+             responses=error_responses(400, 413, 415, 422, 507))
 async def transcribe_recording(request: Request) -> JSONResponse:
     """Transcribe a finished recording now and answer with the text; it is kept as a session."""
     runtime = runtime_of(request)
@@ -77,7 +81,13 @@ async def transcribe_recording(request: Request) -> JSONResponse:
     })
 
 
-@router.post("/transcribe-live", tags=["transcribe"])
+@router.post("/transcribe-live", tags=["transcribe"], responses=error_responses(400, 404, 409, 413, 415, 507),
+             openapi_extra=multipart_body("audio", {
+                 "session_id": {"type": "string", "description": "The session of the first chunk's answer; "
+                                "absent on the first chunk."},
+                 "chunk_index": {"type": "string", "pattern": "^[0-9]{1,6}$",
+                                 "description": "0, 1, 2, ... (default: the next one)."},
+                 "language": JOB_FIELDS["language"], "model": JOB_FIELDS["model"]}))
 async def transcribe_live_chunk(request: Request) -> JSONResponse:
     """One chunk of a live recording: kept as chunk_<index>.webm; answers with the text so far."""
     runtime = runtime_of(request)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fastapi import Request
 from starlette.requests import ClientDisconnect
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from tapescribe.errors import BadRequest, EmptyUpload, UploadTooLarge
@@ -126,6 +127,8 @@ async def receive_form(request: Request, file_field: str, target: Path, max_byte
         parser.finalize()
     except ClientDisconnect:
         raise BadRequest("The upload was interrupted before it was complete; nothing was kept.") from None
+    except MultipartParseError as error:
+        raise BadRequest(f"The multipart/form-data body is malformed ({error}); nothing was kept.") from None
     finally:
         writer.close_file()
     return writer.form
@@ -137,3 +140,21 @@ def require_file(form: ReceivedForm, file_field: str) -> Path:
     if form.size == 0:
         raise EmptyUpload("The uploaded file is empty.")
     return form.file_path
+
+
+TEXT = {"type": "string"}
+JOB_FIELDS = {
+    "language": {"type": "string", "description": "A Whisper language code such as en or de; empty or auto detects it."},
+    "model": {"type": "string", "maxLength": 100, "description": "A model name from GET /models (default: the server's)."},
+    "word_timestamps": {"type": "string", "description": "true for word times in the transcript."},
+    "prompt": {"type": "string", "description": "Text that the model sees first (names, spelling)."},
+}
+
+
+def multipart_body(file_field: str, fields: dict[str, dict], required: tuple[str, ...] = ()) -> dict:
+    """`openapi_extra` declaring the multipart body a route reads itself (it streams the file to disk,
+    so FastAPI does not know the body): the file field plus the text fields."""
+    properties = {file_field: {"type": "string", "format": "binary", "description": "The audio or video file."},
+                  **fields}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": properties, "required": [file_field, *required]}}}}}
