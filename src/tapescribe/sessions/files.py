@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,20 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    partial = path.with_name(f".{path.name}.partial")
+    """Readers see the old file or the new one, never a mix. The temporary name is unique to this
+    write, so two writers at once (a cancel and a progress update) cannot interleave in one file."""
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     payload = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
-    with open(partial, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    try:
+        with open(partial, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:  # a full disk, say: leave no half-written temporary behind
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
     fsync_dir(path.parent)
 
 

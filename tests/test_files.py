@@ -1,0 +1,48 @@
+"""The durable-write helpers, in-process (no server, no model): fast."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from tapescribe.sessions import files
+
+
+def test_concurrent_atomic_writes_never_corrupt_or_fail(tmp_path):
+    """A cancel and a progress update writing status.json at once: every write lands whole, readers
+    always parse a complete file, and no temporary file is left behind."""
+    target = tmp_path / "status.json"
+    files.write_json_atomic(target, {"writer": 0, "n": 0, "padding": ""})
+    errors: list[BaseException] = []
+
+    def writer(number: int) -> None:
+        try:
+            for n in range(150):
+                files.write_json_atomic(target, {"writer": number, "n": n, "padding": "x" * (number * 300)})
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    def reader() -> None:
+        try:
+            for _ in range(600):
+                record = json.loads(target.read_text())
+                assert record["padding"] == "x" * (record["writer"] * 300)
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(number,)) for number in range(6)]
+    threads.append(threading.Thread(target=reader))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["status.json"]
+
+
+def test_a_torn_journal_line_is_ignored(tmp_path):
+    journal = tmp_path / "segments.jsonl"
+    files.append_json_line(journal, {"start": 0, "end": 1})
+    with open(journal, "ab") as handle:
+        handle.write(b'{"start": 1, "en')  # the crash came mid-append
+    assert files.read_json_lines(journal) == [{"start": 0, "end": 1}]
