@@ -6,6 +6,7 @@ machine degrades), as 16 kHz PCM frames and as webm/opus MediaRecorder slices.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -304,19 +305,36 @@ def test_a_server_killed_mid_stream_finishes_the_session_after_restart(tmp_path_
                 websocket.send(piece)
             session_id = json.loads(websocket.recv(timeout=30))["session_id"]
             directory = session_dir(server, session_id)
+            sent, settled = 100, False
+            while not settled:  # more audio until some words settle: then the draft is on disk
+                assert sent < len(pieces), "no words were settled"
+                for piece in pieces[sent:sent + 10]:
+                    websocket.send(piece)
+                sent += 10
+                with contextlib.suppress(TimeoutError):
+                    while not settled:
+                        settled = json.loads(websocket.recv(timeout=0.5))["type"] == "final"
             deadline = time.monotonic() + 30
-            while sum(path.stat().st_size for path in directory.glob("chunk_*.pcm")) < 100 * FRAME_BYTES:
-                assert time.monotonic() < deadline, "the server should have stored the audio"
+            while sum(path.stat().st_size for path in directory.glob("chunk_*.pcm")) < sent * FRAME_BYTES \
+                    or not (directory / "transcription.json").exists():
+                assert time.monotonic() < deadline, "the server should have stored the audio and the draft"
                 time.sleep(0.05)
+            draft_before_kill = json.loads((directory / "transcription.json").read_text())
             server.kill()  # SIGKILL: no stop message, no finishing code runs
         assert not (directory / "original_audio.wav").exists()
 
         server.start()  # the interrupted stream is finished from its chunks and transcribed
         session = server.wait_done(session_id)
-        sent = samples[: 100 * FRAME_BYTES // 2]
+        sent_samples = samples[: sent * FRAME_BYTES // 2]
         kept = read_pcm(directory / "original_audio.wav")
-        assert len(kept) == len(sent) and np.allclose(kept, sent, atol=1 / 32768)
+        assert len(kept) == len(sent_samples) and np.allclose(kept, sent_samples, atol=1 / 32768)
         assert session["status"]["status"] == "done"
         assert session["transcription"]["text"] == offline(directory / "original_audio.wav")
+        # the live draft is kept as a version, as when a stream ends normally, and PCM chunks count
+        (number,) = [v["number"] for v in versions(server, session_id) if v["label"] == "live-draft"]
+        with server.client() as client:
+            kept_draft = client.get(f"/session/{session_id}/versions/{number}").json()["transcription"]
+        assert kept_draft["text"] and kept_draft["text"].startswith(draft_before_kill["text"][:20])
+        assert session["chunks"] == len(list(directory.glob("chunk_*.pcm"))) >= 1
     finally:
         server.stop()

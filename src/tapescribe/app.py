@@ -15,7 +15,7 @@ from tapescribe.api.errors import install_error_handlers
 from tapescribe.config import Settings
 from tapescribe.engine.transcriber import DecodeOptions
 from tapescribe.runtime import Runtime
-from tapescribe.sessions.live_chunks import LiveChunkService
+from tapescribe.live.chunk_service import LiveChunkService
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        runtime.jobs.recover()
+        runtime.recover()
         runtime.queue.start_workers(settings.workers)
         try:
             yield

@@ -10,6 +10,7 @@ from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.jobs.control import JobControl
 from tapescribe.jobs.queue import JobQueue
 from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
+from tapescribe.live.recording import finish_interrupted_streams
 from tapescribe.sessions.index import SessionIndex
 from tapescribe.sessions.service import SessionService
 from tapescribe.sessions.store import SessionStore
@@ -45,3 +46,9 @@ class Runtime:
         )
         self.queue = JobQueue(settings, self.job.run)
         self.jobs = JobControl(self.sessions, self.queue)
+
+    def recover(self) -> None:
+        """After a start: streams a crash cut off are finished from their chunks, then every unfinished
+        session goes back on the queue (it resumes after its saved segments)."""
+        finish_interrupted_streams(self.sessions)
+        self.jobs.recover()

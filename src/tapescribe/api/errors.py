@@ -81,12 +81,18 @@ def status_of(error: errors.TapescribeError) -> int:
     return 500
 
 
+def error_fields(error: errors.TapescribeError) -> dict[str, Any]:
+    """A domain error as the one error shape's fields: the same for an HTTP body ({"error": fields}),
+    a WebSocket message ({"type": "error", **fields}) and a server-sent event ({"error": fields})."""
+    return error_body(status_of(error), error.code, error.message, dict(error.details))["error"]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.TapescribeError)
     async def _domain(_: Request, error: errors.TapescribeError) -> JSONResponse:
-        status = status_of(error)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error_response(status, error.code, error.message, dict(error.details), headers)
+        fields = error_fields(error)
+        headers = {"WWW-Authenticate": "Bearer"} if fields["status"] == 401 else None
+        return JSONResponse({"error": fields}, status_code=fields["status"], headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:

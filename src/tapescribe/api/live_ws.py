@@ -16,11 +16,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from tapescribe.api.deps import checked_language
-from tapescribe.api.errors import status_of
+from tapescribe.api.errors import error_fields
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.errors import BadRequest, TapescribeError
 from tapescribe.runtime import Runtime
-from tapescribe.sessions.live_stream import LiveRequest, LiveStream, live_request, stream_error
+from tapescribe.live.stream import LiveRequest, LiveStream, live_request
 
 router = APIRouter(tags=["transcribe"])
 
@@ -30,7 +30,7 @@ CLOSE_CODE_FOR = {"unsupported_media": CLOSE_UNSUPPORTED, "upload_too_large": CL
 
 
 def _error_message(error: TapescribeError) -> dict[str, Any]:
-    return {**stream_error(error), "status": status_of(error)}
+    return {"type": "error", **error_fields(error)}
 
 
 def _close_code(message: dict[str, Any]) -> int:
@@ -122,6 +122,8 @@ async def live_socket(websocket: WebSocket) -> None:
     try:
         while True:
             message = await outbox.get()
+            if message["type"] == "error" and isinstance(message.get("error"), TapescribeError):
+                message = _error_message(message["error"])  # raised in the stream's threads
             if message["type"] == "error" and close_code == CLOSE_NORMAL:
                 close_code = _close_code(message)
                 receiving.cancel()  # an error ends the stream: the session keeps what came so far

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import check_api_key, checked_language, runtime_of
 from tapescribe.api.transcribe import finished_transcription
-from tapescribe.api.errors import error_responses
+from tapescribe.api.errors import error_fields, error_responses
 from tapescribe.api.uploads import ReceivedForm, multipart_body, receive_form, require_file
 from tapescribe.engine.languages import language_name
 from tapescribe.errors import BadRequest, TapescribeError
@@ -133,7 +133,7 @@ async def stream_events(runtime: Runtime, session_id: str):
     try:
         transcription = finished_transcription(runtime, session_id, job.result())
     except TapescribeError as error:
-        yield _sse({"error": {"message": error.message, "code": error.code, "session_id": session_id}})
+        yield _sse({"error": error_fields(error)})
         return
     yield _sse({"type": "transcript.text.done", "text": transcription["text"]})
 

@@ -8,7 +8,6 @@ import logging
 from tapescribe.errors import Conflict, NotFound
 from tapescribe.jobs.queue import JobQueue
 from tapescribe.jobs.transcription import CANCEL_MARKER
-from tapescribe.sessions.live_audio import FORMATS, chunk_files, write_recording
 from tapescribe.sessions.service import (
     CANCELLED,
     ERROR,
@@ -70,20 +69,6 @@ class JobControl:
         self.submit(session_id)
         return record
 
-    def _finish_interrupted_stream(self, session_id: str) -> None:
-        """A live stream cut off by a crash or a kill: its chunks become the recording, as on a disconnect."""
-        store = self.sessions.store
-        live_format = self.sessions.session(session_id).get("live_format")
-        if live_format not in FORMATS:
-            return
-        with store.job_lock(session_id) as held:
-            if not held:  # the stream is still running in another process
-                return
-            chunks = chunk_files(store.dir(session_id), live_format)
-            if chunks:
-                write_recording(store.dir(session_id), live_format, chunks)
-                log.info("finished live session %s from %d chunk(s) after an interruption", session_id, len(chunks))
-
     def recover(self) -> list[str]:
         """After a start: every session whose files say it is unfinished goes back on the queue."""
         recovered = []
@@ -91,8 +76,6 @@ class JobControl:
             try:
                 if self.sessions.status(session_id)["status"] not in UNFINISHED:
                     continue
-                if self.sessions.store.audio_path(session_id) is None:
-                    self._finish_interrupted_stream(session_id)
                 if self.sessions.store.audio_path(session_id) is not None:
                     self.sessions.reindex_one(session_id, with_segments=False)
                     self.submit(session_id)

@@ -84,7 +84,7 @@ class SessionService:
             "transcription": self.transcription(session_id),
             "size_bytes": self.store.size(session_id),
             "has_audio": audio is not None,
-            "chunks": len(self.store.chunk_paths(session_id)),
+            "chunks": len(self.store.chunk_paths(session_id, extension=None)),
         }
 
     def list(self, limit: int = 50, offset: int = 0, query: str | None = None) -> dict[str, Any]:

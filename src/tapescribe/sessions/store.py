@@ -7,7 +7,10 @@ Layout of one session (compatible with the original system):
     sessions/<id>/transcription.json  the result (rewritten as segments arrive)
     sessions/<id>/segments.jsonl      journal of saved segments while a job runs (resume point)
     sessions/<id>/original_audio.<ext>
-    sessions/<id>/chunk_<n>.webm      live chunks
+    sessions/<id>/chunk_<n>.webm      live chunks: MediaRecorder slices (/transcribe-live, /ws/live)
+    sessions/<id>/chunk_<n>.pcm       live chunks: raw 16 kHz PCM from /ws/live, ten seconds a file
+    sessions/<id>/live.json           /transcribe-live's settled state
+    sessions/<id>/versions/           earlier transcripts (before edits, re-transcription, live drafts)
 
 Paths are only ever built from ids that passed `checked_session_id`, and from fixed names.
 """
@@ -33,6 +36,28 @@ JOURNAL_FILE = "segments.jsonl"
 LOCK_FILE = ".job.lock"
 AUDIO_STEM = "original_audio"
 VERSIONS_DIR = "versions"
+
+
+CHUNK_EXTENSIONS = ("webm", "pcm")
+
+
+def chunk_name(index: int, extension: str = "webm") -> str:
+    """The one naming of live chunks: chunk_<n>.webm (MediaRecorder slices) or chunk_<n>.pcm (raw PCM)."""
+    if extension not in CHUNK_EXTENSIONS:
+        raise ValueError(f"unknown chunk extension {extension!r}")
+    return f"chunk_{int(index)}.{extension}"
+
+
+def chunk_files(directory: Path, extension: str | None = None) -> list[Path]:
+    """Chunk files in a session directory, in index order; only `extension` ones if given."""
+    found = []
+    for entry in os.scandir(directory):
+        stem, _, kind = entry.name.partition(".")
+        number = stem[len("chunk_"):]
+        if (stem.startswith("chunk_") and number.isascii() and number.isdecimal() and kind in CHUNK_EXTENSIONS
+                and extension in (None, kind) and entry.is_file(follow_symlinks=False)):
+            found.append((int(number), Path(entry.path)))
+    return [path for _, path in sorted(found)]
 
 
 class SessionStore:
@@ -77,17 +102,12 @@ class SessionStore:
                 return entry
         return None
 
-    def chunk_path(self, session_id: str, index: int) -> Path:
-        return self.dir(session_id) / f"chunk_{int(index)}.webm"
+    def chunk_path(self, session_id: str, index: int, extension: str = "webm") -> Path:
+        return self.dir(session_id) / chunk_name(index, extension)
 
-    def chunk_paths(self, session_id: str) -> list[Path]:
-        directory = self.dir(session_id)
-        chunks = []
-        for entry in directory.iterdir():
-            name = entry.name
-            if name.startswith("chunk_") and name.endswith(".webm") and name[6:-5].isdigit():
-                chunks.append((int(name[6:-5]), entry))
-        return [path for _, path in sorted(chunks)]
+    def chunk_paths(self, session_id: str, extension: str | None = "webm") -> list[Path]:
+        """The session's live chunks in order: webm slices by default, `None` for every kind."""
+        return chunk_files(self.dir(session_id), extension)
 
     # -- creating -----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from tapescribe.sessions import files
 from tapescribe.sessions.service import DONE, SessionService, status_record
 
 LIVE_STATE = "live.json"
+CHUNK_ROUTE = "transcribe-live"  # marks the sessions this service made: only they take chunks
 SETTLE_SILENCE_AFTER = 10.0  # seconds of tail without speech that are settled as silence
 SETTLE_MARGIN = 2.0  # a segment ending this close to the audio received so far may still change
 MAX_CHUNK_BYTES_PER_SECOND = 256_000  # above 48 kHz stereo 16-bit PCM; opus/vorbis send a tenth of it
@@ -66,15 +67,15 @@ class LiveChunkService:
             status=status_record(DONE, progress=1.0, message=None),
             requested_language=language,
             model=model or self.models.default_name,
-            live_chunks=True,
+            live_route=CHUNK_ROUTE,
         )
 
     def check_joinable(self, session_id: str) -> None:
         """Chunks may only join a session that /transcribe-live made; Conflict (and nothing changed) otherwise."""
         session = self.sessions.session(session_id)
-        made_by_chunks = session.get("live_chunks") is True or (
+        made_by_chunks = session.get("live_route") == CHUNK_ROUTE or (
             # sessions of earlier versions carry no mark: live, and not a /ws/live stream
-            session.get("source") == "live" and "live_format" not in session and "live_chunks" not in session
+            session.get("source") == "live" and "live_format" not in session and "live_route" not in session
         )
         if not made_by_chunks:
             raise Conflict("This session was not started by /transcribe-live, so chunks cannot be added to it; "
@@ -147,11 +148,11 @@ class LiveChunkService:
         offset = state["settled_until"]
         if len(tail) >= SAMPLE_RATE // 2:
             model = self.models.get(session.get("model"))
-            prompt = "".join(segment["text"] for segment in settled)[-600:] or None
+            # No text prompt from the settled text: tiny.en follows a prompt rather than the audio
+            # (measured for windows and for /ws/live; both dropped it).
             segments, info = model.transcribe(
                 tail,
                 language=session.get("requested_language") or session.get("language"),
-                initial_prompt=prompt,
                 **{**self.options.as_kwargs(), "word_timestamps": False},
             )
             found = [segment_record(segment, offset) for segment in segments]

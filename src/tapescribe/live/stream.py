@@ -33,18 +33,11 @@ from tapescribe.engine.agreement import Word, words_text
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 from tapescribe.engine.models import ModelPool
 from tapescribe.engine.streaming import StepResult, StreamingOptions, StreamingTranscriber
-from tapescribe.errors import BadRequest, TapescribeError, UnsupportedMedia, UploadTooLarge
+from tapescribe.errors import BadRequest, TapescribeError, TranscriptionFailed, UnsupportedMedia, UploadTooLarge
+from tapescribe.live.pipes import AudioInbox, BytePipe
+from tapescribe.live.recording import FORMATS, WAV_LIMIT_BYTES, ChunkWriter, finish_stream, pcm_samples
 from tapescribe.sessions import files
-from tapescribe.sessions.live_audio import (
-    FORMATS,
-    WAV_LIMIT_BYTES,
-    AudioInbox,
-    BytePipe,
-    ChunkWriter,
-    pcm_samples,
-    write_recording,
-)
-from tapescribe.sessions.service import CANCELLED, PROCESSING, QUEUED, SessionService, status_record
+from tapescribe.sessions.service import PROCESSING, QUEUED, SessionService, status_record
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +122,7 @@ class LiveStream:
         self._language = request.language
         self._seconds = 0.0  # audio decoded so far
         self._saved_at = 0.0
-        self._lock = contextlib.ExitStack()
+        self._stream_lock = contextlib.ExitStack()  # the session's job lock while streaming
         self._worker = threading.Thread(target=self._run, name="live-stream", daemon=False)
         self._decoder = threading.Thread(target=self._decode, name="live-decoder", daemon=False) if self._pipe else None
 
@@ -174,10 +167,6 @@ class LiveStream:
         else:
             self._inbox.close()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        self._worker.join(timeout)
-        return not self._worker.is_alive()
-
     # -- the decoder's side ----------------------------------------------------------------------
 
     def _decode(self) -> None:
@@ -185,14 +174,14 @@ class LiveStream:
             for block in pcm_blocks(self._pipe):
                 self._inbox.put(block)
             if not self._input_ended.is_set():  # the decoder gave up before the stream ended
-                self._error("unsupported_media", "The webm stream broke off: later audio cannot be decoded. "
-                            "Send one MediaRecorder recording per connection, its header first.")
+                self._fail(UnsupportedMedia("The webm stream broke off: later audio cannot be decoded. "
+                                            "Send one MediaRecorder recording per connection, its header first."))
         except UnsupportedMedia as error:
             if self._writer is not None:  # a stream that ends before any audio is not an error
-                self._error(error.code, "The audio could not be decoded as webm/opus: " + error.message)
+                self._fail(UnsupportedMedia("The audio could not be decoded as webm/opus: " + error.message))
         except Exception as error:  # the decoder must always close the inbox
             log.exception("live decoder failed")
-            self._error("unsupported_media", f"The audio could not be decoded: {type(error).__name__}.")
+            self._fail(UnsupportedMedia(f"The audio could not be decoded: {type(error).__name__}."))
         finally:
             if not self._input_ended.is_set():
                 self._pipe.abandon()
@@ -205,16 +194,16 @@ class LiveStream:
             self._transcribe()
         except Exception as error:
             log.exception("live transcription failed")
-            self._error("transcription_failed", f"Live transcription failed: {type(error).__name__}: {error}")
+            self._fail(TranscriptionFailed(f"Live transcription failed: {type(error).__name__}: {error}"))
         self._input_ended.wait()
         try:
             self._finish()
         except Exception as error:
             log.exception("finishing live session %s failed", self.session_id)
-            self._error("transcription_failed", f"Finishing the live session failed: {type(error).__name__}.")
+            self._fail(TranscriptionFailed(f"Finishing the live session failed: {type(error).__name__}."))
             self._emit({"type": "done", "session_id": self.session_id, "status": "error", "text": "", "duration": None})
         finally:
-            self._lock.close()
+            self._stream_lock.close()
 
     def _transcribe(self) -> None:
         policy: StreamingTranscriber | None = None
@@ -274,7 +263,7 @@ class LiveStream:
         )
         # Held while the stream runs: a process starting meanwhile must not take the session for an
         # interrupted one (JobControl.recover finishes those whose lock nobody holds).
-        self._lock.enter_context(self.sessions.store.job_lock(self.session_id))
+        self._stream_lock.enter_context(self.sessions.store.job_lock(self.session_id))
         self._writer = ChunkWriter(self.sessions.store.dir(self.session_id), self.request.format)
         self._emit({"type": "session", "session_id": self.session_id})
 
@@ -301,34 +290,21 @@ class LiveStream:
         if self.session_id is None:
             self._emit({"type": "done", "session_id": None, "status": None, "text": "", "duration": 0.0})
             return
-        store = self.sessions.store
-        directory = store.dir(self.session_id)
-        write_recording(directory, self.request.format, self._writer.paths())
         seconds = self._seconds
-        self.sessions.update_session(self.session_id, duration=round(seconds, 3), size=self._writer.bytes,
-                                     live_chunks=self._writer.count, language=self._language)
-        draft = self._save_draft(complete=True)
-        store.save_version(self.session_id, "live-draft", draft)
-        self._lock.close()  # the second pass takes it
-        if self.sessions.status(self.session_id)["status"] == CANCELLED:
-            state = CANCELLED  # the user cancelled during the stream: no second pass
-        else:
-            self.sessions.set_status(self.session_id, QUEUED, progress=0.0,
-                                     message="Live stream ended; transcribing the whole recording again.")
+        draft = self._transcription(True, self._language)
+        state = finish_stream(self.sessions, self.session_id, self.request.format, self._writer.paths(),
+                              duration=seconds, language=self._language, draft=draft)
+        self._stream_lock.close()  # the second pass takes it
+        if state == QUEUED:
             self.submit(self.session_id)
-            state = QUEUED
         self._emit({"type": "done", "session_id": self.session_id, "status": state, "text": draft["text"],
                     "duration": round(seconds, 3)})
 
-    def _error(self, code: str, message: str) -> None:
-        self._emit({"type": "error", "code": code, "message": message})
+    def _fail(self, error: TapescribeError) -> None:
+        """Tell the client; the connection layer turns the error into the one error shape."""
+        self._emit({"type": "error", "error": error})
 
 
 def _final_message(segment: int, words: list[Word]) -> dict[str, Any]:
     return {"type": "final", "segment": segment, "text": words_text(words), "start": round(words[0].start, 3),
             "end": round(words[-1].end, 3), "words": [word.as_record() for word in words]}
-
-
-def stream_error(error: TapescribeError) -> dict[str, Any]:
-    """A domain error as a stream message."""
-    return {"type": "error", "code": error.code, "message": error.message, "details": dict(error.details)}
