@@ -30,7 +30,6 @@ import numpy as np
 from tapescribe.engine.audio import SAMPLE_RATE
 
 
-
 @dataclass
 class DecodeOptions:
     """What a caller may choose per job; the rest are faster-whisper's defaults."""
@@ -67,11 +66,11 @@ class Resume:
 
     `start` must be a window start of an uninterrupted run (0, or a saved segment's `window_start`)
     for the windows to fall where they would have. Segments that lie mostly before `saved_until`
-    (the end of the last saved segment) are already saved, and not yielded again.
+    (the end of the last saved segment, None when nothing is saved) are not yielded again.
     """
 
     start: float = 0.0
-    saved_until: float = 0.0
+    saved_until: float | None = None
     language: str | None = None
     language_probability: float | None = None
 
@@ -123,12 +122,12 @@ def transcribe_windows(
     pending: list[np.ndarray] = []
     pending_samples = 0
     # Positions are counted in samples, so a window start read back from a journal is the same number.
-    buffer_sample = int(round(resume.start * SAMPLE_RATE))
+    buffer_sample = round(resume.start * SAMPLE_RATE)
     finished_input = False
     reported_language = resume.language is not None
 
     def new(record: dict[str, Any]) -> bool:
-        return (record["start"] + record["end"]) / 2 > resume.saved_until
+        return resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until
 
     while True:
         while not finished_input and pending_samples < window_samples:
@@ -177,7 +176,7 @@ def transcribe_windows(
                     on_progress(buffer_start + window_length)
                 return
             kept_end = held.end if held is not None and 0 < held.end < window_length else window_length
-        advance = int(round(kept_end * SAMPLE_RATE))
+        advance = round(kept_end * SAMPLE_RATE)
         advance = max(1, min(advance, len(window)))
         rest = audio[advance:]
         pending = [rest] if len(rest) else []

@@ -133,7 +133,7 @@ class TranscriptionJob:
         })
         clock = time.monotonic()
         duration = session.get("duration")
-        shown_progress = min(1.0, resume.saved_until / duration) if duration else 0.0
+        shown_progress = min(0.999, (resume.saved_until or 0.0) / duration) if duration else 0.0
         shown_at = time.monotonic()
         sessions.set_status(session_id, PROCESSING, progress=shown_progress, runs=runs)
 
