@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, audio_file, encode_webm_opus, make_server, reference_text, wer
+from tapescribe.engine.audio import pcm_blocks
+from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
+
+WINDOW_SECONDS = 60  # short windows, so the long recording spans several of them and resumes mid-file
 
 
 def journal(server, session_id: str) -> list[dict]:
@@ -22,8 +26,7 @@ def journal(server, session_id: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def durable(tmp_path_factory):
-    # Short windows so the long recording spans several of them and resumes mid-file.
-    server = make_server(tmp_path_factory, "durable", TAPESCRIBE_WINDOW_SECONDS=60)
+    server = make_server(tmp_path_factory, "durable", TAPESCRIBE_WINDOW_SECONDS=WINDOW_SECONDS)
     yield server
     server.stop()
 
@@ -51,9 +54,11 @@ def test_kill_mid_file_resumes_after_saved_segments(durable, long_recording, lib
     runs = body["status"]["runs"]
     assert len(runs) == 2
     assert runs[0]["from_seconds"] == 0
-    # The second run started after the last segment saved before the kill, and kept those segments.
+    # The second run started again at the window of the last segment saved before the kill (so its
+    # windows fall where an uninterrupted run's do), and kept those segments.
     assert runs[1]["saved_segments"] == len(saved)
-    assert runs[1]["from_seconds"] == pytest.approx(saved[-1]["end"])
+    assert runs[1]["from_seconds"] == saved[-1]["window_start"] <= saved[-1]["start"]
+    assert runs[1]["saved_until_seconds"] == saved[-1]["end"]
     segments = body["transcription"]["segments"]
     for before, after in zip(saved, segments):
         assert (after["start"], after["end"], after["text"]) == (before["start"], before["end"], before["text"])
@@ -67,6 +72,14 @@ def test_kill_mid_file_resumes_after_saved_segments(durable, long_recording, lib
     library_wer = wer([" ".join(references)], ["".join(s.text for s in segments_direct)])
     print(f"long file, killed and resumed: WER {resumed_wer:.2f}% vs faster-whisper {library_wer:.2f}%")
     assert resumed_wer <= library_wer + 1.0
+
+    # The same windows as one uninterrupted run of the server's code give the same text.
+    uninterrupted = list(
+        transcribe_windows(library_model, pcm_blocks(path), DecodeOptions(), window_seconds=WINDOW_SECONDS)
+    )
+    difference = wer(["".join(s["text"] for s in uninterrupted)], [body["transcription"]["text"]])
+    print(f"killed after {len(saved)} segments and resumed: WER {difference:.2f}% against an uninterrupted run")
+    assert difference <= 1.0
 
 
 def test_every_kind_of_input_then_restart_shows_everything(durable, tmp_path):

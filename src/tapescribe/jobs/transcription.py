@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 CANCEL_MARKER = "cancel.requested"
 SAVE_EVERY_SECONDS = 1.0
+# Progress is written when it moved this much, or when a second passed: a handful of writes for a
+# short file, at most one a second for a long one, and windows of silence still move the bar.
+PROGRESS_STEP = 0.05
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,28 @@ def build_transcription(session: dict[str, Any], segments: list[dict[str, Any]],
         "complete": complete,
         "segments": [{"id": number, **segment} for number, segment in enumerate(segments)],
     }
+
+
+def resume_point(session: dict[str, Any], saved: list[dict[str, Any]]) -> Resume:
+    """Where a job starts again: the start of the window of the last saved segment.
+
+    The windows then fall where an uninterrupted run puts them, and the segments already saved are
+    skipped when that window is decoded again (the journal stays append-only: nothing saved is ever
+    rewritten or lost). A journal written before segments carried `window_start` starts again at 0,
+    where its windows were counted from too: the saved part is decoded again, not lost or repeated.
+    """
+    if not saved:
+        return Resume()
+    saved_until = max(segment["end"] for segment in saved)
+    window_start = saved[-1].get("window_start")
+    if not isinstance(window_start, (int, float)) or not 0 <= window_start <= saved_until:
+        window_start = 0.0
+    return Resume(
+        start=float(window_start),
+        saved_until=saved_until,
+        language=session.get("language"),
+        language_probability=session.get("language_probability"),
+    )
 
 
 class TranscriptionJob:
@@ -98,19 +123,19 @@ class TranscriptionJob:
         sessions, store = self.sessions, self.sessions.store
         session = sessions.session(session_id)
         saved = store.journal(session_id)
-        resume = Resume()
-        if saved:
-            resume = Resume(
-                start=saved[-1]["end"],
-                language=session.get("language"),
-                language_probability=session.get("language_probability"),
-            )
+        resume = resume_point(session, saved)
         runs = list(sessions.status(session_id).get("runs") or [])
-        runs.append({"started": utc_now(), "from_seconds": resume.start, "saved_segments": len(saved)})
+        runs.append({
+            "started": utc_now(),
+            "from_seconds": resume.start,
+            "saved_segments": len(saved),
+            "saved_until_seconds": resume.saved_until,
+        })
         clock = time.monotonic()
         duration = session.get("duration")
-        progress = min(1.0, resume.start / duration) if duration else 0.0
-        sessions.set_status(session_id, PROCESSING, progress=progress, runs=runs)
+        shown_progress = min(0.999, (resume.saved_until or 0.0) / duration) if duration else 0.0
+        shown_at = time.monotonic()
+        sessions.set_status(session_id, PROCESSING, progress=shown_progress, runs=runs)
 
         def status(state: str, progress: float | None, message: str | None = None) -> None:
             sessions.set_status(session_id, state, progress=progress, message=message, runs=runs)
@@ -120,6 +145,23 @@ class TranscriptionJob:
             session = sessions.update_session(
                 session_id, language=found.language, language_probability=round(found.probability, 4)
             )
+
+        def show_progress(seconds: float) -> None:
+            """Move the progress bar to `seconds` of the audio, throttled; it never goes back."""
+            nonlocal shown_progress, shown_at
+            if not duration:
+                return
+            progress = min(0.999, seconds / duration)
+            if progress <= shown_progress:
+                return
+            if progress - shown_progress >= PROGRESS_STEP or time.monotonic() - shown_at >= SAVE_EVERY_SECONDS:
+                shown_progress, shown_at = progress, time.monotonic()
+                status(PROCESSING, progress)
+
+        def window_done(seconds: float) -> None:
+            if self._cancel_requested(session_id):
+                raise Cancelled
+            show_progress(seconds)
 
         try:
             if self._cancel_requested(session_id):
@@ -133,7 +175,8 @@ class TranscriptionJob:
             segments = list(saved)
             last_save = time.monotonic()
             for segment in transcribe_windows(
-                model, blocks, self.options_for(session), resume, self.settings.window_seconds, remember_language
+                model, blocks, self.options_for(session), resume, self.settings.window_seconds,
+                remember_language, window_done,
             ):
                 store.append_journal(session_id, segment)
                 segments.append(segment)
@@ -144,8 +187,7 @@ class TranscriptionJob:
                     if self._cancel_requested(session_id):
                         raise Cancelled
                     sessions.save_transcription(session_id, build_transcription(session, segments, False), index=False)
-                    if duration:
-                        status(PROCESSING, min(0.999, segment["end"] / duration))
+                show_progress(segment["end"])
         except Cancelled:
             sessions.save_transcription(session_id, build_transcription(session, store.journal(session_id), False))
             status(CANCELLED, None, "Cancelled by the user.")
