@@ -41,10 +41,12 @@ CLOSE_POLICY = 1008
 
 
 def host_name(host_header: str) -> str:
-    """'Example.com:8000' -> 'example.com', '[::1]:8000' -> '::1'."""
+    """'Example.com:8000' -> 'example.com', '[::1]:8000' and '::1' -> '::1'."""
     host = host_header.strip().lower()
     if host.startswith("["):
         return host[1:].partition("]")[0]
+    if host.count(":") > 1:
+        return host  # a bare IPv6 address, as --host takes it
     name, _, port = host.rpartition(":")
     return (name if name and port.isdigit() else host).rstrip(".")
 
