@@ -56,6 +56,7 @@ class Server:
     data_dir: Path
     tmp_dir: Path
     env: dict = field(default_factory=dict)
+    args: list = field(default_factory=list)
     port: int = 0
     process: subprocess.Popen | None = None
     log_path: Path | None = None
@@ -71,7 +72,8 @@ class Server:
         self.log_path = self.data_dir.parent / f"server-{self.data_dir.name}.log"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tapescribe", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            [sys.executable, "-m", "tapescribe", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
+             *self.args],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
@@ -116,10 +118,11 @@ class Server:
         raise AssertionError(f"session {session_id} did not finish:\n{self.log()}")
 
 
-def make_server(tmp_path_factory, name: str, **env) -> Server:
+def make_server(tmp_path_factory, name: str, args: tuple = (), **env) -> Server:
     base = tmp_path_factory.mktemp(name)
     (base / "tmp").mkdir()
-    return Server(data_dir=base / "data", tmp_dir=base / "tmp", env={k: str(v) for k, v in env.items()})
+    return Server(data_dir=base / "data", tmp_dir=base / "tmp", env={k: str(v) for k, v in env.items()},
+                  args=list(args))
 
 
 @pytest.fixture(scope="session")

@@ -504,3 +504,44 @@ def test_keyboard_alone(page, ui_server):
     page.keyboard.press("Enter")
     expect(page.locator("#session-view h2")).to_be_focused()
     expect(page).to_have_url(re.compile(f"#history/{first_row.get_attribute('data-id')}$"))
+
+
+# -- Signing in, when the server has a key ----------------------------------------------------------
+
+
+def test_sign_in_with_the_key_and_back_out(browser, tmp_path_factory):
+    keyed = make_server(tmp_path_factory, "ui-keyed", TAPESCRIBE_API_KEY="open sesame", TAPESCRIBE_WORKERS=0).start()
+    context = browser.new_context(base_url=keyed.url, viewport=DESKTOP)
+    context.set_default_timeout(30_000)
+    try:
+        page = context.new_page()
+        page.goto("/#history")
+        expect(page).to_have_url(re.compile(r"/login(#.*)?$"))
+        page.get_by_label("Key").fill("not the key")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_contain_text("That key is not right")
+        screenshots(page, "login")
+
+        page.get_by_label("Key").fill("open sesame")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("tab", name="History")).to_be_visible()
+        cookie = next(c for c in context.cookies() if c["name"] == "tapescribe_login")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and "open sesame" not in cookie["value"]
+        page.goto("/#history")
+        expect(page.locator("#history-message")).to_contain_text("No sessions yet")
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+        # A login that is gone (cleared, expired, key changed): the next request leads back to the login page.
+        context.clear_cookies()
+        page.get_by_role("tab", name="Upload").click()
+        page.get_by_role("tab", name="History").click()
+        expect(page).to_have_url(re.compile(r"/login(#.*)?$"))
+
+        page.get_by_label("Key").fill("open sesame")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign out").click()
+        expect(page).to_have_url(re.compile(r"/login(#.*)?$"))
+        assert not [c for c in context.cookies() if c["name"] == "tapescribe_login"]
+    finally:
+        context.close()
+        keyed.stop()

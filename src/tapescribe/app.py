@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tapescribe import __version__
-from tapescribe.api import events, live_ws, openai_compat, sessions, system, transcribe
+from tapescribe.api import events, live_ws, login, openai_compat, sessions, system, transcribe
 from tapescribe.api.errors import install_error_handlers
+from tapescribe.api.security import TrustBoundary
 from tapescribe.config import Settings
 from tapescribe.engine.transcriber import DecodeOptions
 from tapescribe.runtime import Runtime
@@ -41,6 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
         DecodeOptions(beam_size=settings.beam_size, vad_filter=settings.vad_filter),
     )
     install_error_handlers(app)
+    app.add_middleware(TrustBoundary, settings=settings)
+    app.include_router(login.router)
     app.include_router(transcribe.router)
     app.include_router(sessions.router)
     app.include_router(events.router)

@@ -43,17 +43,29 @@ def main() -> None:
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000).")
 @click.option("--workers", type=int, default=None, help="Embedded job worker threads (default 1).")
+@click.option("--insecure-no-auth", is_flag=True, default=None,
+              help="Listen on a non-loopback address without TAPESCRIBE_API_KEY (something else must check access).")
 @common_options
-def serve(host, port, workers, data_dir, model) -> None:
+def serve(host, port, workers, insecure_no_auth, data_dir, model) -> None:
     """Run the HTTP API and web UI with an embedded job worker."""
-    import uvicorn
-
+    from tapescribe.api.security import allowed_host_names, is_loopback
     from tapescribe.app import create_app
+    from tapescribe.serving import run_server
 
-    settings = make_settings(host=host, port=port, workers=workers, data_dir=data_dir, model=model)
+    settings = make_settings(host=host, port=port, workers=workers, insecure_no_auth=insecure_no_auth,
+                             data_dir=data_dir, model=model)
+    if not is_loopback(settings.host) and not settings.api_key and not settings.insecure_no_auth:
+        raise click.ClickException(
+            f"refusing to listen on {settings.host} without a key: anyone who can reach that address could "
+            "read, download and delete every recording. Set TAPESCRIBE_API_KEY (browsers then sign in on a "
+            "login page; scripts send 'Authorization: Bearer <key>'), listen on 127.0.0.1 behind your own "
+            "proxy, or pass --insecure-no-auth if something in front of tapescribe already checks who comes in."
+        )
     app = create_app(settings)
-    click.echo(f"tapescribe on http://{settings.host}:{settings.port}  data: {settings.data_dir}", err=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5)
+    hosts = "any" if "*" in settings.allowed_hosts else ", ".join(sorted(allowed_host_names(settings)))
+    click.echo(f"tapescribe on http://{settings.host}:{settings.port}  data: {settings.data_dir}  "
+               f"key: {'required' if settings.api_key else 'none'}  host names served: {hosts}", err=True)
+    run_server(app, settings)
 
 
 @main.command()

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -67,8 +67,46 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="Largest accepted upload, in bytes (default 4 GiB).")
     api_key: str | None = Field(
-        None, description="If set, the OpenAI-compatible routes (/v1/...) need 'Authorization: Bearer <key>'."
+        None,
+        description="If set, every route but /health and the login page needs it: 'Authorization: Bearer <key>' "
+        "from scripts, or the cookie the login page sets in a browser.",
     )
+    insecure_no_auth: bool = Field(
+        False,
+        description="Let `serve` listen on a non-loopback address without an api_key (anyone who can reach it "
+        "can read and delete every session).",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names (comma-separated) served besides localhost, 127.0.0.1 and ::1; '*' serves any. "
+        "Requests naming another Host are refused, which stops DNS rebinding.",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (comma-separated, e.g. https://notes.example.com) besides the server's own whose pages "
+        "may send state-changing requests and open WebSockets.",
+    )
+    client_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A connection that sends no byte of a request's headers or body for this long is closed "
+        "(half-open and slow clients would otherwise hold it forever).",
+    )
+    keep_alive_seconds: float = Field(
+        5.0, gt=0, description="An idle keep-alive connection is closed after this long without a new request."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open connections (WebSockets and event streams included) above which new requests get 503.",
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("data_dir")
     @classmethod

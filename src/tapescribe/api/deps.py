@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import Request
 
 from tapescribe.engine.languages import language_code
-from tapescribe.errors import BadRequest, Unauthorized
+from tapescribe.errors import BadRequest
 from tapescribe.runtime import Runtime
 
 
 def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime
-
-
-def check_api_key(request: Request) -> None:
-    """With settings.api_key set, every API route needs `Authorization: Bearer <key>`."""
-    expected = runtime_of(request).settings.api_key
-    if not expected:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise Unauthorized("A valid API key is required: send 'Authorization: Bearer <key>'.")
 
 
 def checked_language(value: str | None) -> str | None:

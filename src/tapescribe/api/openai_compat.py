@@ -2,7 +2,7 @@
 
 Any OpenAI client works against tapescribe by changing its base URL. Every request is kept as a
 session (source "api"), like all other input. With settings.api_key set, these routes need
-`Authorization: Bearer <key>`.
+`Authorization: Bearer <key>` (checked in front of every route by api/security.py).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import asyncio
 import json
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from tapescribe.api.deps import check_api_key, checked_language, runtime_of
+from tapescribe.api.deps import checked_language, runtime_of
 from tapescribe.api.transcribe import finished_transcription
 from tapescribe.api.errors import error_fields, error_responses
 from tapescribe.api.uploads import ReceivedForm, multipart_body, receive_form, require_file
@@ -26,7 +26,7 @@ from tapescribe.sessions.exports import FORMATS, render
 from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
 from tapescribe.sessions.service import QUEUED
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(check_api_key)], tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"])
 
 OPENAI_MODEL_ALIAS = "whisper-1"
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")

@@ -42,7 +42,7 @@ def storage(request: Request) -> dict:
     """Disk used by all sessions (the data is never cleaned up behind the user's back), and by
     uploads a crash cut off before they became sessions (kept in data/incoming/ for inspection)."""
     runtime = runtime_of(request)
-    return {**runtime.sessions.storage(), "data_dir": str(runtime.settings.data_dir),
+    return {**runtime.sessions.storage(),
             "incomplete_upload_bytes": tree_size(runtime.settings.incoming_dir)}
 
 

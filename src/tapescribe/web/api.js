@@ -14,6 +14,11 @@ export class ApiError extends Error {
 
 const UNREACHABLE = 'Could not reach the tapescribe server. Check that it is running and try again.';
 
+// With a key set on the server, a request without a valid login answers 401: sign in again.
+function signInIfAsked(status) {
+  if (status === 401) location.assign('/login');
+}
+
 function errorFromBody(status, statusText, text) {
   try {
     const error = JSON.parse(text).error;
@@ -39,6 +44,7 @@ export async function api(path, { method = 'GET', json, form, signal } = {}) {
     if (error.name === 'AbortError') throw error;
     throw new ApiError(UNREACHABLE);
   }
+  signInIfAsked(response.status);
   const text = await response.text();
   if (!response.ok) throw errorFromBody(response.status, response.statusText, text);
   return text ? JSON.parse(text) : null;
@@ -54,6 +60,7 @@ export function uploadFile(path, form, { onProgress } = {}) {
       if (event.lengthComputable && onProgress) onProgress(event.loaded / event.total);
     };
     xhr.onload = () => {
+      signInIfAsked(xhr.status);
       if (xhr.status >= 200 && xhr.status < 300) {
         try {
           resolve(JSON.parse(xhr.responseText));
@@ -80,6 +87,7 @@ export const urls = {
   events: (id) => `${session(id)}/events`,
 };
 
+export const getHealth = () => api('/health');
 export const getSession = (id) => api(session(id));
 export const listSessions = (limit, offset = 0) => api(`/sessions?limit=${limit}&offset=${offset}`);
 export const search = (query, signal) => api(`/search?q=${encodeURIComponent(query)}`, { signal });

@@ -8,6 +8,7 @@ import { setupRecord } from './record.js';
 import { setupUpload } from './upload.js';
 import { setupLive } from './live.js';
 import { setupHistory } from './history.js';
+import { getHealth } from './api.js';
 
 const historyTab = setupHistory();
 setupRecord();
@@ -33,3 +34,6 @@ function route() {
 
 window.addEventListener('hashchange', route);
 route();
+
+// Signing out only means something when the server asks for a key.
+getHealth().then((health) => { $('#sign-out').hidden = !health.login_required; }, () => {});
