@@ -11,12 +11,12 @@ from fastapi.staticfiles import StaticFiles
 
 from tapescribe import __version__
 from tapescribe.api import events, live_ws, login, openai_compat, sessions, system, transcribe
-from tapescribe.api.errors import install_error_handlers
+from tapescribe.api.errors import error_responses, install_error_handlers
 from tapescribe.api.security import TrustBoundary
 from tapescribe.config import Settings
 from tapescribe.engine.transcriber import DecodeOptions
-from tapescribe.runtime import Runtime
 from tapescribe.live.chunk_service import LiveChunkService
+from tapescribe.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,10 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(TrustBoundary, settings=settings)
     app.include_router(login.router)
-    app.include_router(transcribe.router)
-    app.include_router(sessions.router)
-    app.include_router(events.router)
-    app.include_router(live_ws.router)
-    app.include_router(openai_compat.router)
+    # Every route sits behind the trust boundary: a foreign Host or Origin (403), a missing key (401).
+    guarded = error_responses(401, 403)
+    for router in (transcribe.router, sessions.router, events.router, live_ws.router, openai_compat.router):
+        app.include_router(router, responses=guarded)
     app.include_router(system.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app
