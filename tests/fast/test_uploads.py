@@ -158,3 +158,12 @@ def test_a_dropped_connection_is_a_bad_request_and_the_file_is_closed(tmp_path):
         receive(FORM[:cut], [100, 2000], target=tmp_path / "upload.partial", disconnect=True)
     assert os.listdir(tmp_path) == ["upload.partial"]
 
+
+@pytest.mark.parametrize("cut", ["in the file", "before the closing boundary", "inside the closing boundary"])
+def test_a_body_without_its_closing_boundary_is_a_bad_request(tmp_path, cut):
+    """A complete request whose multipart body stops short (a client or proxy that cut it) must not
+    become an upload of a truncated file."""
+    end = {"in the file": FORM.index(AUDIO) + 5000, "before the closing boundary": len(FORM) - len(BOUNDARY) - 6,
+           "inside the closing boundary": len(FORM) - 10}[cut]
+    with pytest.raises(BadRequest, match="closing boundary"):
+        receive(FORM[:end], [1000], target=tmp_path / "upload.partial")
