@@ -42,7 +42,7 @@ class Data:
     """A data directory as `serve` sees it at start."""
 
     def __init__(self, path) -> None:
-        self.settings = Settings(data_dir=path)
+        self.settings = Settings(data_dir=path, queue_backend="sqlite")
         self.sessions = SessionService(SessionStore(self.settings.sessions_dir, self.settings.incoming_dir),
                                        SessionIndex(self.settings.index_path))
         self.queue = JobQueue(self.settings, handler=lambda session_id: None)  # nothing consumes it here
