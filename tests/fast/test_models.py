@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REPO, audio_file
 
 from tapescribe.config import Settings
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks, probe
 from tapescribe.engine.models import ModelPool, ModelSettings, resolve_model
 from tapescribe.errors import ModelUnavailable, UnsupportedMedia
+
+from conftest import REPO, audio_file
 
 
 def test_tiny_en_comes_from_its_package(tmp_path):

@@ -13,7 +13,6 @@ import wave
 
 import numpy as np
 import pytest
-from conftest import audio_file, encode_webm_opus, read_pcm
 
 from tapescribe.config import Settings
 from tapescribe.engine.audio import measure_duration
@@ -36,6 +35,8 @@ from tapescribe.sessions.service import (
     status_record,
 )
 from tapescribe.sessions.store import SessionStore
+
+from conftest import audio_file, encode_webm_opus, read_pcm
 
 
 class Data:

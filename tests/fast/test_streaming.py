@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import audio_file, read_pcm, reference_text, wer
 
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.streaming import StreamingOptions, StreamingTranscriber
+
+from conftest import audio_file, read_pcm, reference_text, wer
 
 STEP_SECONDS = 1.0
 
