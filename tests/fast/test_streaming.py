@@ -1,12 +1,9 @@
 """The live streaming policy (engine/streaming.py) with the real tiny.en model on real speech.
 
-A scripted model cannot stand in here without faking faster-whisper's internals: each step runs
-engine/window_decode.py, which drives the model's feature extractor, encoder, generator and word
-alignment itself. So the real model runs (about a dozen short steps), wrapped only to count its
-encoder passes, and the tests pin the rules that do not depend on its exact words: silence never
-reaches the model, an utterance followed by a pause is settled at once and whole, no word is
-settled twice, each utterance starts a segment, and `finish` settles everything. The settling of
-hand-written hypotheses is pinned in test_agreement.py.
+test_streaming_policy.py pins the settling rules on scripted hypotheses; this checks that they hold
+with the model's own words (about a dozen short steps), wrapped only to count its encoder passes:
+silence never reaches the model, an utterance followed by a pause is settled at once and whole, no
+word is settled twice, each utterance starts a segment, and `finish` settles everything.
 """
 
 from __future__ import annotations
