@@ -1,6 +1,7 @@
 # Two commands on a fresh machine with Python 3.11+:
 #   make run    set up .venv and serve http://127.0.0.1:8000 (data in ./data, bundled tiny.en model)
 #   make test   set up .venv with the test extras and run the whole test suite
+#   make test-fast  only the in-process tests (tests/fast: no server process, at most tiny.en), under a minute
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA ?= ./data
 
-.PHONY: run test setup setup-test bench clean-venv
+.PHONY: run test test-fast setup setup-test bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ run: setup
 
 test: setup-test
 	$(BIN)/python -m pytest
+
+test-fast: setup-test
+	$(BIN)/python -m pytest tests/fast
 
 bench: setup-test
 	$(BIN)/python bench/make_long_audio.py 60 bench/audio/minute.wav

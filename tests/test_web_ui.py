@@ -9,6 +9,7 @@ docs/screenshots/ where the README shows them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import time
@@ -55,17 +56,26 @@ def browser():
         launched.close()
 
 
-@pytest.fixture
-def page(browser, ui_server):
-    context = browser.new_context(base_url=ui_server.url, viewport=DESKTOP, permissions=["microphone"])
+@contextlib.contextmanager
+def page_of(browser, server):
+    """A fresh browser context on `server`; JavaScript errors on the page fail the test."""
+    context = browser.new_context(base_url=server.url, viewport=DESKTOP, permissions=["microphone"])
     context.set_default_timeout(30_000)
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
     opened.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" while an upload is in transit
-    yield opened
-    context.close()
+    try:
+        yield opened
+    finally:
+        context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser, ui_server):
+    with page_of(browser, ui_server) as opened:
+        yield opened
 
 
 def expect(locator):
@@ -120,17 +130,22 @@ def words(text: str) -> str:
     return re.sub(r"[^a-z ]", "", text.lower())
 
 
-# -- First, while History is empty ----------------------------------------------------------------
+# -- An empty History ------------------------------------------------------------------------------
 
 
-def test_empty_history_says_so(page, ui_server):
-    if api(ui_server, "GET", "/sessions").json()["total"]:
-        pytest.skip("History is no longer empty (tests run out of order)")
-    page.goto("/#history")
-    expect(page.locator("#history-message")).to_contain_text("No sessions yet")
-    expect(page.locator("#storage-summary")).to_have_text("0 sessions · 0 bytes used")
-    expect(page.locator("#session-view")).to_contain_text("Choose a session")
-    screenshots(page, "history-empty")
+def test_empty_history_says_so(browser, tmp_path_factory):
+    """On a server of its own, so it runs in any order (the shared one fills up as the tests run)."""
+    empty = make_server(tmp_path_factory, "ui-empty").start()
+    try:
+        assert api(empty, "GET", "/sessions").json()["total"] == 0
+        with page_of(browser, empty) as page:
+            page.goto("/#history")
+            expect(page.locator("#history-message")).to_contain_text("No sessions yet")
+            expect(page.locator("#storage-summary")).to_have_text("0 sessions · 0 bytes used")
+            expect(page.locator("#session-view")).to_contain_text("Choose a session")
+            screenshots(page, "history-empty")
+    finally:
+        empty.stop()
 
 
 # -- Record ---------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ class _FormWriter:
         self._is_file = False
         self._value = bytearray()
         self._handle = None
+        self.complete = False  # the closing boundary arrived (python-multipart's finalize does not check)
 
     def callbacks(self) -> dict:
         return {
@@ -55,6 +56,7 @@ class _FormWriter:
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
             "on_part_end": self._part_end,
+            "on_end": self._end,
         }
 
     def _part_begin(self) -> None:
@@ -103,6 +105,9 @@ class _FormWriter:
             self.form.fields[self._name] = value
             self.form.repeated.setdefault(self._name, []).append(value)
 
+    def _end(self) -> None:
+        self.complete = True
+
     def close_file(self) -> None:
         if self._handle is not None:
             self._handle.flush()
@@ -125,6 +130,8 @@ async def receive_form(request: Request, file_field: str, target: Path, max_byte
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+        if not writer.complete:
+            raise BadRequest("The multipart/form-data body ended before its closing boundary; nothing was kept.")
     except ClientDisconnect:
         raise BadRequest("The upload was interrupted before it was complete; nothing was kept.") from None
     except MultipartParseError as error:

