@@ -156,7 +156,7 @@ def test_a_cut_off_webm_stream_is_joined_from_its_slices(data, tmp_path):
     assert data.sessions.status(session_id)["status"] == QUEUED
 
 
-def test_a_stream_still_running_or_without_audio_is_left_alone(data):
+def test_a_stream_still_running_is_left_alone_and_one_without_audio_is_not_left_hanging(data):
     running = data.live("pcm", [pcm_bytes("goforward.wav")], DRAFT)
     empty = data.live("pcm", [], None)
     with data.sessions.store.job_lock(running) as held:  # as the process that is still streaming holds it
@@ -165,5 +165,8 @@ def test_a_stream_still_running_or_without_audio_is_left_alone(data):
     for session_id in (running, empty):
         assert data.sessions.store.audio_path(session_id) is None
     assert data.sessions.status(running)["status"] == PROCESSING
+    # cut off before its first bytes reached the disk: an error saying so, not `processing` for ever
+    assert data.sessions.status(empty)["status"] == ERROR
+    assert "before any audio" in data.sessions.status(empty)["message"]
     assert data.jobs.recover() == []  # neither has a recording to transcribe yet
     assert finish_interrupted_streams(data.sessions) == [running]  # once the lock is free

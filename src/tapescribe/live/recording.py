@@ -18,7 +18,7 @@ import numpy as np
 from tapescribe.engine.audio import SAMPLE_RATE, measure_duration
 from tapescribe.errors import NotFound
 from tapescribe.sessions import files
-from tapescribe.sessions.service import CANCELLED, QUEUED, UNFINISHED, SessionService
+from tapescribe.sessions.service import CANCELLED, ERROR, QUEUED, UNFINISHED, SessionService
 from tapescribe.sessions.store import AUDIO_STEM, chunk_name
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,9 @@ def finish_interrupted_streams(sessions: SessionService) -> list[str]:
                 if not held:  # the stream is still running in another process
                     continue
                 chunks = sessions.store.chunk_paths(session_id, fmt)
-                if not chunks:
+                if not chunks:  # cut off between the session's creation and its first bytes on disk
+                    sessions.set_status(session_id, ERROR, message="The live stream was cut off before any "
+                                        "audio was stored; there is nothing to transcribe.")
                     continue
                 draft = sessions.transcription(session_id)
                 draft = {**draft, "complete": True} if draft and draft.get("live") else None
