@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         0.1, gt=0, description="Longest an idle worker waits before looking at the queue again."
     )
     max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="Largest accepted upload, in bytes (default 4 GiB).")
+    low_space_bytes: int = Field(
+        1024**3,
+        ge=0,
+        description="Free space on the data directory's disk below which /storage and the History tab warn "
+        "(default 1 GiB: room for an hour of uncompressed audio or a large video upload).",
+    )
     api_key: str | None = Field(
         None,
         description="If set, every route but /health and the login page needs it: 'Authorization: Bearer <key>' "

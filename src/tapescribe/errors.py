@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class TapescribeError(Exception):
     """Base class: `code` is a stable machine-readable name, the message is for a person."""
@@ -54,3 +57,38 @@ class TranscriptionFailed(TapescribeError):
     """The job ran and ended in error or was cancelled; the session keeps its audio."""
 
     code = "transcription_failed"
+
+
+class InsufficientStorage(TapescribeError):
+    """The data directory's disk is full: nothing new can be stored until space is freed."""
+
+    code = "insufficient_storage"
+
+
+DISK_FULL_MESSAGE = (
+    "The server's disk is full: this could not be stored. Nothing already stored was lost; "
+    "free some space (or delete sessions) and send it again."
+)
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """True if `error`, or an error it was raised from or during, says the disk (or quota) is full.
+
+    The one test for "disk full" used everywhere: an OSError with ENOSPC or EDQUOT, or SQLite's
+    SQLITE_FULL, possibly wrapped by a library in another exception.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, InsufficientStorage):
+            return True
+        if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+            return True
+        if isinstance(error, sqlite3.OperationalError) and (
+            getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL or "database or disk is full" in str(error)
+        ):
+            return True
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return False

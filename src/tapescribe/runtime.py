@@ -13,6 +13,7 @@ from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
 from tapescribe.live.recording import finish_interrupted_streams
 from tapescribe.sessions.index import SessionIndex
 from tapescribe.sessions.service import SessionService
+from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import SessionStore
 
 
@@ -34,6 +35,7 @@ class Runtime:
         self.sessions = SessionService(
             SessionStore(settings.sessions_dir, settings.incoming_dir),
             SessionIndex(settings.index_path),
+            DiskSpace(settings.data_dir, settings.low_space_bytes),
         )
         self.sessions.finish_deletes()
         # A missing or outdated index is refilled from the session files (they are the record).
@@ -44,8 +46,10 @@ class Runtime:
             self.models,
             JobSettings(settings.window_seconds, settings.beam_size, settings.vad_filter),
         )
-        self.queue = JobQueue(settings, self.job.run)
+        self.queue = JobQueue(settings, self.job.run, self.sessions.space)
         self.jobs = JobControl(self.sessions, self.queue)
+        # Sessions whose job or queue entry was lost to a full disk go back on the queue once space is back.
+        self.sessions.space.on_space_back(self.jobs.recover)
 
     def recover(self) -> None:
         """After a start: streams a crash cut off are finished from their chunks, then every unfinished

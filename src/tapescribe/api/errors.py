@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tapescribe import errors
+from tapescribe.api.deps import runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ STATUS_FOR = {
     errors.ModelUnavailable: 400,
     errors.Unauthorized: 401,
     errors.TranscriptionFailed: 422,
+    errors.InsufficientStorage: 507,
 }
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
@@ -87,10 +90,24 @@ def error_fields(error: errors.TapescribeError) -> dict[str, Any]:
     return error_body(status_of(error), error.code, error.message, dict(error.details))["error"]
 
 
+def disk_full_response(request: Request, message: str = errors.DISK_FULL_MESSAGE,
+                       details: dict | None = None) -> JSONResponse:
+    """507 for a write that failed on a full disk, wherever it happened; one log line per episode."""
+    runtime_of(request).sessions.space.note_full(f"answering {request.method} {request.url.path}")
+    return error_response(507, errors.InsufficientStorage.code, message, details)
+
+
+def internal_error_response(error: Exception) -> JSONResponse:
+    log.error("unexpected error", exc_info=error)
+    return error_response(500, "internal_error", "Something went wrong on the server; nothing stored was lost.")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.TapescribeError)
-    async def _domain(_: Request, error: errors.TapescribeError) -> JSONResponse:
+    async def _domain(request: Request, error: errors.TapescribeError) -> JSONResponse:
         fields = error_fields(error)
+        if fields["status"] == 507:
+            return disk_full_response(request, error.message, dict(error.details))
         headers = {"WWW-Authenticate": "Bearer"} if fields["status"] == 401 else None
         return JSONResponse({"error": fields}, status_code=fields["status"], headers=headers)
 
@@ -113,7 +130,17 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"{request.method} is not allowed on this route."
         return error_response(error.status_code, code, message, headers=getattr(error, "headers", None))
 
+    # OS and SQLite errors get handlers of their own (not only the catch-all below, after which the
+    # server logs the traceback a second time): a full disk is an expected condition, answered 507.
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.Error)
+    async def _storage(request: Request, error: Exception) -> JSONResponse:
+        if errors.is_disk_full(error):
+            return disk_full_response(request)
+        return internal_error_response(error)
+
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return error_response(500, "internal_error", "Something went wrong on the server; nothing stored was lost.")
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        if errors.is_disk_full(error):
+            return disk_full_response(request)
+        return internal_error_response(error)

@@ -16,15 +16,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import checked_language, runtime_of
-from tapescribe.api.transcribe import finished_transcription
+from tapescribe.api.transcribe import finished_transcription, publish_upload
 from tapescribe.api.errors import error_fields, error_responses
 from tapescribe.api.uploads import ReceivedForm, multipart_body, receive_form, require_file
 from tapescribe.engine.languages import language_name
 from tapescribe.errors import BadRequest, TapescribeError
 from tapescribe.runtime import Runtime
 from tapescribe.sessions.exports import FORMATS, render
-from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
-from tapescribe.sessions.service import QUEUED
+from tapescribe.sessions.ingest import RECEIVED_NAME
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -146,12 +145,12 @@ async def handle(request: Request, task: str) -> Response:
         form = await receive_form(request, "file", incoming / RECEIVED_NAME, runtime.settings.max_upload_bytes)
         received = require_file(form, "file")
         parsed = parse_request(runtime, form, task)
-    except BaseException:
+    except BaseException:  # rejected, cut off, or the disk is full (answered 507 by api/errors.py)
         store.discard_incoming(session_id)
         raise
     await run_in_threadpool(
-        accept_audio, runtime.sessions, session_id, received,
-        source="api", filename=form.filename, initial_status=QUEUED, fields=parsed.fields,
+        publish_upload, runtime, session_id, received, queue=False,
+        source="api", filename=form.filename, fields=parsed.fields,
     )
     headers = {"X-Tapescribe-Session": session_id}
     if parsed.stream:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -11,7 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from tapescribe.api.deps import job_fields, runtime_of
 from tapescribe.api.errors import error_responses
 from tapescribe.api.uploads import JOB_FIELDS, multipart_body, receive_form, require_file
-from tapescribe.errors import BadRequest, TranscriptionFailed
+from tapescribe.errors import (
+    DISK_FULL_MESSAGE,
+    BadRequest,
+    InsufficientStorage,
+    TranscriptionFailed,
+    is_disk_full,
+)
 from tapescribe.runtime import Runtime
 from tapescribe.sessions.ids import checked_session_id
 from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
@@ -22,7 +29,8 @@ router = APIRouter()
 CHUNK_INDEX = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also accepts '²'
 
 
-async def store_upload(request: Request, runtime: Runtime, field: str, source: str) -> tuple[str, dict]:
+async def store_upload(request: Request, runtime: Runtime, field: str, source: str,
+                       queue: bool = False) -> tuple[str, dict]:
     """Stream the upload into a new session; returns its id and session record (status queued)."""
     store = runtime.sessions.store
     session_id, incoming = store.new_incoming()
@@ -30,14 +38,30 @@ async def store_upload(request: Request, runtime: Runtime, field: str, source: s
         form = await receive_form(request, field, incoming / RECEIVED_NAME, runtime.settings.max_upload_bytes)
         received = require_file(form, field)
         fields = job_fields(runtime, form.fields)
-    except BaseException:
+    except BaseException:  # rejected, cut off, or the disk is full (answered 507 by api/errors.py)
         store.discard_incoming(session_id)
         raise
     session = await run_in_threadpool(
-        accept_audio, runtime.sessions, session_id, received,
-        source=source, filename=form.filename, initial_status=QUEUED, fields=fields,
+        publish_upload, runtime, session_id, received, queue=queue,
+        source=source, filename=form.filename, fields=fields,
     )
     return session_id, session
+
+
+def publish_upload(runtime: Runtime, session_id: str, received: Path, *, queue: bool, **details) -> dict:
+    """Make a received upload a session (and queue it). All or nothing on a full disk: the client is
+    answered 507 and sends it again, so a session half-made (files without index row or queue entry,
+    stuck in `queued`) is withdrawn rather than kept as a duplicate nobody was told about."""
+    try:
+        session = accept_audio(runtime.sessions, session_id, received, initial_status=QUEUED, **details)
+        if queue:
+            runtime.jobs.submit(session_id)
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        runtime.sessions.withdraw(session_id)
+        raise InsufficientStorage(DISK_FULL_MESSAGE) from error
+    return session
 
 
 def finished_transcription(runtime: Runtime, session_id: str, state: str) -> dict:
@@ -54,8 +78,7 @@ def finished_transcription(runtime: Runtime, session_id: str, state: str) -> dic
 async def transcribe_file(request: Request) -> JSONResponse:
     """Store an audio or video file as a new session and queue it; answers at once."""
     runtime = runtime_of(request)
-    session_id, session = await store_upload(request, runtime, "file", "upload")
-    runtime.jobs.submit(session_id)
+    session_id, session = await store_upload(request, runtime, "file", "upload", queue=True)
     return JSONResponse(
         {"session_id": session_id, "status": QUEUED, "title": session["title"], "duration": session["duration"]},
         status_code=202,

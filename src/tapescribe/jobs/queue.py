@@ -13,8 +13,11 @@ from collections.abc import Callable
 
 from huey import PriorityRedisHuey, SqliteHuey
 from huey.consumer import Consumer
+from huey.storage import SqliteStorage
 
 from tapescribe.config import Settings
+from tapescribe.errors import is_disk_full
+from tapescribe.sessions.space import DiskSpace
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,25 @@ class _EmbeddedConsumer(Consumer):
         pass
 
 
+class _SpaceAwareSqliteStorage(SqliteStorage):
+    """Taking a task deletes its row, which needs space in the queue's WAL. On a full disk that fails
+    on every poll; Huey would log a traceback each time (ten a second). Instead it counts as an
+    empty queue and the disk is reported full (one log line); the task is taken once a poll succeeds."""
+
+    def __init__(self, *args, space: DiskSpace, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.space = space
+
+    def dequeue(self):
+        try:
+            return super().dequeue()
+        except Exception as error:
+            if not is_disk_full(error):
+                raise
+            self.space.note_full("taking a job from the queue")
+            return None
+
+
 def priority_for(duration: float | None) -> int:
     """Shorter recordings first, so a quick clip is never stuck behind a three-hour file."""
     if not duration:
@@ -36,13 +58,14 @@ def priority_for(duration: float | None) -> int:
 
 
 class JobQueue:
-    def __init__(self, settings: Settings, handler: Callable[[str], object]) -> None:
+    def __init__(self, settings: Settings, handler: Callable[[str], object], space: DiskSpace) -> None:
         self.settings = settings
         if settings.queue_backend == "redis":
             self.huey = PriorityRedisHuey("tapescribe", url=settings.redis_url, results=False)
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            self.huey = SqliteHuey("tapescribe", filename=str(settings.queue_path), results=False)
+            self.huey = SqliteHuey("tapescribe", filename=str(settings.queue_path), results=False,
+                                   storage_class=_SpaceAwareSqliteStorage, space=space)
         self._task = self.huey.task(name=TASK_NAME)(handler)
         self._consumer: Consumer | None = None
 

@@ -15,7 +15,7 @@ from typing import Any
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, pcm_blocks
 from tapescribe.engine.models import ModelPool
 from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, transcribe_windows
-from tapescribe.errors import NotFound, TapescribeError
+from tapescribe.errors import NotFound, TapescribeError, is_disk_full
 from tapescribe.sessions.service import (
     CANCELLED,
     DONE,
@@ -100,8 +100,13 @@ class TranscriptionJob:
     def run(self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None = None) -> str:
         """Transcribe the session if it still needs it. Returns the status it was left in.
 
-        `on_segment` sees each segment once it is saved (for callers that stream them on).
+        `on_segment` sees each segment once it is saved (for callers that stream them on). A full
+        disk does not end the job (its status could not even be saved): it waits until space is
+        freed and goes on, in place while segments are being saved, else from its journal.
         """
+        return self._patiently(session_id, self._run_once, session_id, on_segment)
+
+    def _run_once(self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None) -> str:
         store = self.sessions.store
         try:
             with store.job_lock(session_id) as held:
@@ -115,6 +120,17 @@ class TranscriptionJob:
         except NotFound:
             log.info("session %s was deleted before or during its job", session_id)
             return "deleted"
+
+    def _patiently(self, session_id: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Do one of the job's writes; on a full disk wait for space and do it again. The model keeps
+        its place, so the transcript is the one an uninterrupted run makes."""
+        while True:
+            try:
+                return write(*args, **kwargs)
+            except Exception as error:
+                if not is_disk_full(error):
+                    raise
+            self.sessions.space.wait_for_space(f"transcribing session {session_id}")
 
     def _cancel_requested(self, session_id: str) -> bool:
         return (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists()
@@ -138,7 +154,8 @@ class TranscriptionJob:
         sessions.set_status(session_id, PROCESSING, progress=shown_progress, runs=runs)
 
         def status(state: str, progress: float | None, message: str | None = None) -> None:
-            sessions.set_status(session_id, state, progress=progress, message=message, runs=runs)
+            self._patiently(session_id, sessions.set_status, session_id, state, progress=progress, message=message,
+                            runs=runs)
 
         def remember_language(found: LanguageFound) -> None:
             nonlocal session
@@ -178,7 +195,7 @@ class TranscriptionJob:
                 model, blocks, self.options_for(session), resume, self.settings.window_seconds,
                 remember_language, window_done,
             ):
-                store.append_journal(session_id, segment)
+                self._patiently(session_id, store.append_journal, session_id, segment)
                 segments.append(segment)
                 if on_segment is not None:
                     on_segment(segment)
@@ -186,7 +203,8 @@ class TranscriptionJob:
                     last_save = time.monotonic()
                     if self._cancel_requested(session_id):
                         raise Cancelled
-                    sessions.save_transcription(session_id, build_transcription(session, segments, False), index=False)
+                    self._patiently(session_id, sessions.save_transcription, session_id,
+                                    build_transcription(session, segments, False), index=False)
                 show_progress(segment["end"])
         except Cancelled:
             sessions.save_transcription(session_id, build_transcription(session, store.journal(session_id), False))
@@ -198,6 +216,8 @@ class TranscriptionJob:
             status(ERROR, None, error.message)
             return ERROR
         except Exception as error:  # a failed job must say why, and keep everything stored
+            if is_disk_full(error):
+                raise  # not a failure of the job: run() waits for space and goes on
             log.exception("transcription of %s failed", session_id)
             status(ERROR, None, f"Transcription failed: {type(error).__name__}: {error}")
             return ERROR
@@ -207,7 +227,7 @@ class TranscriptionJob:
             measured = round(measure_duration(audio), 3)
         if measured and not duration:
             session = sessions.update_session(session_id, duration=measured)
-        sessions.save_transcription(session_id, build_transcription(session, segments, True))
+        self._patiently(session_id, sessions.save_transcription, session_id, build_transcription(session, segments, True))
         store.clear_journal(session_id)
         runs[-1]["seconds"] = round(time.monotonic() - clock, 3)
         status(DONE, 1.0)

@@ -50,12 +50,22 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 def append_json_line(path: Path, record: Any) -> None:
-    """Append one record and fsync, so a crash loses at most the line being written."""
-    line = json.dumps(record, ensure_ascii=False) + "\n"
-    with open(path, "ab") as handle:
-        handle.write(line.encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one record and fsync, so a crash loses at most the line being written. A failed append
+    (a full disk) is cut off again, so the record written once space is back does not follow a torn line."""
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)
 
 
 def read_json_lines(path: Path) -> list[Any]:

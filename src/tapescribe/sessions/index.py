@@ -128,6 +128,12 @@ class SessionIndex:
                     connection.execute(f"DROP TABLE IF EXISTS {table}")
                 connection.executescript(_SCHEMA)
                 connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # Held open for the life of the index. SQLite deletes the -wal and -shm files when the last
+        # connection closes, and the next read has to create them again: on a full disk that fails
+        # ("disk I/O error") and every listing and search would fail with it. While this connection
+        # is open the files stay, so reads need no space.
+        self._keeper = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._keeper.execute("SELECT count(*) FROM sessions").fetchone()
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

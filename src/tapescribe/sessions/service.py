@@ -1,15 +1,19 @@
 """SessionService: the session operations, keeping the files (the record) and the index (the cache) in step.
 
-Every change writes the file first, then the index; a crash between the two is repaired by `reindex`.
+Every change writes the file first, then the index; a crash between the two is repaired by `reindex`,
+and an index write that fails on a full disk is redone from the files once space is back.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
-from tapescribe.errors import BadRequest, Conflict, NotFound
+from tapescribe.errors import BadRequest, Conflict, NotFound, is_disk_full
 from tapescribe.sessions.files import utc_now
 from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import (
     SESSION_FILE,
     STATUS_FILE,
@@ -31,9 +35,14 @@ def status_record(status: str, progress: float | None = None, message: str | Non
 
 
 class SessionService:
-    def __init__(self, store: SessionStore, index: SessionIndex) -> None:
+    def __init__(self, store: SessionStore, index: SessionIndex, space: DiskSpace) -> None:
         self.store = store
         self.index = index
+        self.space = space
+        # Sessions whose index row is behind their files because an index write failed on a full disk.
+        self._unindexed: set[str] = set()
+        self._unindexed_lock = threading.Lock()
+        space.on_space_back(self.catch_up_index)
 
     # -- creating -----------------------------------------------------------------------------
 
@@ -55,7 +64,13 @@ class SessionService:
     def publish(self, session_id: str, session: dict[str, Any], status: dict[str, Any]) -> None:
         """Make a received upload a session: files first, then the index."""
         self.store.publish(session_id, session, status)
-        self.reindex_one(session_id)
+        self._index(session_id, lambda: self.reindex_one(session_id))
+
+    def withdraw(self, session_id: str) -> None:
+        """Take back an upload whose client was told it failed (507): the client sends it again, so
+        keeping it would leave a duplicate nobody asked for. Never used on an acknowledged session."""
+        self.store.withdraw(session_id)
+        self._index(session_id, lambda: self.index.remove(session_id))
 
     def create(self, *, source: str, title: str, status: dict[str, Any], **fields: Any) -> str:
         session_id, _ = self.store.new_incoming()
@@ -96,14 +111,15 @@ class SessionService:
         return {"sessions": rows, "total": total, "limit": limit, "offset": offset}
 
     def storage(self) -> dict[str, Any]:
-        return self.index.totals()
+        """Totals from the index, and free space with the low-space warning from the disk."""
+        return {**self.index.totals(), **self.space.report()}
 
     # -- changing -----------------------------------------------------------------------------
 
     def update_session(self, session_id: str, **fields: Any) -> dict[str, Any]:
         session = {**self.session(session_id), **fields}
         self.store.write(session_id, SESSION_FILE, session)
-        self.reindex_one(session_id, with_segments=False)
+        self._index(session_id, lambda: self.reindex_one(session_id, with_segments=False))
         return session
 
     def rename(self, session_id: str, title: str) -> dict[str, Any]:
@@ -154,16 +170,17 @@ class SessionService:
                    message: str | None = None, **extra: Any) -> dict[str, Any]:
         record = status_record(status, progress, message, **extra)
         self.store.write(session_id, STATUS_FILE, record)
-        self.index.update(
+        size = self.store.size(session_id)
+        self._index(session_id, lambda: self.index.update(
             session_id, status=status, progress=progress, message=message, updated=record["updated"],
-            size_bytes=self.store.size(session_id),
-        )
+            size_bytes=size,
+        ))
         return record
 
     def save_transcription(self, session_id: str, transcription: dict[str, Any], *, index: bool = True) -> None:
         self.store.write(session_id, TRANSCRIPTION_FILE, transcription)
         if index:
-            self.index.set_segments(session_id, transcription.get("segments", []))
+            self._index(session_id, lambda: self.index.set_segments(session_id, transcription.get("segments", [])))
 
     def delete(self, session_id: str) -> None:
         """The user's own deletion: the only code path that removes stored data.
@@ -172,7 +189,7 @@ class SessionService:
         `finish_deletes` at the next start, so a delete is all or nothing.
         """
         self.store.begin_delete(session_id)
-        self.index.remove(session_id)
+        self._index(session_id, lambda: self.index.remove(session_id))
         self.store.finish_delete(session_id)
 
     def finish_deletes(self) -> list[str]:
@@ -184,6 +201,39 @@ class SessionService:
         return unfinished
 
     # -- the index as a cache of the files -------------------------------------------------------
+
+    def _index(self, session_id: str, write: Callable[[], None]) -> None:
+        """Bring the index in step with a file just written. On a full disk the file (the record) has
+        changed already, so the change stands: the session's row is rebuilt from its files later."""
+        self.catch_up_index()
+        try:
+            write()
+        except Exception as error:
+            if not is_disk_full(error):
+                raise
+            with self._unindexed_lock:
+                self._unindexed.add(session_id)
+            self.space.note_full("updating the index")
+
+    def catch_up_index(self) -> None:
+        """Rebuild the rows that index writes on a full disk missed (rows of deleted sessions go)."""
+        while True:
+            with self._unindexed_lock:
+                if not self._unindexed:
+                    return
+                session_id = self._unindexed.pop()
+            try:
+                if self.store.exists(session_id):
+                    self.reindex_one(session_id)
+                else:
+                    self.index.remove(session_id)
+            except Exception as error:
+                with self._unindexed_lock:
+                    self._unindexed.add(session_id)
+                if not is_disk_full(error):
+                    raise
+                self.space.note_full("bringing the index up to date")
+                return
 
     def index_row(self, session_id: str) -> dict[str, Any]:
         session = self.session(session_id)

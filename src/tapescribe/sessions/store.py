@@ -132,6 +132,14 @@ class SessionStore:
         files.fsync_dir(self.sessions_dir)
         return target
 
+    def withdraw(self, session_id: str) -> None:
+        """Undo `publish` (and the receiving) of an upload that was refused: back to incoming, then gone."""
+        session_id = checked_session_id(session_id)
+        published = self.sessions_dir / session_id
+        if published.is_dir():
+            os.replace(published, self.incoming_dir / session_id)
+        self.discard_incoming(session_id)
+
     def create(self, session: dict[str, Any], status: dict[str, Any]) -> str:
         session_id, _ = self.new_incoming()
         session = {**session, "id": session_id}
