@@ -19,6 +19,7 @@ export function setupHistory() {
   const message = $('#history-message');
   const loadMore = $('#load-more');
   const summary = $('#storage-summary');
+  const storageWarning = $('#storage-warning');
   const searchInput = $('#search-input');
   const searchResults = $('#search-results');
   const listArea = $('#session-list-area');
@@ -76,6 +77,20 @@ export function setupHistory() {
     const count = storage.session_count;
     summary.textContent = `${count} ${count === 1 ? 'session' : 'sessions'} · ${formatBytes(storage.total_bytes)} used`;
     summary.title = `${storage.total_bytes.toLocaleString()} bytes on the server`;
+    renderStorageWarning(storage);
+  }
+
+  // Free space is the server's disk, not the browser's: shown only when it runs low, never cleaned up silently.
+  function renderStorageWarning(storage) {
+    storageWarning.hidden = !storage.low_space && !storage.disk_full;
+    if (storageWarning.hidden) return;
+    const free = `${formatBytes(storage.free_bytes)} free`;
+    replace(storageWarning,
+      h('p', {}, h('strong', {}, storage.disk_full ? 'The server\'s disk is full' : 'The server is low on disk space'),
+        ` (${free}, warning below ${formatBytes(storage.low_space_bytes)}).`),
+      h('p', {}, storage.disk_full
+        ? 'New recordings and uploads are refused and transcriptions wait until space is freed. Nothing stored was lost.'
+        : 'New recordings and uploads may soon be refused. Delete sessions you no longer need, or free space on the server.'));
   }
 
   function renderList() {
