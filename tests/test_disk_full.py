@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import ENGLISH_FILES, Server, audio_file, read_pcm, write_wav
+from test_web_ui import DESKTOP, SCREENSHOTS, browser, expect  # noqa: F401 (browser is a fixture)
 
 DISK_BYTES = 64 * 1024 * 1024
 LOW_SPACE_BYTES = 16 * 1024 * 1024
@@ -206,3 +207,31 @@ def test_upload_at_the_edge_of_a_full_disk_is_all_or_nothing(small_disk_server):
         assert rows[session_id]["status"] == files_of(server, session_id)["status"]["status"] == "done"
     print("outcome by free pages beyond the clip:", outcomes)
     assert 507 in outcomes.values() and 202 in outcomes.values()
+
+
+def test_history_tab_warns_when_space_is_low(small_disk_server, browser):
+    server = small_disk_server
+    context = browser.new_context(base_url=server.url, viewport=DESKTOP)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    warning = page.locator("#storage-warning")
+    try:
+        page.goto("/#history")
+        expect(page.locator("#storage-summary")).to_contain_text("used")
+        expect(warning).to_be_hidden()
+
+        ballast = fill(server.data_dir)
+        page.reload()
+        expect(warning).to_be_visible()
+        expect(warning).to_contain_text("low on disk space")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "history-low-space-desktop.png", animations="disabled")
+
+        ballast.unlink()
+        page.reload()
+        expect(page.locator("#storage-summary")).to_contain_text("used")
+        expect(warning).to_be_hidden()
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
