@@ -124,12 +124,20 @@ class TranscriptionJob:
     def _patiently(self, session_id: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Do one of the job's writes; on a full disk wait for space and do it again. The model keeps
         its place, so the transcript is the one an uninterrupted run makes."""
+        waited = False
         while True:
             try:
-                return write(*args, **kwargs)
+                result = write(*args, **kwargs)
             except Exception as error:
                 if not is_disk_full(error):
                     raise
+            else:
+                if waited:
+                    log.info("session %s goes on: disk space is back", session_id)
+                return result
+            if not waited:
+                log.info("session %s waits for disk space", session_id)
+                waited = True
             self.sessions.space.wait_for_space(f"transcribing session {session_id}")
 
     def _cancel_requested(self, session_id: str) -> bool:

@@ -90,6 +90,5 @@ class DiskSpace:
         for callback in self._callbacks:
             try:
                 callback()
-            except Exception as error:  # one failing callback must not stop the others
-                log.warning("after disk space came back, %s failed: %s", getattr(callback, "__qualname__", callback),
-                            error)
+            except Exception:  # one failing callback must not stop the others
+                log.exception("after disk space came back, %s failed", getattr(callback, "__qualname__", callback))
