@@ -6,6 +6,7 @@ and an index write that fails on a full disk is redone from the files once space
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,8 @@ from tapescribe.sessions.store import (
     TRANSCRIPTION_FILE,
     SessionStore,
 )
+
+log = logging.getLogger(__name__)
 
 QUEUED, PROCESSING, DONE, ERROR, CANCELLED = "queued", "processing", "done", "error", "cancelled"
 STATUSES = (QUEUED, PROCESSING, DONE, ERROR, CANCELLED)
@@ -228,10 +231,11 @@ class SessionService:
                 else:
                     self.index.remove(session_id)
             except Exception as error:
+                if not is_disk_full(error):  # not for lack of space: `reindex` rebuilds the row
+                    log.exception("could not bring the index row of session %s up to date", session_id)
+                    continue
                 with self._unindexed_lock:
                     self._unindexed.add(session_id)
-                if not is_disk_full(error):
-                    raise
                 self.space.note_full("bringing the index up to date")
                 return
 
