@@ -122,8 +122,8 @@ class TranscriptionJob:
             return "deleted"
 
     def _patiently(self, session_id: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Do one of the job's writes; on a full disk wait for space and do it again. The model keeps
-        its place, so the transcript is the one an uninterrupted run makes."""
+        """Do one of the job's writes; on a full disk wait for space and do it again. Inside the segment
+        loop the model keeps its place, so the transcript is the one an uninterrupted run makes."""
         waited = False
         while True:
             try:

@@ -132,7 +132,7 @@ class SessionIndex:
         # connection closes, and the next read has to create them again: on a full disk that fails
         # ("disk I/O error") and every listing and search would fail with it. While this connection
         # is open the files stay, so reads need no space.
-        self._keeper = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._keeper = sqlite3.connect(path, timeout=30, isolation_level=None)
         self._keeper.execute("SELECT count(*) FROM sessions").fetchone()
 
     @contextlib.contextmanager

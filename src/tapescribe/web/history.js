@@ -80,7 +80,7 @@ export function setupHistory() {
     renderStorageWarning(storage);
   }
 
-  // Free space is the server's disk, not the browser's: shown only when it runs low, never cleaned up silently.
+  // The server's free disk space, shown once it runs low: nothing is ever deleted to make room.
   function renderStorageWarning(storage) {
     storageWarning.hidden = !storage.low_space && !storage.disk_full;
     if (storageWarning.hidden) return;
