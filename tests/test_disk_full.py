@@ -197,13 +197,14 @@ def test_upload_at_the_edge_of_a_full_disk_is_all_or_nothing(small_disk):
     """Room for the audio but not for all of its session: refused whole, or accepted and transcribed."""
     server = small_disk
     clip = audio_file("goforward.wav")
-    clip_pages = -(-clip.stat().st_size // 4096) * 4096
+    page = os.sysconf("SC_PAGE_SIZE")  # tmpfs counts space in pages
+    clip_pages = -(-clip.stat().st_size // page) * page
     outcomes = {}
     with server.client() as client:
         known = {row["id"] for row in client.get("/sessions", params={"limit": 500}).json()["sessions"]}
         for extra_pages in (0, 1, 2, 3, 4, 6, 8, 12, 16, 32):
             ballast = fill(server.data_dir)
-            os.truncate(ballast, ballast.stat().st_size - clip_pages - extra_pages * 4096)
+            os.truncate(ballast, ballast.stat().st_size - clip_pages - extra_pages * page)
             with open(clip, "rb") as handle:
                 response = client.post("/transcribe-file", files={"file": ("goforward.wav", handle)})
             outcomes[extra_pages] = response.status_code
