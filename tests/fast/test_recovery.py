@@ -34,6 +34,7 @@ from tapescribe.sessions.service import (
     SessionService,
     status_record,
 )
+from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import SessionStore
 
 from conftest import audio_file, encode_webm_opus, read_pcm
@@ -45,8 +46,10 @@ class Data:
     def __init__(self, path) -> None:
         self.settings = Settings(data_dir=path, queue_backend="sqlite")
         self.sessions = SessionService(SessionStore(self.settings.sessions_dir, self.settings.incoming_dir),
-                                       SessionIndex(self.settings.index_path))
-        self.queue = JobQueue(self.settings, handler=lambda session_id: None)  # nothing consumes it here
+                                       SessionIndex(self.settings.index_path),
+                                       DiskSpace(self.settings.data_dir, self.settings.low_space_bytes))
+        self.queue = JobQueue(self.settings, handler=lambda session_id: None,  # nothing consumes it here
+                              space=self.sessions.space)
         self.jobs = JobControl(self.sessions, self.queue)
 
     def queued_ids(self) -> list[str]:
