@@ -45,7 +45,7 @@ def uninterrupted(runtime, long_recording):
     path, _ = long_recording
     session_id = new_session(runtime, path)
     journal: list[dict] = []
-    assert runtime.job.run(session_id, on_segment=journal.append) == DONE
+    assert runtime.transcription.run(session_id, on_segment=journal.append) == DONE
     return runtime.sessions.transcription(session_id), journal, runtime.sessions.session(session_id)
 
 
@@ -103,7 +103,7 @@ def stop_points(journal: list[dict]) -> dict[str, int]:
 
 def check_resumed(runtime, session_id, uninterrupted, saved, label) -> dict:
     reference, _, _ = uninterrupted
-    assert runtime.job.run(session_id) == DONE
+    assert runtime.transcription.run(session_id) == DONE
     resumed = runtime.sessions.transcription(session_id)
     difference = wer([reference["text"]], [resumed["text"]])
     identical = text(resumed["segments"]) == text(reference["segments"])
@@ -156,7 +156,7 @@ def test_progress_moves_through_silence(runtime, tmp_path, monkeypatch):
         return set_status(sid, status, progress, message, **extra)
 
     monkeypatch.setattr(runtime.sessions, "set_status", recording_set_status)
-    assert runtime.job.run(session_id) == DONE
+    assert runtime.transcription.run(session_id) == DONE
     assert runtime.sessions.transcription(session_id)["segments"] == []
     moving = [progress for status, progress in shown if status == PROCESSING and 0 < progress < 1]
     print(f"progress written while ten minutes of silence were transcribed: {moving}")

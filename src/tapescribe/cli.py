@@ -212,7 +212,7 @@ def sessions_delete(session_id, yes, data_dir) -> None:
 @_data_dir_option
 def search(query, data_dir) -> None:
     """Search all transcripts."""
-    for result in _runtime(data_dir).sessions.index.search(query):
+    for result in _runtime(data_dir).sessions.search(query):
         click.echo(f"{result['id']}  {result['title']}")
         for segment in result["segments"]:
             click.echo(f"    {segment['start']:8.2f}s  {segment['text']}")

@@ -41,13 +41,13 @@ class Runtime:
         # A missing or outdated index is refilled from the session files (they are the record).
         self.reindexed = self.sessions.reindex() if self.sessions.index.needs_rebuild else None
         self.models = model_pool(settings)
-        self.job = TranscriptionJob(
+        self.transcription = TranscriptionJob(
             self.sessions,
             self.models,
             JobSettings(settings.window_seconds, settings.beam_size, settings.vad_filter),
         )
-        self.queue = JobQueue(settings, self.job.run, self.sessions.space)
-        self.jobs = JobControl(self.sessions, self.queue)
+        self.queue = JobQueue(settings, self.transcription.run, self.sessions.space)
+        self.jobs = JobControl(self.sessions, self.queue, self.transcription)
         # Sessions whose job or queue entry was lost to a full disk go back on the queue once space is back.
         self.sessions.space.on_space_back(self.jobs.recover)
 

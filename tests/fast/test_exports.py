@@ -13,7 +13,7 @@ import webvtt
 
 from tapescribe.errors import BadRequest
 from tapescribe.sessions.exports import (
-    FORMATS,
+    EXPORT_MEDIA_TYPES,
     MAX_CUE_CHARS,
     MAX_CUE_SECONDS,
     cues,
@@ -151,6 +151,6 @@ def test_no_transcript_renders_empty_and_unknown_formats_are_refused():
     assert list(srt.parse(render(None, "srt"))) == []
     assert webvtt.from_string(render(None, "vtt")).captions == []
     assert render(None, "tsv") == "start\tend\ttext\n"
-    assert set(FORMATS) == {"txt", "srt", "vtt", "json", "tsv"}
+    assert set(EXPORT_MEDIA_TYPES) == {"txt", "srt", "vtt", "json", "tsv"}
     with pytest.raises(BadRequest):
         render(TRANSCRIPTION, "docx")

@@ -123,7 +123,6 @@ def test_new_segments_replace_the_old_and_remove_takes_everything(index):
     assert [result["id"] for result in index.search("entirely")] == ["a"]
     index.update("a", title="Renamed")
     assert index.list(10, 0, "leopard") == ([], 0) and index.list(10, 0, "renamed")[1] == 1
-    assert index.ids_with_status(["queued", "processing"]) == ["b", "c"]
     assert index.totals() == {"session_count": 3, "total_bytes": 300}
     index.remove("a")
     assert index.search("entirely") == [] and index.list(10, 0, "renamed") == ([], 0)

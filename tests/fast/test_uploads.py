@@ -83,7 +83,7 @@ def test_fields_and_file_survive_any_chunking(tmp_path, chunks):
     assert form.repeated["tag"] == ["one", "two"]
     assert form.file_path == target and target.read_bytes() == AUDIO
     assert form.size == len(AUDIO) and require_file(form, "file") == target
-    assert form.filename == "Über uns.wav" and form.content_type == "audio/wav"
+    assert form.filename == "Über uns.wav"
     assert os.listdir(tmp_path) == ["upload.partial"]  # the file lands at the target and nowhere else
 
 
@@ -91,7 +91,6 @@ def test_one_byte_at_a_time(tmp_path):
     small = body(part("language", b"en"), part("file", AUDIO[:3000], filename="a.wav"))
     form = receive(small, [1] * len(small), target=tmp_path / "upload.partial")
     assert form.fields == {"language": "en"} and form.file_path.read_bytes() == AUDIO[:3000]
-    assert form.content_type is None
 
 
 def test_a_file_over_the_limit_is_refused(tmp_path):

@@ -16,14 +16,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import checked_language, runtime_of
-from tapescribe.api.transcribe import finished_transcription, publish_upload
 from tapescribe.api.errors import error_fields, error_responses
-from tapescribe.api.uploads import ReceivedForm, multipart_body, receive_form, require_file
+from tapescribe.api.uploads import ReceivedForm, multipart_body, receive_upload
 from tapescribe.engine.languages import language_name
 from tapescribe.errors import BadRequest, TapescribeError
 from tapescribe.runtime import Runtime
-from tapescribe.sessions.exports import FORMATS, render
-from tapescribe.sessions.ingest import RECEIVED_NAME
+from tapescribe.sessions.exports import EXPORT_MEDIA_TYPES, render
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -105,7 +103,7 @@ def respond(request_: OpenAIRequest, task: str, session: dict, transcription: di
         return PlainTextResponse(transcription["text"] + "\n")
     if fmt == "verbose_json":
         return JSONResponse(verbose_json(task, session, transcription, request_.granularities))
-    return Response(render(transcription, fmt), media_type=FORMATS[fmt])
+    return Response(render(transcription, fmt), media_type=EXPORT_MEDIA_TYPES[fmt])
 
 
 def _sse(data: dict) -> str:
@@ -116,8 +114,11 @@ async def stream_events(runtime: Runtime, session_id: str):
     """OpenAI's transcription stream: transcript.text.delta per segment, then transcript.text.done."""
     loop = asyncio.get_running_loop()
     arrived: asyncio.Queue = asyncio.Queue()
-    job = asyncio.ensure_future(run_in_threadpool(
-        runtime.job.run, session_id, lambda segment: loop.call_soon_threadsafe(arrived.put_nowait, segment)))
+
+    def on_segment(segment: dict) -> None:
+        loop.call_soon_threadsafe(arrived.put_nowait, segment)
+
+    job = asyncio.ensure_future(run_in_threadpool(runtime.jobs.transcribe_now, session_id, on_segment))
     started = False
     while not (job.done() and arrived.empty()):
         waiting = asyncio.ensure_future(arrived.get())
@@ -130,7 +131,7 @@ async def stream_events(runtime: Runtime, session_id: str):
         started = True
         yield _sse({"type": "transcript.text.delta", "delta": text})
     try:
-        transcription = finished_transcription(runtime, session_id, job.result())
+        transcription = job.result()
     except TapescribeError as error:
         yield _sse({"error": error_fields(error)})
         return
@@ -139,25 +140,16 @@ async def stream_events(runtime: Runtime, session_id: str):
 
 async def handle(request: Request, task: str) -> Response:
     runtime = runtime_of(request)
-    store = runtime.sessions.store
-    session_id, incoming = store.new_incoming()
-    try:
-        form = await receive_form(request, "file", incoming / RECEIVED_NAME, runtime.settings.max_upload_bytes)
-        received = require_file(form, "file")
-        parsed = parse_request(runtime, form, task)
-    except BaseException:  # rejected, cut off, or the disk is full (answered 507 by api/errors.py)
-        store.discard_incoming(session_id)
-        raise
-    await run_in_threadpool(
-        publish_upload, runtime, session_id, received, queue=False,
-        source="api", filename=form.filename, fields=parsed.fields,
-    )
+    session_id, form, received, parsed = await receive_upload(
+        request, runtime.sessions, "file", runtime.settings.max_upload_bytes,
+        lambda form: parse_request(runtime, form, task))
+    await run_in_threadpool(runtime.jobs.accept_upload, session_id, received, source="api",
+                            filename=form.filename, fields=parsed.fields, queue=False)
     headers = {"X-Tapescribe-Session": session_id}
     if parsed.stream:
         return StreamingResponse(stream_events(runtime, session_id), media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})
-    state = await run_in_threadpool(runtime.job.run, session_id)
-    transcription = finished_transcription(runtime, session_id, state)
+    transcription = await run_in_threadpool(runtime.jobs.transcribe_now, session_id)
     response = respond(parsed, task, runtime.sessions.session(session_id), transcription)
     response.headers.update(headers)
     return response

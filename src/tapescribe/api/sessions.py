@@ -11,10 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import checked_language, runtime_of
 from tapescribe.api.errors import error_responses
-from tapescribe.engine.audio import ChainedFiles, chunk_recordings
-from tapescribe.errors import NotFound
-from tapescribe.sessions.exports import FORMATS, render
-from tapescribe.sessions.files import tree_size
+from tapescribe.sessions.exports import EXPORT_MEDIA_TYPES, render
 from tapescribe.sessions.ids import checked_session_id
 
 router = APIRouter(tags=["sessions"], responses=error_responses(422))
@@ -41,16 +38,14 @@ def list_sessions(
 def storage(request: Request) -> dict:
     """Disk used by all sessions (the data is never cleaned up behind the user's back), and by
     uploads a crash cut off before they became sessions (kept in data/incoming/ for inspection)."""
-    runtime = runtime_of(request)
-    return {**runtime.sessions.storage(),
-            "incomplete_upload_bytes": tree_size(runtime.settings.incoming_dir)}
+    return runtime_of(request).sessions.storage()
 
 
 @router.get("/search", responses=error_responses(400))
 def search(request: Request, q: str = Query(..., min_length=1, max_length=500),
            limit: int = Query(20, ge=1, le=100)) -> dict:
     """Sessions whose transcripts match, each with its matching segments and their start times."""
-    return {"query": q, "results": runtime_of(request).sessions.index.search(q, limit=limit)}
+    return {"query": q, "results": runtime_of(request).sessions.search(q, limit=limit)}
 
 
 @router.get("/session/{session_id}", responses=error_responses(404))
@@ -86,7 +81,7 @@ def list_versions(request: Request, session_id: str) -> dict:
 
 @router.get("/session/{session_id}/versions/{number}", responses=error_responses(404))
 def get_version(request: Request, session_id: str, number: int) -> dict:
-    return runtime_of(request).sessions.store.version(checked_session_id(session_id), number)
+    return runtime_of(request).sessions.version(checked_session_id(session_id), number)
 
 
 @router.post("/session/{session_id}/retranscribe", status_code=202,
@@ -115,8 +110,7 @@ def session_audio(request: Request, session_id: str, download: bool = False) -> 
     """The original bytes, with HTTP Range support so players can seek."""
     runtime = runtime_of(request)
     session_id = checked_session_id(session_id)
-    store = runtime.sessions.store
-    path = store.audio_path(session_id)
+    path = runtime.sessions.audio_file(session_id)
     title = runtime.sessions.session(session_id).get("title") or session_id
     if path is not None:
         extension = path.suffix.lstrip(".")
@@ -125,17 +119,7 @@ def session_audio(request: Request, session_id: str, download: bool = False) -> 
             path, media_type=media_type, filename=f"{_safe_name(title)}.{extension}",
             content_disposition_type="attachment" if download else "inline",
         )
-    chunks = store.chunk_paths(session_id)
-    if not chunks:
-        raise NotFound("This session has no audio.")
-    groups = chunk_recordings(chunks)
-
-    def stream():
-        with ChainedFiles(groups[0]) as joined:
-            while block := joined.read(1 << 16):
-                yield block
-
-    return StreamingResponse(stream(), media_type="audio/webm")
+    return StreamingResponse(runtime.sessions.chunk_audio(session_id), media_type="audio/webm")
 
 
 def _safe_name(title: str) -> str:
@@ -157,5 +141,5 @@ def export_session(request: Request, session_id: str, fmt: str) -> Response:
     session = sessions.session(session_id)
     body = render(sessions.transcription(session_id), fmt, session)
     filename = f"{_safe_name(session.get('title') or session_id)}.{fmt}"
-    return Response(body, media_type=FORMATS[fmt],
+    return Response(body, media_type=EXPORT_MEDIA_TYPES[fmt],
                     headers={"Content-Disposition": attachment(filename)})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -11,65 +9,23 @@ from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import job_fields, runtime_of
 from tapescribe.api.errors import error_responses
-from tapescribe.api.uploads import JOB_FIELDS, multipart_body, receive_form, require_file
-from tapescribe.errors import (
-    DISK_FULL_MESSAGE,
-    BadRequest,
-    InsufficientStorage,
-    TranscriptionFailed,
-    is_disk_full,
-)
+from tapescribe.api.uploads import JOB_FIELDS, multipart_body, receive_form, receive_upload, require_file
 from tapescribe.runtime import Runtime
-from tapescribe.sessions.ids import checked_session_id
-from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
+from tapescribe.sessions.ingest import RECEIVED_NAME
 from tapescribe.sessions.service import DONE, QUEUED
 
 router = APIRouter()
 
-CHUNK_INDEX = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also accepts '²'
-
 
 async def store_upload(request: Request, runtime: Runtime, field: str, source: str,
                        queue: bool = False) -> tuple[str, dict]:
-    """Stream the upload into a new session; returns its id and session record (status queued)."""
-    store = runtime.sessions.store
-    session_id, incoming = store.new_incoming()
-    try:
-        form = await receive_form(request, field, incoming / RECEIVED_NAME, runtime.settings.max_upload_bytes)
-        received = require_file(form, field)
-        fields = job_fields(runtime, form.fields)
-    except BaseException:  # rejected, cut off, or the disk is full (answered 507 by api/errors.py)
-        store.discard_incoming(session_id)
-        raise
-    session = await run_in_threadpool(
-        publish_upload, runtime, session_id, received, queue=queue,
-        source=source, filename=form.filename, fields=fields,
-    )
+    """Receive the upload and make it a session (queued for a worker when `queue`)."""
+    session_id, form, received, fields = await receive_upload(
+        request, runtime.sessions, field, runtime.settings.max_upload_bytes,
+        lambda form: job_fields(runtime, form.fields))
+    session = await run_in_threadpool(runtime.jobs.accept_upload, session_id, received, source=source,
+                                      filename=form.filename, fields=fields, queue=queue)
     return session_id, session
-
-
-def publish_upload(runtime: Runtime, session_id: str, received: Path, *, queue: bool, **details) -> dict:
-    """Make a received upload a session (and queue it). All or nothing on a full disk: the client is
-    answered 507 and sends it again, so a session half-made (files without index row or queue entry,
-    stuck in `queued`) is withdrawn rather than kept as a duplicate nobody was told about."""
-    try:
-        session = accept_audio(runtime.sessions, session_id, received, initial_status=QUEUED, **details)
-        if queue:
-            runtime.jobs.submit(session_id)
-    except Exception as error:
-        if not is_disk_full(error):
-            raise
-        runtime.sessions.withdraw(session_id)
-        raise InsufficientStorage(DISK_FULL_MESSAGE) from error
-    return session
-
-
-def finished_transcription(runtime: Runtime, session_id: str, state: str) -> dict:
-    """The transcript of a job that just ran inline, or TranscriptionFailed saying why."""
-    if state != DONE:
-        message = runtime.sessions.status(session_id).get("message") or f"Transcription ended as {state}."
-        raise TranscriptionFailed(message, session_id=session_id)
-    return runtime.sessions.transcription(session_id)
 
 
 @router.post("/transcribe-file", status_code=202, tags=["transcribe"],
@@ -91,8 +47,7 @@ async def transcribe_recording(request: Request) -> JSONResponse:
     """Transcribe a finished recording now and answer with the text; it is kept as a session."""
     runtime = runtime_of(request)
     session_id, _ = await store_upload(request, runtime, "audio", "recording")
-    state = await run_in_threadpool(runtime.job.run, session_id)
-    transcription = finished_transcription(runtime, session_id, state)
+    transcription = await run_in_threadpool(runtime.jobs.transcribe_now, session_id)
     session = runtime.sessions.session(session_id)
     return JSONResponse({
         "session_id": session_id,
@@ -115,32 +70,14 @@ async def transcribe_live_chunk(request: Request) -> JSONResponse:
     """One chunk of a live recording: kept as chunk_<index>.webm; answers with the text so far."""
     runtime = runtime_of(request)
     live = request.app.state.live_chunks
-    store = runtime.sessions.store
-    given = request.query_params.get("session_id")
-    holder_id, incoming = store.new_incoming()
+    holder_id, incoming = runtime.sessions.new_incoming()
     try:
         form = await receive_form(request, "audio", incoming / RECEIVED_NAME, runtime.settings.max_upload_bytes)
         received = require_file(form, "audio")
-        given = form.fields.get("session_id") or given
+        given = form.fields.get("session_id") or request.query_params.get("session_id")
         raw_index = form.fields.get("chunk_index", request.query_params.get("chunk_index"))
-        if given:
-            session_id = checked_session_id(given.strip())
-            live.check_joinable(session_id)
-        else:
-            fields = job_fields(runtime, form.fields)
-            session_id = None
-        if raw_index is None:
-            index = len(store.chunk_paths(session_id)) if session_id else 0
-        elif CHUNK_INDEX.fullmatch(raw_index.strip()):
-            index = int(raw_index)
-        else:
-            raise BadRequest("chunk_index must be a whole number from 0 to 999999.")
-        if session_id is None:
-            await run_in_threadpool(live.check_first_chunk, received)
-            session_id = live.new_session(fields["requested_language"], fields["model"])
-        chunk_home = store.dir(session_id) / f".incoming_chunk_{index}_{holder_id}"
-        received.rename(chunk_home)
+        fields = None if given else job_fields(runtime, form.fields)
+        answer = await run_in_threadpool(live.receive, given, raw_index, received, fields)
     finally:
-        store.discard_incoming(holder_id)
-    answer = await run_in_threadpool(live.add_chunk, session_id, index, chunk_home)
-    return JSONResponse({**answer, "chunk_index": index})
+        runtime.sessions.discard_incoming(holder_id)
+    return JSONResponse(answer)

@@ -7,8 +7,10 @@ of the one file field to its final directory as it arrives, and keeps the small 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import Request
 from starlette.requests import ClientDisconnect
@@ -16,6 +18,10 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from tapescribe.errors import BadRequest, EmptyUpload, UploadTooLarge
+from tapescribe.sessions.ingest import RECEIVED_NAME
+from tapescribe.sessions.service import SessionService
+
+T = TypeVar("T")
 
 MAX_FIELD_BYTES = 64 * 1024
 
@@ -26,7 +32,6 @@ class ReceivedForm:
     repeated: dict[str, list[str]] = field(default_factory=dict)
     file_path: Path | None = None
     filename: str | None = None
-    content_type: str | None = None
     size: int = 0
 
 
@@ -80,7 +85,6 @@ class _FormWriter:
         if self._name == self.file_field and self.form.file_path is None and filename is not None:
             self._is_file = True
             self.form.filename = filename.decode("utf-8", "replace")[:255] or None
-            self.form.content_type = self._headers.get(b"content-type", b"").decode("latin-1")[:100] or None
             self._handle = open(self.target, "wb")
             self.form.file_path = self.target
 
@@ -165,3 +169,21 @@ def multipart_body(file_field: str, fields: dict[str, dict], required: tuple[str
                   **fields}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "properties": properties, "required": [file_field, *required]}}}}}
+
+
+async def receive_upload(request: Request, sessions: SessionService, file_field: str, max_bytes: int,
+                         check: Callable[[ReceivedForm], T]) -> tuple[str, ReceivedForm, Path, T]:
+    """Stream one upload into a new session's private directory and check its fields with `check`.
+
+    Returns the session id, the form, the received file and what `check` returned; on any failure
+    (bad input, a cut-off body, a full disk) nothing is left behind.
+    """
+    session_id, incoming = sessions.new_incoming()
+    try:
+        form = await receive_form(request, file_field, incoming / RECEIVED_NAME, max_bytes)
+        received = require_file(form, file_field)
+        checked = check(form)
+    except BaseException:
+        sessions.discard_incoming(session_id)
+        raise
+    return session_id, form, received, checked

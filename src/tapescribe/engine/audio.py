@@ -38,7 +38,7 @@ class MediaInfo:
     duration: float | None
 
 
-def _extension(container: av.container.InputContainer, audio_codec: str) -> str:
+def _extension(container: av.container.InputContainer) -> str:
     name = container.format.name
     if name.startswith("matroska"):
         codecs = {stream.codec_context.name for stream in container.streams if stream.codec_context}
@@ -67,7 +67,7 @@ def probe(source: Path | BinaryIO) -> MediaInfo:
                 duration = container.duration / av.time_base
             elif stream.duration and stream.time_base:
                 duration = float(stream.duration * stream.time_base)
-            extension = _extension(container, codec)
+            extension = _extension(container)
             for _ in container.decode(stream):
                 break
             else:

@@ -1,15 +1,28 @@
-"""JobControl: putting sessions on the queue, cancelling, retrying, and recovering after a restart."""
+"""JobControl: accepting uploads as jobs, running them on the queue or at once, cancelling, retrying, and
+recovering after a restart. The API calls these; it never runs a job or touches the queue itself."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from tapescribe.errors import Conflict, NotFound
+from tapescribe.errors import (
+    DISK_FULL_MESSAGE,
+    Conflict,
+    InsufficientStorage,
+    NotFound,
+    TranscriptionFailed,
+    is_disk_full,
+)
 from tapescribe.jobs.queue import JobQueue
-from tapescribe.jobs.transcription import CANCEL_MARKER
+from tapescribe.jobs.transcription import CANCEL_MARKER, TranscriptionJob
+from tapescribe.sessions.ingest import accept_audio
 from tapescribe.sessions.service import (
     CANCELLED,
+    DONE,
     ERROR,
     QUEUED,
     UNFINISHED,
@@ -20,9 +33,38 @@ log = logging.getLogger(__name__)
 
 
 class JobControl:
-    def __init__(self, sessions: SessionService, queue: JobQueue) -> None:
+    def __init__(self, sessions: SessionService, queue: JobQueue, job: TranscriptionJob) -> None:
         self.sessions = sessions
         self.queue = queue
+        self.job = job
+
+    def accept_upload(self, session_id: str, received: Path, *, source: str, filename: str | None,
+                      fields: dict[str, Any], queue: bool) -> dict[str, Any]:
+        """Make a received upload a session (and queue it when `queue`). Undecodable bytes are kept as an
+        error session (UnsupportedMedia is raised). All or nothing on a full disk: the client is answered
+        507 and sends it again, so a session half-made (files without index row or queue entry, stuck in
+        `queued`) is withdrawn rather than kept as a duplicate nobody was told about."""
+        try:
+            session = accept_audio(self.sessions, session_id, received, source=source, filename=filename,
+                                   initial_status=QUEUED, fields=fields)
+            if queue:
+                self.submit(session_id)
+        except Exception as error:
+            if not is_disk_full(error):
+                raise
+            self.sessions.withdraw(session_id)
+            raise InsufficientStorage(DISK_FULL_MESSAGE) from error
+        return session
+
+    def transcribe_now(self, session_id: str,
+                       on_segment: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Run a session's job in the caller's thread (`/transcribe`, `/v1`); its transcript, or
+        TranscriptionFailed saying why (the session keeps its audio and its status says the same)."""
+        state = self.job.run(session_id, on_segment)
+        if state != DONE:
+            message = self.sessions.status(session_id).get("message") or f"Transcription ended as {state}."
+            raise TranscriptionFailed(message, session_id=session_id)
+        return self.sessions.transcription(session_id) or {}
 
     def submit(self, session_id: str) -> None:
         """Enqueue only after the session's files are saved (a crash before this is caught by recover)."""

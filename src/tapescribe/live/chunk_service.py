@@ -9,7 +9,9 @@ ending well before the edge are settled and later chunks start after them.
 
 from __future__ import annotations
 
+import re
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,12 @@ import numpy as np
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, probe, starts_recording
 from tapescribe.engine.models import ModelPool
 from tapescribe.engine.transcriber import DecodeOptions, segment_record
-from tapescribe.errors import Conflict, UnsupportedMedia
+from tapescribe.errors import BadRequest, Conflict, UnsupportedMedia
 from tapescribe.sessions import files
+from tapescribe.sessions.ids import checked_session_id
 from tapescribe.sessions.service import DONE, SessionService, status_record
 
+CHUNK_INDEX = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also accepts '²'
 LIVE_STATE = "live.json"
 CHUNK_ROUTE = "transcribe-live"  # marks the sessions this service made: only they take chunks
 SETTLE_SILENCE_AFTER = 10.0  # seconds of tail without speech that are settled as silence
@@ -69,6 +73,28 @@ class LiveChunkService:
             model=model or self.models.default_name,
             live_route=CHUNK_ROUTE,
         )
+
+    def receive(self, given_session_id: str | None, raw_index: str | None, received: Path,
+                fields: dict[str, Any] | None) -> dict[str, Any]:
+        """One `/transcribe-live` request, after its upload arrived at `received`: join the given session
+        (or start one with `fields` from the first chunk), store the chunk, answer with the text so far."""
+        session_id = None
+        if given_session_id:
+            session_id = checked_session_id(given_session_id.strip())
+            self.check_joinable(session_id)
+        if raw_index is None:
+            index = len(self.sessions.store.chunk_paths(session_id)) if session_id else 0
+        elif CHUNK_INDEX.fullmatch(raw_index.strip()):
+            index = int(raw_index)
+        else:
+            raise BadRequest("chunk_index must be a whole number from 0 to 999999.")
+        if session_id is None:
+            fields = fields or {}
+            self.check_first_chunk(received)
+            session_id = self.new_session(fields.get("requested_language"), fields.get("model"))
+        staged = self.sessions.store.dir(session_id) / f".incoming_chunk_{index}_{uuid.uuid4().hex}"
+        received.rename(staged)
+        return {**self.add_chunk(session_id, index, staged), "chunk_index": index}
 
     def check_joinable(self, session_id: str) -> None:
         """Chunks may only join a session that /transcribe-live made; Conflict (and nothing changed) otherwise."""

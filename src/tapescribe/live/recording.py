@@ -23,7 +23,7 @@ from tapescribe.sessions.store import AUDIO_STEM, chunk_name
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("pcm", "webm")  # a stream's format is also its chunk files' extension
+STREAM_FORMATS = ("pcm", "webm")  # a stream's format is also its chunk files' extension
 RECORDING_EXTENSION = {"pcm": "wav", "webm": "webm"}
 PCM_BYTES_PER_SECOND = SAMPLE_RATE * 2
 PCM_CHUNK_BYTES = 10 * PCM_BYTES_PER_SECOND  # one chunk_<n>.pcm file per ten seconds of audio
@@ -155,7 +155,7 @@ def finish_interrupted_streams(sessions: SessionService) -> list[str]:
         try:
             session = sessions.session(session_id)
             fmt = session.get("live_format")
-            if fmt not in FORMATS or sessions.status(session_id)["status"] not in UNFINISHED:
+            if fmt not in STREAM_FORMATS or sessions.status(session_id)["status"] not in UNFINISHED:
                 continue
             with sessions.store.job_lock(session_id) as held:
                 if not held:  # the stream is still running in another process

@@ -35,7 +35,7 @@ from tapescribe.engine.models import ModelPool
 from tapescribe.engine.streaming import StepResult, StreamingOptions, StreamingTranscriber
 from tapescribe.errors import BadRequest, TapescribeError, TranscriptionFailed, UnsupportedMedia, UploadTooLarge
 from tapescribe.live.pipes import AudioInbox, BytePipe
-from tapescribe.live.recording import FORMATS, WAV_LIMIT_BYTES, ChunkWriter, finish_stream, pcm_samples
+from tapescribe.live.recording import STREAM_FORMATS, WAV_LIMIT_BYTES, ChunkWriter, finish_stream, pcm_samples
 from tapescribe.sessions import files
 from tapescribe.sessions.service import PROCESSING, QUEUED, SessionService, status_record
 
@@ -62,7 +62,7 @@ def live_request(message: Any, models: ModelPool, checked_language: Callable[[An
     if not isinstance(message, dict) or message.get("type") != "start":
         raise BadRequest('The first message must be JSON text: {"type": "start", "format": "pcm" or "webm"}.')
     fmt = str(message.get("format") or "").strip().lower()
-    if fmt not in FORMATS:
+    if fmt not in STREAM_FORMATS:
         raise BadRequest(f"Unknown audio format {message.get('format')!r}: send 'pcm' (16 kHz mono 16-bit "
                          "little-endian) or 'webm' (MediaRecorder webm/opus).", format=message.get("format"))
     rate = message.get("sample_rate", SAMPLE_RATE)

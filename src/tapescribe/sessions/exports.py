@@ -7,7 +7,7 @@ from typing import Any
 
 from tapescribe.errors import BadRequest
 
-FORMATS = {
+EXPORT_MEDIA_TYPES = {
     "txt": "text/plain; charset=utf-8",
     "srt": "application/x-subrip; charset=utf-8",
     "vtt": "text/vtt; charset=utf-8",
@@ -68,8 +68,8 @@ def _even_words(text: str, start: float, end: float) -> list[dict]:
 
 
 def render(transcription: dict[str, Any] | None, fmt: str, session: dict[str, Any] | None = None) -> str:
-    if fmt not in FORMATS:
-        raise BadRequest(f"Unknown export format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if fmt not in EXPORT_MEDIA_TYPES:
+        raise BadRequest(f"Unknown export format {fmt!r}; use one of {', '.join(EXPORT_MEDIA_TYPES)}.")
     transcription = transcription or {"text": "", "segments": []}
     segments = transcription.get("segments") or []
     if fmt == "txt":

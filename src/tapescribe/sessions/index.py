@@ -1,7 +1,7 @@
 """SessionIndex: SQLite table of sessions plus FTS5 over transcript segments.
 
-A cache of the session files for fast listing and search; `rebuild` recreates it from the files at
-any time. Writes use BEGIN IMMEDIATE so concurrent writers (server, worker processes) queue up
+A cache of the session files for fast listing and search; SessionService.reindex recreates it from
+the files at any time. Writes use BEGIN IMMEDIATE so concurrent writers (server, worker processes) queue up
 instead of failing half-way.
 """
 
@@ -288,12 +288,3 @@ class SessionIndex:
                 "SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions"
             ).fetchone()
         return {"session_count": count, "total_bytes": total}
-
-    def ids_with_status(self, statuses: Iterable[str]) -> list[str]:
-        statuses = list(statuses)
-        marks = ", ".join("?" for _ in statuses)
-        with self._connect() as connection:
-            rows = connection.execute(
-                f"SELECT id FROM sessions WHERE status IN ({marks}) ORDER BY created", statuses
-            ).fetchall()
-        return [row["id"] for row in rows]

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from tapescribe.engine.audio import ChainedFiles, chunk_recordings
 from tapescribe.errors import BadRequest, Conflict, NotFound, is_disk_full
+from tapescribe.sessions import files
 from tapescribe.sessions.files import utc_now
 from tapescribe.sessions.index import SessionIndex
 from tapescribe.sessions.space import DiskSpace
@@ -21,6 +24,9 @@ from tapescribe.sessions.store import (
     TRANSCRIPTION_FILE,
     SessionStore,
 )
+
+if TYPE_CHECKING:
+    from tapescribe.sessions.watch import SessionWatch
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,14 @@ class SessionService:
         self.store.publish(session_id, session, status)
         self._index(session_id, lambda: self.reindex_one(session_id))
 
+    def new_incoming(self) -> tuple[str, Path]:
+        """A fresh session id and the private directory its upload is received into."""
+        return self.store.new_incoming()
+
+    def discard_incoming(self, session_id: str) -> None:
+        """An upload that never became a session (rejected, cut off, or taken over by a session)."""
+        self.store.discard_incoming(session_id)
+
     def withdraw(self, session_id: str) -> None:
         """Take back an upload whose client was told it failed (507): the client sends it again, so
         keeping it would leave a duplicate nobody asked for. Never used on an acknowledged session."""
@@ -113,9 +127,43 @@ class SessionService:
         rows, total = self.index.list(limit, offset, query)
         return {"sessions": rows, "total": total, "limit": limit, "offset": offset}
 
+    def watch(self, session_id: str) -> SessionWatch:
+        """Follow one session's status and new segments as its job makes them (NotFound if there is none)."""
+        from tapescribe.sessions.watch import SessionWatch  # watch.py builds on this module
+
+        return SessionWatch(self, session_id)
+
+    def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Sessions whose transcript matches, best first, each with its matching segments and times."""
+        return self.index.search(query, limit=limit)
+
+    def version(self, session_id: str, number: int) -> dict[str, Any]:
+        return self.store.version(session_id, number)
+
+    def audio_file(self, session_id: str) -> Path | None:
+        """The session's one recording (an upload, or a finished live stream), if it has one."""
+        return self.store.audio_path(session_id)
+
+    def chunk_audio(self, session_id: str) -> Iterator[bytes]:
+        """The first recording of a /transcribe-live session's chunks, as bytes (it has no single file).
+        NotFound when there are none."""
+        chunks = self.store.chunk_paths(session_id)
+        if not chunks:
+            raise NotFound("This session has no audio.")
+        first = chunk_recordings(chunks)[0]
+
+        def read() -> Iterator[bytes]:
+            with ChainedFiles(first) as joined:
+                while block := joined.read(1 << 16):
+                    yield block
+
+        return read()
+
     def storage(self) -> dict[str, Any]:
-        """Totals from the index, and free space with the low-space warning from the disk."""
-        return {**self.index.totals(), **self.space.report()}
+        """Totals from the index, free space with the low-space warning from the disk, and the bytes of
+        uploads a crash cut off before they became sessions (kept in incoming/, shown, never hidden)."""
+        return {**self.index.totals(), **self.space.report(),
+                "incomplete_upload_bytes": files.tree_size(self.store.incoming_dir)}
 
     # -- changing -----------------------------------------------------------------------------
 

@@ -140,12 +140,6 @@ class SessionStore:
             os.replace(published, self.incoming_dir / session_id)
         self.discard_incoming(session_id)
 
-    def create(self, session: dict[str, Any], status: dict[str, Any]) -> str:
-        session_id, _ = self.new_incoming()
-        session = {**session, "id": session_id}
-        self.publish(session_id, session, status)
-        return session_id
-
     # -- reading and writing the JSON files ----------------------------------------------------
 
     def read(self, session_id: str, name: str) -> Any:
