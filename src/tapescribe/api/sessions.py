@@ -11,6 +11,18 @@ from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import checked_language, runtime_of
 from tapescribe.api.errors import error_responses
+from tapescribe.api.schemas import (
+    Deleted,
+    SearchAnswer,
+    SessionDetail,
+    SessionList,
+    SessionRecord,
+    StatusRecord,
+    Storage,
+    Transcription,
+    Version,
+    VersionList,
+)
 from tapescribe.sessions.exports import EXPORT_MEDIA_TYPES, render
 from tapescribe.sessions.ids import checked_session_id
 
@@ -22,7 +34,8 @@ _AUDIO_TYPES = {"webm": "audio/webm", "m4a": "audio/mp4", "mkv": "video/x-matros
                 "ogg": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
-@router.get("/sessions", responses=error_responses(400))
+@router.get("/sessions", responses=error_responses(400), response_model=SessionList,
+            response_model_exclude_unset=True)
 def list_sessions(
     request: Request,
     limit: int = Query(50, ge=1, le=500),
@@ -34,31 +47,36 @@ def list_sessions(
     return {**runtime.sessions.list(limit, offset, q), "storage": runtime.sessions.storage()}
 
 
-@router.get("/storage")
+@router.get("/storage", response_model=Storage,
+            response_model_exclude_unset=True)
 def storage(request: Request) -> dict:
     """Disk used by all sessions (the data is never cleaned up behind the user's back), and by
     uploads a crash cut off before they became sessions (kept in data/incoming/ for inspection)."""
     return runtime_of(request).sessions.storage()
 
 
-@router.get("/search", responses=error_responses(400))
+@router.get("/search", responses=error_responses(400), response_model=SearchAnswer,
+            response_model_exclude_unset=True)
 def search(request: Request, q: str = Query(..., min_length=1, max_length=500),
            limit: int = Query(20, ge=1, le=100)) -> dict:
     """Sessions whose transcripts match, each with its matching segments and their start times."""
     return {"query": q, "results": runtime_of(request).sessions.search(q, limit=limit)}
 
 
-@router.get("/session/{session_id}", responses=error_responses(404))
+@router.get("/session/{session_id}", responses=error_responses(404), response_model=SessionDetail,
+            response_model_exclude_unset=True)
 def get_session(request: Request, session_id: str) -> dict:
     return runtime_of(request).sessions.get(checked_session_id(session_id))
 
 
-@router.patch("/session/{session_id}", responses=error_responses(400, 404, 507))
+@router.patch("/session/{session_id}", responses=error_responses(400, 404, 507), response_model=SessionRecord,
+              response_model_exclude_unset=True)
 def rename_session(request: Request, session_id: str, title: str = Body(..., embed=True, max_length=1000)) -> dict:
     return runtime_of(request).sessions.rename(checked_session_id(session_id), title)
 
 
-@router.delete("/session/{session_id}", responses=error_responses(404))
+@router.delete("/session/{session_id}", responses=error_responses(404), response_model=Deleted,
+               response_model_exclude_unset=True)
 async def delete_session(request: Request, session_id: str) -> dict:
     """The user's own deletion: the session's directory and index row go; nothing else ever removes data."""
     session_id = checked_session_id(session_id)
@@ -66,26 +84,30 @@ async def delete_session(request: Request, session_id: str) -> dict:
     return {"deleted": session_id}
 
 
-@router.patch("/session/{session_id}/segments/{position}", responses=error_responses(400, 404, 409, 507))
+@router.patch("/session/{session_id}/segments/{position}", responses=error_responses(400, 404, 409, 507),
+              response_model=Transcription, response_model_exclude_unset=True)
 def edit_segment(request: Request, session_id: str, position: int,
                  text: str = Body(..., embed=True, max_length=20_000)) -> dict:
     """Correct one segment's text; the transcript before the edit is kept as a version."""
     return runtime_of(request).sessions.edit_segment(checked_session_id(session_id), position, text)
 
 
-@router.get("/session/{session_id}/versions", responses=error_responses(404))
+@router.get("/session/{session_id}/versions", responses=error_responses(404), response_model=VersionList,
+            response_model_exclude_unset=True)
 def list_versions(request: Request, session_id: str) -> dict:
     """Earlier transcripts (before each edit and each re-transcription), oldest first."""
     return {"versions": runtime_of(request).sessions.versions(checked_session_id(session_id))}
 
 
-@router.get("/session/{session_id}/versions/{number}", responses=error_responses(404))
+@router.get("/session/{session_id}/versions/{number}", responses=error_responses(404), response_model=Version,
+            response_model_exclude_unset=True)
 def get_version(request: Request, session_id: str, number: int) -> dict:
     return runtime_of(request).sessions.version(checked_session_id(session_id), number)
 
 
 @router.post("/session/{session_id}/retranscribe", status_code=202,
-             responses=error_responses(400, 404, 409, 507))
+             responses=error_responses(400, 404, 409, 507), response_model=StatusRecord,
+             response_model_exclude_unset=True)
 def retranscribe(request: Request, session_id: str, model: str | None = Body(None, embed=True),
                  language: str | None = Body(None, embed=True)) -> dict:
     """Transcribe again with another model or language; the current transcript stays as a version."""
@@ -95,12 +117,14 @@ def retranscribe(request: Request, session_id: str, model: str | None = Body(Non
     return runtime.jobs.retranscribe(session_id, runtime.models.check(model), checked_language(language))
 
 
-@router.post("/session/{session_id}/cancel", responses=error_responses(404, 409, 507))
+@router.post("/session/{session_id}/cancel", responses=error_responses(404, 409, 507), response_model=StatusRecord,
+             response_model_exclude_unset=True)
 def cancel_session(request: Request, session_id: str) -> dict:
     return runtime_of(request).jobs.cancel(checked_session_id(session_id))
 
 
-@router.post("/session/{session_id}/retry", status_code=202, responses=error_responses(404, 409, 507))
+@router.post("/session/{session_id}/retry", status_code=202, responses=error_responses(404, 409, 507), response_model=StatusRecord,
+             response_model_exclude_unset=True)
 def retry_session(request: Request, session_id: str) -> dict:
     return runtime_of(request).jobs.retry(checked_session_id(session_id))
 

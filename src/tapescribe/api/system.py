@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from tapescribe import __version__
 from tapescribe.api.deps import runtime_of
+from tapescribe.api.schemas import Health, ModelList
 
 router = APIRouter(tags=["system"])
 
@@ -20,7 +21,7 @@ def web_ui() -> FileResponse:
     return FileResponse(INDEX_HTML, media_type="text/html")
 
 
-@router.get("/health")
+@router.get("/health", response_model=Health)
 def health(request: Request) -> dict:
     runtime = runtime_of(request)
     return {"status": "ok", "version": __version__, "default_model": runtime.models.default_name,
@@ -28,7 +29,7 @@ def health(request: Request) -> dict:
             "login_required": bool(runtime.settings.api_key)}
 
 
-@router.get("/models")
+@router.get("/models", response_model=ModelList)
 def models(request: Request) -> dict:
     runtime = runtime_of(request)
     return {"default": runtime.models.default_name, "models": runtime.models.offered()}

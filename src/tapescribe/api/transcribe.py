@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import job_fields, runtime_of
 from tapescribe.api.errors import error_responses
+from tapescribe.api.schemas import ChunkAnswer, Queued, Transcribed
 from tapescribe.api.uploads import JOB_FIELDS, multipart_body, receive_form, receive_upload, require_file
 from tapescribe.runtime import Runtime
 from tapescribe.sessions.ingest import RECEIVED_NAME
@@ -28,7 +29,7 @@ async def store_upload(request: Request, runtime: Runtime, field: str, source: s
     return session_id, session
 
 
-@router.post("/transcribe-file", status_code=202, tags=["transcribe"],
+@router.post("/transcribe-file", status_code=202, tags=["transcribe"], response_model=Queued,
              openapi_extra=multipart_body("file", JOB_FIELDS),
              responses=error_responses(400, 413, 415, 507))
 async def transcribe_file(request: Request) -> JSONResponse:
@@ -42,7 +43,7 @@ async def transcribe_file(request: Request) -> JSONResponse:
 
 
 @router.post("/transcribe", tags=["transcribe"], openapi_extra=multipart_body("audio", JOB_FIELDS),
-             responses=error_responses(400, 413, 415, 422, 507))
+             response_model=Transcribed, responses=error_responses(400, 413, 415, 422, 507))
 async def transcribe_recording(request: Request) -> JSONResponse:
     """Transcribe a finished recording now and answer with the text; it is kept as a session."""
     runtime = runtime_of(request)
@@ -60,6 +61,7 @@ async def transcribe_recording(request: Request) -> JSONResponse:
 
 
 @router.post("/transcribe-live", tags=["transcribe"], responses=error_responses(400, 404, 409, 413, 415, 507),
+             response_model=ChunkAnswer,
              openapi_extra=multipart_body("audio", {
                  "session_id": {"type": "string", "description": "The session of the first chunk's answer; "
                                 "absent on the first chunk."},

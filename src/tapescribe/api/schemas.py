@@ -1,0 +1,191 @@
+"""The JSON the API answers with, as typed models: /openapi.json states the contract the README describes.
+
+Records that come from the session files allow extra fields (older sessions, fields a later
+version adds), so reading a session never fails on its shape; the fields named here are the ones
+clients can rely on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["queued", "processing", "done", "error", "cancelled"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Word(Record):
+    start: float
+    end: float
+    word: str
+    probability: float | None = None
+
+
+class Segment(Record):
+    id: int | None = None
+    start: float
+    end: float
+    text: str
+    words: list[Word] | None = None
+
+
+class Transcription(Record):
+    text: str
+    language: str | None = None
+    model: str | None = None
+    segments: list[Segment]
+
+
+class StatusRecord(Record):
+    status: Status
+    progress: float | None = Field(None, description="0..1 while processing")
+    message: str | None = Field(None, description="Why, for error and cancelled")
+    updated: str | None = None
+    runs: list[dict[str, Any]] | None = Field(None, description="Each run of the job and where it started")
+
+
+class Storage(Record):
+    session_count: int
+    total_bytes: int
+    free_bytes: int
+    low_space_bytes: int
+    low_space: bool
+    disk_full: bool
+    incomplete_upload_bytes: int = Field(description="Uploads a crash cut off before they became sessions")
+
+
+class SessionRow(Record):
+    id: str
+    title: str
+    created: str
+    source: str
+    filename: str | None = None
+    duration: float | None = None
+    model: str | None = None
+    language: str | None = None
+    status: Status
+    progress: float | None = None
+    message: str | None = None
+    updated: str | None = None
+    size_bytes: int
+
+
+class SessionList(Record):
+    sessions: list[SessionRow]
+    total: int
+    limit: int
+    offset: int
+    storage: Storage
+
+
+class SessionRecord(Record):
+    """session.json: what a session is."""
+
+    id: str
+    title: str
+    created: str
+    source: str
+    original_filename: str | None = None
+    size: int | None = None
+    duration: float | None = None
+    model: str | None = None
+    language: str | None = None
+
+
+class SessionDetail(SessionRecord):
+    status: StatusRecord
+    transcription: Transcription | None = None
+    size_bytes: int
+    has_audio: bool
+    chunks: int
+
+
+class SearchHit(Record):
+    index: int
+    start: float
+    end: float
+    text: str
+    matches: list[list[int]] = Field(description="[start, end) character offsets of the matched words")
+
+
+class SearchResult(Record):
+    id: str
+    title: str
+    created: str
+    duration: float | None = None
+    status: Status
+    segments: list[SearchHit]
+
+
+class SearchAnswer(Record):
+    query: str
+    results: list[SearchResult]
+
+
+class Deleted(Record):
+    deleted: str
+
+
+class VersionSummary(Record):
+    number: int
+    label: str
+    saved: str
+    preview: str
+
+
+class VersionList(Record):
+    versions: list[VersionSummary]
+
+
+class Version(Record):
+    number: int
+    label: str
+    saved: str
+    transcription: Transcription | None = None
+
+
+class Queued(Record):
+    session_id: str
+    status: Literal["queued"]
+    title: str
+    duration: float | None = None
+
+
+class Transcribed(Record):
+    session_id: str
+    status: Literal["done"]
+    text: str
+    language: str | None = None
+    duration: float | None = None
+    segments: list[Segment]
+
+
+class ChunkAnswer(Record):
+    session_id: str
+    text: str
+    segments: list[Segment]
+    duplicate: bool
+    chunk_index: int
+
+
+class Health(Record):
+    status: Literal["ok"]
+    version: str
+    default_model: str
+    queue_pending: int
+    max_upload_bytes: int
+    login_required: bool
+
+
+class OfferedModel(Record):
+    id: str
+    source: str
+
+
+class ModelList(Record):
+    default: str
+    models: list[OfferedModel]
