@@ -1,6 +1,6 @@
 # Two commands on a fresh machine with Python 3.11+:
 #   make run    set up .venv and serve http://127.0.0.1:8000 (data in ./data, bundled tiny.en model)
-#   make test   set up .venv with the test extras and run the whole test suite
+#   make test   set up .venv with the test extras, lint (ruff, mypy) and run the whole test suite
 #   make test-fast  only the in-process tests (tests/fast: no server process, at most tiny.en), under a minute
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA ?= ./data
 
-.PHONY: run test test-fast setup setup-test bench clean-venv
+.PHONY: run test test-fast lint setup setup-test bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ setup-test: $(VENV)/.installed-test
 run: setup
 	$(BIN)/tapescribe serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
-test: setup-test
+lint: setup-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 test-fast: setup-test

@@ -58,11 +58,22 @@ def fill(data_dir: Path, count: int, audio_dir: Path) -> None:
             length = len(text.split()) * 0.4
             segments.append({"id": position, "start": round(clock, 2), "end": round(clock + length, 2), "text": text})
             clock += length + rng.random()
-        record = sessions.new_session_record(session_id, source="upload", title=f"Meeting {number}",
-                                             duration=round(clock, 2), model="tiny.en", language="en")
-        write_json_atomic(incoming / "transcription.json", {
-            "text": "".join(s["text"] for s in segments).strip(), "language": "en", "segments": segments,
-        })
+        record = sessions.new_session_record(
+            session_id,
+            source="upload",
+            title=f"Meeting {number}",
+            duration=round(clock, 2),
+            model="tiny.en",
+            language="en",
+        )
+        write_json_atomic(
+            incoming / "transcription.json",
+            {
+                "text": "".join(s["text"] for s in segments).strip(),
+                "language": "en",
+                "segments": segments,
+            },
+        )
         sessions.store.publish(session_id, record, status_record(DONE, progress=1.0))
         if number % 1000 == 0:
             print(f"filled {number}/{count}", flush=True)
@@ -97,8 +108,10 @@ def main() -> None:
                 "search_word": lambda: client.get("/search", params={"q": rng.choice(words)}),
                 "search_prefix": lambda: client.get("/search", params={"q": rng.choice(words)[:4] + "*"}),
                 "search_rare": lambda: client.get("/search", params={"q": str(rng.randrange(total))}),
-                "search_phrase": lambda: client.get("/search", params={"q": '"' + " ".join(rng.choice(
-                    [s for s in sentences(args.audio_dir)]).split()[:3]) + '"'}),
+                "search_phrase": lambda: client.get(
+                    "/search",
+                    params={"q": '"' + " ".join(rng.choice([s for s in sentences(args.audio_dir)]).split()[:3]) + '"'},
+                ),
             }
             print(f"sessions={total}")
             for name, call in plans.items():

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from throughput import start_server  # bench/ is the script's directory
 from websockets.sync.client import connect
 
-from throughput import start_server  # bench/ is the script's directory
 from tapescribe.config import Settings
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 
@@ -60,10 +60,15 @@ def offline_words(path: Path, settings: Settings) -> tuple[list[dict], str]:
 
     from tapescribe.engine.models import resolve_model
 
-    model = WhisperModel(str(resolve_model(settings.model, settings.models_dir)), device="cpu",
-                         compute_type="int8", cpu_threads=settings.cpu_threads)
-    segments, _ = model.transcribe(str(path), beam_size=settings.beam_size, vad_filter=settings.vad_filter,
-                                   word_timestamps=True)
+    model = WhisperModel(
+        str(resolve_model(settings.model, settings.models_dir)),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=settings.cpu_threads,
+    )
+    segments, _ = model.transcribe(
+        str(path), beam_size=settings.beam_size, vad_filter=settings.vad_filter, word_timestamps=True
+    )
     segments = list(segments)
     words = [{"end": word.end, "key": key(word.word)} for segment in segments for word in segment.words]
     return words, "".join(segment.text for segment in segments)
@@ -78,8 +83,7 @@ def webm_bytes(samples: np.ndarray) -> bytes:
         stream = container.add_stream("libopus", rate=48000)
         stream.layout = "mono"
         resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
-        frame = av.AudioFrame.from_ndarray((samples * 32767).astype("<i2").reshape(1, -1), format="s16",
-                                           layout="mono")
+        frame = av.AudioFrame.from_ndarray((samples * 32767).astype("<i2").reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         for resampled in resampler.resample(frame):
             for packet in stream.encode(resampled):
@@ -95,12 +99,14 @@ def pieces(samples: np.ndarray, fmt: str) -> list[tuple[float, bytes]]:
     if fmt == "pcm":
         pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
         step = int(FRAME_SECONDS * SAMPLE_RATE) * 2
-        return [(min(duration, (start + step) / 2 / SAMPLE_RATE), pcm[start:start + step])
-                for start in range(0, len(pcm), step)]
+        return [
+            (min(duration, (start + step) / 2 / SAMPLE_RATE), pcm[start : start + step])
+            for start in range(0, len(pcm), step)
+        ]
     data = webm_bytes(samples)  # slices by share of the bytes: opus is near constant bit rate
     count = max(1, int(np.ceil(duration / WEBM_SLICE_SECONDS)))
     bounds = [round(len(data) * n / count) for n in range(count + 1)]
-    return [(duration * (n + 1) / count, data[bounds[n]:bounds[n + 1]]) for n in range(count)]
+    return [(duration * (n + 1) / count, data[bounds[n] : bounds[n + 1]]) for n in range(count)]
 
 
 def stream(url: str, samples: np.ndarray, fmt: str, speed: float, title: str) -> dict:
@@ -219,19 +225,29 @@ def main() -> None:
     found = [latency for latency, _, _ in timed]
     run, session = runs[0], sessions[0]
     finals = [message for _, message in run["received"] if message["type"] == "final"]
-    print(f"file={args.audio.name} duration_s={len(samples) / SAMPLE_RATE:.1f} format={args.format} "
-          f"speed={args.speed} streams={args.streams} cpus={os.cpu_count()} session={session['id']}")
+    print(
+        f"file={args.audio.name} duration_s={len(samples) / SAMPLE_RATE:.1f} format={args.format} "
+        f"speed={args.speed} streams={args.streams} cpus={os.cpu_count()} session={session['id']}"
+    )
     print(f"live: {live_text(run).strip()}")
     print(f"second pass ({session['status']['status']}): {second_text(session)}")
-    print(f"offline_wer={word_error_rate(reference, offline_text):.2f} final_messages={len(finals)} "
-          f"words_timed={len(found)}/{len(offline) * len(runs)} "
-          f"stop_to_done_s={max(run['received'][-1][0] - run['sent'][-1][1] for run in runs):.2f} "
-          f"versions={[version['label'] for version in versions['versions']]}")
-    print("slowest words: " + ", ".join(f"{word.strip()!r}@{end:.1f}s {latency:.2f}s" for latency, word, end in timed[-5:]))
+    print(
+        f"offline_wer={word_error_rate(reference, offline_text):.2f} final_messages={len(finals)} "
+        f"words_timed={len(found)}/{len(offline) * len(runs)} "
+        f"stop_to_done_s={max(run['received'][-1][0] - run['sent'][-1][1] for run in runs):.2f} "
+        f"versions={[version['label'] for version in versions['versions']]}"
+    )
+    print(
+        "slowest words: "
+        + ", ".join(f"{word.strip()!r}@{end:.1f}s {latency:.2f}s" for latency, word, end in timed[-5:])
+    )
     live_wer = statistics.mean(word_error_rate(reference, live_text(run)) for run in runs)
     second_wer = statistics.mean(word_error_rate(reference, second_text(session)) for session in sessions)
-    print(f"median_latency_s={statistics.median(found):.2f} p95_latency_s={found[int(0.95 * (len(found) - 1))]:.2f} "
-          f"live_wer={live_wer:.2f} second_pass_wer={second_wer:.2f}")
+    print(
+        f"median_latency_s={statistics.median(found):.2f} p95_latency_s={found[int(0.95 * (len(found) - 1))]:.2f} "
+        f"live_wer={live_wer:.2f} second_pass_wer={second_wer:.2f}"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Make a long recording of real speech by joining the shared English recordings (with short pauses).
 
-    python bench/make_long_audio.py SECONDS OUT.wav [--audio-dir ../shared/audio]
+python bench/make_long_audio.py SECONDS OUT.wav [--audio-dir ../shared/audio]
 """
 
 from __future__ import annotations

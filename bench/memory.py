@@ -47,8 +47,9 @@ for _ in segments:
 
 def peak_mib(code: str, path: Path) -> tuple[float, float]:
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         raise SystemExit(f"transcription of {path} failed")

@@ -36,7 +36,8 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
         port = sock.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "tapescribe", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -87,8 +88,12 @@ def main() -> None:
     from tapescribe.engine.models import resolve_model
 
     settings = Settings()
-    model = WhisperModel(str(resolve_model(settings.model, settings.models_dir)), device="cpu",
-                         compute_type="int8", cpu_threads=settings.cpu_threads)
+    model = WhisperModel(
+        str(resolve_model(settings.model, settings.models_dir)),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=settings.cpu_threads,
+    )
     duration = measure_duration(args.file)
     process = None
     url = args.url
@@ -112,9 +117,11 @@ def main() -> None:
     server_x = duration / statistics.median(server_times)
     library_x = duration / statistics.median(library_times)
     print(f"file={args.file.name} duration_s={duration:.1f} cpus={os.cpu_count()} runs={args.runs}")
-    pair_ratio = statistics.median(lib / srv for srv, lib in zip(server_times, library_times))
-    print(f"server_x_realtime={server_x:.1f} library_x_realtime={library_x:.1f} "
-          f"ratio={server_x / library_x:.3f} median_pair_ratio={pair_ratio:.3f}")
+    pair_ratio = statistics.median(lib / srv for srv, lib in zip(server_times, library_times, strict=True))
+    print(
+        f"server_x_realtime={server_x:.1f} library_x_realtime={library_x:.1f} "
+        f"ratio={server_x / library_x:.3f} median_pair_ratio={pair_ratio:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,11 +24,20 @@ REPO = Path(__file__).resolve().parents[1]
 AUDIO_DIR = Path(os.environ.get("TAPESCRIBE_TEST_AUDIO", REPO.parent / "shared" / "audio"))
 
 ENGLISH_FILES = [
-    "jfk.flac", "61-70968-0000.flac", "goforward.wav", "leopard_test.wav",
-    "sense_and_sensibility_01_austen_64kb-0870.wav", "sense_and_sensibility_01_austen_64kb-0880.wav",
-    "sense_and_sensibility_01_austen_64kb-0890.wav", "sense_and_sensibility_01_austen_64kb-0920.wav",
-    "sense_and_sensibility_01_austen_64kb-0930.wav", "speechbrain_spk1_snt1.wav", "speechbrain_spk1_snt3.wav",
-    "speechbrain_spk2_snt2.wav", "speechbrain_spk2_snt4.wav", "acoustic_corpus.wav",
+    "jfk.flac",
+    "61-70968-0000.flac",
+    "goforward.wav",
+    "leopard_test.wav",
+    "sense_and_sensibility_01_austen_64kb-0870.wav",
+    "sense_and_sensibility_01_austen_64kb-0880.wav",
+    "sense_and_sensibility_01_austen_64kb-0890.wav",
+    "sense_and_sensibility_01_austen_64kb-0920.wav",
+    "sense_and_sensibility_01_austen_64kb-0930.wav",
+    "speechbrain_spk1_snt1.wav",
+    "speechbrain_spk1_snt3.wav",
+    "speechbrain_spk2_snt2.wav",
+    "speechbrain_spk2_snt4.wav",
+    "acoustic_corpus.wav",
 ]
 
 
@@ -65,16 +74,33 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> "Server":
+    def start(self, timeout: float = 60) -> Server:
         self.port = free_port()
-        env = {**os.environ, "TMPDIR": str(self.tmp_dir), "TEMP": str(self.tmp_dir), "TMP": str(self.tmp_dir),
-               "PYTHONUNBUFFERED": "1", **self.env}
+        env = {
+            **os.environ,
+            "TMPDIR": str(self.tmp_dir),
+            "TEMP": str(self.tmp_dir),
+            "TMP": str(self.tmp_dir),
+            "PYTHONUNBUFFERED": "1",
+            **self.env,
+        }
         self.log_path = self.data_dir.parent / f"server-{self.data_dir.name}.log"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tapescribe", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             *self.args],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "tapescribe",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                *self.args,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -121,8 +147,9 @@ class Server:
 def make_server(tmp_path_factory, name: str, args: tuple = (), **env) -> Server:
     base = tmp_path_factory.mktemp(name)
     (base / "tmp").mkdir()
-    return Server(data_dir=base / "data", tmp_dir=base / "tmp", env={k: str(v) for k, v in env.items()},
-                  args=list(args))
+    return Server(
+        data_dir=base / "data", tmp_dir=base / "tmp", env={k: str(v) for k, v in env.items()}, args=list(args)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,14 @@ from conftest import (
     wer,
 )
 
-ROUTE_SAMPLE = ["jfk.flac", "61-70968-0000.flac", "leopard_test.wav", "sense_and_sensibility_01_austen_64kb-0870.wav",
-                "speechbrain_spk1_snt1.wav", "acoustic_corpus.wav"]
+ROUTE_SAMPLE = [
+    "jfk.flac",
+    "61-70968-0000.flac",
+    "leopard_test.wav",
+    "sense_and_sensibility_01_austen_64kb-0870.wav",
+    "speechbrain_spk1_snt1.wav",
+    "acoustic_corpus.wav",
+]
 
 
 def test_transcribe_file_matches_library_wer(server, library_model):
@@ -52,7 +58,9 @@ def test_transcribe_recording_matches_library_wer(server, library_model, tmp_pat
             stored = client.get(f"/session/{body['session_id']}").json()
             assert stored["transcription"]["text"] == body["text"]
             assert stored["source"] == "recording"
-            assert (server.data_dir / "sessions" / body["session_id"] / "original_audio.webm").read_bytes() == webm.read_bytes()
+            assert (
+                server.data_dir / "sessions" / body["session_id"] / "original_audio.webm"
+            ).read_bytes() == webm.read_bytes()
             references.append(reference_text(name))
             served.append(body["text"])
             direct.append(library_text(library_model, webm))
@@ -69,8 +77,11 @@ def _send_live(client, webm_bytes: bytes, pieces: int) -> dict:
         data = {"chunk_index": str(index)}
         if session_id:
             data["session_id"] = session_id
-        response = client.post("/transcribe-live", data=data,
-                               files={"audio": (f"chunk_{index}.webm", webm_bytes[cuts[index]:cuts[index + 1]])})
+        response = client.post(
+            "/transcribe-live",
+            data=data,
+            files={"audio": (f"chunk_{index}.webm", webm_bytes[cuts[index] : cuts[index + 1]])},
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         session_id = body["session_id"]

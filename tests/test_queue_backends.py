@@ -26,8 +26,10 @@ def redis_url(tmp_path_factory):
         pytest.skip("redis-server is not installed (CI installs it)")
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
     time.sleep(0.5)
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
@@ -42,8 +44,9 @@ def upload_and_wait(server, name: str) -> dict:
 
 
 def test_redis_backend_runs_jobs(tmp_path_factory, redis_url):
-    server = make_server(tmp_path_factory, "redis", TAPESCRIBE_QUEUE_BACKEND="redis",
-                         TAPESCRIBE_REDIS_URL=redis_url).start()
+    server = make_server(
+        tmp_path_factory, "redis", TAPESCRIBE_QUEUE_BACKEND="redis", TAPESCRIBE_REDIS_URL=redis_url
+    ).start()
     try:
         body = upload_and_wait(server, "jfk.flac")
         assert body["status"]["status"] == "done"
@@ -58,7 +61,9 @@ def test_separate_worker_process_takes_the_jobs(tmp_path_factory):
     server = make_server(tmp_path_factory, "split", TAPESCRIBE_WORKERS=0).start()
     worker = subprocess.Popen(
         [sys.executable, "-m", "tapescribe", "worker", "--data-dir", str(server.data_dir)],
-        env={**os.environ, "TMPDIR": str(server.tmp_dir)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(server.tmp_dir)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         body = upload_and_wait(server, "goforward.wav")

@@ -34,8 +34,15 @@ def new_session(runtime: Runtime, path) -> str:
     session_id, incoming = runtime.sessions.store.new_incoming()
     shutil.copyfile(path, incoming / RECEIVED_NAME)
     fields = {"requested_language": None, "model": runtime.models.check(None), "options": {}}
-    accept_audio(runtime.sessions, session_id, incoming / RECEIVED_NAME, source="upload",
-                 filename=path.name, initial_status=QUEUED, fields=fields)
+    accept_audio(
+        runtime.sessions,
+        session_id,
+        incoming / RECEIVED_NAME,
+        source="upload",
+        filename=path.name,
+        initial_status=QUEUED,
+        fields=fields,
+    )
     return session_id
 
 
@@ -79,9 +86,12 @@ def crash_after(runtime: Runtime, path, uninterrupted, saved: list[dict]) -> str
     )
     for record in saved:
         runtime.sessions.store.append_journal(session_id, record)
-    runtime.sessions.set_status(session_id, PROCESSING, progress=0.1,
-                                runs=[{"started": "2025-01-01T00:00:00.000+00:00", "from_seconds": 0.0,
-                                       "saved_segments": 0}])
+    runtime.sessions.set_status(
+        session_id,
+        PROCESSING,
+        progress=0.1,
+        runs=[{"started": "2025-01-01T00:00:00.000+00:00", "from_seconds": 0.0, "saved_segments": 0}],
+    )
     return session_id
 
 
@@ -107,12 +117,14 @@ def check_resumed(runtime, session_id, uninterrupted, saved, label) -> dict:
     resumed = runtime.sessions.transcription(session_id)
     difference = wer([reference["text"]], [resumed["text"]])
     identical = text(resumed["segments"]) == text(reference["segments"])
-    print(f"resumed after {len(saved)} segments ({label}): WER {difference:.2f}% against the uninterrupted run,"
-          f" identical text: {identical}")
+    print(
+        f"resumed after {len(saved)} segments ({label}): WER {difference:.2f}% against the uninterrupted run,"
+        f" identical text: {identical}"
+    )
     assert difference <= 1.0
     assert holes(reference["segments"], resumed["segments"]) == []
     segments = resumed["segments"]
-    for before, after in zip(saved, segments):
+    for before, after in zip(saved, segments, strict=False):
         assert (after["start"], after["end"], after["text"]) == (before["start"], before["end"], before["text"])
     assert all(b["start"] >= a["start"] for a, b in itertools.pairwise(segments)), "no segment comes twice"
     assert not runtime.sessions.store.journal(session_id)

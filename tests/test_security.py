@@ -27,8 +27,9 @@ CLIENT_TIMEOUT = 1
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory):
     """No key, no job workers (nothing here needs a transcript), a short client timeout."""
-    running = make_server(tmp_path_factory, "open", TAPESCRIBE_WORKERS=0,
-                          TAPESCRIBE_CLIENT_TIMEOUT_SECONDS=CLIENT_TIMEOUT).start()
+    running = make_server(
+        tmp_path_factory, "open", TAPESCRIBE_WORKERS=0, TAPESCRIBE_CLIENT_TIMEOUT_SECONDS=CLIENT_TIMEOUT
+    ).start()
     yield running
     running.stop()
 
@@ -36,8 +37,14 @@ def open_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
     """A key, listening on every address (allowed because of the key), one extra host name."""
-    running = make_server(tmp_path_factory, "keyed", args=("--host", "0.0.0.0"), TAPESCRIBE_WORKERS=0,
-                          TAPESCRIBE_API_KEY=KEY, TAPESCRIBE_ALLOWED_HOSTS="notes.example").start()
+    running = make_server(
+        tmp_path_factory,
+        "keyed",
+        args=("--host", "0.0.0.0"),
+        TAPESCRIBE_WORKERS=0,
+        TAPESCRIBE_API_KEY=KEY,
+        TAPESCRIBE_ALLOWED_HOSTS="notes.example",
+    ).start()
     yield running
     running.stop()
 
@@ -89,8 +96,14 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 
 def raw_websocket_handshake(server, host: str, origin: str | None = None, extra: str = "") -> tuple[int, bytes]:
     """The HTTP answer to a /ws/live handshake sent with any Host (a WebSocket client sets its own)."""
-    lines = ["GET /ws/live HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
-             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
+    lines = [
+        "GET /ws/live HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    ]
     if origin:
         lines.append(f"Origin: {origin}")
     request = ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()
@@ -113,8 +126,9 @@ def test_a_foreign_host_is_refused_on_every_route(open_server):
     session_id = new_session(open_server)
     before = stored(open_server)
     for method, path, arguments in route_families(session_id):
-        response = httpx.request(method, open_server.url + path, headers={"Host": f"evil.example:{open_server.port}"},
-                                 **arguments)
+        response = httpx.request(
+            method, open_server.url + path, headers={"Host": f"evil.example:{open_server.port}"}, **arguments
+        )
         assert_error(response, 403, "forbidden_host")
     assert stored(open_server) == before
     assert httpx.get(f"{open_server.url}/session/{session_id}").json()["title"] != "taken over"
@@ -172,8 +186,10 @@ def test_same_origin_and_scripts_may_change_things(open_server):
     second = new_session(open_server)  # curl, scripts: no Origin at all
     by_name = {"Host": f"localhost:{open_server.port}", "Origin": f"http://localhost:{open_server.port}"}
     third = new_session(open_server, by_name)
-    assert httpx.patch(f"{open_server.url}/session/{first}", json={"title": "mine"},
-                       headers=same_origin).status_code == 200
+    assert (
+        httpx.patch(f"{open_server.url}/session/{first}", json={"title": "mine"}, headers=same_origin).status_code
+        == 200
+    )
     for session_id in (first, second, third):
         assert httpx.delete(f"{open_server.url}/session/{session_id}", headers=same_origin).status_code == 200
     assert not {first, second, third} & stored(open_server)
@@ -204,8 +220,7 @@ def test_websocket_from_the_servers_own_page_opens(open_server):
 
 def test_no_server_path_is_shown(open_server):
     session_id = new_session(open_server)
-    for path in ("/storage", "/sessions", f"/session/{session_id}", "/health", "/nowhere",
-                 "/session/not-a-session-id"):
+    for path in ("/storage", "/sessions", f"/session/{session_id}", "/health", "/nowhere", "/session/not-a-session-id"):
         body = httpx.get(open_server.url + path).text
         assert str(open_server.data_dir) not in body and str(open_server.data_dir.parent) not in body, path
 
@@ -217,8 +232,13 @@ def test_a_key_guards_every_route(keyed_server):
     bearer = {"Authorization": f"Bearer {KEY}"}
     session_id = new_session(keyed_server, bearer)
     before = stored(keyed_server)
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY},
-                    {"Cookie": f"tapescribe_login={KEY}"}, {"Cookie": "tapescribe_login=99999999999.abc"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": KEY},
+        {"Cookie": f"tapescribe_login={KEY}"},
+        {"Cookie": "tapescribe_login=99999999999.abc"},
+    ):
         for method, path, arguments in route_families(session_id):
             response = httpx.request(method, keyed_server.url + path, headers=headers, **arguments)
             if path == "/":
@@ -226,8 +246,9 @@ def test_a_key_guards_every_route(keyed_server):
             else:
                 assert_error(response, 401, "unauthorized")
                 assert response.headers["www-authenticate"] == "Bearer"
-        status, body = raw_websocket_handshake(keyed_server, f"127.0.0.1:{keyed_server.port}",
-                                               extra="".join(f"{k}: {v}\r\n" for k, v in headers.items()))
+        status, body = raw_websocket_handshake(
+            keyed_server, f"127.0.0.1:{keyed_server.port}", extra="".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        )
         assert status == 401 and json.loads(body)["error"]["code"] == "unauthorized"
     assert stored(keyed_server) == before
     assert httpx.get(f"{keyed_server.url}/session/{session_id}", headers=bearer).json()["title"] != "taken over"
@@ -236,8 +257,15 @@ def test_a_key_guards_every_route(keyed_server):
     for path in ("/health", "/login", "/static/app.css"):
         assert httpx.get(keyed_server.url + path).status_code == 200, path
     # With the key, scripts get everything.
-    for path in ("/", "/sessions", "/storage", f"/session/{session_id}", f"/session/{session_id}/audio",
-                 "/v1/models", "/static/main.js"):
+    for path in (
+        "/",
+        "/sessions",
+        "/storage",
+        f"/session/{session_id}",
+        f"/session/{session_id}/audio",
+        "/v1/models",
+        "/static/main.js",
+    ):
         assert httpx.get(keyed_server.url + path, headers=bearer).status_code == 200, path
 
 
@@ -260,12 +288,14 @@ def test_login_sets_a_strict_httponly_cookie_that_works_everywhere(keyed_server)
         assert upload_with(browser, {"Origin": page}).status_code == 202
         assert browser.get("/v1/models").status_code == 200
     handshake = {"Cookie": f"tapescribe_login={value}", "Origin": page}
-    with connect(f"ws://127.0.0.1:{keyed_server.port}/ws/live", additional_headers=handshake,
-                 open_timeout=30) as live:
+    with connect(f"ws://127.0.0.1:{keyed_server.port}/ws/live", additional_headers=handshake, open_timeout=30) as live:
         live.send(json.dumps({"type": "start", "format": "mp3"}))
         assert json.loads(live.recv(timeout=60))["code"] == "bad_request"  # the route answered
-    with connect(f"ws://127.0.0.1:{keyed_server.port}/ws/live", open_timeout=30,
-                 additional_headers={"Authorization": f"Bearer {KEY}"}) as live:
+    with connect(
+        f"ws://127.0.0.1:{keyed_server.port}/ws/live",
+        open_timeout=30,
+        additional_headers={"Authorization": f"Bearer {KEY}"},
+    ) as live:
         live.send(json.dumps({"type": "start", "format": "mp3"}))
         assert json.loads(live.recv(timeout=60))["code"] == "bad_request"
 
@@ -286,8 +316,18 @@ def upload_with(client: httpx.Client, headers: dict) -> httpx.Response:
 def test_serve_on_a_network_address_needs_a_key(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith("TAPESCRIBE_")}
     env.update(TMPDIR=str(tmp_path), TAPESCRIBE_WORKERS="0")
-    command = [sys.executable, "-m", "tapescribe", "serve", "--host", "0.0.0.0", "--port", str(free_port()),
-               "--data-dir", str(tmp_path / "data")]
+    command = [
+        sys.executable,
+        "-m",
+        "tapescribe",
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
     refused = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0
     assert "TAPESCRIBE_API_KEY" in refused.stderr and "--insecure-no-auth" in refused.stderr
@@ -295,8 +335,9 @@ def test_serve_on_a_network_address_needs_a_key(tmp_path):
 
 
 def test_serve_on_a_network_address_with_insecure_no_auth_starts(tmp_path_factory):
-    running = make_server(tmp_path_factory, "insecure", args=("--host", "0.0.0.0", "--insecure-no-auth"),
-                          TAPESCRIBE_WORKERS=0).start()
+    running = make_server(
+        tmp_path_factory, "insecure", args=("--host", "0.0.0.0", "--insecure-no-auth"), TAPESCRIBE_WORKERS=0
+    ).start()
     try:
         assert httpx.get(running.url + "/sessions").status_code == 200
     finally:
@@ -335,9 +376,11 @@ def test_idle_connections_are_closed_and_the_server_keeps_answering(open_server)
 
 def test_a_stalled_upload_body_is_closed_and_leaves_nothing(open_server):
     before = stored(open_server)
-    head = (f"POST /transcribe-file HTTP/1.1\r\nHost: 127.0.0.1:{open_server.port}\r\n"
-            "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 100000\r\n\r\n"
-            '--xyz\r\nContent-Disposition: form-data; name="file"; filename="g.wav"\r\n\r\nRIFF')
+    head = (
+        f"POST /transcribe-file HTTP/1.1\r\nHost: 127.0.0.1:{open_server.port}\r\n"
+        "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 100000\r\n\r\n"
+        '--xyz\r\nContent-Disposition: form-data; name="file"; filename="g.wav"\r\n\r\nRIFF'
+    )
     with socket.create_connection(("127.0.0.1", open_server.port)) as sock:
         sock.sendall(head.encode())
         assert closed_by_server(sock)

@@ -1,4 +1,5 @@
-"""The session routes on the real server: listing, search, rename, audio with Range, exports, cancel, retry, live chunks."""
+"""The session routes on the real server: listing, search, rename, audio with Range, exports, cancel, retry,
+live chunks."""
 
 from __future__ import annotations
 
@@ -113,18 +114,23 @@ def test_live_chunk_repeat_is_idempotent_and_conflict_keeps_audio(server):
         assert first.status_code == 200
         session_id = first.json()["session_id"]
         assert "forward" in first.json()["text"].lower()
-        again = client.post("/transcribe-live", data={"chunk_index": "0", "session_id": session_id},
-                            files={"audio": ("c.wav", data)})
+        again = client.post(
+            "/transcribe-live", data={"chunk_index": "0", "session_id": session_id}, files={"audio": ("c.wav", data)}
+        )
         assert again.status_code == 200 and again.json()["duplicate"] is True
         assert again.json()["text"] == first.json()["text"]
-        clash = client.post("/transcribe-live", data={"chunk_index": "0", "session_id": session_id},
-                            files={"audio": ("c.wav", data[:-1000])})
+        clash = client.post(
+            "/transcribe-live",
+            data={"chunk_index": "0", "session_id": session_id},
+            files={"audio": ("c.wav", data[:-1000])},
+        )
         assert clash.status_code == 409 and clash.json()["error"]["code"] == "conflict"
         assert (server.data_dir / "sessions" / session_id / "chunk_0.webm").read_bytes() == data
         listed = client.get(f"/session/{session_id}").json()
         assert listed["source"] == "live" and listed["chunks"] == 1
-        bad_index = client.post("/transcribe-live", data={"chunk_index": "-3", "session_id": session_id},
-                                files={"audio": ("c.wav", data)})
+        bad_index = client.post(
+            "/transcribe-live", data={"chunk_index": "-3", "session_id": session_id}, files={"audio": ("c.wav", data)}
+        )
         assert bad_index.status_code == 400
 
 
@@ -141,7 +147,7 @@ def test_events_stream_status_and_segments(server):
                     payload = json.loads(line[6:])
                     events.append((name, payload))
                     if name == "segments":
-                        segments[payload["from"]:] = payload["segments"]
+                        segments[payload["from"] :] = payload["segments"]
     statuses = [payload["status"] for name, payload in events if name == "status"]
     assert statuses[-1] == "done"
     assert "".join(s["text"] for s in segments).strip() == server.wait_done(session_id)["transcription"]["text"]

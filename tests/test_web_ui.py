@@ -23,7 +23,9 @@ from conftest import ENGLISH_FILES, REPO, audio_file, make_server, read_pcm, wri
 
 CHROMIUM = Path(os.environ.get("TAPESCRIBE_TEST_CHROMIUM", "/usr/bin/chromium"))
 FAKE_MICROPHONE = "leopard_test.wav"  # "Mr. Quilter is the apostle of the middle classes ..."
-SCREENSHOTS = REPO / ("docs" if os.environ.get("TAPESCRIBE_UPDATE_SCREENSHOTS") == "1" else "test-artifacts") / "screenshots"
+SCREENSHOTS = (
+    REPO / ("docs" if os.environ.get("TAPESCRIBE_UPDATE_SCREENSHOTS") == "1" else "test-artifacts") / "screenshots"
+)
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 360, "height": 740}
 
@@ -39,19 +41,32 @@ def ui_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium is needed for the web UI tests and was not found at {CHROMIUM}: "
-                    "install Debian's chromium package or set TAPESCRIBE_TEST_CHROMIUM.")
+        pytest.fail(
+            f"Chromium is needed for the web UI tests and was not found at {CHROMIUM}: "
+            "install Debian's chromium package or set TAPESCRIBE_TEST_CHROMIUM."
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("The web UI tests need Python Playwright: pip install playwright "
-                    "(its own browser download is not needed; the system Chromium is used).")
+        pytest.fail(
+            "The web UI tests need Python Playwright: pip install playwright "
+            "(its own browser download is not needed; the system Chromium is used)."
+        )
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-audio-capture={audio_file(FAKE_MICROPHONE)}",
-        ])
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-audio-capture={audio_file(FAKE_MICROPHONE)}",
+            ],
+        )
         yield launched
         launched.close()
 
@@ -158,7 +173,9 @@ def test_record_and_stop_shows_the_transcript(page, ui_server):
     stop = page.get_by_role("button", name="Stop recording")
     expect(stop).to_be_visible()
     # the level meter follows the (fake) microphone
-    page.wait_for_function("parseFloat(document.querySelector('#record-meter').style.getPropertyValue('--level')) > 0.2")
+    page.wait_for_function(
+        "parseFloat(document.querySelector('#record-meter').style.getPropertyValue('--level')) > 0.2"
+    )
     page.wait_for_timeout(6500)
     assert page.locator("#record-clock").inner_text() in ("0:06", "0:07", "0:08")
     stop.click()
@@ -189,7 +206,8 @@ WATCH_CARDS = """() => {
       if (card) seen(card);
       for (const node of record.addedNodes || []) if (node.classList?.contains('upload-card')) seen(node);
     }
-  }).observe(document.querySelector('#upload-list'), { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state'] });
+  }).observe(document.querySelector('#upload-list'),
+             { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state'] });
 }"""
 
 
@@ -243,13 +261,17 @@ def test_drop_a_file_on_the_upload_tab(page, ui_server):
     session_id = card.get_attribute("data-session-id")
     stored = api(ui_server, "GET", f"/session/{session_id}").json()
     assert stored["original_filename"] == "dropped.wav"
-    expect(card.locator(".transcript")).to_have_text(re.compile(re.escape(stored["transcription"]["segments"][0]["text"].strip())))
+    expect(card.locator(".transcript")).to_have_text(
+        re.compile(re.escape(stored["transcription"]["segments"][0]["text"].strip()))
+    )
 
 
 def test_an_undecodable_upload_shows_the_servers_message(page, ui_server):
     page.goto("/#upload")
-    page.set_input_files("#upload-input", files=[{"name": "notes.txt", "mimeType": "text/plain",
-                                                   "buffer": b"these are not audio bytes " * 50}])
+    page.set_input_files(
+        "#upload-input",
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"these are not audio bytes " * 50}],
+    )
     card = page.locator(".upload-card", has_text="notes.txt")
     expect(card).to_have_attribute("data-state", "error")
     session_id = card.get_attribute("data-session-id")
@@ -313,7 +335,8 @@ def test_history_lists_sessions_and_search_seeks_the_player(page, ui_server):
     expect(view.locator("h2")).to_have_text("acoustic_corpus")
     page.wait_for_function(
         "start => Math.abs(document.querySelector('#session-view audio').currentTime - start) < 0.25",
-        arg=target["start"])
+        arg=target["start"],
+    )
     expect(view.locator(".segment.is-current")).to_contain_text("intensity")
 
     # clicking a segment seeks there and plays; the highlighted segment follows the audio
@@ -321,10 +344,13 @@ def test_history_lists_sessions_and_search_seeks_the_player(page, ui_server):
     last = segments[-1]
     view.locator(".segment").nth(len(segments) - 1).get_by_role("button").click()
     page.wait_for_function(
-        "start => document.querySelector('#session-view audio').currentTime >= start - 0.25", arg=last["start"])
+        "start => document.querySelector('#session-view audio').currentTime >= start - 0.25", arg=last["start"]
+    )
     expect(view.locator(".segment.is-current")).to_contain_text(last["text"].strip())
     page.evaluate("document.querySelector('#session-view audio').pause()")
-    expect(view.get_by_role("link", name="Audio")).to_have_attribute("href", f"/session/{corpus_id}/audio?download=true")
+    expect(view.get_by_role("link", name="Audio")).to_have_attribute(
+        "href", f"/session/{corpus_id}/audio?download=true"
+    )
     for fmt in ("txt", "srt", "vtt", "json"):
         link = view.locator(f'a[href="/session/{corpus_id}/export/{fmt}"]')
         expect(link).to_have_count(1)
@@ -413,7 +439,9 @@ def test_reload_mid_transcription_shows_the_servers_state(page, ui_server, long_
 
 def test_cancel_and_continue_from_history(page, ui_server, long_speech):
     with long_speech.open("rb") as handle:
-        session_id = api(ui_server, "POST", "/transcribe-file", files={"file": ("cancel_me.wav", handle)}).json()["session_id"]
+        session_id = api(ui_server, "POST", "/transcribe-file", files={"file": ("cancel_me.wav", handle)}).json()[
+            "session_id"
+        ]
     page.goto(f"/#history/{session_id}")
     view = page.locator("#session-view")
     expect(view.locator(".status-box")).to_contain_text("Transcribing", timeout=60_000)
@@ -442,8 +470,10 @@ def test_reload_mid_upload_loses_nothing_the_server_has(page, ui_server, long_sp
     page.goto("/#upload")
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 256 * 1024})
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 256 * 1024},
+    )
     page.set_input_files("#upload-input", [long_speech])
     card = page.locator(".upload-card", has_text="two_minutes.wav")
     expect(card).to_have_attribute("data-state", "uploading")
@@ -474,7 +504,9 @@ def test_live_captions_from_the_microphone(page, ui_server):
     expect(draft).to_be_visible()
     assert draft.evaluate("el => getComputedStyle(el).fontStyle") == "italic"
     # MediaRecorder slices stream over /ws/live as they are recorded
-    expect(page.locator("#live-status")).to_contain_text(re.compile(r"[2-9] chunks sent|\d\d+ chunks sent"), timeout=30_000)
+    expect(page.locator("#live-status")).to_contain_text(
+        re.compile(r"[2-9] chunks sent|\d\d+ chunks sent"), timeout=30_000
+    )
     screenshots(page, "live")
     page.get_by_role("button", name="Stop live captions").click()
     expect(page.locator("#live-status")).to_contain_text("Stopped", timeout=60_000)
@@ -488,7 +520,8 @@ def test_live_captions_from_the_microphone(page, ui_server):
     # the stream ended as a whole recording, its live draft kept as a version for the second pass
     directory = ui_server.data_dir / "sessions" / session_id
     assert (directory / "original_audio.webm").read_bytes() == b"".join(
-        (directory / name).read_bytes() for name in sorted(chunks, key=lambda name: int(name[6:-5])))
+        (directory / name).read_bytes() for name in sorted(chunks, key=lambda name: int(name[6:-5]))
+    )
     labels = [v["label"] for v in api(ui_server, "GET", f"/session/{session_id}/versions").json()["versions"]]
     assert labels == ["live-draft"]
 

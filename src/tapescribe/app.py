@@ -38,7 +38,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="tapescribe", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     app.state.live_chunks = LiveChunkService(
-        runtime.sessions, runtime.models,
+        runtime.sessions,
+        runtime.models,
         DecodeOptions(beam_size=settings.beam_size, vad_filter=settings.vad_filter),
     )
     install_error_handlers(app)

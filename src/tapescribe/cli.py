@@ -12,8 +12,12 @@ import click
 from tapescribe.config import Settings, confine_scratch_files
 
 _COMMON = [
-    click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                 help="Data directory (default ./data, or TAPESCRIBE_DATA_DIR)."),
+    click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Data directory (default ./data, or TAPESCRIBE_DATA_DIR).",
+    ),
     click.option("--model", default=None, help="Default model (default tiny.en, or TAPESCRIBE_MODEL)."),
 ]
 
@@ -43,8 +47,12 @@ def main() -> None:
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000).")
 @click.option("--workers", type=int, default=None, help="Embedded job worker threads (default 1).")
-@click.option("--insecure-no-auth", is_flag=True, default=None,
-              help="Listen on a non-loopback address without TAPESCRIBE_API_KEY (something else must check access).")
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    default=None,
+    help="Listen on a non-loopback address without TAPESCRIBE_API_KEY (something else must check access).",
+)
 @common_options
 def serve(host, port, workers, insecure_no_auth, data_dir, model) -> None:
     """Run the HTTP API and web UI with an embedded job worker."""
@@ -52,8 +60,9 @@ def serve(host, port, workers, insecure_no_auth, data_dir, model) -> None:
     from tapescribe.app import create_app
     from tapescribe.serving import run_server
 
-    settings = make_settings(host=host, port=port, workers=workers, insecure_no_auth=insecure_no_auth,
-                             data_dir=data_dir, model=model)
+    settings = make_settings(
+        host=host, port=port, workers=workers, insecure_no_auth=insecure_no_auth, data_dir=data_dir, model=model
+    )
     if not is_loopback(settings.host) and not settings.api_key and not settings.insecure_no_auth:
         raise click.ClickException(
             f"refusing to listen on {settings.host} without a key: anyone who can reach that address could "
@@ -63,8 +72,11 @@ def serve(host, port, workers, insecure_no_auth, data_dir, model) -> None:
         )
     app = create_app(settings)
     hosts = "any" if "*" in settings.allowed_hosts else ", ".join(sorted(allowed_host_names(settings)))
-    click.echo(f"tapescribe on http://{settings.host}:{settings.port}  data: {settings.data_dir}  "
-               f"key: {'required' if settings.api_key else 'none'}  host names served: {hosts}", err=True)
+    click.echo(
+        f"tapescribe on http://{settings.host}:{settings.port}  data: {settings.data_dir}  "
+        f"key: {'required' if settings.api_key else 'none'}  host names served: {hosts}",
+        err=True,
+    )
     run_server(app, settings)
 
 
@@ -82,10 +94,16 @@ def worker(workers, data_dir, model) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--language", default=None, help="Language code; detected when not given.")
-@click.option("--format", "fmt", type=click.Choice(["txt", "srt", "vtt", "json", "tsv"]), default="txt",
-              show_default=True)
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write FILE-stem.FORMAT here instead of printing.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["txt", "srt", "vtt", "json", "tsv"]), default="txt", show_default=True
+)
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write FILE-stem.FORMAT here instead of printing.",
+)
 @click.option("--model", default=None, help="Model (default tiny.en).")
 def transcribe(files, language, fmt, output_dir, model) -> None:
     """Transcribe files locally, without a server."""
@@ -105,20 +123,31 @@ def transcribe(files, language, fmt, output_dir, model) -> None:
             info = probe(path)
             duration = info.duration or measure_duration(path)
             segments = []
-            found = {}
+            found: dict[str, str] = {}
+
+            def remember(language_found, found=found) -> None:
+                found["language"] = language_found.language
+
             with click.progressbar(length=max(1, int(duration * 1000)), label=path.name, file=sys.stderr) as bar:
-                for segment in transcribe_windows(pool.get(), pcm_blocks(path), options,
-                                                  window_seconds=settings.window_seconds,
-                                                  on_language=lambda f: found.update(language=f.language)):
+                for segment in transcribe_windows(
+                    pool.get(),
+                    pcm_blocks(path),
+                    options,
+                    window_seconds=settings.window_seconds,
+                    on_language=remember,
+                ):
                     segments.append(segment)
                     bar.update(int(segment["end"] * 1000) - bar.pos)
-                bar.update(bar.length - bar.pos)
+                bar.update((bar.length or 0) - bar.pos)
         except TapescribeError as error:
             click.echo(f"{path}: {error.message}", err=True)
             failed += 1
             continue
-        transcription = {"text": "".join(s["text"] for s in segments).strip(),
-                         "language": found.get("language"), "segments": segments}
+        transcription = {
+            "text": "".join(s["text"] for s in segments).strip(),
+            "language": found.get("language"),
+            "segments": segments,
+        }
         output = render(transcription, fmt, {"source_file": str(path), "duration": duration})
         if output_dir:
             output_dir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +199,7 @@ _data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False, p
 @click.option("--limit", type=int, default=50, show_default=True)
 @_data_dir_option
 def sessions_list(limit, data_dir) -> None:
-    listing = _runtime(data_dir).sessions.list(limit=limit)
+    listing = _runtime(data_dir).sessions.listing(limit=limit)
     for row in listing["sessions"]:
         duration = f"{row['duration']:.1f}s" if row["duration"] else "-"
         click.echo(f"{row['id']}  {row['created'][:19]}  {row['status']:<10} {duration:>8}  {row['title']}")

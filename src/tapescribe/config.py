@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     )
     models: dict[str, Path] = Field(
         default_factory=dict,
-        description="More model directories to offer, as JSON {\"name\": \"/path/to/ctranslate2-model\"}. Clients "
+        description='More model directories to offer, as JSON {"name": "/path/to/ctranslate2-model"}. Clients '
         "choose models by these names (see GET /models), never by path.",
     )
     max_loaded_models: int = Field(

@@ -74,8 +74,16 @@ def run_server(app, settings: Settings) -> None:
     """Serve `app` on settings.host:port until stopped."""
     import uvicorn
 
-    protocol = type("ClientTimeoutProtocol", (ClientTimeoutH11Protocol,),
-                    {"client_timeout": settings.client_timeout_seconds})
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5,
-                http=protocol, timeout_keep_alive=settings.keep_alive_seconds,
-                limit_concurrency=settings.max_connections)
+    protocol = type(
+        "ClientTimeoutProtocol", (ClientTimeoutH11Protocol,), {"client_timeout": settings.client_timeout_seconds}
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+        http=protocol,
+        timeout_keep_alive=round(settings.keep_alive_seconds),
+        limit_concurrency=settings.max_connections,
+    )

@@ -20,15 +20,22 @@ def text(words: list[Word]) -> str:
 def test_words_settle_once_hypotheses_agree_and_are_never_sent_twice():
     agreement = LocalAgreement(span=0.0)
     assert agreement.settle(hypothesis(("how", 0.0, 0.3), ("do", 0.3, 0.5)), audio_end=0.6, buffer_start=0.0) == []
-    settled = agreement.settle(hypothesis(("had", 0.0, 0.3), ("he", 0.3, 0.5), ("married", 0.5, 0.9)),
-                               audio_end=0.9, buffer_start=0.0)
+    settled = agreement.settle(
+        hypothesis(("had", 0.0, 0.3), ("he", 0.3, 0.5), ("married", 0.5, 0.9)), audio_end=0.9, buffer_start=0.0
+    )
     assert settled == []  # the first words changed: nothing agreed yet
-    settled = agreement.settle(hypothesis(("had", 0.0, 0.35), ("he", 0.35, 0.5), ("married", 0.5, 1.0), ("a", 1.0, 1.1)),
-                               audio_end=1.2, buffer_start=0.0)
+    settled = agreement.settle(
+        hypothesis(("had", 0.0, 0.35), ("he", 0.35, 0.5), ("married", 0.5, 1.0), ("a", 1.0, 1.1)),
+        audio_end=1.2,
+        buffer_start=0.0,
+    )
     assert text(settled) == "had he married"
     # The same words heard again with other times are recognised by their text: only new ones settle.
-    settled = agreement.settle(hypothesis(("had", 0.1, 0.4), ("he", 0.4, 0.6), ("married", 0.6, 0.95), ("a", 0.95, 1.1),
-                                          ("more", 1.1, 1.4)), audio_end=1.5, buffer_start=0.0)
+    settled = agreement.settle(
+        hypothesis(("had", 0.1, 0.4), ("he", 0.4, 0.6), ("married", 0.6, 0.95), ("a", 0.95, 1.1), ("more", 1.1, 1.4)),
+        audio_end=1.5,
+        buffer_start=0.0,
+    )
     assert text(settled) == "a"
     assert text(agreement.pending) == "more"
 
@@ -37,12 +44,19 @@ def test_repeated_words_are_neither_doubled_nor_lost_when_their_times_move():
     agreement = LocalAgreement(span=0.0)
     first = hypothesis(("more", 20.3, 20.5), ("words", 20.5, 21.0), ("words", 21.3, 21.6), ("words", 21.9, 21.9))
     assert agreement.settle(first, audio_end=22.0, buffer_start=19.0) == []
-    second = hypothesis(("more", 20.3, 20.5), ("words", 20.5, 21.3), ("words", 21.3, 21.6), ("words", 21.9, 22.0),
-                        ("words", 22.0, 22.2))
+    second = hypothesis(
+        ("more", 20.3, 20.5), ("words", 20.5, 21.3), ("words", 21.3, 21.6), ("words", 21.9, 22.0), ("words", 22.0, 22.2)
+    )
     assert text(agreement.settle(second, audio_end=22.4, buffer_start=19.0)) == "more words words words"
     # The last "words" now starts before the end of the settled ones: by time it would be dropped.
-    third = hypothesis(("more", 20.2, 20.5), ("words", 20.5, 21.3), ("words", 21.3, 21.6), ("words", 21.6, 21.9),
-                       ("words", 21.85, 22.3), ("and", 24.3, 24.4))
+    third = hypothesis(
+        ("more", 20.2, 20.5),
+        ("words", 20.5, 21.3),
+        ("words", 21.3, 21.6),
+        ("words", 21.6, 21.9),
+        ("words", 21.85, 22.3),
+        ("and", 24.3, 24.4),
+    )
     assert text(agreement.settle(third, audio_end=24.6, buffer_start=19.0)) == "words"
     assert text(agreement.settle_all(third, buffer_start=19.0)) == "and"
 
@@ -59,8 +73,16 @@ def test_an_utterance_settled_whole_then_new_speech_starts_afresh():
 
 
 def test_loops_and_trailing_hallucinations_are_cut():
-    looped = hypothesis(("we're", 0, 0.2), ("just", 0.2, 0.4), ("saying", 0.4, 0.6), ("words.", 0.6, 0.8),
-                        ("we're", 0.8, 1.0), ("just", 1.0, 1.2), ("saying", 1.2, 1.4), ("words.", 1.4, 1.6))
+    looped = hypothesis(
+        ("we're", 0, 0.2),
+        ("just", 0.2, 0.4),
+        ("saying", 0.4, 0.6),
+        ("words.", 0.6, 0.8),
+        ("we're", 0.8, 1.0),
+        ("just", 1.0, 1.2),
+        ("saying", 1.2, 1.4),
+        ("words.", 1.4, 1.6),
+    )
     assert text(without_loops(looped)) == "we're just saying words."
     spoken = hypothesis(("words", 0, 0.2), ("words", 0.2, 0.4), ("words", 0.4, 0.6))
     assert without_loops(spoken) == spoken  # a word said again is speech

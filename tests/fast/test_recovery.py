@@ -14,6 +14,7 @@ import wave
 import numpy as np
 import pytest
 
+from conftest import audio_file, encode_webm_opus, read_pcm
 from tapescribe.config import Settings
 from tapescribe.engine.audio import measure_duration
 from tapescribe.jobs.control import JobControl
@@ -39,19 +40,22 @@ from tapescribe.sessions.service import (
 from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import SessionStore
 
-from conftest import audio_file, encode_webm_opus, read_pcm
-
 
 class Data:
     """A data directory as `serve` sees it at start."""
 
     def __init__(self, path) -> None:
         self.settings = Settings(data_dir=path, queue_backend="sqlite")
-        self.sessions = SessionService(SessionStore(self.settings.sessions_dir, self.settings.incoming_dir),
-                                       SessionIndex(self.settings.index_path),
-                                       DiskSpace(self.settings.data_dir, self.settings.low_space_bytes))
-        self.queue = JobQueue(self.settings, handler=lambda session_id: None,  # nothing consumes it here
-                              space=self.sessions.space)
+        self.sessions = SessionService(
+            SessionStore(self.settings.sessions_dir, self.settings.incoming_dir),
+            SessionIndex(self.settings.index_path),
+            DiskSpace(self.settings.data_dir, self.settings.low_space_bytes),
+        )
+        self.queue = JobQueue(
+            self.settings,
+            handler=lambda session_id: None,  # nothing consumes it here
+            space=self.sessions.space,
+        )
         job = TranscriptionJob(self.sessions, model_pool(self.settings), JobSettings())  # loads no model unless run
         self.jobs = JobControl(self.sessions, self.queue, job)
 
@@ -62,16 +66,29 @@ class Data:
         """A session as an upload makes it (the real ingest), left in `status`."""
         session_id, incoming = self.sessions.store.new_incoming()
         shutil.copyfile(audio_file(name), incoming / RECEIVED_NAME)
-        accept_audio(self.sessions, session_id, incoming / RECEIVED_NAME, source="upload", filename=name,
-                     initial_status=QUEUED, fields={"requested_language": None, "model": "tiny.en", "options": {}})
+        accept_audio(
+            self.sessions,
+            session_id,
+            incoming / RECEIVED_NAME,
+            source="upload",
+            filename=name,
+            initial_status=QUEUED,
+            fields={"requested_language": None, "model": "tiny.en", "options": {}},
+        )
         if status != QUEUED:
             self.sessions.set_status(session_id, status, progress=0.5)
         return session_id
 
     def live(self, fmt: str, chunks: list[bytes], draft: dict | None) -> str:
         """A /ws/live session as a crash leaves it: processing, its chunk files, maybe a saved draft."""
-        session_id = self.sessions.create(source="live", title="Live", status=status_record(PROCESSING),
-                                          requested_language=None, model=None, live_format=fmt)
+        session_id = self.sessions.create(
+            source="live",
+            title="Live",
+            status=status_record(PROCESSING),
+            requested_language=None,
+            model=None,
+            live_format=fmt,
+        )
         writer = ChunkWriter(self.sessions.store.dir(session_id), fmt)
         for data in chunks:
             writer.write(data)
@@ -86,9 +103,15 @@ def data(tmp_path):
     return Data(tmp_path / "data")
 
 
-DRAFT = {"text": "And so my fellow Americans", "language": "en", "language_probability": None, "model": "tiny.en",
-         "complete": False, "live": True,
-         "segments": [{"id": 0, "start": 0.3, "end": 2.1, "text": " And so my fellow Americans", "words": []}]}
+DRAFT = {
+    "text": "And so my fellow Americans",
+    "language": "en",
+    "language_probability": None,
+    "model": "tiny.en",
+    "complete": False,
+    "live": True,
+    "segments": [{"id": 0, "start": 0.3, "end": 2.1, "text": " And so my fellow Americans", "words": []}],
+}
 
 
 def pcm_bytes(name: str) -> bytes:
@@ -113,8 +136,9 @@ def test_recover_mends_an_index_row_the_crash_left_behind(data):
     """status.json (the record) says processing; the index was not written before the crash."""
     session_id = data.upload("goforward.wav", DONE)
     data.sessions.store.write(session_id, "status.json", status_record(PROCESSING, progress=0.3))
+
     def indexed_status() -> str:
-        (row,) = data.sessions.index.list(10, 0)[0]
+        (row,) = data.sessions.index.page(10, 0)[0]
         return row["status"]
 
     assert indexed_status() == DONE
@@ -124,7 +148,7 @@ def test_recover_mends_an_index_row_the_crash_left_behind(data):
 
 def test_a_cut_off_pcm_stream_becomes_a_queued_recording_with_its_draft_kept(data):
     audio = pcm_bytes("jfk.flac")  # 11 s: two ten-second chunk files
-    halves = [audio[:len(audio) // 2 + 1], audio[len(audio) // 2 + 1:]]  # an odd cut: messages are not samples
+    halves = [audio[: len(audio) // 2 + 1], audio[len(audio) // 2 + 1 :]]  # an odd cut: messages are not samples
     session_id = data.live("pcm", halves, DRAFT)
     store = data.sessions.store
     assert [path.name for path in store.chunk_paths(session_id, "pcm")] == ["chunk_0.pcm", "chunk_1.pcm"]
@@ -144,7 +168,7 @@ def test_a_cut_off_pcm_stream_becomes_a_queued_recording_with_its_draft_kept(dat
     assert [version["label"] for version in versions] == ["live-draft"]
     kept = store.version(session_id, 1)["transcription"]
     assert kept == {**DRAFT, "complete": True} == data.sessions.transcription(session_id)
-    assert data.sessions.list(query="americans")["total"] == 1  # the draft is searchable until the second pass
+    assert data.sessions.listing(query="americans")["total"] == 1  # the draft is searchable until the second pass
 
     assert data.jobs.recover() == [session_id] and data.queued_ids() == [session_id]
     # Found again at the next start (still queued): nothing is made twice.

@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import audio_file, read_pcm, reference_text, wer
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.streaming import StreamingOptions, StreamingTranscriber
-
-from conftest import audio_file, read_pcm, reference_text, wer
 
 STEP_SECONDS = 1.0
 
@@ -51,14 +50,28 @@ def streamed(library_model):
     steps = []
     step_samples = int(STEP_SECONDS * SAMPLE_RATE)
     for position in range(0, len(audio), step_samples):
-        policy.feed(audio[position:position + step_samples])
+        policy.feed(audio[position : position + step_samples])
         encodes = model.encodes
         result = policy.step()
-        steps.append({"fed": policy.received_seconds, "final": result.final, "partial": result.partial,
-                      "encoded": model.encodes - encodes, "buffer": policy.buffer_seconds})
+        steps.append(
+            {
+                "fed": policy.received_seconds,
+                "final": result.final,
+                "partial": result.partial,
+                "encoded": model.encodes - encodes,
+                "buffer": policy.buffer_seconds,
+            }
+        )
     finished = policy.finish()
-    return {"steps": steps, "finished": finished, "first_end": first_end, "second_start": second_start,
-            "second_end": second_end, "seconds": len(audio) / SAMPLE_RATE, "policy": policy}
+    return {
+        "steps": steps,
+        "finished": finished,
+        "first_end": first_end,
+        "second_start": second_start,
+        "second_end": second_end,
+        "seconds": len(audio) / SAMPLE_RATE,
+        "policy": policy,
+    }
 
 
 def words_text(words) -> str:

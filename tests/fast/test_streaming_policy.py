@@ -20,11 +20,10 @@ import numpy as np
 import pytest
 import tokenizers
 
+from conftest import audio_file, read_pcm
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.models import resolve_model
 from tapescribe.engine.streaming import StreamingOptions, StreamingTranscriber
-
-from conftest import audio_file, read_pcm
 
 SPEECH = [f"sense_and_sensibility_01_austen_64kb-{number}.wav" for number in ("0870", "0880", "0890", "0920", "0930")]
 STEP_SECONDS = 0.5
@@ -67,7 +66,7 @@ class ScriptedWhisper:
 
     def _buffer_start(self, audio: np.ndarray) -> int:
         for candidate in np.flatnonzero(self.signal == audio[0]):
-            if np.array_equal(self.signal[candidate:candidate + len(audio)], audio):
+            if np.array_equal(self.signal[candidate : candidate + len(audio)], audio):
                 return int(candidate)
         raise AssertionError("the policy handed the model audio that is not part of the stream")
 
@@ -84,17 +83,33 @@ class ScriptedWhisper:
         self.calls.append({"start": start, "end": end, "beam_size": options.beam_size})
         segments = self.script(start, end, len(self.calls))
         self._segments = [
-            {"seek": 0, "start": words[0][1] - start, "end": words[-1][2] - start,
-             "tokens": tokenizer.encode("".join(" " + text for text, _, _ in words)),
-             "words": [{"word": " " + text, "start": round(word_start - start, 3), "end": round(word_end - start, 3),
-                        "probability": 0.9} for text, word_start, word_end in words]}
-            for words in segments if words
+            {
+                "seek": 0,
+                "start": words[0][1] - start,
+                "end": words[-1][2] - start,
+                "tokens": tokenizer.encode("".join(" " + text for text, _, _ in words)),
+                "words": [
+                    {
+                        "word": " " + text,
+                        "start": round(word_start - start, 3),
+                        "end": round(word_end - start, 3),
+                        "probability": 0.9,
+                    }
+                    for text, word_start, word_end in words
+                ],
+            }
+            for words in segments
+            if words
         ]
         tokens = [token for segment in self._segments for token in segment["tokens"]]
         return SimpleNamespace(sequences_ids=[tokens], no_speech_prob=0.01), -0.2, 0.0, 1.2
 
     def _split_segments_by_timestamps(self, tokenizer, tokens, time_offset, size, duration, seek):
-        return [{key: value for key, value in segment.items() if key != "words"} for segment in self._segments], 0, False
+        return (
+            [{key: value for key, value in segment.items() if key != "words"} for segment in self._segments],
+            0,
+            False,
+        )
 
     def add_word_timestamps(self, segment_groups, *args, **kwargs):
         for segment, scripted in zip(segment_groups[0], self._segments, strict=True):
@@ -109,8 +124,10 @@ def speech_then_silence() -> tuple[np.ndarray, float]:
 
 
 SIGNAL, SPEECH_END = speech_then_silence()
-TRUTH = [(f"w{number}", round(0.3 + number * WORD_SECONDS, 3), round(0.3 + number * WORD_SECONDS + 0.3, 3))
-         for number in range(int((SPEECH_END - 0.8) / WORD_SECONDS))]
+TRUTH = [
+    (f"w{number}", round(0.3 + number * WORD_SECONDS, 3), round(0.3 + number * WORD_SECONDS + 0.3, 3))
+    for number in range(int((SPEECH_END - 0.8) / WORD_SECONDS))
+]
 
 
 def stable_script(start: float, end: float, step: int) -> list[list[tuple[str, float, float]]]:
@@ -131,11 +148,18 @@ def stream(model, options: StreamingOptions) -> dict:
     steps = []
     size = int(STEP_SECONDS * SAMPLE_RATE)
     for position in range(0, len(SIGNAL), size):
-        policy.feed(SIGNAL[position:position + size])
+        policy.feed(SIGNAL[position : position + size])
         calls = len(model.calls)
         result = policy.step()
-        steps.append({"fed": policy.received_seconds, "final": result.final, "partial": result.partial,
-                      "buffer": policy.buffer_seconds, "calls": model.calls[calls:]})
+        steps.append(
+            {
+                "fed": policy.received_seconds,
+                "final": result.final,
+                "partial": result.partial,
+                "buffer": policy.buffer_seconds,
+                "calls": model.calls[calls:],
+            }
+        )
     return {"steps": steps, "finished": policy.finish()}
 
 

@@ -14,7 +14,7 @@ from tapescribe.errors import BadRequest, EmptyUpload, UploadTooLarge
 
 BOUNDARY = b"----tapescribeBoundary7MA4YWxkTrZu0gW"
 # File content that looks like multipart syntax: only the full boundary after CRLF ends a part.
-AUDIO = (b"RIFF\x00\x00WAVE" + b"\r\n--" + BOUNDARY[:-1] + b"\r\n\r\n--" + bytes(range(256)) * 40)
+AUDIO = b"RIFF\x00\x00WAVE" + b"\r\n--" + BOUNDARY[:-1] + b"\r\n\r\n--" + bytes(range(256)) * 40
 
 
 def part(name: str, value: bytes, filename: str | None = None, content_type: str | None = None) -> bytes:
@@ -38,14 +38,22 @@ FORM = body(
 )
 
 
-def receive(data: bytes, chunks: list[int] | None = None, *, target, max_bytes: int = 10**6,
-            content_type: bytes | None = None, declared: int | None = None, disconnect: bool = False):
+def receive(
+    data: bytes,
+    chunks: list[int] | None = None,
+    *,
+    target,
+    max_bytes: int = 10**6,
+    content_type: bytes | None = None,
+    declared: int | None = None,
+    disconnect: bool = False,
+):
     """receive_form on `data` delivered in pieces of the given sizes (the rest in one piece)."""
     from starlette.requests import Request
 
     pieces, position = [], 0
     for size in chunks or []:
-        pieces.append(data[position:position + size])
+        pieces.append(data[position : position + size])
         position += size
     pieces.append(data[position:])
     messages = [{"type": "http.request", "body": piece, "more_body": True} for piece in pieces]
@@ -57,8 +65,10 @@ def receive(data: bytes, chunks: list[int] | None = None, *, target, max_bytes: 
     async def next_message():
         return messages.pop(0)
 
-    headers = [(b"content-type", content_type or b"multipart/form-data; boundary=" + BOUNDARY),
-               (b"content-length", str(len(data) if declared is None else declared).encode())]
+    headers = [
+        (b"content-type", content_type or b"multipart/form-data; boundary=" + BOUNDARY),
+        (b"content-length", str(len(data) if declared is None else declared).encode()),
+    ]
     scope = {"type": "http", "method": "POST", "path": "/upload", "headers": headers, "query_string": b""}
     return asyncio.run(receive_form(Request(scope, next_message), "file", target, max_bytes))
 
@@ -129,8 +139,9 @@ def test_without_the_file_field_nothing_is_written(tmp_path):
 
 def test_a_second_file_never_replaces_the_first(tmp_path):
     target = tmp_path / "upload.partial"
-    form = receive(body(part("file", b"first", filename="1.wav"), part("file", b"second", filename="2.wav")),
-                   target=target)
+    form = receive(
+        body(part("file", b"first", filename="1.wav"), part("file", b"second", filename="2.wav")), target=target
+    )
     assert target.read_bytes() == b"first" and form.filename == "1.wav"
 
 
@@ -141,11 +152,14 @@ def test_other_content_types_are_a_bad_request(tmp_path, content_type):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("malformed", [
-    b"not multipart at all",
-    b"--" + BOUNDARY[:-3] + b"xyz\r\n\r\n",
-    FORM.replace(b"--" + BOUNDARY, b"--" + BOUNDARY[::-1], 1),
-])
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        b"not multipart at all",
+        b"--" + BOUNDARY[:-3] + b"xyz\r\n\r\n",
+        FORM.replace(b"--" + BOUNDARY, b"--" + BOUNDARY[::-1], 1),
+    ],
+)
 def test_a_malformed_body_is_a_bad_request(tmp_path, malformed):
     with pytest.raises(BadRequest, match="malformed"):
         receive(malformed, [5, 5], target=tmp_path / "upload.partial")
@@ -162,7 +176,10 @@ def test_a_dropped_connection_is_a_bad_request_and_the_file_is_closed(tmp_path):
 def test_a_body_without_its_closing_boundary_is_a_bad_request(tmp_path, cut):
     """A complete request whose multipart body stops short (a client or proxy that cut it) must not
     become an upload of a truncated file."""
-    end = {"in the file": FORM.index(AUDIO) + 5000, "before the closing boundary": len(FORM) - len(BOUNDARY) - 6,
-           "inside the closing boundary": len(FORM) - 10}[cut]
+    end = {
+        "in the file": FORM.index(AUDIO) + 5000,
+        "before the closing boundary": len(FORM) - len(BOUNDARY) - 6,
+        "inside the closing boundary": len(FORM) - 10,
+    }[cut]
     with pytest.raises(BadRequest, match="closing boundary"):
         receive(FORM[:end], [1000], target=tmp_path / "upload.partial")

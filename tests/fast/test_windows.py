@@ -26,8 +26,19 @@ WINDOW = 30.0
 
 def segment(start: float, end: float, text: str, words: bool = False) -> Segment:
     timed = [Word(start, (start + end) / 2, " " + text, 0.9), Word((start + end) / 2, end, "!", 0.8)] if words else None
-    return Segment(id=0, seek=0, start=start, end=end, text=" " + text, tokens=[], avg_logprob=-0.2,
-                   compression_ratio=1.3, no_speech_prob=0.01, words=timed, temperature=0.0)
+    return Segment(
+        id=0,
+        seek=0,
+        start=start,
+        end=end,
+        text=" " + text,
+        tokens=[],
+        avg_logprob=-0.2,
+        compression_ratio=1.3,
+        no_speech_prob=0.01,
+        words=timed,
+        temperature=0.0,
+    )
 
 
 class Info:
@@ -53,7 +64,7 @@ def blocks(seconds: float, start: float = 0.0, size: int = 7000):
     """The file from `start`, in blocks of an odd size (windows never fall on block edges)."""
     samples = np.arange(round(start * SAMPLE_RATE), round(seconds * SAMPLE_RATE), dtype=np.float32)
     for position in range(0, len(samples), size):
-        yield samples[position:position + size]
+        yield samples[position : position + size]
 
 
 # 100 s of audio in 30 s windows. Each window's last segment may be cut by its edge, so it is held
@@ -66,16 +77,33 @@ SCRIPT = {
     65.0: [],  # silence: the next window starts at this one's end
     95.0: [segment(1, 4, "g"), segment(4, 4.9, "h")],  # the last window keeps everything
 }
-KEPT = [("a", 0, 10), ("b", 10, 20), ("c", 20, 29.5), ("d", 29.5, 40), ("e", 40, 55), ("f", 57, 65), ("g", 96, 99),
-        ("h", 99, 99.9)]
+KEPT = [
+    ("a", 0, 10),
+    ("b", 10, 20),
+    ("c", 20, 29.5),
+    ("d", 29.5, 40),
+    ("e", 40, 55),
+    ("f", 57, 65),
+    ("g", 96, 99),
+    ("h", 99, 99.9),
+]
 WINDOW_STARTS = [0.0, 20.0, 40.0, 55.0, 65.0, 95.0]
 
 
 def run(model, resume=None, start=0.0, seconds=100.0, options=None):
     languages: list[LanguageFound] = []
     progress: list[float] = []
-    records = list(transcribe_windows(model, blocks(seconds, start), options or DecodeOptions(), resume=resume,
-                                      window_seconds=WINDOW, on_language=languages.append, on_progress=progress.append))
+    records = list(
+        transcribe_windows(
+            model,
+            blocks(seconds, start),
+            options or DecodeOptions(),
+            resume=resume,
+            window_seconds=WINDOW,
+            on_language=languages.append,
+            on_progress=progress.append,
+        )
+    )
     return records, languages, progress
 
 
@@ -84,7 +112,13 @@ def test_the_last_segment_of_a_window_is_held_back_and_decoded_again():
     records, _, progress = run(model)
     assert [(r["text"].strip(), r["start"], r["end"]) for r in records] == KEPT
     assert [(start, length) for start, length, _ in model.calls] == [
-        (0.0, 30.0), (20.0, 30.0), (40.0, 30.0), (55.0, 30.0), (65.0, 30.0), (95.0, 5.0)]
+        (0.0, 30.0),
+        (20.0, 30.0),
+        (40.0, 30.0),
+        (55.0, 30.0),
+        (65.0, 30.0),
+        (95.0, 5.0),
+    ]
     assert [r["window_start"] for r in records] == [0.0, 0.0, 20.0, 20.0, 40.0, 55.0, 95.0, 95.0]
     assert progress == [20.0, 40.0, 55.0, 65.0, 95.0, 100.0]  # also after the window without speech
 
@@ -92,10 +126,17 @@ def test_the_last_segment_of_a_window_is_held_back_and_decoded_again():
 def test_records_carry_absolute_times_words_and_the_decoder_fields():
     records, _, _ = run(ScriptedModel(SCRIPT))
     d = records[3]
-    assert d["words"] == [{"start": 29.5, "end": 34.75, "word": " d", "probability": 0.9},
-                          {"start": 34.75, "end": 40.0, "word": "!", "probability": 0.8}]
+    assert d["words"] == [
+        {"start": 29.5, "end": 34.75, "word": " d", "probability": 0.9},
+        {"start": 34.75, "end": 40.0, "word": "!", "probability": 0.8},
+    ]
     assert {key: d[key] for key in ("seek", "temperature", "compression_ratio", "avg_logprob", "no_speech_prob")} == {
-        "seek": 0, "temperature": 0.0, "compression_ratio": 1.3, "avg_logprob": -0.2, "no_speech_prob": 0.01}
+        "seek": 0,
+        "temperature": 0.0,
+        "compression_ratio": 1.3,
+        "avg_logprob": -0.2,
+        "no_speech_prob": 0.01,
+    }
     assert "words" not in records[0]
 
 
@@ -124,8 +165,9 @@ def test_a_resumed_run_decodes_the_same_windows_and_skips_what_was_saved(saved):
     uninterrupted, _, _ = run(ScriptedModel(SCRIPT))
     journal = uninterrupted[:saved]
     resume = resume_point({"language": "de", "language_probability": 0.8}, journal)
-    assert resume == Resume(start=journal[-1]["window_start"], saved_until=journal[-1]["end"], language="de",
-                            language_probability=0.8)
+    assert resume == Resume(
+        start=journal[-1]["window_start"], saved_until=journal[-1]["end"], language="de", language_probability=0.8
+    )
     model = ScriptedModel(SCRIPT)
     records, languages, _ = run(model, resume=resume, start=resume.start)
     assert journal + records == uninterrupted
@@ -136,8 +178,11 @@ def test_a_resumed_run_decodes_the_same_windows_and_skips_what_was_saved(saved):
 def test_resume_point_from_a_journal():
     session = {"language": "en", "language_probability": 0.97}
     assert resume_point(session, []) == Resume()
-    saved = [{"start": 0.0, "end": 10.0, "window_start": 0.0}, {"start": 40.0, "end": 55.0, "window_start": 40.0},
-             {"start": 50.0, "end": 52.0, "window_start": 40.0}]
+    saved = [
+        {"start": 0.0, "end": 10.0, "window_start": 0.0},
+        {"start": 40.0, "end": 55.0, "window_start": 40.0},
+        {"start": 50.0, "end": 52.0, "window_start": 40.0},
+    ]
     assert resume_point(session, saved) == Resume(40.0, 55.0, "en", 0.97)  # saved until the latest end
     # Journals from before `window_start`, or with a start that cannot be one, begin again at 0.
     for window_start in (None, "40", -1.0, 60.0):
@@ -151,10 +196,15 @@ def test_a_window_decoded_differently_on_resume_neither_repeats_nor_drops():
     mostly before the end of the last saved one counts as saved, one lying mostly after it is new."""
     uninterrupted, _, _ = run(ScriptedModel(SCRIPT))
     journal = uninterrupted[:3]  # a, b, c; c (20 to 29.5) came from the window at 20
-    again = {**SCRIPT, 20.0: [segment(0, 9.9, "c, heard again a little longer"), segment(9.9, 20, "d"), segment(20, 30, "e, cut")]}
+    again = {
+        **SCRIPT,
+        20.0: [segment(0, 9.9, "c, heard again a little longer"), segment(9.9, 20, "d"), segment(20, 30, "e, cut")],
+    }
     records, _, _ = run(ScriptedModel(again), resume=resume_point({}, journal), start=20.0)
     assert [(r["text"].strip(), r["start"]) for r in records][:2] == [("d", 29.9), ("e", 40.0)]
-    again = {**SCRIPT, 20.0: [segment(0, 8.0, "c, shorter"), segment(8.0, 20, "d, starting earlier"),
-                          segment(20, 30, "e, cut")]}
+    again = {
+        **SCRIPT,
+        20.0: [segment(0, 8.0, "c, shorter"), segment(8.0, 20, "d, starting earlier"), segment(20, 30, "e, cut")],
+    }
     records, _, _ = run(ScriptedModel(again), resume=resume_point({}, journal), start=20.0)
     assert [(r["text"].strip(), r["start"]) for r in records][:2] == [("d, starting earlier", 28.0), ("e", 40.0)]

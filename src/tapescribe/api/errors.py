@@ -1,6 +1,6 @@
 """One JSON shape for every error the API returns:
 
-    {"error": {"status": 404, "code": "not_found", "message": "No such session.", "details": {...}}}
+{"error": {"status": 404, "code": "not_found", "message": "No such session.", "details": {...}}}
 """
 
 from __future__ import annotations
@@ -33,8 +33,15 @@ STATUS_FOR = {
     errors.InsufficientStorage: 507,
 }
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-               413: "upload_too_large", 415: "unsupported_media", 422: "invalid_request"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "upload_too_large",
+    415: "unsupported_media",
+    422: "invalid_request",
+}
 
 
 class ErrorDetail(BaseModel):
@@ -72,8 +79,9 @@ def error_body(status: int, code: str, message: str, details: dict | None = None
     return {"error": {"status": status, "code": code, "message": message, "details": details or {}}}
 
 
-def error_response(status: int, code: str, message: str, details: dict | None = None,
-                   headers: dict | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: dict | None = None, headers: dict | None = None
+) -> JSONResponse:
     return JSONResponse(error_body(status, code, message, details), status_code=status, headers=headers)
 
 
@@ -90,8 +98,9 @@ def error_fields(error: errors.TapescribeError) -> dict[str, Any]:
     return error_body(status_of(error), error.code, error.message, dict(error.details))["error"]
 
 
-def disk_full_response(request: Request, message: str = errors.DISK_FULL_MESSAGE,
-                       details: dict | None = None) -> JSONResponse:
+def disk_full_response(
+    request: Request, message: str = errors.DISK_FULL_MESSAGE, details: dict | None = None
+) -> JSONResponse:
     """507 for a write that failed on a full disk, wherever it happened; one log line per episode."""
     runtime_of(request).sessions.space.note_full(f"answering {request.method} {request.url.path}")
     return error_response(507, errors.InsufficientStorage.code, message, details)

@@ -46,5 +46,6 @@ async def session_events(request: Request, session_id: str) -> StreamingResponse
                 idle = 0.0
                 yield ": keepalive\n\n"
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

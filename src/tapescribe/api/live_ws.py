@@ -19,14 +19,17 @@ from tapescribe.api.deps import checked_language
 from tapescribe.api.errors import error_fields
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.errors import BadRequest, TapescribeError
-from tapescribe.runtime import Runtime
 from tapescribe.live.stream import LiveRequest, LiveStream, live_request
+from tapescribe.runtime import Runtime
 
 router = APIRouter(tags=["transcribe"])
 
 CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_ERROR = 1000, 1003, 1008, 1009, 1011
-CLOSE_CODE_FOR = {"unsupported_media": CLOSE_UNSUPPORTED, "upload_too_large": CLOSE_TOO_BIG,
-                  "transcription_failed": CLOSE_ERROR}
+CLOSE_CODE_FOR = {
+    "unsupported_media": CLOSE_UNSUPPORTED,
+    "upload_too_large": CLOSE_TOO_BIG,
+    "transcription_failed": CLOSE_ERROR,
+}
 
 
 def _error_message(error: TapescribeError) -> dict[str, Any]:
@@ -111,12 +114,26 @@ async def live_socket(websocket: WebSocket) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is gone (server stopping): the session still finishes
             loop.call_soon_threadsafe(outbox.put_nowait, message)
 
-    stream = LiveStream(runtime.sessions, runtime.models, runtime.jobs.submit, request, emit,
-                        max_bytes=runtime.settings.max_upload_bytes)
+    stream = LiveStream(
+        runtime.sessions,
+        runtime.models,
+        runtime.jobs.submit,
+        request,
+        emit,
+        max_bytes=runtime.settings.max_upload_bytes,
+    )
     stream.start()
-    await _send(websocket, {"type": "ready", "format": request.format, "sample_rate": SAMPLE_RATE,
-                            "model": request.live_model, "second_pass_model": request.model,
-                            "language": request.language})
+    await _send(
+        websocket,
+        {
+            "type": "ready",
+            "format": request.format,
+            "sample_rate": SAMPLE_RATE,
+            "model": request.live_model,
+            "second_pass_model": request.model,
+            "language": request.language,
+        },
+    )
     receiving = asyncio.create_task(_receive_audio(websocket, stream, outbox.put_nowait))
     close_code = CLOSE_NORMAL
     try:

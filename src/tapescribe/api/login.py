@@ -61,8 +61,15 @@ async def log_in(request: Request) -> Response:
             return error_response(401, "unauthorized", "That key is not right.")
         return login_page("That key is not right.", status_code=401)
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(LOGIN_COOKIE, login_token(api_key), max_age=LOGIN_MAX_AGE, path="/", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(
+        LOGIN_COOKIE,
+        login_token(api_key),
+        max_age=LOGIN_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 

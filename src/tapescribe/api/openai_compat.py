@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -43,7 +44,8 @@ def parse_request(runtime: Runtime, form: ReceivedForm, task: str) -> OpenAIRequ
     if response_format not in RESPONSE_FORMATS:
         raise BadRequest(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}.")
     granularities = set(form.repeated.get("timestamp_granularities[]", [])) | set(
-        form.repeated.get("timestamp_granularities", []))
+        form.repeated.get("timestamp_granularities", [])
+    )
     if granularities - {"word", "segment"}:
         raise BadRequest("timestamp_granularities[] takes 'word' and/or 'segment'.")
     model = (values.get("model") or "").strip()
@@ -81,17 +83,25 @@ def verbose_json(task: str, session: dict, transcription: dict, granularities: s
     if "segment" in granularities or not granularities:
         body["segments"] = [
             {
-                "id": segment["id"], "seek": segment.get("seek", 0), "start": segment["start"],
-                "end": segment["end"], "text": segment["text"], "tokens": [],
-                "temperature": segment.get("temperature", 0.0), "avg_logprob": segment.get("avg_logprob", 0.0),
+                "id": segment["id"],
+                "seek": segment.get("seek", 0),
+                "start": segment["start"],
+                "end": segment["end"],
+                "text": segment["text"],
+                "tokens": [],
+                "temperature": segment.get("temperature", 0.0),
+                "avg_logprob": segment.get("avg_logprob", 0.0),
                 "compression_ratio": segment.get("compression_ratio", 0.0),
                 "no_speech_prob": segment.get("no_speech_prob", 0.0),
             }
             for segment in segments
         ]
     if "word" in granularities:
-        body["words"] = [{"word": word["word"].strip(), "start": word["start"], "end": word["end"]}
-                         for segment in segments for word in segment.get("words", [])]
+        body["words"] = [
+            {"word": word["word"].strip(), "start": word["start"], "end": word["end"]}
+            for segment in segments
+            for word in segment.get("words", [])
+        ]
     return body
 
 
@@ -141,22 +151,40 @@ async def stream_events(runtime: Runtime, session_id: str):
 async def handle(request: Request, task: str) -> Response:
     runtime = runtime_of(request)
     session_id, form, received, parsed = await receive_upload(
-        request, runtime.sessions, "file", runtime.settings.max_upload_bytes,
-        lambda form: parse_request(runtime, form, task))
-    await run_in_threadpool(runtime.jobs.accept_upload, session_id, received, source="api",
-                            filename=form.filename, fields=parsed.fields, queue=False)
+        request,
+        runtime.sessions,
+        "file",
+        runtime.settings.max_upload_bytes,
+        lambda form: parse_request(runtime, form, task),
+    )
+    await run_in_threadpool(
+        runtime.jobs.accept_upload,
+        session_id,
+        received,
+        source="api",
+        filename=form.filename,
+        fields=parsed.fields,
+        queue=False,
+    )
     headers = {"X-Tapescribe-Session": session_id}
     if parsed.stream:
-        return StreamingResponse(stream_events(runtime, session_id), media_type="text/event-stream",
-                                 headers={**headers, "Cache-Control": "no-cache"})
+        return StreamingResponse(
+            stream_events(runtime, session_id),
+            media_type="text/event-stream",
+            headers={**headers, "Cache-Control": "no-cache"},
+        )
     transcription = await run_in_threadpool(runtime.jobs.transcribe_now, session_id)
     response = respond(parsed, task, runtime.sessions.session(session_id), transcription)
     response.headers.update(headers)
     return response
 
 
-OPENAI_FIELDS = {
-    "model": {"type": "string", "maxLength": 100, "description": "whisper-1 (the default model) or a name from /v1/models."},
+OPENAI_FIELDS: dict[str, Any] = {
+    "model": {
+        "type": "string",
+        "maxLength": 100,
+        "description": "whisper-1 (the default model) or a name from /v1/models.",
+    },
     "prompt": {"type": "string"},
     "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
     "temperature": {"type": "number", "minimum": 0, "maximum": 1},
@@ -166,8 +194,13 @@ OPENAI_FIELDS = {
 OPENAI_ERRORS = error_responses(400, 401, 413, 415, 422, 507)
 
 
-@router.post("/audio/transcriptions", responses=OPENAI_ERRORS, openapi_extra=multipart_body(
-    "file", {**OPENAI_FIELDS, "language": {"type": "string", "description": "ISO-639-1 code, e.g. en."}}))
+@router.post(
+    "/audio/transcriptions",
+    responses=OPENAI_ERRORS,
+    openapi_extra=multipart_body(
+        "file", {**OPENAI_FIELDS, "language": {"type": "string", "description": "ISO-639-1 code, e.g. en."}}
+    ),
+)
 async def create_transcription(request: Request) -> Response:
     """OpenAI `audio.transcriptions.create`: file, model, language, prompt, response_format,
     temperature, timestamp_granularities[], stream."""
@@ -183,6 +216,7 @@ async def create_translation(request: Request) -> Response:
 @router.get("/models")
 def list_models(request: Request) -> dict:
     names = [OPENAI_MODEL_ALIAS] + [entry["id"] for entry in runtime_of(request).models.offered()]
-    return {"object": "list",
-            "data": [{"id": name, "object": "model", "created": 0, "owned_by": "tapescribe"} for name in names]}
-
+    return {
+        "object": "list",
+        "data": [{"id": name, "object": "model", "created": 0, "owned_by": "tapescribe"} for name in names],
+    }

@@ -153,7 +153,8 @@ class TrustBoundary:
         host = headers.get("host", "")
         if not self.any_host and host_name(host) not in self.hosts:
             return error_response(
-                403, "forbidden_host",
+                403,
+                "forbidden_host",
                 f"This server does not answer to the host name {host_name(host)!r}. "
                 "Its operator can add it to TAPESCRIBE_ALLOWED_HOSTS.",
             )
@@ -162,7 +163,8 @@ class TrustBoundary:
         origin = headers.get("origin")
         if changes and origin is not None and not origin_allowed(origin, host, self.origins):
             return error_response(
-                403, "forbidden_origin",
+                403,
+                "forbidden_origin",
                 "Requests that change data, and WebSockets, are only accepted from this server's own pages "
                 "(or an origin in TAPESCRIBE_ALLOWED_ORIGINS).",
             )
@@ -170,12 +172,15 @@ class TrustBoundary:
         if cross_site and not (headers.get("sec-fetch-mode") == "navigate" and not changes):
             return error_response(403, "forbidden_origin", "Requests from other sites are not accepted.")
         if self.api_key and scope["path"] not in OPEN_PATHS and not authenticated(headers, self.api_key):
-            if not websocket and scope["method"] in ("GET", "HEAD") and (
-                scope["path"] == "/" or "text/html" in headers.get("accept", "")
+            if (
+                not websocket
+                and scope["method"] in ("GET", "HEAD")
+                and (scope["path"] == "/" or "text/html" in headers.get("accept", ""))
             ):
                 return RedirectResponse(LOGIN_PATH, status_code=303)
             return error_response(
-                401, "unauthorized",
+                401,
+                "unauthorized",
                 "A key is required: sign in on the web page, or send 'Authorization: Bearer <key>'.",
                 headers={"WWW-Authenticate": "Bearer"},
             )

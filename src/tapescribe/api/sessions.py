@@ -30,12 +30,19 @@ router = APIRouter(tags=["sessions"], responses=error_responses(422))
 
 MAX_OFFSET = 2**31 - 1  # SQLite integers overflow far above this; no listing is that long
 
-_AUDIO_TYPES = {"webm": "audio/webm", "m4a": "audio/mp4", "mkv": "video/x-matroska", "opus": "audio/ogg",
-                "ogg": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav", "mp3": "audio/mpeg"}
+_AUDIO_TYPES = {
+    "webm": "audio/webm",
+    "m4a": "audio/mp4",
+    "mkv": "video/x-matroska",
+    "opus": "audio/ogg",
+    "ogg": "audio/ogg",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+}
 
 
-@router.get("/sessions", responses=error_responses(400), response_model=SessionList,
-            response_model_exclude_unset=True)
+@router.get("/sessions", responses=error_responses(400), response_model=SessionList, response_model_exclude_unset=True)
 def list_sessions(
     request: Request,
     limit: int = Query(50, ge=1, le=500),
@@ -44,39 +51,47 @@ def list_sessions(
 ) -> dict:
     """Newest first, with per-session size and status; `q` narrows to matching transcripts."""
     runtime = runtime_of(request)
-    return {**runtime.sessions.list(limit, offset, q), "storage": runtime.sessions.storage()}
+    return {**runtime.sessions.listing(limit, offset, q), "storage": runtime.sessions.storage()}
 
 
-@router.get("/storage", response_model=Storage,
-            response_model_exclude_unset=True)
+@router.get("/storage", response_model=Storage, response_model_exclude_unset=True)
 def storage(request: Request) -> dict:
     """Disk used by all sessions (the data is never cleaned up behind the user's back), and by
     uploads a crash cut off before they became sessions (kept in data/incoming/ for inspection)."""
     return runtime_of(request).sessions.storage()
 
 
-@router.get("/search", responses=error_responses(400), response_model=SearchAnswer,
-            response_model_exclude_unset=True)
-def search(request: Request, q: str = Query(..., min_length=1, max_length=500),
-           limit: int = Query(20, ge=1, le=100)) -> dict:
+@router.get("/search", responses=error_responses(400), response_model=SearchAnswer, response_model_exclude_unset=True)
+def search(
+    request: Request, q: str = Query(..., min_length=1, max_length=500), limit: int = Query(20, ge=1, le=100)
+) -> dict:
     """Sessions whose transcripts match, each with its matching segments and their start times."""
     return {"query": q, "results": runtime_of(request).sessions.search(q, limit=limit)}
 
 
-@router.get("/session/{session_id}", responses=error_responses(404), response_model=SessionDetail,
-            response_model_exclude_unset=True)
+@router.get(
+    "/session/{session_id}",
+    responses=error_responses(404),
+    response_model=SessionDetail,
+    response_model_exclude_unset=True,
+)
 def get_session(request: Request, session_id: str) -> dict:
     return runtime_of(request).sessions.get(checked_session_id(session_id))
 
 
-@router.patch("/session/{session_id}", responses=error_responses(400, 404, 507), response_model=SessionRecord,
-              response_model_exclude_unset=True)
+@router.patch(
+    "/session/{session_id}",
+    responses=error_responses(400, 404, 507),
+    response_model=SessionRecord,
+    response_model_exclude_unset=True,
+)
 def rename_session(request: Request, session_id: str, title: str = Body(..., embed=True, max_length=1000)) -> dict:
     return runtime_of(request).sessions.rename(checked_session_id(session_id), title)
 
 
-@router.delete("/session/{session_id}", responses=error_responses(404), response_model=Deleted,
-               response_model_exclude_unset=True)
+@router.delete(
+    "/session/{session_id}", responses=error_responses(404), response_model=Deleted, response_model_exclude_unset=True
+)
 async def delete_session(request: Request, session_id: str) -> dict:
     """The user's own deletion: the session's directory and index row go; nothing else ever removes data."""
     session_id = checked_session_id(session_id)
@@ -84,32 +99,53 @@ async def delete_session(request: Request, session_id: str) -> dict:
     return {"deleted": session_id}
 
 
-@router.patch("/session/{session_id}/segments/{position}", responses=error_responses(400, 404, 409, 507),
-              response_model=Transcription, response_model_exclude_unset=True)
-def edit_segment(request: Request, session_id: str, position: int,
-                 text: str = Body(..., embed=True, max_length=20_000)) -> dict:
+@router.patch(
+    "/session/{session_id}/segments/{position}",
+    responses=error_responses(400, 404, 409, 507),
+    response_model=Transcription,
+    response_model_exclude_unset=True,
+)
+def edit_segment(
+    request: Request, session_id: str, position: int, text: str = Body(..., embed=True, max_length=20_000)
+) -> dict:
     """Correct one segment's text; the transcript before the edit is kept as a version."""
     return runtime_of(request).sessions.edit_segment(checked_session_id(session_id), position, text)
 
 
-@router.get("/session/{session_id}/versions", responses=error_responses(404), response_model=VersionList,
-            response_model_exclude_unset=True)
+@router.get(
+    "/session/{session_id}/versions",
+    responses=error_responses(404),
+    response_model=VersionList,
+    response_model_exclude_unset=True,
+)
 def list_versions(request: Request, session_id: str) -> dict:
     """Earlier transcripts (before each edit and each re-transcription), oldest first."""
     return {"versions": runtime_of(request).sessions.versions(checked_session_id(session_id))}
 
 
-@router.get("/session/{session_id}/versions/{number}", responses=error_responses(404), response_model=Version,
-            response_model_exclude_unset=True)
+@router.get(
+    "/session/{session_id}/versions/{number}",
+    responses=error_responses(404),
+    response_model=Version,
+    response_model_exclude_unset=True,
+)
 def get_version(request: Request, session_id: str, number: int) -> dict:
     return runtime_of(request).sessions.version(checked_session_id(session_id), number)
 
 
-@router.post("/session/{session_id}/retranscribe", status_code=202,
-             responses=error_responses(400, 404, 409, 507), response_model=StatusRecord,
-             response_model_exclude_unset=True)
-def retranscribe(request: Request, session_id: str, model: str | None = Body(None, embed=True),
-                 language: str | None = Body(None, embed=True)) -> dict:
+@router.post(
+    "/session/{session_id}/retranscribe",
+    status_code=202,
+    responses=error_responses(400, 404, 409, 507),
+    response_model=StatusRecord,
+    response_model_exclude_unset=True,
+)
+def retranscribe(
+    request: Request,
+    session_id: str,
+    model: str | None = Body(None, embed=True),
+    language: str | None = Body(None, embed=True),
+) -> dict:
     """Transcribe again with another model or language; the current transcript stays as a version."""
     runtime = runtime_of(request)
     session_id = checked_session_id(session_id)
@@ -117,14 +153,23 @@ def retranscribe(request: Request, session_id: str, model: str | None = Body(Non
     return runtime.jobs.retranscribe(session_id, runtime.models.check(model), checked_language(language))
 
 
-@router.post("/session/{session_id}/cancel", responses=error_responses(404, 409, 507), response_model=StatusRecord,
-             response_model_exclude_unset=True)
+@router.post(
+    "/session/{session_id}/cancel",
+    responses=error_responses(404, 409, 507),
+    response_model=StatusRecord,
+    response_model_exclude_unset=True,
+)
 def cancel_session(request: Request, session_id: str) -> dict:
     return runtime_of(request).jobs.cancel(checked_session_id(session_id))
 
 
-@router.post("/session/{session_id}/retry", status_code=202, responses=error_responses(404, 409, 507), response_model=StatusRecord,
-             response_model_exclude_unset=True)
+@router.post(
+    "/session/{session_id}/retry",
+    status_code=202,
+    responses=error_responses(404, 409, 507),
+    response_model=StatusRecord,
+    response_model_exclude_unset=True,
+)
 def retry_session(request: Request, session_id: str) -> dict:
     return runtime_of(request).jobs.retry(checked_session_id(session_id))
 
@@ -140,7 +185,9 @@ def session_audio(request: Request, session_id: str, download: bool = False) -> 
         extension = path.suffix.lstrip(".")
         media_type = _AUDIO_TYPES.get(extension) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return FileResponse(
-            path, media_type=media_type, filename=f"{_safe_name(title)}.{extension}",
+            path,
+            media_type=media_type,
+            filename=f"{_safe_name(title)}.{extension}",
             content_disposition_type="attachment" if download else "inline",
         )
     return StreamingResponse(runtime.sessions.chunk_audio(session_id), media_type="audio/webm")
@@ -165,5 +212,4 @@ def export_session(request: Request, session_id: str, fmt: str) -> Response:
     session = sessions.session(session_id)
     body = render(sessions.transcription(session_id), fmt, session)
     filename = f"{_safe_name(session.get('title') or session_id)}.{fmt}"
-    return Response(body, media_type=EXPORT_MEDIA_TYPES[fmt],
-                    headers={"Content-Disposition": attachment(filename)})
+    return Response(body, media_type=EXPORT_MEDIA_TYPES[fmt], headers={"Content-Disposition": attachment(filename)})

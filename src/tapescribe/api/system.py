@@ -24,9 +24,14 @@ def web_ui() -> FileResponse:
 @router.get("/health", response_model=Health)
 def health(request: Request) -> dict:
     runtime = runtime_of(request)
-    return {"status": "ok", "version": __version__, "default_model": runtime.models.default_name,
-            "queue_pending": runtime.queue.pending(), "max_upload_bytes": runtime.settings.max_upload_bytes,
-            "login_required": bool(runtime.settings.api_key)}
+    return {
+        "status": "ok",
+        "version": __version__,
+        "default_model": runtime.models.default_name,
+        "queue_pending": runtime.queue.pending(),
+        "max_upload_bytes": runtime.settings.max_upload_bytes,
+        "login_required": bool(runtime.settings.api_key),
+    }
 
 
 @router.get("/models", response_model=ModelList)

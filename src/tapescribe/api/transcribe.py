@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -18,20 +17,37 @@ from tapescribe.sessions.service import DONE, QUEUED
 router = APIRouter()
 
 
-async def store_upload(request: Request, runtime: Runtime, field: str, source: str,
-                       queue: bool = False) -> tuple[str, dict]:
+async def store_upload(
+    request: Request, runtime: Runtime, field: str, source: str, queue: bool = False
+) -> tuple[str, dict]:
     """Receive the upload and make it a session (queued for a worker when `queue`)."""
     session_id, form, received, fields = await receive_upload(
-        request, runtime.sessions, field, runtime.settings.max_upload_bytes,
-        lambda form: job_fields(runtime, form.fields))
-    session = await run_in_threadpool(runtime.jobs.accept_upload, session_id, received, source=source,
-                                      filename=form.filename, fields=fields, queue=queue)
+        request,
+        runtime.sessions,
+        field,
+        runtime.settings.max_upload_bytes,
+        lambda form: job_fields(runtime, form.fields),
+    )
+    session = await run_in_threadpool(
+        runtime.jobs.accept_upload,
+        session_id,
+        received,
+        source=source,
+        filename=form.filename,
+        fields=fields,
+        queue=queue,
+    )
     return session_id, session
 
 
-@router.post("/transcribe-file", status_code=202, tags=["transcribe"], response_model=Queued,
-             openapi_extra=multipart_body("file", JOB_FIELDS),
-             responses=error_responses(400, 413, 415, 507))
+@router.post(
+    "/transcribe-file",
+    status_code=202,
+    tags=["transcribe"],
+    response_model=Queued,
+    openapi_extra=multipart_body("file", JOB_FIELDS),
+    responses=error_responses(400, 413, 415, 507),
+)
 async def transcribe_file(request: Request) -> JSONResponse:
     """Store an audio or video file as a new session and queue it; answers at once."""
     runtime = runtime_of(request)
@@ -42,32 +58,53 @@ async def transcribe_file(request: Request) -> JSONResponse:
     )
 
 
-@router.post("/transcribe", tags=["transcribe"], openapi_extra=multipart_body("audio", JOB_FIELDS),
-             response_model=Transcribed, responses=error_responses(400, 413, 415, 422, 507))
+@router.post(
+    "/transcribe",
+    tags=["transcribe"],
+    openapi_extra=multipart_body("audio", JOB_FIELDS),
+    response_model=Transcribed,
+    responses=error_responses(400, 413, 415, 422, 507),
+)
 async def transcribe_recording(request: Request) -> JSONResponse:
     """Transcribe a finished recording now and answer with the text; it is kept as a session."""
     runtime = runtime_of(request)
     session_id, _ = await store_upload(request, runtime, "audio", "recording")
     transcription = await run_in_threadpool(runtime.jobs.transcribe_now, session_id)
     session = runtime.sessions.session(session_id)
-    return JSONResponse({
-        "session_id": session_id,
-        "status": DONE,
-        "text": transcription["text"],
-        "language": transcription["language"],
-        "duration": session.get("duration"),
-        "segments": transcription["segments"],
-    })
+    return JSONResponse(
+        {
+            "session_id": session_id,
+            "status": DONE,
+            "text": transcription["text"],
+            "language": transcription["language"],
+            "duration": session.get("duration"),
+            "segments": transcription["segments"],
+        }
+    )
 
 
-@router.post("/transcribe-live", tags=["transcribe"], responses=error_responses(400, 404, 409, 413, 415, 507),
-             response_model=ChunkAnswer,
-             openapi_extra=multipart_body("audio", {
-                 "session_id": {"type": "string", "description": "The session of the first chunk's answer; "
-                                "absent on the first chunk."},
-                 "chunk_index": {"type": "string", "pattern": "^[0-9]{1,6}$",
-                                 "description": "0, 1, 2, ... (default: the next one)."},
-                 "language": JOB_FIELDS["language"], "model": JOB_FIELDS["model"]}))
+@router.post(
+    "/transcribe-live",
+    tags=["transcribe"],
+    responses=error_responses(400, 404, 409, 413, 415, 507),
+    response_model=ChunkAnswer,
+    openapi_extra=multipart_body(
+        "audio",
+        {
+            "session_id": {
+                "type": "string",
+                "description": "The session of the first chunk's answer; absent on the first chunk.",
+            },
+            "chunk_index": {
+                "type": "string",
+                "pattern": "^[0-9]{1,6}$",
+                "description": "0, 1, 2, ... (default: the next one).",
+            },
+            "language": JOB_FIELDS["language"],
+            "model": JOB_FIELDS["model"],
+        },
+    ),
+)
 async def transcribe_live_chunk(request: Request) -> JSONResponse:
     """One chunk of a live recording: kept as chunk_<index>.webm; answers with the text so far."""
     runtime = runtime_of(request)

@@ -10,18 +10,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from fastapi import Request
-from starlette.requests import ClientDisconnect
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from tapescribe.errors import BadRequest, EmptyUpload, UploadTooLarge
 from tapescribe.sessions.ingest import RECEIVED_NAME
 from tapescribe.sessions.service import SessionService
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_FIELD_BYTES = 64 * 1024
 
@@ -49,10 +52,10 @@ class _FormWriter:
         self._name: str | None = None
         self._is_file = False
         self._value = bytearray()
-        self._handle = None
+        self._handle: BinaryIO | None = None
         self.complete = False  # the closing boundary arrived (python-multipart's finalize does not check)
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": self._header_field_data,
@@ -92,9 +95,11 @@ class _FormWriter:
         if self._is_file:
             self.form.size += end - start
             if self.form.size > self.max_bytes:
-                raise UploadTooLarge(f"The upload is larger than the limit of {self.max_bytes} bytes.",
-                                     limit_bytes=self.max_bytes)
-            self._handle.write(data[start:end])
+                raise UploadTooLarge(
+                    f"The upload is larger than the limit of {self.max_bytes} bytes.", limit_bytes=self.max_bytes
+                )
+            if self._handle is not None:
+                self._handle.write(data[start:end])
         elif self._name is not None:
             self._value += data[start:end]
             if len(self._value) > MAX_FIELD_BYTES:
@@ -154,25 +159,43 @@ def require_file(form: ReceivedForm, file_field: str) -> Path:
 
 
 TEXT = {"type": "string"}
-JOB_FIELDS = {
-    "language": {"type": "string", "description": "A Whisper language code such as en or de; empty or auto detects it."},
-    "model": {"type": "string", "maxLength": 100, "description": "A model name from GET /models (default: the server's)."},
+JOB_FIELDS: dict[str, Any] = {
+    "language": {
+        "type": "string",
+        "description": "A Whisper language code such as en or de; empty or auto detects it.",
+    },
+    "model": {
+        "type": "string",
+        "maxLength": 100,
+        "description": "A model name from GET /models (default: the server's).",
+    },
     "word_timestamps": {"type": "string", "description": "true for word times in the transcript."},
     "prompt": {"type": "string", "description": "Text that the model sees first (names, spelling)."},
 }
 
 
-def multipart_body(file_field: str, fields: dict[str, dict], required: tuple[str, ...] = ()) -> dict:
+def multipart_body(file_field: str, fields: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
     """`openapi_extra` declaring the multipart body a route reads itself (it streams the file to disk,
     so FastAPI does not know the body): the file field plus the text fields."""
-    properties = {file_field: {"type": "string", "format": "binary", "description": "The audio or video file."},
-                  **fields}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "properties": properties, "required": [file_field, *required]}}}}}
+    properties = {
+        file_field: {"type": "string", "format": "binary", "description": "The audio or video file."},
+        **fields,
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": properties, "required": [file_field, *required]}
+                }
+            },
+        }
+    }
 
 
-async def receive_upload(request: Request, sessions: SessionService, file_field: str, max_bytes: int,
-                         check: Callable[[ReceivedForm], T]) -> tuple[str, ReceivedForm, Path, T]:
+async def receive_upload(
+    request: Request, sessions: SessionService, file_field: str, max_bytes: int, check: Callable[[ReceivedForm], T]
+) -> tuple[str, ReceivedForm, Path, T]:
     """Stream one upload into a new session's private directory and check its fields with `check`.
 
     Returns the session id, the form, the received file and what `check` returned; on any failure

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+
 @dataclass(frozen=True)
 class Word:
     """One word with absolute times (seconds from the start of the stream)."""
@@ -25,8 +26,12 @@ class Word:
         return _KEY.sub("", self.text.lower())
 
     def as_record(self) -> dict[str, Any]:
-        return {"start": round(self.start, 3), "end": round(self.end, 3), "word": self.text,
-                "probability": round(self.probability, 4)}
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "word": self.text,
+            "probability": round(self.probability, 4),
+        }
 
 
 _KEY = re.compile(r"[^\w']+")
@@ -72,12 +77,12 @@ def without_loops(words: list[Word]) -> list[Word]:
     for start in range(len(words)):
         for size in LOOP_PHRASE_WORDS:
             repeats = LOOP_REPEATS.get(size, 2)
-            phrase = keys[start:start + size]
+            phrase = keys[start : start + size]
             if start + repeats * size <= len(words) and all(
-                keys[start + n * size:start + (n + 1) * size] == phrase for n in range(1, repeats)
+                keys[start + n * size : start + (n + 1) * size] == phrase for n in range(1, repeats)
             ):
-                return words[:start + size]
-        run = words[start:start + STACKED_WORDS]
+                return words[: start + size]
+        run = words[start : start + STACKED_WORDS]
         if len(run) == STACKED_WORDS and all(word.end - word.start < 0.02 for word in run):
             return words[:start]
     return words
@@ -157,13 +162,20 @@ class LocalAgreement:
                 settled = self.recent[-count:]
                 # The same words heard again start where the settled ones were; a real repetition
                 # ("words words") starts after them.
-                if [w.key for w in settled] == [w.key for w in new[:count]] and new[0].start < settled[-1].end + self.TIME_SLACK:
+                if [w.key for w in settled] == [w.key for w in new[:count]] and new[0].start < settled[
+                    -1
+                ].end + self.TIME_SLACK:
                     new = new[count:]
                     break
         return new
 
-    def settle(self, hypothesis: list[Word], audio_end: float, complete_before: float | None = None,
-               buffer_start: float | None = None) -> list[Word]:
+    def settle(
+        self,
+        hypothesis: list[Word],
+        audio_end: float,
+        complete_before: float | None = None,
+        buffer_start: float | None = None,
+    ) -> list[Word]:
         """Settle what the recent hypotheses agree on, plus every word starting before
         `complete_before` (audio known to be complete). Returns the newly settled words."""
         new = self.fresh(hypothesis, buffer_start)
@@ -182,7 +194,7 @@ class LocalAgreement:
                 if complete_before is not None:
                     earlier = [word for word in earlier if word.start >= complete_before - self.TIME_SLACK]
                 common = 0
-                for mine, theirs in zip(new[sure:agreed], earlier):
+                for mine, theirs in zip(new[sure:agreed], earlier, strict=False):
                     if mine.key != theirs.key:
                         break
                     common += 1
@@ -194,12 +206,16 @@ class LocalAgreement:
                 if complete_before is not None:
                     previous = [word for word in previous if word.start >= complete_before - self.TIME_SLACK]
                 common = agreed
-                while (common < len(new) and common - sure < len(previous) and new[common].end <= audio_end - self.patience
-                       and new[common].key == previous[common - sure].key):
+                while (
+                    common < len(new)
+                    and common - sure < len(previous)
+                    and new[common].end <= audio_end - self.patience
+                    and new[common].key == previous[common - sure].key
+                ):
                     common += 1
                 agreed = common
         self._commit(new[:agreed])
-        self.history = [entry for entry in self.history[oldest or 0:]] + [(audio_end, new[agreed:], self.total)]
+        self.history = [entry for entry in self.history[oldest or 0 :]] + [(audio_end, new[agreed:], self.total)]
         return new[:agreed]
 
     def settle_all(self, hypothesis: list[Word] | None = None, buffer_start: float | None = None) -> list[Word]:
@@ -225,6 +241,6 @@ class LocalAgreement:
             return
         self.settled_end = max(self.settled_end, words[-1].end)
         self.settled_start = max(self.settled_start, words[-1].start)
-        self.recent = (self.recent + words)[-self.OVERLAP_WORDS:]
-        self.settled = (self.settled + words)[-self.SETTLED_KEPT:]
+        self.recent = (self.recent + words)[-self.OVERLAP_WORDS :]
+        self.settled = (self.settled + words)[-self.SETTLED_KEPT :]
         self.total += len(words)

@@ -19,11 +19,25 @@ import numpy as np
 from tapescribe.errors import UnsupportedMedia
 
 SAMPLE_RATE = 16000
+AudioSource = Path | BinaryIO | io.RawIOBase  # a stored file, or bytes read as they come
 
 _EXTENSIONS = {
-    "wav": "wav", "mp3": "mp3", "flac": "flac", "ogg": "ogg", "aac": "aac", "aiff": "aiff",
-    "asf": "wma", "amr": "amr", "au": "au", "caf": "caf", "w64": "w64", "avi": "avi",
-    "mpeg": "mpg", "mpegts": "ts", "flv": "flv", "opus": "opus",
+    "wav": "wav",
+    "mp3": "mp3",
+    "flac": "flac",
+    "ogg": "ogg",
+    "aac": "aac",
+    "aiff": "aiff",
+    "asf": "wma",
+    "amr": "amr",
+    "au": "au",
+    "caf": "caf",
+    "w64": "w64",
+    "avi": "avi",
+    "mpeg": "mpg",
+    "mpegts": "ts",
+    "flv": "flv",
+    "opus": "opus",
 }
 _WEBM_CODECS = {"opus", "vorbis", "vp8", "vp9", "av1"}
 
@@ -52,7 +66,7 @@ def _extension(container: av.container.InputContainer) -> str:
     return cleaned or "bin"
 
 
-def probe(source: Path | BinaryIO) -> MediaInfo:
+def probe(source: AudioSource) -> MediaInfo:
     """Open the file and decode its first audio frame; UnsupportedMedia with a plain reason otherwise."""
     try:
         with av.open(source, mode="r", metadata_errors="ignore") as container:
@@ -77,8 +91,7 @@ def probe(source: Path | BinaryIO) -> MediaInfo:
         raise
     except Exception as error:  # hostile or damaged input may fail anywhere inside the demuxer
         raise UnsupportedMedia(
-            "This file is not audio or video that can be decoded (it may be another kind of file, "
-            "or truncated).",
+            "This file is not audio or video that can be decoded (it may be another kind of file, or truncated).",
             reason=_reason(error),
         ) from error
 
@@ -88,7 +101,7 @@ def _reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or type(error).__name__
 
 
-def pcm_blocks(source: Path | BinaryIO, start: float = 0.0) -> Iterator[np.ndarray]:
+def pcm_blocks(source: AudioSource, start: float = 0.0) -> Iterator[np.ndarray]:
     """Yield 16 kHz mono float32 blocks from `start` seconds on. Memory stays at one block.
 
     A stream that breaks off (a truncated file, a live recording still being written) ends the
@@ -137,7 +150,7 @@ def _trim(frame: av.AudioFrame, skip: int) -> tuple[np.ndarray | None, int]:
     return samples.astype(np.float32) / 32768.0, 0
 
 
-def measure_duration(source: Path | BinaryIO) -> float:
+def measure_duration(source: AudioSource) -> float:
     """Seconds of decodable audio, by decoding (for containers that do not say, like MediaRecorder webm)."""
     return sum(len(block) for block in pcm_blocks(source)) / SAMPLE_RATE
 
@@ -148,12 +161,12 @@ class ChainedFiles(io.RawIOBase):
     def __init__(self, paths: list[Path]) -> None:
         super().__init__()
         self._paths = list(paths)
-        self._handle: BinaryIO | None = None
+        self._handle: io.BufferedReader | None = None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         while True:
             if self._handle is None:
                 if not self._paths:

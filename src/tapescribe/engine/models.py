@@ -32,7 +32,7 @@ def _package_dir(package: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _is_model_dir(path: Path) -> bool:
@@ -125,8 +125,14 @@ class ModelPool:
     `settings.max_loaded` models stay loaded; the least recently used one is let go first.
     """
 
-    def __init__(self, models_dir: Path, default_name: str, settings: ModelSettings,
-                 operator_models: dict[str, Path] | None = None, live_name: str | None = None) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        default_name: str,
+        settings: ModelSettings,
+        operator_models: dict[str, Path] | None = None,
+        live_name: str | None = None,
+    ) -> None:
         self.models_dir = models_dir
         self.settings = settings
         self._directories: dict[str, Path] = {name: Path(path) for name, path in (operator_models or {}).items()}
@@ -153,8 +159,11 @@ class ModelPool:
 
     def offered(self) -> list[dict[str, str]]:
         """What clients may ask for, by name (no paths)."""
-        found = [{"id": name, "source": f"package {package}"}
-                 for name, (package, _) in PACKAGED_MODELS.items() if _packaged_available(name, self.models_dir)]
+        found = [
+            {"id": name, "source": f"package {package}"}
+            for name, (package, _) in PACKAGED_MODELS.items()
+            if _packaged_available(name, self.models_dir)
+        ]
         seen = {entry["id"] for entry in found}
         for name in self._cached_directories():
             if name not in seen:
@@ -171,8 +180,11 @@ class ModelPool:
     def _cached_directories(self) -> list[str]:
         if not self.models_dir.is_dir():
             return []
-        return [entry.name for entry in sorted(self.models_dir.iterdir())
-                if not entry.name.startswith(".") and _is_model_dir(entry)]
+        return [
+            entry.name
+            for entry in sorted(self.models_dir.iterdir())
+            if not entry.name.startswith(".") and _is_model_dir(entry)
+        ]
 
     def check(self, name: str | None) -> str:
         """The offered name a request asked for (the default if none); fails before anything is stored."""
@@ -186,8 +198,9 @@ class ModelPool:
             return name
         if name not in {entry["id"] for entry in self.offered()}:
             offered = ", ".join(entry["id"] for entry in self.offered())
-            raise ModelUnavailable(f"Model {name!r} is not offered by this server (offered: {offered}). "
-                                   f"{INSTALL_HINT}", model=name)
+            raise ModelUnavailable(
+                f"Model {name!r} is not offered by this server (offered: {offered}). {INSTALL_HINT}", model=name
+            )
         return name
 
     def _path(self, name: str) -> Path:

@@ -169,8 +169,9 @@ class StreamingTranscriber:
             result.final = self.agreement.settle_all(without_trailing_hallucination(words), self._time(0))
             self._drop(complete)
         else:
-            result.final = self.agreement.settle(words, self._time(len(self._buffer)), complete_time if complete else None,
-                                                 buffer_start=self._time(0))
+            result.final = self.agreement.settle(
+                words, self._time(len(self._buffer)), complete_time if complete else None, buffer_start=self._time(0)
+            )
             if complete:
                 self._drop(complete)
                 for number, word in enumerate(result.final):
@@ -204,15 +205,22 @@ class StreamingTranscriber:
         if self.language is None:
             self.language = detect_language(self.model, audio)
         segments = decode_window(
-            self.model, audio, language=self.language,
+            self.model,
+            audio,
+            language=self.language,
             beam_size=self.options.final_beam_size if final_pass else self.options.beam_size,
         )
         words: list[Word] = []
         ends: list[float] = []
         for segment in segments:
             for number, word in enumerate(segment["words"]):
-                found = Word(word["start"] + offset, word["end"] + offset, word["word"], word["probability"],
-                             starts_segment=number == 0)
+                found = Word(
+                    word["start"] + offset,
+                    word["end"] + offset,
+                    word["word"],
+                    word["probability"],
+                    starts_segment=number == 0,
+                )
                 if not found.key and words:  # bare punctuation: part of the word before it
                     words[-1] = replace(words[-1], text=words[-1].text + found.text.strip(), end=found.end)
                 elif found.key:

@@ -46,24 +46,39 @@ def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: in
     encoder_output = model.encode(window)
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
     options = TranscriptionOptions(
-        beam_size=beam_size, best_of=1, patience=1.0, length_penalty=1.0, repetition_penalty=1.0,
-        no_repeat_ngram_size=0, log_prob_threshold=LOGPROB_THRESHOLD, no_speech_threshold=NO_SPEECH_THRESHOLD,
-        compression_ratio_threshold=None, condition_on_previous_text=False, prompt_reset_on_temperature=0.5,
+        beam_size=beam_size,
+        best_of=1,
+        patience=1.0,
+        length_penalty=1.0,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        log_prob_threshold=LOGPROB_THRESHOLD,
+        no_speech_threshold=NO_SPEECH_THRESHOLD,
+        compression_ratio_threshold=None,
+        condition_on_previous_text=False,
+        prompt_reset_on_temperature=0.5,
         temperatures=[0.0],  # no sampling fallback: random re-decodes make hypotheses disagree
-        initial_prompt=None, prefix=None, suppress_blank=True,
-        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]), without_timestamps=False,
-        max_initial_timestamp=1.0, word_timestamps=True, prepend_punctuations="\"'“¿([{-",
-        append_punctuations="\"'.。,，!！?？:：”)]}、", multilingual=False,
+        initial_prompt=None,
+        prefix=None,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        without_timestamps=False,
+        max_initial_timestamp=1.0,
+        word_timestamps=True,
+        prepend_punctuations="\"'“¿([{-",
+        append_punctuations="\"'.。,，!！?？:：”)]}、",
+        multilingual=False,
         max_new_tokens=None,  # set below, from the audio's length
-        clip_timestamps=[0.0], hallucination_silence_threshold=None, hotwords=None,
+        clip_timestamps=[0.0],
+        hallucination_silence_threshold=None,
+        hotwords=None,
     )
     prompt_tokens = model.get_prompt(tokenizer, [])  # no previous text
     # A decoding loop writes until the token limit, which makes a step cost several seconds for text
     # that is then thrown away; real speech never needs more than this many tokens per second.
     budget = int(MAX_TOKENS_PER_SECOND * content * model.feature_extractor.time_per_frame) + 16
     options = replace(options, max_new_tokens=min(budget, model.max_length - len(prompt_tokens)))
-    result, avg_logprob, _, _ = model.generate_with_fallback(
-        encoder_output, prompt_tokens, tokenizer, options)
+    result, avg_logprob, _, _ = model.generate_with_fallback(encoder_output, prompt_tokens, tokenizer, options)
     if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
         return []
     # A high compression ratio means the text repeats itself somewhere; the words before the loop
@@ -72,7 +87,7 @@ def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: in
     tokens = result.sequences_ids[0]
     duration = content * model.feature_extractor.time_per_frame
     segments, _, _ = model._split_segments_by_timestamps(tokenizer, tokens, 0.0, content, duration, 0)
-    tail = tokens[sum(len(segment["tokens"]) for segment in segments):]
+    tail = tokens[sum(len(segment["tokens"]) for segment in segments) :]
     if any(token < tokenizer.eot for token in tail):  # the unfinished segment at the buffer's edge
         start = segments[-1]["end"] if segments else 0.0
         if tail[0] >= tokenizer.timestamp_begin:
@@ -81,8 +96,15 @@ def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: in
     segments = [segment for segment in segments if any(token < tokenizer.eot for token in segment["tokens"])]
     if not segments:
         return []
-    model.add_word_timestamps([segments], tokenizer, encoder_output, content, options.prepend_punctuations,
-                              options.append_punctuations, last_speech_timestamp=0.0)
+    model.add_word_timestamps(
+        [segments],
+        tokenizer,
+        encoder_output,
+        content,
+        options.prepend_punctuations,
+        options.append_punctuations,
+        last_speech_timestamp=0.0,
+    )
     return segments
 
 

@@ -38,15 +38,23 @@ class JobControl:
         self.queue = queue
         self.job = job
 
-    def accept_upload(self, session_id: str, received: Path, *, source: str, filename: str | None,
-                      fields: dict[str, Any], queue: bool) -> dict[str, Any]:
+    def accept_upload(
+        self, session_id: str, received: Path, *, source: str, filename: str | None, fields: dict[str, Any], queue: bool
+    ) -> dict[str, Any]:
         """Make a received upload a session (and queue it when `queue`). Undecodable bytes are kept as an
         error session (UnsupportedMedia is raised). All or nothing on a full disk: the client is answered
         507 and sends it again, so a session half-made (files without index row or queue entry, stuck in
         `queued`) is withdrawn rather than kept as a duplicate nobody was told about."""
         try:
-            session = accept_audio(self.sessions, session_id, received, source=source, filename=filename,
-                                   initial_status=QUEUED, fields=fields)
+            session = accept_audio(
+                self.sessions,
+                session_id,
+                received,
+                source=source,
+                filename=filename,
+                initial_status=QUEUED,
+                fields=fields,
+            )
             if queue:
                 self.submit(session_id)
         except Exception as error:
@@ -56,8 +64,9 @@ class JobControl:
             raise InsufficientStorage(DISK_FULL_MESSAGE) from error
         return session
 
-    def transcribe_now(self, session_id: str,
-                       on_segment: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def transcribe_now(
+        self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
         """Run a session's job in the caller's thread (`/transcribe`, `/v1`); its transcript, or
         TranscriptionFailed saying why (the session keeps its audio and its status says the same)."""
         state = self.job.run(session_id, on_segment)
@@ -75,8 +84,9 @@ class JobControl:
         if status["status"] not in UNFINISHED:
             raise Conflict(f"Only queued or processing sessions can be cancelled; this one is {status['status']}.")
         (self.sessions.store.dir(session_id) / CANCEL_MARKER).touch()
-        return self.sessions.set_status(session_id, CANCELLED, message="Cancelled by the user.",
-                                        runs=status.get("runs", []))
+        return self.sessions.set_status(
+            session_id, CANCELLED, message="Cancelled by the user.", runs=status.get("runs", [])
+        )
 
     def retry(self, session_id: str) -> dict:
         """Queue an errored or cancelled session again; it continues after the segments already saved."""
@@ -105,8 +115,9 @@ class JobControl:
         self.sessions.store.clear_journal(session_id)
         with contextlib.suppress(FileNotFoundError):
             (self.sessions.store.dir(session_id) / CANCEL_MARKER).unlink()
-        self.sessions.update_session(session_id, model=model, requested_language=language,
-                                     language=None, language_probability=None)
+        self.sessions.update_session(
+            session_id, model=model, requested_language=language, language=None, language_probability=None
+        )
         record = self.sessions.set_status(session_id, QUEUED, progress=0.0, runs=status.get("runs", []))
         self.submit(session_id)
         return record

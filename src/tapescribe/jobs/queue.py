@@ -64,8 +64,13 @@ class JobQueue:
             self.huey = PriorityRedisHuey("tapescribe", url=settings.redis_url, results=False)
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            self.huey = SqliteHuey("tapescribe", filename=str(settings.queue_path), results=False,
-                                   storage_class=_SpaceAwareSqliteStorage, space=space)
+            self.huey = SqliteHuey(
+                "tapescribe",
+                filename=str(settings.queue_path),
+                results=False,
+                storage_class=_SpaceAwareSqliteStorage,
+                space=space,
+            )
         self._task = self.huey.task(name=TASK_NAME)(handler)
         self._consumer: Consumer | None = None
 

@@ -149,12 +149,14 @@ class TranscriptionJob:
         saved = store.journal(session_id)
         resume = resume_point(session, saved)
         runs = list(sessions.status(session_id).get("runs") or [])
-        runs.append({
-            "started": utc_now(),
-            "from_seconds": resume.start,
-            "saved_segments": len(saved),
-            "saved_until_seconds": resume.saved_until,
-        })
+        runs.append(
+            {
+                "started": utc_now(),
+                "from_seconds": resume.start,
+                "saved_segments": len(saved),
+                "saved_until_seconds": resume.saved_until,
+            }
+        )
         clock = time.monotonic()
         duration = session.get("duration")
         shown_progress = min(0.999, (resume.saved_until or 0.0) / duration) if duration else 0.0
@@ -162,8 +164,9 @@ class TranscriptionJob:
         sessions.set_status(session_id, PROCESSING, progress=shown_progress, runs=runs)
 
         def status(state: str, progress: float | None, message: str | None = None) -> None:
-            self._patiently(session_id, sessions.set_status, session_id, state, progress=progress, message=message,
-                            runs=runs)
+            self._patiently(
+                session_id, sessions.set_status, session_id, state, progress=progress, message=message, runs=runs
+            )
 
         def remember_language(found: LanguageFound) -> None:
             nonlocal session
@@ -200,8 +203,13 @@ class TranscriptionJob:
             segments = list(saved)
             last_save = time.monotonic()
             for segment in transcribe_windows(
-                model, blocks, self.options_for(session), resume, self.settings.window_seconds,
-                remember_language, window_done,
+                model,
+                blocks,
+                self.options_for(session),
+                resume,
+                self.settings.window_seconds,
+                remember_language,
+                window_done,
             ):
                 self._patiently(session_id, store.append_journal, session_id, segment)
                 segments.append(segment)
@@ -211,8 +219,13 @@ class TranscriptionJob:
                     last_save = time.monotonic()
                     if self._cancel_requested(session_id):
                         raise Cancelled
-                    self._patiently(session_id, sessions.save_transcription, session_id,
-                                    build_transcription(session, segments, False), index=False)
+                    self._patiently(
+                        session_id,
+                        sessions.save_transcription,
+                        session_id,
+                        build_transcription(session, segments, False),
+                        index=False,
+                    )
                 show_progress(segment["end"])
         except Cancelled:
             sessions.save_transcription(session_id, build_transcription(session, store.journal(session_id), False))
@@ -235,7 +248,9 @@ class TranscriptionJob:
             measured = round(measure_duration(audio), 3)
         if measured and not duration:
             session = sessions.update_session(session_id, duration=measured)
-        self._patiently(session_id, sessions.save_transcription, session_id, build_transcription(session, segments, True))
+        self._patiently(
+            session_id, sessions.save_transcription, session_id, build_transcription(session, segments, True)
+        )
         store.clear_journal(session_id)
         runs[-1]["seconds"] = round(time.monotonic() - clock, 3)
         status(DONE, 1.0)

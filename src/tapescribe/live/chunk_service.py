@@ -74,8 +74,9 @@ class LiveChunkService:
             live_route=CHUNK_ROUTE,
         )
 
-    def receive(self, given_session_id: str | None, raw_index: str | None, received: Path,
-                fields: dict[str, Any] | None) -> dict[str, Any]:
+    def receive(
+        self, given_session_id: str | None, raw_index: str | None, received: Path, fields: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """One `/transcribe-live` request, after its upload arrived at `received`: join the given session
         (or start one with `fields` from the first chunk), store the chunk, answer with the text so far."""
         session_id = None
@@ -104,8 +105,11 @@ class LiveChunkService:
             session.get("source") == "live" and "live_format" not in session and "live_route" not in session
         )
         if not made_by_chunks:
-            raise Conflict("This session was not started by /transcribe-live, so chunks cannot be added to it; "
-                           "nothing was changed.", session_id=session_id)
+            raise Conflict(
+                "This session was not started by /transcribe-live, so chunks cannot be added to it; "
+                "nothing was changed.",
+                session_id=session_id,
+            )
 
     @staticmethod
     def check_first_chunk(received: Path) -> None:
@@ -113,9 +117,11 @@ class LiveChunkService:
         try:
             probe(received)
         except UnsupportedMedia as error:
-            raise UnsupportedMedia("This chunk is not audio: the first chunk of a recording must be a webm "
-                                   "(or other audio) file with its header. Nothing was kept.",
-                                   **error.details) from None
+            raise UnsupportedMedia(
+                "This chunk is not audio: the first chunk of a recording must be a webm "
+                "(or other audio) file with its header. Nothing was kept.",
+                **error.details,
+            ) from None
 
     def add_chunk(self, session_id: str, index: int, received: Path) -> dict[str, Any]:
         """Store chunk `index` (idempotent for identical bytes, Conflict otherwise) and return the text so far.
@@ -129,8 +135,10 @@ class LiveChunkService:
                 same = same_bytes(target, received)
                 received.unlink()
                 if not same:
-                    raise Conflict(f"Chunk {index} was already received with different audio; it is kept unchanged.",
-                                   chunk_index=index)
+                    raise Conflict(
+                        f"Chunk {index} was already received with different audio; it is kept unchanged.",
+                        chunk_index=index,
+                    )
                 return {**self._answer(session_id), "duplicate": True}
             if starts_recording(received):
                 try:
@@ -163,10 +171,14 @@ class LiveChunkService:
             skip = 0
         newest = chunks[-1]
         if newest.name == store.chunk_path(session_id, index).name and not adds_audio(
-                total - state.get("decoded_samples", 0), newest.stat().st_size):
+            total - state.get("decoded_samples", 0), newest.stat().st_size
+        ):
             store.chunk_path(session_id, index).unlink()
-            raise UnsupportedMedia(f"Chunk {index} is not audio that continues this recording (it added no "
-                                   "sound that could be decoded); it was not kept.", chunk_index=index)
+            raise UnsupportedMedia(
+                f"Chunk {index} is not audio that continues this recording (it added no "
+                "sound that could be decoded); it was not kept.",
+                chunk_index=index,
+            )
         state["decoded_samples"] = total
         tail = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
         session = self.sessions.session(session_id)
@@ -183,8 +195,9 @@ class LiveChunkService:
             )
             found = [segment_record(segment, offset) for segment in segments]
             if not session.get("language"):
-                self.sessions.update_session(session_id, language=info.language,
-                                             language_probability=round(info.language_probability, 4))
+                self.sessions.update_session(
+                    session_id, language=info.language, language_probability=round(info.language_probability, 4)
+                )
             tail_end = offset + len(tail) / SAMPLE_RATE
             keep = 0
             long_tail = len(tail) / SAMPLE_RATE >= SETTLE_AFTER
@@ -202,13 +215,16 @@ class LiveChunkService:
         segments = [{"id": n, **segment, "final": n < len(settled)} for n, segment in enumerate(settled + draft)]
         duration = round(total / SAMPLE_RATE, 3)
         session = self.sessions.update_session(session_id, duration=duration)
-        self.sessions.save_transcription(session_id, {
-            "text": "".join(segment["text"] for segment in segments).strip(),
-            "language": session.get("language"),
-            "language_probability": session.get("language_probability"),
-            "model": session.get("model"),
-            "complete": True,
-            "segments": segments,
-        })
+        self.sessions.save_transcription(
+            session_id,
+            {
+                "text": "".join(segment["text"] for segment in segments).strip(),
+                "language": session.get("language"),
+                "language_probability": session.get("language_probability"),
+                "model": session.get("model"),
+                "complete": True,
+                "segments": segments,
+            },
+        )
         self.sessions.set_status(session_id, DONE, progress=1.0)
         return self._answer(session_id)

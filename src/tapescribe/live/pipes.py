@@ -67,7 +67,7 @@ class BytePipe(io.RawIOBase):
             self._abandoned = True
             self._data.clear()
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         with self._changed:
             self._changed.wait_for(lambda: self._data or self._ended)
             count = min(len(buffer), len(self._data))

@@ -66,7 +66,7 @@ class ChunkWriter:
                 piece = view[: PCM_CHUNK_BYTES - self._open_bytes]
                 self._open.write(piece)
                 self._open_bytes += len(piece)
-                view = view[len(piece):]
+                view = view[len(piece) :]
             self._open.flush()
             if time.monotonic() - self._synced >= SYNC_EVERY_SECONDS:
                 os.fsync(self._open.fileno())
@@ -120,8 +120,16 @@ def pcm_samples(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def finish_stream(sessions: SessionService, session_id: str, fmt: str, chunks: list[Path], *,
-                  duration: float | None, language: str | None, draft: dict[str, Any] | None) -> str:
+def finish_stream(
+    sessions: SessionService,
+    session_id: str,
+    fmt: str,
+    chunks: list[Path],
+    *,
+    duration: float | None,
+    language: str | None,
+    draft: dict[str, Any] | None,
+) -> str:
     """A stream that ended (stop, dropped connection, or a crash found at start) becomes a session like
     an upload: one playable recording, the live transcript kept as the version "live-draft", and the
     status queued for the second pass (the caller submits it). Returns the status it was left in.
@@ -133,8 +141,13 @@ def finish_stream(sessions: SessionService, session_id: str, fmt: str, chunks: l
     recording = store.audio_path(session_id) or write_recording(directory, fmt, chunks)
     if duration is None:
         duration = measure_duration(recording)
-    sessions.update_session(session_id, duration=round(duration, 3), size=sum(c.stat().st_size for c in chunks),
-                            live_chunks=len(chunks), language=language)
+    sessions.update_session(
+        session_id,
+        duration=round(duration, 3),
+        size=sum(c.stat().st_size for c in chunks),
+        live_chunks=len(chunks),
+        language=language,
+    )
     if draft is not None:
         sessions.save_transcription(session_id, draft)
         labels = [path.name.split("-", 1)[1] for path in store.versions(session_id)]
@@ -142,8 +155,9 @@ def finish_stream(sessions: SessionService, session_id: str, fmt: str, chunks: l
             store.save_version(session_id, "live-draft", draft)
     if sessions.status(session_id)["status"] == CANCELLED:
         return CANCELLED  # the user cancelled during the stream: no second pass
-    sessions.set_status(session_id, QUEUED, progress=0.0,
-                        message="Live stream ended; transcribing the whole recording again.")
+    sessions.set_status(
+        session_id, QUEUED, progress=0.0, message="Live stream ended; transcribing the whole recording again."
+    )
     return QUEUED
 
 
@@ -162,8 +176,12 @@ def finish_interrupted_streams(sessions: SessionService) -> list[str]:
                     continue
                 chunks = sessions.store.chunk_paths(session_id, fmt)
                 if not chunks:  # cut off between the session's creation and its first bytes on disk
-                    sessions.set_status(session_id, ERROR, message="The live stream was cut off before any "
-                                        "audio was stored; there is nothing to transcribe.")
+                    sessions.set_status(
+                        session_id,
+                        ERROR,
+                        message="The live stream was cut off before any "
+                        "audio was stored; there is nothing to transcribe.",
+                    )
                     continue
                 draft = sessions.transcription(session_id)
                 draft = {**draft, "complete": True} if draft and draft.get("live") else None

@@ -63,8 +63,11 @@ def live_request(message: Any, models: ModelPool, checked_language: Callable[[An
         raise BadRequest('The first message must be JSON text: {"type": "start", "format": "pcm" or "webm"}.')
     fmt = str(message.get("format") or "").strip().lower()
     if fmt not in STREAM_FORMATS:
-        raise BadRequest(f"Unknown audio format {message.get('format')!r}: send 'pcm' (16 kHz mono 16-bit "
-                         "little-endian) or 'webm' (MediaRecorder webm/opus).", format=message.get("format"))
+        raise BadRequest(
+            f"Unknown audio format {message.get('format')!r}: send 'pcm' (16 kHz mono 16-bit "
+            "little-endian) or 'webm' (MediaRecorder webm/opus).",
+            format=message.get("format"),
+        )
     rate = message.get("sample_rate", SAMPLE_RATE)
     if fmt == "pcm" and rate != SAMPLE_RATE:
         raise BadRequest(f"PCM audio must be 16000 Hz mono; this stream says {rate!r}. Resample it before sending.")
@@ -99,9 +102,17 @@ def transcript_segments(words: list[Word]) -> list[dict[str, Any]]:
 class LiveStream:
     """One connection's stream. `submit` queues a session for the second pass (JobControl.submit)."""
 
-    def __init__(self, sessions: SessionService, models: ModelPool, submit: Callable[[str], None],
-                 request: LiveRequest, emit: Emit, *, options: StreamingOptions | None = None,
-                 max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        sessions: SessionService,
+        models: ModelPool,
+        submit: Callable[[str], None],
+        request: LiveRequest,
+        emit: Emit,
+        *,
+        options: StreamingOptions | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
         self.sessions = sessions
         self.models = models
         self.submit = submit
@@ -142,9 +153,8 @@ class LiveStream:
     def _store(self, data: bytes) -> None:
         if self._writer is not None and self._writer.bytes + len(data) > self.max_bytes:
             raise UploadTooLarge(f"A live stream is limited to {self.max_bytes} bytes; the audio so far is kept.")
-        if self._writer is None:
-            self._create_session()
-        self._writer.write(data)
+        writer = self._writer or self._create_session()
+        writer.write(data)
         if self._pipe is not None:
             self._pipe.feed(data)
         else:
@@ -170,12 +180,18 @@ class LiveStream:
     # -- the decoder's side ----------------------------------------------------------------------
 
     def _decode(self) -> None:
+        pipe = self._pipe
+        assert pipe is not None, "only webm streams have a decoder thread"
         try:
-            for block in pcm_blocks(self._pipe):
+            for block in pcm_blocks(pipe):
                 self._inbox.put(block)
             if not self._input_ended.is_set():  # the decoder gave up before the stream ended
-                self._fail(UnsupportedMedia("The webm stream broke off: later audio cannot be decoded. "
-                                            "Send one MediaRecorder recording per connection, its header first."))
+                self._fail(
+                    UnsupportedMedia(
+                        "The webm stream broke off: later audio cannot be decoded. "
+                        "Send one MediaRecorder recording per connection, its header first."
+                    )
+                )
         except UnsupportedMedia as error:
             if self._writer is not None:  # a stream that ends before any audio is not an error
                 self._fail(UnsupportedMedia("The audio could not be decoded as webm/opus: " + error.message))
@@ -184,7 +200,7 @@ class LiveStream:
             self._fail(UnsupportedMedia(f"The audio could not be decoded: {type(error).__name__}."))
         finally:
             if not self._input_ended.is_set():
-                self._pipe.abandon()
+                pipe.abandon()
             self._inbox.close()
 
     # -- the worker's side -----------------------------------------------------------------------
@@ -251,7 +267,7 @@ class LiveStream:
 
     # -- the session -----------------------------------------------------------------------------
 
-    def _create_session(self) -> None:
+    def _create_session(self) -> ChunkWriter:
         title = self.request.title or f"Live {files.utc_now()[:16].replace('T', ' ')}"
         self.session_id = self.sessions.create(
             source="live",
@@ -262,10 +278,11 @@ class LiveStream:
             live_format=self.request.format,
         )
         # Held while the stream runs: a process starting meanwhile must not take the session for an
-        # interrupted one (JobControl.recover finishes those whose lock nobody holds).
+        # interrupted one (finish_interrupted_streams finishes those whose lock nobody holds).
         self._stream_lock.enter_context(self.sessions.store.job_lock(self.session_id))
         self._writer = ChunkWriter(self.sessions.store.dir(self.session_id), self.request.format)
         self._emit({"type": "session", "session_id": self.session_id})
+        return self._writer
 
     def _transcription(self, complete: bool, language: str | None) -> dict[str, Any]:
         segments = transcript_segments(self._words)
@@ -282,23 +299,38 @@ class LiveStream:
     def _save_draft(self, complete: bool) -> dict[str, Any]:
         self._saved_at = time.monotonic()
         transcription = self._transcription(complete, self._language)
-        self.sessions.save_transcription(self.session_id, transcription, index=complete)
+        if self.session_id is not None:
+            self.sessions.save_transcription(self.session_id, transcription, index=complete)
         return transcription
 
     def _finish(self) -> None:
         """As an upload ends: one playable recording, the draft kept as a version, the second pass queued."""
-        if self.session_id is None:
+        if self.session_id is None or self._writer is None:
             self._emit({"type": "done", "session_id": None, "status": None, "text": "", "duration": 0.0})
             return
         seconds = self._seconds
         draft = self._transcription(True, self._language)
-        state = finish_stream(self.sessions, self.session_id, self.request.format, self._writer.paths(),
-                              duration=seconds, language=self._language, draft=draft)
+        state = finish_stream(
+            self.sessions,
+            self.session_id,
+            self.request.format,
+            self._writer.paths(),
+            duration=seconds,
+            language=self._language,
+            draft=draft,
+        )
         self._stream_lock.close()  # the second pass takes it
         if state == QUEUED:
             self.submit(self.session_id)
-        self._emit({"type": "done", "session_id": self.session_id, "status": state, "text": draft["text"],
-                    "duration": round(seconds, 3)})
+        self._emit(
+            {
+                "type": "done",
+                "session_id": self.session_id,
+                "status": state,
+                "text": draft["text"],
+                "duration": round(seconds, 3),
+            }
+        )
 
     def _fail(self, error: TapescribeError) -> None:
         """Tell the client; the connection layer turns the error into the one error shape."""
@@ -306,5 +338,11 @@ class LiveStream:
 
 
 def _final_message(segment: int, words: list[Word]) -> dict[str, Any]:
-    return {"type": "final", "segment": segment, "text": words_text(words), "start": round(words[0].start, 3),
-            "end": round(words[-1].end, 3), "words": [word.as_record() for word in words]}
+    return {
+        "type": "final",
+        "segment": segment,
+        "text": words_text(words),
+        "start": round(words[0].start, 3),
+        "end": round(words[-1].end, 3),
+        "words": [word.as_record() for word in words],
+    }

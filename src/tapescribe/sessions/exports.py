@@ -41,15 +41,18 @@ def cues(segments: list[dict[str, Any]]) -> list[tuple[float, float, str]]:
         line: list[dict] = []
         for word in words:
             line.append(word)
-            too_long = (word["end"] - line[0]["start"] > MAX_CUE_SECONDS
-                        or len("".join(w["word"] for w in line)) > MAX_CUE_CHARS)
+            too_long = (
+                word["end"] - line[0]["start"] > MAX_CUE_SECONDS
+                or len("".join(w["word"] for w in line)) > MAX_CUE_CHARS
+            )
             if too_long and len(line) > 1:
                 last = line.pop()
                 result.append((line[0]["start"], line[-1]["end"], "".join(w["word"] for w in line).strip()))
                 line = [last]
         if line:
-            result.append((line[0]["start"], max(line[-1]["end"], line[0]["start"]),
-                           "".join(w["word"] for w in line).strip()))
+            result.append(
+                (line[0]["start"], max(line[-1]["end"], line[0]["start"]), "".join(w["word"] for w in line).strip())
+            )
     # keep times monotonic even if the model's segments overlap slightly
     cleaned, previous_end = [], 0.0
     for start, end, text in result:
@@ -63,8 +66,10 @@ def cues(segments: list[dict[str, Any]]) -> list[tuple[float, float, str]]:
 def _even_words(text: str, start: float, end: float) -> list[dict]:
     words = text.split()
     step = (end - start) / max(1, len(words))
-    return [{"word": (" " if i else "") + w, "start": start + i * step, "end": start + (i + 1) * step}
-            for i, w in enumerate(words)]
+    return [
+        {"word": (" " if i else "") + w, "start": start + i * step, "end": start + (i + 1) * step}
+        for i, w in enumerate(words)
+    ]
 
 
 def render(transcription: dict[str, Any] | None, fmt: str, session: dict[str, Any] | None = None) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def fsync_dir(path: Path) -> None:
@@ -59,7 +59,7 @@ def append_json_line(path: Path, record: Any) -> None:
         try:
             view = memoryview(line)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         except BaseException:
             os.ftruncate(fd, start)

@@ -72,8 +72,19 @@ END;
 _TABLES = ("session_text", "sessions", "segment_rows", "segment_text", "segments")
 
 _ROW_FIELDS = (
-    "id", "title", "created", "source", "filename", "duration", "model", "language",
-    "status", "progress", "message", "updated", "size_bytes",
+    "id",
+    "title",
+    "created",
+    "source",
+    "filename",
+    "duration",
+    "model",
+    "language",
+    "status",
+    "progress",
+    "message",
+    "updated",
+    "size_bytes",
 )
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -102,7 +113,8 @@ def fts_query(user_query: str) -> str | None:
 
 def _marked_spans(marked: str) -> list[list[int]]:
     """Character offsets [start, end) into the segment text of each match (from highlight()'s markers)."""
-    spans, plain, start = [], 0, None
+    spans: list[list[int]] = []
+    plain = start = 0
     for char in marked:
         if char == "\x02":
             start = plain
@@ -119,8 +131,7 @@ class SessionIndex:
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
             version = connection.execute("PRAGMA user_version").fetchone()[0]
-            has_sessions = connection.execute(
-                "SELECT count(*) FROM sqlite_master WHERE name='sessions'").fetchone()[0]
+            has_sessions = connection.execute("SELECT count(*) FROM sqlite_master WHERE name='sessions'").fetchone()[0]
             # A new file, or one made by an older schema: (re)create it; the caller refills it from the files.
             self.needs_rebuild = version != SCHEMA_VERSION or not has_sessions
             if self.needs_rebuild:
@@ -172,8 +183,7 @@ class SessionIndex:
                 values["title"] = values["title"] or ""
                 values["source"] = values["source"] or ""
                 connection.execute(
-                    f"INSERT INTO sessions ({columns}) VALUES ({placeholders}) "
-                    f"ON CONFLICT(id) DO UPDATE SET {updates}",
+                    f"INSERT INTO sessions ({columns}) VALUES ({placeholders}) ON CONFLICT(id) DO UPDATE SET {updates}",
                     values,
                 )
                 if segments is not None:
@@ -225,7 +235,7 @@ class SessionIndex:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def list(self, limit: int, offset: int, query: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    def page(self, limit: int, offset: int, query: str | None = None) -> tuple[list[dict[str, Any]], int]:
         """Newest first. With a query, only sessions whose transcript or title matches it."""
         columns = ", ".join(f"s.{field}" for field in _ROW_FIELDS)
         with self._connect() as connection:
@@ -262,19 +272,28 @@ class SessionIndex:
                 low, high = connection.execute(
                     "SELECT min(rowid), max(rowid) FROM segment_rows WHERE session_id=?", (row["id"],)
                 ).fetchone()
-                hits = [] if low is None else connection.execute(
-                    "SELECT r.position, r.start, r.end, segment_text.text, "
-                    "highlight(segment_text, 0, char(2), char(3)) AS marked "
-                    "FROM segment_text JOIN segment_rows r ON r.rowid = segment_text.rowid "
-                    "WHERE segment_text MATCH ? AND segment_text.rowid BETWEEN ? AND ? "
-                    "ORDER BY segment_text.rowid LIMIT ?",
-                    (match, low, high, hits_per_session),
-                ).fetchall()
+                hits = (
+                    []
+                    if low is None
+                    else connection.execute(
+                        "SELECT r.position, r.start, r.end, segment_text.text, "
+                        "highlight(segment_text, 0, char(2), char(3)) AS marked "
+                        "FROM segment_text JOIN segment_rows r ON r.rowid = segment_text.rowid "
+                        "WHERE segment_text MATCH ? AND segment_text.rowid BETWEEN ? AND ? "
+                        "ORDER BY segment_text.rowid LIMIT ?",
+                        (match, low, high, hits_per_session),
+                    ).fetchall()
+                )
                 results[row["id"]] = {
                     **dict(row),
                     "segments": [
-                        {"index": hit["position"], "start": hit["start"], "end": hit["end"], "text": hit["text"],
-                         "matches": _marked_spans(hit["marked"])}
+                        {
+                            "index": hit["position"],
+                            "start": hit["start"],
+                            "end": hit["end"],
+                            "text": hit["text"],
+                            "matches": _marked_spans(hit["marked"]),
+                        }
                         for hit in hits
                     ],
                 }
@@ -284,7 +303,5 @@ class SessionIndex:
 
     def totals(self) -> dict[str, int]:
         with self._connect() as connection:
-            count, total = connection.execute(
-                "SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions"
-            ).fetchone()
+            count, total = connection.execute("SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions").fetchone()
         return {"session_count": count, "total_bytes": total}

@@ -58,13 +58,19 @@ def accept_audio(
         error.details["session_id"] = session_id
         raise
     duration = info.duration
-    if not plausible_duration(duration, size):
+    if duration is None or not plausible_duration(duration, size):
         duration = round(measure_duration(received), 3)
     received.rename(received.with_name(f"{AUDIO_STEM}.{info.extension}"))
     session = sessions.new_session_record(
-        session_id, source=source, title=title, original_filename=filename, size=size,
-        duration=round(duration, 3), format=info.format_name, codec=info.codec, **fields,
+        session_id,
+        source=source,
+        title=title,
+        original_filename=filename,
+        size=size,
+        duration=round(duration, 3),
+        format=info.format_name,
+        codec=info.codec,
+        **fields,
     )
     sessions.publish(session_id, session, status_record(initial_status, progress=0.0))
     return session
-

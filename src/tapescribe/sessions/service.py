@@ -119,12 +119,12 @@ class SessionService:
             "chunks": len(self.store.chunk_paths(session_id, extension=None)),
         }
 
-    def list(self, limit: int = 50, offset: int = 0, query: str | None = None) -> dict[str, Any]:
+    def listing(self, limit: int = 50, offset: int = 0, query: str | None = None) -> dict[str, Any]:
         if not 1 <= limit <= 500:
             raise BadRequest("limit must be between 1 and 500.")
         if offset < 0:
             raise BadRequest("offset must not be negative.")
-        rows, total = self.index.list(limit, offset, query)
+        rows, total = self.index.page(limit, offset, query)
         return {"sessions": rows, "total": total, "limit": limit, "offset": offset}
 
     def watch(self, session_id: str) -> SessionWatch:
@@ -162,8 +162,11 @@ class SessionService:
     def storage(self) -> dict[str, Any]:
         """Totals from the index, free space with the low-space warning from the disk, and the bytes of
         uploads a crash cut off before they became sessions (kept in incoming/, shown, never hidden)."""
-        return {**self.index.totals(), **self.space.report(),
-                "incomplete_upload_bytes": files.tree_size(self.store.incoming_dir)}
+        return {
+            **self.index.totals(),
+            **self.space.report(),
+            "incomplete_upload_bytes": files.tree_size(self.store.incoming_dir),
+        }
 
     # -- changing -----------------------------------------------------------------------------
 
@@ -187,7 +190,7 @@ class SessionService:
         """Change one segment's text. The transcript as it was is kept as a version first."""
         if self.status(session_id)["status"] in UNFINISHED:
             raise Conflict("The transcript is still being made; edit it once it is done.")
-        transcription = self.transcription(session_id)
+        transcription = self.transcription(session_id) or {}
         segments = (transcription or {}).get("segments") or []
         if not 0 <= position < len(segments):
             raise NotFound(f"This transcript has no segment {position}.")
@@ -213,19 +216,28 @@ class SessionService:
             number = int(path.name[:4])
             record = self.store.version(session_id, number)
             text = (record.get("transcription") or {}).get("text", "")
-            listing.append({"number": number, "label": record["label"], "saved": record["saved"],
-                            "preview": text[:200]})
+            listing.append(
+                {"number": number, "label": record["label"], "saved": record["saved"], "preview": text[:200]}
+            )
         return listing
 
-    def set_status(self, session_id: str, status: str, progress: float | None = None,
-                   message: str | None = None, **extra: Any) -> dict[str, Any]:
+    def set_status(
+        self, session_id: str, status: str, progress: float | None = None, message: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
         record = status_record(status, progress, message, **extra)
         self.store.write(session_id, STATUS_FILE, record)
         size = self.store.size(session_id)
-        self._index(session_id, lambda: self.index.update(
-            session_id, status=status, progress=progress, message=message, updated=record["updated"],
-            size_bytes=size,
-        ))
+        self._index(
+            session_id,
+            lambda: self.index.update(
+                session_id,
+                status=status,
+                progress=progress,
+                message=message,
+                updated=record["updated"],
+                size_bytes=size,
+            ),
+        )
         return record
 
     def save_transcription(self, session_id: str, transcription: dict[str, Any], *, index: bool = True) -> None:

@@ -36,7 +36,7 @@ class DiskSpace:
         self._space_back.set()
         self._free_when_full = 0
         self._quiet = False  # the last episode ended by RETRY_SECONDS, not by space coming back: do not log again
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[], object]] = []
 
     def free_bytes(self) -> int:
         """Bytes an unprivileged writer can still use on the data directory's filesystem."""
@@ -46,14 +46,18 @@ class DiskSpace:
     def report(self) -> dict:
         """What /storage shows: free space, the warning threshold, and whether it is crossed."""
         free = self.free_bytes()
-        return {"free_bytes": free, "low_space_bytes": self.low_space_bytes,
-                "low_space": free < self.low_space_bytes, "disk_full": self.is_full()}
+        return {
+            "free_bytes": free,
+            "low_space_bytes": self.low_space_bytes,
+            "low_space": free < self.low_space_bytes,
+            "disk_full": self.is_full(),
+        }
 
     def is_full(self) -> bool:
         """True from a write failing for lack of space until free space is seen again."""
         return not self._space_back.is_set()
 
-    def on_space_back(self, callback: Callable[[], None]) -> None:
+    def on_space_back(self, callback: Callable[[], object]) -> None:
         self._callbacks.append(callback)
 
     def note_full(self, doing: str) -> None:
@@ -64,8 +68,13 @@ class DiskSpace:
             self._space_back.clear()
             self._free_when_full = self.free_bytes()
         if not self._quiet:
-            log.warning("the disk of %s is full (%d bytes free) while %s; nothing stored was lost, "
-                        "jobs wait until space is freed", self.path, self._free_when_full, doing)
+            log.warning(
+                "the disk of %s is full (%d bytes free) while %s; nothing stored was lost, "
+                "jobs wait until space is freed",
+                self.path,
+                self._free_when_full,
+                doing,
+            )
         threading.Thread(target=self._watch, name="disk-space-watch", daemon=True).start()
 
     def wait_for_space(self, doing: str) -> None:

@@ -53,9 +53,15 @@ def chunk_files(directory: Path, extension: str | None = None) -> list[Path]:
     found = []
     for entry in os.scandir(directory):
         stem, _, kind = entry.name.partition(".")
-        number = stem[len("chunk_"):]
-        if (stem.startswith("chunk_") and number.isascii() and number.isdecimal() and kind in CHUNK_EXTENSIONS
-                and extension in (None, kind) and entry.is_file(follow_symlinks=False)):
+        number = stem[len("chunk_") :]
+        if (
+            stem.startswith("chunk_")
+            and number.isascii()
+            and number.isdecimal()
+            and kind in CHUNK_EXTENSIONS
+            and extension in (None, kind)
+            and entry.is_file(follow_symlinks=False)
+        ):
             found.append((int(number), Path(entry.path)))
     return [path for _, path in sorted(found)]
 

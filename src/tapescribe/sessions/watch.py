@@ -47,8 +47,9 @@ class SessionWatch:
                 if len(segments) < self._sent_segments:
                     self._sent_segments = 0  # replaced (a new run or an edit): send it whole again
                 if len(segments) > self._sent_segments:
-                    events.append(("segments", {"from": self._sent_segments,
-                                                "segments": segments[self._sent_segments:]}))
+                    events.append(
+                        ("segments", {"from": self._sent_segments, "segments": segments[self._sent_segments :]})
+                    )
                     self._sent_segments = len(segments)
             if status_mtime != self._seen_status:
                 self._seen_status = status_mtime
