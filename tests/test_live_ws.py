@@ -1,7 +1,8 @@
 """Live captions over /ws/live on the real server, with real speech and the real tiny.en model.
 
-Streams are sent faster than real time (the server then takes more audio per step, the way a busy
-machine degrades), as 16 kHz PCM frames and as webm/opus MediaRecorder slices.
+The accuracy test streams PCM at the pace of real time, as a microphone sends it; the others send
+faster than real time (the server then takes more audio per step, the way a busy machine
+degrades), as 16 kHz PCM frames and as webm/opus MediaRecorder slices.
 """
 
 from __future__ import annotations
