@@ -52,7 +52,9 @@ class Runtime:
         self.sessions.space.on_space_back(self.jobs.recover)
 
     def recover(self) -> None:
-        """After a start: streams a crash cut off are finished from their chunks, then every unfinished
-        session goes back on the queue (it resumes after its saved segments)."""
+        """After a start: index rows a crash left stale are rebuilt from the files, streams a crash cut
+        off are finished from their chunks, then every unfinished session goes back on the queue (it
+        resumes after its saved segments)."""
+        self.sessions.reconcile_index()
         finish_interrupted_streams(self.sessions)
         self.jobs.recover()

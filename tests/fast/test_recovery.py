@@ -146,6 +146,28 @@ def test_recover_mends_an_index_row_the_crash_left_behind(data):
     assert indexed_status() == PROCESSING
 
 
+def test_rows_a_crash_left_stale_are_rebuilt_and_ghost_rows_removed_at_start(data):
+    """A job wrote status.json `done` (and its transcript) and was killed before the index was written;
+    another session's directory is gone but its row is not. A start brings the index back to the files."""
+    finished = data.upload("goforward.wav", PROCESSING)
+    data.sessions.store.write(finished, "status.json", status_record(DONE, progress=1.0))
+    data.sessions.store.write(
+        finished,
+        "transcription.json",
+        {"text": "go forward", "segments": [{"id": 0, "start": 0.0, "end": 1.0, "text": " go forward"}]},
+    )
+    ghost = data.upload("jfk.flac", DONE)
+    shutil.rmtree(data.sessions.store.dir(ghost))
+    rows = {row["id"]: row for row in data.sessions.index.page(10, 0)[0]}
+    assert rows[finished]["status"] == PROCESSING and ghost in rows and data.sessions.search("forward") == []
+
+    assert sorted(data.sessions.reconcile_index()) == sorted([finished, ghost])
+    rows = {row["id"]: row for row in data.sessions.index.page(10, 0)[0]}
+    assert set(rows) == {finished} and rows[finished]["status"] == DONE
+    assert [hit["id"] for hit in data.sessions.search("forward")] == [finished]
+    assert data.sessions.reconcile_index() == []  # in step now: nothing to do
+
+
 def test_a_cut_off_pcm_stream_becomes_a_queued_recording_with_its_draft_kept(data):
     audio = pcm_bytes("jfk.flac")  # 11 s: two ten-second chunk files
     halves = [audio[: len(audio) // 2 + 1], audio[len(audio) // 2 + 1 :]]  # an odd cut: messages are not samples

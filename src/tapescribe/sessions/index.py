@@ -301,6 +301,12 @@ class SessionIndex:
             entry["segments"].sort(key=lambda segment: segment["start"])
         return list(results.values())
 
+    def states(self) -> dict[str, tuple[str, str | None]]:
+        """Every row's (status, updated): what a start compares with the files to find stale rows."""
+        with self._connect() as connection:
+            rows = connection.execute("SELECT id, status, updated FROM sessions").fetchall()
+        return {row["id"]: (row["status"], row["updated"]) for row in rows}
+
     def totals(self) -> dict[str, int]:
         with self._connect() as connection:
             count, total = connection.execute("SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions").fetchone()

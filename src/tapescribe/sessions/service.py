@@ -255,6 +255,26 @@ class SessionService:
         self._index(session_id, lambda: self.index.remove(session_id))
         self.store.finish_delete(session_id)
 
+    def reconcile_index(self) -> list[str]:
+        """At start: rows a crash left behind their files (the file was written, the process died before
+        the index was) are rebuilt from the files, and rows of sessions that are gone are removed."""
+        indexed = self.index.states()
+        mended = []
+        for session_id in self.store.ids():
+            try:
+                status = self.status(session_id)
+                if indexed.pop(session_id, None) != (status.get("status"), status.get("updated")):
+                    self.reindex_one(session_id)
+                    mended.append(session_id)
+            except NotFound:
+                continue
+        for ghost in indexed:  # rows without a session directory
+            self.index.remove(ghost)
+            mended.append(ghost)
+        if mended:
+            log.info("brought %d index row(s) back in step with the session files", len(mended))
+        return mended
+
     def finish_deletes(self) -> list[str]:
         """At start: finish deletions a crash interrupted (index row and files)."""
         unfinished = self.store.unfinished_deletes()
