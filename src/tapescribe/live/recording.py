@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 import wave
 from pathlib import Path
 from typing import Any
@@ -90,11 +89,10 @@ class ChunkWriter:
 def write_recording(directory: Path, fmt: str, chunks: list[Path]) -> Path:
     """One playable file from the chunks: the webm slices joined (they are one stream), or a WAV.
 
-    Written beside its name, fsynced and renamed, so a crash never leaves half a recording.
+    Written atomically (files.atomic_file), so a crash never leaves half a recording.
     """
     target = directory / f"{AUDIO_STEM}.{RECORDING_EXTENSION[fmt]}"
-    partial = directory / f".{target.name}.{uuid.uuid4().hex}.partial"
-    with open(partial, "wb") as handle:
+    with files.atomic_file(target) as handle:
         if fmt == "pcm":
             with wave.open(handle, "wb") as out:
                 out.setnchannels(1)
@@ -108,10 +106,6 @@ def write_recording(directory: Path, fmt: str, chunks: list[Path]) -> Path:
                 with open(chunk, "rb") as piece:
                     while block := piece.read(1 << 20):
                         handle.write(block)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, target)
-    files.fsync_dir(directory)
     return target
 
 

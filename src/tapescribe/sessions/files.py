@@ -7,8 +7,9 @@ import datetime as dt
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def utc_now() -> str:
@@ -23,14 +24,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Readers see the old file or the new one, never a mix. The temporary name is unique to this
-    write, so two writers at once (a cancel and a progress update) cannot interleave in one file."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Write `path` whole or not at all: the bytes go to a temporary file beside it, which is fsynced
+    and renamed over it. Readers see the old file or the new one, never a mix. The temporary name is
+    unique to this write, so two writers at once (a cancel and a progress update) cannot interleave."""
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    payload = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
     try:
         with open(partial, "wb") as handle:
-            handle.write(payload)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, path)
@@ -39,6 +41,12 @@ def write_json_atomic(path: Path, data: Any) -> None:
             partial.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    payload = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+    with atomic_file(path) as handle:
+        handle.write(payload)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
