@@ -1,5 +1,5 @@
 # Two commands on a fresh machine with Python 3.11+:
-#   make run    set up .venv and serve http://127.0.0.1:8000 (data in ./data, bundled tiny.en model)
+#   make run    set up .venv and serve http://127.0.0.1:8000 (data in ./data, bundled tiny.en and multilingual base models)
 #   make test   set up .venv with the test extras, lint (ruff, mypy) and run the whole test suite
 #   make test-fast  only the in-process tests (tests/fast: no server process, at most tiny.en), under a minute
 PYTHON ?= python3
@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,base]'
+	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(VENV)/.installed $@
 
 setup: $(VENV)/.installed

@@ -176,9 +176,12 @@ def models(data_dir, model) -> None:
     from tapescribe.runtime import model_pool
 
     pool = model_pool(make_settings(data_dir=data_dir, model=model))
+    if pool.pinned is None:
+        click.echo("* auto\tEnglish: tiny.en, other languages: base (requested, or detected on the audio)")
     for entry in pool.offered():
-        marker = "*" if entry["id"] == pool.default_name else " "
-        click.echo(f"{marker} {entry['id']}\t{entry['source']}")
+        marker = "*" if entry["id"] == pool.pinned else " "
+        languages = "multilingual" if entry["multilingual"] else "English only"
+        click.echo(f"{marker} {entry['id']}\t{entry['source']}\t{languages}")
 
 
 @main.group()

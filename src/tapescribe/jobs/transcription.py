@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, pcm_blocks
-from tapescribe.engine.models import ModelPool
+from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
+from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool
 from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, transcribe_windows
 from tapescribe.errors import NotFound, TapescribeError, is_disk_full
+from tapescribe.jobs.routing import choose_model
 from tapescribe.sessions.service import (
     CANCELLED,
     DONE,
@@ -40,6 +42,7 @@ class JobSettings:
     window_seconds: float = 240.0
     beam_size: int = 5
     vad_filter: bool = True
+    detection_parts: int = 3  # parts of a file its language is detected on, when the language decides the model
 
 
 class Cancelled(Exception):
@@ -88,7 +91,8 @@ class TranscriptionJob:
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
         requested = session.get("options") or {}
         return DecodeOptions(
-            language=session.get("requested_language"),
+            # a language detected over several parts is more reliable than transcribe's look at the first 30 s
+            language=session.get("requested_language") or session.get("detected_language"),
             task=requested.get("task", "transcribe"),
             beam_size=self.settings.beam_size,
             vad_filter=self.settings.vad_filter,
@@ -194,8 +198,11 @@ class TranscriptionJob:
         try:
             if self._cancel_requested(session_id):
                 raise Cancelled
-            model = self.models.get(session.get("model"))
             audio = store.audio_path(session_id)
+            if not session.get("model_reason"):  # decided once: a resumed job keeps the choice
+                choice = choose_model(session, self.models, lambda: self._detect(session_id, duration))
+                session = self._patiently(session_id, sessions.update_session, session_id, **choice)
+            model = self.models.get(session.get("model"))
             if audio is not None:
                 blocks = pcm_blocks(audio, start=resume.start)
             else:
@@ -255,6 +262,19 @@ class TranscriptionJob:
         runs[-1]["seconds"] = round(time.monotonic() - clock, 3)
         status(DONE, 1.0)
         return DONE
+
+    def _detect(self, session_id: str, duration: float | None) -> DetectedLanguage | None:
+        """The session's language, detected by the multilingual model over several parts of its audio."""
+        store = self.sessions.store
+        audio = store.audio_path(session_id)
+
+        def blocks():
+            return pcm_blocks(audio) if audio is not None else chunks_pcm(store.chunk_paths(session_id))
+
+        if not duration:
+            duration = sum(len(block) for block in blocks()) / SAMPLE_RATE
+        model = self.models.get(MULTILINGUAL_MODEL)
+        return detect_over_parts(model, blocks(), duration, self.settings.detection_parts)
 
 
 def _skip(blocks, seconds: float):

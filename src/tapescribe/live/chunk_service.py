@@ -70,7 +70,7 @@ class LiveChunkService:
             title="Live",
             status=status_record(DONE, progress=1.0, message=None),
             requested_language=language,
-            model=model or self.models.default_name,
+            model=model or self.models.for_language(language),
             live_route=CHUNK_ROUTE,
         )
 

@@ -71,9 +71,11 @@ def live_request(message: Any, models: ModelPool, checked_language: Callable[[An
     rate = message.get("sample_rate", SAMPLE_RATE)
     if fmt == "pcm" and rate != SAMPLE_RATE:
         raise BadRequest(f"PCM audio must be 16000 Hz mono; this stream says {rate!r}. Resample it before sending.")
-    model = models.check(_text_field(message, "model"))
+    language = checked_language(message.get("language"))
+    model = models.check(_text_field(message, "model"), language)  # None: the second pass chooses by language
     title = (_text_field(message, "title") or "")[:200] or None
-    return LiveRequest(fmt, checked_language(message.get("language")), model, title, models.live_name or model)
+    live_model = models.live_name or model or models.for_language(language)
+    return LiveRequest(fmt, language, model, title, live_model)
 
 
 def _text_field(message: dict[str, Any], name: str) -> str | None:
