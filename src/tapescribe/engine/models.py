@@ -132,8 +132,8 @@ class ModelPool:
     and live models, and `operator_models`, named directories). The default `auto` pins nothing: a
     request that names no model leaves the choice to its job (`pinned` is None then). A directory
     given by the operator as a path is offered under its directory name, so no server path ever
-    reaches a client. At most
-    `settings.max_loaded` models stay loaded; the least recently used one is let go first.
+    reaches a client. At most `settings.max_loaded` models stay loaded; the least recently used one
+    is let go first.
     """
 
     def __init__(
