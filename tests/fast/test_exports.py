@@ -147,7 +147,9 @@ def test_japanese_breaks_between_characters_two_columns_each():
     text = reference("ja")  # 21 characters, 42 columns: one line
     assert cues([{"start": 0.0, "end": 5.0, "text": text}]) == [(0.0, 5.0, text)]
     found = cues([{"start": 0.0, "end": 5.0, "text": "「" + text + "」"}])
-    assert found == [(0.0, 5.0, "「客観的実在の判断的\n知識が成立するのである。」")]  # 」 stays with its sentence
+    assert found == [
+        (0.0, 5.0, "「客観的実在の判断的知\n識が成立するのである。」")
+    ]  # 」 with 。; no word list: 知識 may split
     long = cues([{"start": 0.0, "end": 6.0, "text": text * 3}])  # no word times, no spaces at all
     check_readable(long)
     assert spoken(long, between="") == text * 3 and len(long) == 2
