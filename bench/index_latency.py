@@ -8,6 +8,8 @@ of the shared recordings' reference transcripts, 20 to 80 segments each, builds 
 query) and GET /search (single words, prefixes and phrases) from a client on this machine.
 Prints p50 and p95 in milliseconds for each. The sentence pool is small, so a word query matches
 most of the 10,000 sessions: a worst case. search_rare looks up a title number (one session).
+The pool holds the other languages' reference transcripts too; search_cjk looks up two characters
+of the Japanese, Chinese-script or Korean ones (indexed a character at a time).
 """
 
 from __future__ import annotations
@@ -39,9 +41,19 @@ def sentences(audio_dir: Path) -> list[str]:
     found = []
     for path in sorted(audio_dir.glob("*.txt")):
         if path.stem.startswith("leopard_test_"):
+            found.append(path.read_text().strip())  # one sentence in another language
             continue
         found += [s.strip() for s in re.split(r"(?<=[.!?])\s+", path.read_text()) if len(s.split()) > 2]
     return found
+
+
+def unspaced_pairs(audio_dir: Path) -> list[str]:
+    """Every two neighbouring characters of the Japanese and Korean reference transcripts."""
+    pairs = []
+    for language in ("ja", "ko"):
+        text = (audio_dir / f"leopard_test_{language}.txt").read_text().strip()
+        pairs += [text[at : at + 2] for at in range(len(text) - 1) if all(c.isalnum() for c in text[at : at + 2])]
+    return pairs
 
 
 def fill(data_dir: Path, count: int, audio_dir: Path) -> None:
@@ -97,6 +109,7 @@ def main() -> None:
     fill(data_dir, args.sessions, args.audio_dir)
 
     words = sorted({w.lower() for s in sentences(args.audio_dir) for w in re.findall(r"[A-Za-z]{4,}", s)})
+    pairs = unspaced_pairs(args.audio_dir)
     rng = random.Random(11)
     process, url = start_server(data_dir)
     try:
@@ -107,6 +120,7 @@ def main() -> None:
                 "list_query": lambda: client.get("/sessions", params={"limit": 50, "q": rng.choice(words)}),
                 "search_word": lambda: client.get("/search", params={"q": rng.choice(words)}),
                 "search_prefix": lambda: client.get("/search", params={"q": rng.choice(words)[:4] + "*"}),
+                "search_cjk": lambda: client.get("/search", params={"q": rng.choice(pairs)}),
                 "search_rare": lambda: client.get("/search", params={"q": str(rng.randrange(total))}),
                 "search_phrase": lambda: client.get(
                     "/search",

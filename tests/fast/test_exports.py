@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import unicodedata
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import srt
@@ -14,8 +16,9 @@ import webvtt
 from tapescribe.errors import BadRequest
 from tapescribe.sessions.exports import (
     EXPORT_MEDIA_TYPES,
-    MAX_CUE_CHARS,
+    MAX_CUE_LINES,
     MAX_CUE_SECONDS,
+    MAX_LINE_WIDTH,
     cues,
     render,
 )
@@ -37,13 +40,25 @@ def timed_words(text: str, start: float, seconds_per_word: float) -> list[dict]:
     ]
 
 
+def width(line: str) -> int:
+    """Columns on a screen: a CJK character takes two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in line)
+
+
 def check_readable(found: list[tuple[float, float, str]]) -> None:
     previous_end = 0.0
     for start, end, text in found:
         assert previous_end <= start < end
-        assert end - start <= MAX_CUE_SECONDS and len(text) <= MAX_CUE_CHARS, (start, end, text)
-        assert text == text.strip() and text
+        lines = text.split("\n")
+        assert end - start <= MAX_CUE_SECONDS and len(lines) <= MAX_CUE_LINES, (start, end, text)
+        for line in lines:
+            assert width(line) <= MAX_LINE_WIDTH and line == line.strip() and line, (start, end, text)
         previous_end = end
+
+
+def spoken(found: list[tuple[float, float, str]], between: str = " ") -> str:
+    """The cues' text read in a row, lines and cues joined by `between`."""
+    return between.join(text.replace("\n", between) for _, _, text in found)
 
 
 def test_a_short_segment_is_one_cue_as_it_is():
@@ -59,11 +74,11 @@ def test_a_long_segment_is_split_at_its_word_times():
     found = cues([segment])
     check_readable(found)
     assert [text for _, _, text in found] == [  # each cue ends before the word that would pass 7 s
-        "It is a truth universally acknowledged that a single man in",
-        "possession of a good fortune must be in want of a",
+        "It is a truth universally\nacknowledged that a single man in",  # two lines, as even as may be
+        "possession of a good\nfortune must be in want of a",  # a tie: the shorter line on top
         "wife",
     ]
-    assert " ".join(text for _, _, text in found) == SENTENCE  # no word lost, doubled or reordered
+    assert spoken(found) == SENTENCE  # no word lost, doubled or reordered
     word_starts, word_ends = {w["start"] for w in words}, {w["end"] for w in words}
     for start, end, _ in found:  # every cut falls where a word begins and ends
         assert start in word_starts and end in word_ends
@@ -74,13 +89,13 @@ def test_a_segment_over_the_character_limit_is_split_even_when_short_in_time():
     words = timed_words(SENTENCE + " " + SENTENCE, start=0.0, seconds_per_word=0.1)  # 4.6 s, 213 characters
     found = cues([{"start": 0.0, "end": 4.6, "text": "".join(w["word"] for w in words), "words": words}])
     check_readable(found)
-    assert len(found) == 3 and " ".join(text for _, _, text in found) == SENTENCE + " " + SENTENCE
+    assert len(found) == 3 and spoken(found) == SENTENCE + " " + SENTENCE
 
 
 def test_without_word_times_a_long_segment_is_split_evenly_by_words():
     found = cues([{"start": 20.0, "end": 40.0, "text": " " + SENTENCE}])
     check_readable(found)
-    assert " ".join(text for _, _, text in found) == SENTENCE
+    assert spoken(found) == SENTENCE
     assert found[0][0] == 20.0 and found[-1][1] == pytest.approx(40.0)
     assert len(found) == 3  # 20 s in cues of at most 7 s
 
@@ -107,6 +122,80 @@ def test_a_single_word_longer_than_a_cue_stays_whole():
     words = [{"word": " Hello", "start": 0.0, "end": 0.5}, {"word": " thereeeee", "start": 0.5, "end": 9.0}]
     found = cues([{"start": 0.0, "end": 9.0, "text": " Hello thereeeee", "words": words}])
     assert found == [(0.0, 0.5, "Hello"), (0.5, 9.0, "thereeeee")]
+
+
+AUDIO = Path(__file__).resolve().parents[3] / "shared" / "audio"
+
+
+def reference(language: str) -> str:
+    """The reference transcript of a shared recording (leopard_test_<language>.txt)."""
+    return (AUDIO / f"leopard_test_{language}.txt").read_text().strip()
+
+
+@pytest.mark.parametrize("language", ["de", "es", "fr", "it", "pt"])
+def test_a_short_segment_in_a_spaced_script_breaks_into_two_lines_at_a_space(language):
+    text = reference(language)
+    assert 42 < len(text) <= 84
+    found = cues([{"start": 0.0, "end": 5.0, "text": " " + text}])
+    check_readable(found)
+    assert len(found) == 1 and len(found[0][2].split("\n")) == 2
+    assert spoken(found) == text
+    assert set(found[0][2].split()) <= set(text.split())  # no word cut in two
+
+
+def test_japanese_breaks_between_characters_two_columns_each():
+    text = reference("ja")  # 21 characters, 42 columns: one line
+    assert cues([{"start": 0.0, "end": 5.0, "text": text}]) == [(0.0, 5.0, text)]
+    found = cues([{"start": 0.0, "end": 5.0, "text": "「" + text + "」"}])
+    assert found == [
+        (0.0, 5.0, "「客観的実在の判断的知\n識が成立するのである。」")
+    ]  # 」 with 。; no word list: 知識 may split
+    long = cues([{"start": 0.0, "end": 6.0, "text": text * 3}])  # no word times, no spaces at all
+    check_readable(long)
+    assert spoken(long, between="") == text * 3 and len(long) == 2
+    assert not any(line.startswith("。") for _, _, cue in long for line in cue.split("\n"))
+
+
+def test_chinese_with_timed_words_and_brackets():
+    text = "他说：「我们今天在北京讨论天气，明天去上海。」然后他就走了，没有再回来。"
+    words = [{"word": char, "start": 0.25 * at, "end": 0.25 * at + 0.2} for at, char in enumerate(text)]
+    found = cues([{"start": 0.0, "end": words[-1]["end"], "text": text, "words": words}])
+    check_readable(found)
+    assert spoken(found, between="") == text
+    for _, _, cue in found:
+        for line in cue.split("\n"):
+            assert line[0] not in "：，。」" and line[-1] != "「", cue  # no line starts with a closing mark
+
+
+def test_korean_breaks_at_spaces_never_inside_a_word():
+    text = reference("ko")
+    found = cues([{"start": 0.0, "end": 4.0, "text": text + " " + text}])
+    check_readable(found)
+    assert spoken(found) == text + " " + text
+    assert all(word in text.split() for _, _, cue in found for word in cue.split())
+
+
+def test_spanish_and_french_punctuation_stays_with_its_word():
+    spanish = "¿Dónde está el niño que vino ayer por la tarde? ¡Mañana llega con su madre y su hermano!"
+    french = "« Où est-il donc passé, ce vieux conservateur des eaux et forêts ? » demanda-t-il ! Puis il partit."
+    for segment in [
+        {"start": 0.0, "end": 6.0, "text": " " + spanish},
+        {"start": 6.0, "end": 12.0, "text": " " + french},
+        {"start": 12.0, "end": 30.0, "text": " " + french + " " + french},
+    ]:
+        found = cues([segment])
+        check_readable(found)
+        for _, _, cue in found:
+            for line in cue.split("\n"):
+                assert not line.startswith(("»", "?", "!", ":", ";")) and not line.endswith(("«", "¿", "¡")), cue
+    # Whisper's words with a mark on its own: it goes with the next word, into the same cue.
+    timed = [{"word": " ¿", "start": 0.0, "end": 0.1}] + [
+        {"word": (" " if at else "") + w, "start": 0.1 + 0.5 * at, "end": 0.5 + 0.5 * at}
+        for at, w in enumerate(spanish[1:].split())
+    ]
+    found = cues([{"start": 0.0, "end": timed[-1]["end"], "text": " " + spanish, "words": timed}])
+    check_readable(found)
+    assert found[0][2].startswith("¿Dónde") and not any(cue.endswith("¿") for _, _, cue in found)
 
 
 TRANSCRIPTION = {

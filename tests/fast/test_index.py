@@ -3,6 +3,8 @@ rows, segments, search with match offsets, filtered listing and removal work end
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tapescribe.sessions.index import SessionIndex, fts_query
@@ -14,16 +16,22 @@ QUERIES = {
     '"good morning" everyone': '"good morning" AND "everyone"',
     '"good   morning"': '"good morning"',
     "marr*": '"marr"*',
-    "foo-bar*": '"foo" AND "bar"*',
+    "foo-bar*": '"foo bar"*',  # a word the tokenizer splits stays one phrase
     '"marr*"': '"marr"',  # inside a phrase the star is punctuation
     "AND OR NOT": '"AND" AND "OR" AND "NOT"',
-    "NEAR(a b)": '"NEAR" AND "a" AND "b"',
-    "title:secret": '"title" AND "secret"',
+    "NEAR(a b)": '"NEAR a" AND "b"',
+    "title:secret": '"title secret"',
     "-minus ^caret": '"minus" AND "caret"',
     'say "hello': '"say" AND "hello"',  # an unclosed quote is just a character
-    'x"y"z': '"x" AND "y" AND "z"',
-    "don't": '"don" AND "t"',  # as unicode61 splits the text
-    "Grüße 東京": '"Grüße" AND "東京"',
+    'x"y"z': '"x y z"',
+    "don't": '"don t"',  # as unicode61 splits the text, in that order
+    "l’homme": '"l homme"',
+    "Straße": '("Straße" OR "strasse")',  # unicode61 does not fold ß: both spellings are asked for
+    "STRASSE*": '("STRASSE"* OR "straße"*)',
+    '"die straße"': '("die straße" OR "die strasse")',
+    "Grüße 東京": '("Grüße" OR "grüsse") AND "東 京"',  # Han a character at a time, as indexed
+    "知識*": '"知 識"*',
+    "fu\u0308r": '"für"',  # decomposed input is composed first
     "привет мир*": '"привет" AND "мир"*',
 }
 NOTHING_TO_SEARCH = ["", "   ", "*", '"', '""', '" "', "-", "()", "^*", "🙂"]
@@ -122,7 +130,8 @@ def test_search_by_prefix_phrase_diacritics_and_other_scripts(index):
     assert set(found("middle gospel")) == {"a"}  # ANDed over the whole session, not one segment
     assert found("MIDDLE")["a"] == ["middle", "middle"]
     assert found("мир") == {"b": ["мир"]} and found("привет") == {"b": ["Привет"]}
-    assert found("grusse koln") == {}  # ü is not ue
+    assert found("gruesse koln") == {}  # ü is not ue
+    assert found("grusse koln") == {"b": ["Grüße", "Köln"]}  # but ss is ß
     assert found("gruße koln") == {"b": ["Grüße", "Köln"]}  # diacritics are ignored both ways
     assert found("cafe") == {"b": []}  # a title match: the session, with no segment to show
 
@@ -158,3 +167,104 @@ def test_new_segments_replace_the_old_and_remove_takes_everything(index):
     assert index.totals() == {"session_count": 2, "total_bytes": 200}
     with pytest.raises(ValueError):
         index.update("b", text="not a column a caller may set")
+
+
+# -- languages ----------------------------------------------------------------------------------
+# The reference transcripts of the shared recordings (tests/../shared/audio/leopard_test_*.txt),
+# plus a sentence per language for what those lack (ß, élisions, ¿¡, Chinese).
+AUDIO = Path(__file__).resolve().parents[3] / "shared" / "audio"
+LANGUAGE_SEGMENTS = {
+    "de": ["Für die Straße nach Köln.", "Übermorgen fahren wir über die Brücke."],
+    "fr": ["C'est l'homme qu’il faut, à l’évidence.", "« Où est-il ? » demanda-t-il."],
+    "es": ["¿Dónde está el niño? ¡Mañana llega!"],
+    "zh": ["我们今天讨论北京的天气。"],
+}
+
+
+@pytest.fixture
+def languages(tmp_path):
+    made = SessionIndex(tmp_path / "index.sqlite3")
+    for number, language in enumerate(["de", "es", "fr", "it", "pt", "ja", "ko", "zh"]):
+        reference = AUDIO / f"leopard_test_{language}.txt"
+        texts = ([reference.read_text().strip()] if reference.exists() else []) + LANGUAGE_SEGMENTS.get(language, [])
+        made.upsert(row(language, f"2025-02-0{number + 1}T10:00:00"))
+        made.set_segments(language, segments(*texts))
+    made.upsert(row("title-ja", "2025-03-01T10:00:00", title="東京会議の記録"))
+    return made
+
+
+def found_in(index: SessionIndex, query: str) -> dict[str, list[str]]:
+    """Session id -> the text of each match, cut from the segment's original text by its offsets."""
+    return {
+        result["id"]: [hit["text"][start:end] for hit in result["segments"] for start, end in hit["matches"]]
+        for result in index.search(query)
+    }
+
+
+def test_the_reference_transcripts_are_there():
+    for language in ["de", "es", "fr", "ja", "ko"]:
+        assert (AUDIO / f"leopard_test_{language}.txt").read_text().strip()
+
+
+def test_german_umlauts_and_sharp_s_fold_both_ways(languages):
+    assert found_in(languages, "für") == {"de": ["Für"]}
+    assert found_in(languages, "fur") == {"de": ["Für"]}  # typed without the umlaut
+    assert found_in(languages, "FÜR") == {"de": ["Für"]}
+    assert found_in(languages, "fu\u0308r") == {"de": ["Für"]}  # decomposed ü, as some keyboards send it
+    assert found_in(languages, "koln") == {"de": ["Köln"]}
+    assert found_in(languages, "straße") == {"de": ["Straße"]}
+    assert found_in(languages, "strasse") == {"de": ["Straße"]}  # ß written ss (Switzerland, capitals)
+    assert found_in(languages, "STRASSE köln") == {"de": ["Straße", "Köln"]}
+    assert found_in(languages, "strass*") == {"de": ["Straße"]}
+    assert found_in(languages, '"die strasse"') == {"de": ["die Straße"]}
+    assert found_in(languages, "koeln") == {}  # ö is not oe: no guessing at transliterations
+
+
+def test_german_compound_words_are_found_by_their_start(languages):
+    assert found_in(languages, "leichenhalle") == {"de": ["Leichenhalle"]}
+    assert found_in(languages, "leichen*") == {"de": ["Leichenhalle"]}
+    assert found_in(languages, "halle") == {}  # no splitting of compounds: a part inside is not a word
+
+
+def test_french_accents_and_elisions(languages):
+    assert found_in(languages, "forets") == {"fr": ["forêts"]}
+    assert found_in(languages, "general") == {"fr": ["général"]}
+    assert found_in(languages, "homme") == {"fr": ["homme"]}  # l'homme
+    assert found_in(languages, "l'homme") == {"fr": ["l'homme"]}  # one phrase, not "l" anywhere
+    assert found_in(languages, "evidence") == {"fr": ["évidence"]}  # l\u2019évidence: a typographic apostrophe
+    assert found_in(languages, "ou") == {"fr": ["Où"]}  # « Où est-il ? »
+
+
+def test_spanish_tilde_and_inverted_marks(languages):
+    assert found_in(languages, "niño") == {"es": ["niño"]}
+    assert found_in(languages, "nino") == {"es": ["niño"]}
+    assert found_in(languages, "¿dónde") == {"es": ["Dónde"]}
+    assert found_in(languages, "manana") == {"es": ["Mañana"]}  # ñ folds to n (so "ano" finds "año" too)
+
+
+def test_japanese_and_chinese_words_inside_a_sentence_are_found(languages):
+    ja = (AUDIO / "leopard_test_ja.txt").read_text().strip()
+    assert found_in(languages, "知識") == {"ja": ["知識"]}
+    assert found_in(languages, "判断") == {"ja": ["判断"]}
+    assert found_in(languages, "客観的実在") == {"ja": ["客観的実在"]}
+    assert found_in(languages, '"成立する"') == {"ja": ["成立する"]}
+    assert found_in(languages, "知識 成立") == {"ja": ["知識", "成立"]}
+    assert found_in(languages, "識知") == {}  # the characters in that order only
+    assert found_in(languages, "北京") == {"zh": ["北京"]} and found_in(languages, "天气") == {"zh": ["天气"]}
+    hit = languages.search("知識")[0]["segments"][0]
+    assert hit["text"] == ja  # the text as spoken, whatever the index keeps
+    assert [hit["text"][start:end] for start, end in hit["matches"]] == ["知識"]
+    assert languages.page(10, 0, "知識")[1] == 1  # listing with a query, over the whole transcript
+    assert [entry["id"] for entry in languages.page(10, 0, "会議")[0]] == ["title-ja"]  # and the title
+
+
+def test_korean_finds_a_word_stem_without_its_particles(languages):
+    assert found_in(languages, "걸어갔다") == {"ko": ["걸어갔다"]}
+    assert found_in(languages, "피하") == {"ko": ["피하"]}  # 피하면서: stem and ending are one spaced word
+    assert found_in(languages, "옆") == {"ko": ["옆"]}  # 옆으로: noun with a particle
+
+
+def test_a_query_mixing_scripts_matches_each_part(languages):
+    languages.set_segments("zh", segments("我们在Zürich讨论AI模型。"))
+    assert found_in(languages, "zurich 模型") == {"zh": ["Zürich", "模型"]}
+    assert found_in(languages, "讨论ai") == {"zh": ["讨论AI"]}

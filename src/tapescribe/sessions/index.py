@@ -3,6 +3,10 @@
 A cache of the session files for fast listing and search; SessionService.reindex recreates it from
 the files at any time. Writes use BEGIN IMMEDIATE so concurrent writers (server, worker processes) queue up
 instead of failing half-way.
+
+Text is indexed by unicode61 with diacritics removed, so "fur", "für" and "Für" find each other;
+ß and ss are tried both ways in the query. Chinese, Japanese and Korean are indexed a character
+at a time (`scripts.index_terms`) and searched as phrases, so a word inside a sentence is found.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 5
+from tapescribe.sessions.scripts import TERM_SEPARATOR, index_terms, query_tokens
+
+SCHEMA_VERSION = 6
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -51,7 +58,8 @@ CREATE VIRTUAL TABLE IF NOT EXISTS segment_text USING fts5(
     prefix = '2 3 4'
 );
 -- Title and whole transcript per session, kept in step with `sessions` by triggers: ranking and
--- filtering whole sessions reads one row per session instead of every matching segment.
+-- filtering whole sessions reads one row per session instead of every matching segment. The
+-- triggers index `index_terms` of the text (a function each connection registers).
 CREATE VIRTUAL TABLE IF NOT EXISTS session_text USING fts5(
     title, text,
     content = 'sessions', content_rowid = 'rowid',
@@ -59,14 +67,16 @@ CREATE VIRTUAL TABLE IF NOT EXISTS session_text USING fts5(
     prefix = '2 3 4'
 );
 CREATE TRIGGER IF NOT EXISTS sessions_fts_insert AFTER INSERT ON sessions BEGIN
-    INSERT INTO session_text (rowid, title, text) VALUES (new.rowid, new.title, new.text);
+    INSERT INTO session_text (rowid, title, text) VALUES (new.rowid, index_terms(new.title), index_terms(new.text));
 END;
 CREATE TRIGGER IF NOT EXISTS sessions_fts_delete AFTER DELETE ON sessions BEGIN
-    INSERT INTO session_text (session_text, rowid, title, text) VALUES ('delete', old.rowid, old.title, old.text);
+    INSERT INTO session_text (session_text, rowid, title, text)
+        VALUES ('delete', old.rowid, index_terms(old.title), index_terms(old.text));
 END;
 CREATE TRIGGER IF NOT EXISTS sessions_fts_update AFTER UPDATE OF title, text ON sessions BEGIN
-    INSERT INTO session_text (session_text, rowid, title, text) VALUES ('delete', old.rowid, old.title, old.text);
-    INSERT INTO session_text (rowid, title, text) VALUES (new.rowid, new.title, new.text);
+    INSERT INTO session_text (session_text, rowid, title, text)
+        VALUES ('delete', old.rowid, index_terms(old.title), index_terms(old.text));
+    INSERT INTO session_text (rowid, title, text) VALUES (new.rowid, index_terms(new.title), index_terms(new.text));
 END;
 """
 _TABLES = ("session_text", "sessions", "segment_rows", "segment_text", "segments")
@@ -87,28 +97,34 @@ _ROW_FIELDS = (
     "size_bytes",
 )
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
-
 
 def fts_query(user_query: str) -> str | None:
     """Turn what a person types into a safe FTS5 query.
 
-    Words are ANDed; "quoted phrases" stay phrases; a trailing * keeps a prefix search. Anything
-    else (FTS operators, punctuation) is treated as text, so no input can make the query fail.
+    Words are ANDed; "quoted phrases" stay phrases, and so does a word the tokenizer splits
+    (l'homme, e-mail, 知識: its pieces next to each other); a trailing * keeps a prefix search.
+    A word with ß or ss also matches the other spelling. Anything else (FTS operators,
+    punctuation) is treated as text, so no input can make the query fail.
     """
     parts: list[str] = []
-    for phrase_match in re.finditer(r'"([^"]*)"|(\S+)', user_query):
+    for phrase_match in re.finditer(r'"([^"]*)"|(\S+)', unicodedata.normalize("NFC", user_query)):
         phrase, word = phrase_match.group(1), phrase_match.group(2)
-        if phrase is not None:
-            tokens = _TOKEN.findall(phrase)
-            if tokens:
-                parts.append('"' + " ".join(tokens) + '"')
-            continue
-        tokens = _TOKEN.findall(word)
-        for position, token in enumerate(tokens):
-            prefix = word.endswith("*") and position == len(tokens) - 1
-            parts.append(f'"{token}"' + ("*" if prefix else ""))
+        tokens = query_tokens(phrase if phrase is not None else word)
+        if tokens:
+            prefix = phrase is None and word.endswith("*")
+            parts.append(_spellings(" ".join(tokens), prefix))
     return " AND ".join(parts) if parts else None
+
+
+def _spellings(phrase: str, prefix: bool) -> str:
+    """One FTS5 phrase, or its ß/ss spellings ORed: unicode61 folds ü to u but not ß to ss."""
+    lowered = phrase.lower()
+    spellings = [phrase] + [
+        other for other in dict.fromkeys([lowered.replace("ß", "ss"), lowered.replace("ss", "ß")]) if other != lowered
+    ]
+    star = "*" if prefix else ""
+    quoted = [f'"{spelling}"{star}' for spelling in spellings]
+    return quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")"
 
 
 def _marked_spans(marked: str) -> list[list[int]]:
@@ -116,6 +132,8 @@ def _marked_spans(marked: str) -> list[list[int]]:
     spans: list[list[int]] = []
     plain = start = 0
     for char in marked:
+        if char == TERM_SEPARATOR:
+            continue
         if char == "\x02":
             start = plain
         elif char == "\x03":
@@ -150,6 +168,7 @@ class SessionIndex:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         connection.row_factory = sqlite3.Row
+        connection.create_function("index_terms", 1, index_terms, deterministic=True)
         try:
             yield connection
         finally:
@@ -210,7 +229,9 @@ class SessionIndex:
                 "INSERT INTO segment_rows (session_id, position, start, end) VALUES (?, ?, ?, ?)",
                 (session_id, position, segment["start"], segment["end"]),
             ).lastrowid
-            connection.execute("INSERT INTO segment_text (rowid, text) VALUES (?, ?)", (rowid, segment["text"].strip()))
+            connection.execute(
+                "INSERT INTO segment_text (rowid, text) VALUES (?, ?)", (rowid, index_terms(segment["text"].strip()))
+            )
         connection.execute("UPDATE sessions SET text=? WHERE id=?", (text, session_id))
 
     @staticmethod
@@ -291,7 +312,7 @@ class SessionIndex:
                             "index": hit["position"],
                             "start": hit["start"],
                             "end": hit["end"],
-                            "text": hit["text"],
+                            "text": hit["text"].replace(TERM_SEPARATOR, ""),
                             "matches": _marked_spans(hit["marked"]),
                         }
                         for hit in hits
