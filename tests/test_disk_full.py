@@ -92,13 +92,22 @@ def speech_minute(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def small_disk_server(tmp_path_factory):
-    """A server whose data directory (scratch/TMPDIR included) is a 64 MiB tmpfs; its log stays outside."""
+    """A server whose data directory (scratch/TMPDIR included) is a 64 MiB tmpfs; its log stays outside.
+
+    tiny.en is pinned: under `auto` the first routed job joins the 145 MB multilingual model into the
+    data directory's model cache, which alone is more than this disk holds (that job would wait for
+    space, as any write does). These tests are about the disk, not about which model runs.
+    """
     base = tmp_path_factory.mktemp("small_disk")
     data_dir = base / "data"
     data_dir.mkdir()
     (base / "tmp").mkdir()
     mount_tmpfs(data_dir, DISK_BYTES)
-    server = Server(data_dir=data_dir, tmp_dir=base / "tmp", env={"TAPESCRIBE_LOW_SPACE_BYTES": str(LOW_SPACE_BYTES)})
+    server = Server(
+        data_dir=data_dir,
+        tmp_dir=base / "tmp",
+        env={"TAPESCRIBE_LOW_SPACE_BYTES": str(LOW_SPACE_BYTES), "TAPESCRIBE_MODEL": "tiny.en"},
+    )
     try:
         yield server.start()
     finally:
