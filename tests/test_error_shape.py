@@ -1,12 +1,12 @@
 """The one error shape on every transport: an HTTP body, a /ws/live message and a server-sent event
-carry the same fields for the same kind of failure ({"status", "code", "message", "details"})."""
+carry the same fields for the same kind of failure ({"status", "code", "message", "details"}).
+HTTP bodies alone are pinned by test_bad_input.assert_error, which every error test there uses."""
 
 from __future__ import annotations
 
 import json
 import shutil
 
-import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -72,8 +72,3 @@ def test_an_error_raised_inside_a_live_stream_has_the_shape_too(server):
     assert error["type"] == "error" and set(error) == FIELDS | {"type"}
     assert error["status"] == 415 and error["code"] == "unsupported_media"
     assert websocket.close_code == 1003
-
-
-def test_an_http_error_has_the_shape(server):
-    answer = httpx.get(server.url + "/session/" + "0" * 32)
-    assert answer.status_code == 404 and set(answer.json()["error"]) == FIELDS

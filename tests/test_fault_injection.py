@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from websockets.sync.client import connect
 
-from conftest import ENGLISH_FILES, audio_file, make_server, read_pcm, write_wav
+from conftest import ENGLISH_FILES, audio_file, make_server, read_pcm, wer, write_wav
 
 KILLS = 32
 SEED = int(os.environ.get("TAPESCRIBE_FAULT_SEED", "20261124"))
@@ -36,21 +36,6 @@ class Ledger:
     def ack(self, session_id: str) -> None:
         with self.lock:
             self.acknowledged.add(session_id)
-
-
-def words(text: str) -> list[str]:
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    return EnglishTextNormalizer()(text).split()
-
-
-def wer_between(reference: str, hypothesis: str) -> float:
-    import jiwer
-
-    ref, hyp = " ".join(words(reference)), " ".join(words(hypothesis))
-    if not ref:
-        return 0.0 if not hyp else 100.0
-    return 100.0 * jiwer.wer(ref, hyp)
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +183,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, l
                 )
                 assert audio is not None, body
                 expected = uninterrupted_text(library_model, audio)
-                rate = wer_between(expected, body["transcription"]["text"])
+                rate = wer([expected], [body["transcription"]["text"]])
                 rates.append(rate)
                 assert rate <= 1.0, (session_id, expected, body["transcription"]["text"], body["status"]["runs"])
         print(

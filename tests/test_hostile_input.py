@@ -235,24 +235,13 @@ def test_chunks_never_join_a_session_that_transcribe_live_did_not_make(server):
         for session_id in (upload_id, stream_id):
             before = client.get(f"/session/{session_id}").json()
             files_before = sorted(os.listdir(server.data_dir / "sessions" / session_id))
-            assert_error(
-                client.post(
+            for chunk_index in ("0", "7"):  # the session's first chunk index, and a later one
+                answer = client.post(
                     "/transcribe-live",
-                    data={"session_id": session_id, "chunk_index": "0"},
+                    data={"session_id": session_id, "chunk_index": chunk_index},
                     files={"audio": ("c.wav", chunk)},
-                ),
-                409,
-                "conflict",
-            )
-            assert_error(
-                client.post(
-                    "/transcribe-live",
-                    data={"session_id": session_id, "chunk_index": "7"},
-                    files={"audio": ("c.wav", chunk)},
-                ),
-                409,
-                "conflict",
-            )
+                )
+                assert_error(answer, 409, "conflict")
             after = client.get(f"/session/{session_id}").json()
             assert after["transcription"] == before["transcription"] and after["duration"] == before["duration"]
             assert sorted(os.listdir(server.data_dir / "sessions" / session_id)) == files_before

@@ -55,6 +55,6 @@ class Runtime:
         """After a start: index rows a crash left stale are rebuilt from the files, streams a crash cut
         off are finished from their chunks, then every unfinished session goes back on the queue (it
         resumes after its saved segments)."""
-        self.sessions.reconcile_index()
-        finish_interrupted_streams(self.sessions)
-        self.jobs.recover()
+        unfinished = self.sessions.reconcile_index().unfinished  # one pass over every session
+        finish_interrupted_streams(self.sessions, unfinished)
+        self.jobs.recover(unfinished)

@@ -132,8 +132,9 @@ def test_recover_queues_unfinished_sessions_with_audio_only(data):
         assert data.sessions.store.exists(session_id)  # left as they are, never removed
 
 
-def test_recover_mends_an_index_row_the_crash_left_behind(data):
-    """status.json (the record) says processing; the index was not written before the crash."""
+def test_a_start_mends_an_index_row_the_crash_left_behind_and_requeues_it(data):
+    """status.json (the record) says processing; the index was not written before the crash. The start's
+    one pass mends the row and lists the session as unfinished; recover() queues what it listed."""
     session_id = data.upload("goforward.wav", DONE)
     data.sessions.store.write(session_id, "status.json", status_record(PROCESSING, progress=0.3))
 
@@ -142,8 +143,10 @@ def test_recover_mends_an_index_row_the_crash_left_behind(data):
         return row["status"]
 
     assert indexed_status() == DONE
-    assert data.jobs.recover() == [session_id]
+    check = data.sessions.reconcile_index()
+    assert check.mended == [session_id] and check.unfinished == [session_id]
     assert indexed_status() == PROCESSING
+    assert data.jobs.recover(check.unfinished) == [session_id] and data.queued_ids() == [session_id]
 
 
 def test_rows_a_crash_left_stale_are_rebuilt_and_ghost_rows_removed_at_start(data):
@@ -161,11 +164,11 @@ def test_rows_a_crash_left_stale_are_rebuilt_and_ghost_rows_removed_at_start(dat
     rows = {row["id"]: row for row in data.sessions.index.page(10, 0)[0]}
     assert rows[finished]["status"] == PROCESSING and ghost in rows and data.sessions.search("forward") == []
 
-    assert sorted(data.sessions.reconcile_index()) == sorted([finished, ghost])
+    assert sorted(data.sessions.reconcile_index().mended) == sorted([finished, ghost])
     rows = {row["id"]: row for row in data.sessions.index.page(10, 0)[0]}
     assert set(rows) == {finished} and rows[finished]["status"] == DONE
     assert [hit["id"] for hit in data.sessions.search("forward")] == [finished]
-    assert data.sessions.reconcile_index() == []  # in step now: nothing to do
+    assert data.sessions.reconcile_index().mended == []  # in step now: nothing to do
 
 
 def test_a_cut_off_pcm_stream_becomes_a_queued_recording_with_its_draft_kept(data):

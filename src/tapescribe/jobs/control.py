@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -129,15 +129,17 @@ class JobControl:
         self.submit(session_id)
         return record
 
-    def recover(self) -> list[str]:
-        """After a start: every session whose files say it is unfinished goes back on the queue."""
+    def recover(self, session_ids: Iterable[str] | None = None) -> list[str]:
+        """After a start (or when disk space is back): every session whose files say it is unfinished goes
+        back on the queue. `session_ids` limits the look to those sessions (a start has listed the
+        unfinished ones already); the index is not touched here (SessionService.reconcile_index, or the
+        full-disk catch-up, keeps it in step)."""
         recovered = []
-        for session_id in self.sessions.store.ids():
+        for session_id in self.sessions.store.ids() if session_ids is None else session_ids:
             try:
                 if self.sessions.status(session_id)["status"] not in UNFINISHED:
                     continue
                 if self.sessions.store.audio_path(session_id) is not None:
-                    self.sessions.reindex_one(session_id, with_segments=False)
                     self.submit(session_id)
                     recovered.append(session_id)
             except NotFound:

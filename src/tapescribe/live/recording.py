@@ -9,6 +9,7 @@ import logging
 import os
 import time
 import wave
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -155,15 +156,18 @@ def finish_stream(
     return QUEUED
 
 
-def finish_interrupted_streams(sessions: SessionService) -> list[str]:
+def finish_interrupted_streams(sessions: SessionService, session_ids: Iterable[str] | None = None) -> list[str]:
     """At start: every /ws/live stream a crash cut off is finished from its chunks (and its last saved
-    draft), as if its connection had dropped. JobControl.recover then queues the second pass."""
+    draft), as if its connection had dropped. JobControl.recover then queues the second pass.
+    `session_ids` limits the look to those sessions (the unfinished ones a start has listed already)."""
     finished = []
-    for session_id in sessions.store.ids():
+    for session_id in sessions.store.ids() if session_ids is None else session_ids:
         try:
+            if sessions.status(session_id)["status"] not in UNFINISHED:
+                continue
             session = sessions.session(session_id)
             fmt = session.get("live_format")
-            if fmt not in STREAM_FORMATS or sessions.status(session_id)["status"] not in UNFINISHED:
+            if fmt not in STREAM_FORMATS:
                 continue
             with sessions.store.job_lock(session_id) as held:
                 if not held:  # the stream is still running in another process

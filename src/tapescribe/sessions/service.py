@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,14 @@ STATUSES = (QUEUED, PROCESSING, DONE, ERROR, CANCELLED)
 UNFINISHED = (QUEUED, PROCESSING)
 MAX_TITLE_LENGTH = 200
 MAX_SEGMENT_LENGTH = 5000
+
+
+@dataclass
+class IndexCheck:
+    """What reconcile_index did and found."""
+
+    mended: list[str] = field(default_factory=list)  # rows rebuilt from the files, or removed
+    unfinished: list[str] = field(default_factory=list)  # sessions whose status.json says queued or processing
 
 
 def status_record(status: str, progress: float | None = None, message: str | None = None, **extra: Any) -> dict:
@@ -255,25 +264,29 @@ class SessionService:
         self._index(session_id, lambda: self.index.remove(session_id))
         self.store.finish_delete(session_id)
 
-    def reconcile_index(self) -> list[str]:
-        """At start: rows a crash left behind their files (the file was written, the process died before
-        the index was) are rebuilt from the files, and rows of sessions that are gone are removed."""
+    def reconcile_index(self) -> IndexCheck:
+        """At start, one pass over every session's status.json: rows a crash left behind their files (the
+        file was written, the process died before the index was) are rebuilt from the files, rows of
+        sessions that are gone are removed, and the unfinished sessions are listed for the steps of
+        the start that follow (finishing cut-off streams, re-queueing), so they need not read them again."""
         indexed = self.index.states()
-        mended = []
+        check = IndexCheck()
         for session_id in self.store.ids():
             try:
                 status = self.status(session_id)
                 if indexed.pop(session_id, None) != (status.get("status"), status.get("updated")):
                     self.reindex_one(session_id)
-                    mended.append(session_id)
+                    check.mended.append(session_id)
             except NotFound:
                 continue
+            if status.get("status") in UNFINISHED:
+                check.unfinished.append(session_id)
         for ghost in indexed:  # rows without a session directory
             self.index.remove(ghost)
-            mended.append(ghost)
-        if mended:
-            log.info("brought %d index row(s) back in step with the session files", len(mended))
-        return mended
+            check.mended.append(ghost)
+        if check.mended:
+            log.info("brought %d index row(s) back in step with the session files", len(check.mended))
+        return check
 
     def finish_deletes(self) -> list[str]:
         """At start: finish deletions a crash interrupted (index row and files)."""
