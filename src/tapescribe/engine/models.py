@@ -236,10 +236,11 @@ class ModelPool:
         if name in PACKAGED_MODELS:
             self._path(name)  # says which package to install when it is missing
             return name
-        if name not in {entry["id"] for entry in self.offered()}:
-            offered = ", ".join(entry["id"] for entry in self.offered())
+        offered = [entry["id"] for entry in self._offered()]
+        if name not in offered:
             raise ModelUnavailable(
-                f"Model {name!r} is not offered by this server (offered: {offered}). {INSTALL_HINT}", model=name
+                f"Model {name!r} is not offered by this server (offered: {', '.join(offered)}). {INSTALL_HINT}",
+                model=name,
             )
         return name
 
