@@ -6,16 +6,23 @@ multilingual model over several parts of the file. English goes to the fast Engl
 every other language to the multilingual one, so no language is ever forced through a model that
 cannot write it. The choice is saved in the session (`model`, `model_reason`, `detected_language`,
 `detected_language_probability`), so a resumed job uses it and never detects again.
+
+A request that pins an English-only model without a language still has the language detected (and
+recorded, the model kept): that is the one case where the audio may be in a language the model
+cannot write, and the page warns about it. A model pinned by the server (TAPESCRIBE_MODEL) detects
+nothing; its operator chose one model for everything.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from tapescribe.engine.language_detection import DetectedLanguage
 from tapescribe.engine.languages import language_name
 from tapescribe.engine.models import ModelPool, english_only
+from tapescribe.errors import ModelUnavailable
 
 PINNED_REASON = "pinned by the server (TAPESCRIBE_MODEL)"
 REQUESTED_REASON = "chosen in the request"
@@ -32,10 +39,17 @@ def _name(code: str) -> str:
 def choose_model(
     session: dict[str, Any], models: ModelPool, detect: Callable[[], DetectedLanguage | None]
 ) -> dict[str, Any]:
-    """The session fields that record the model choice; `detect` runs only when the language decides."""
+    """The session fields that record the model choice; `detect` runs only when the language decides, or to
+    record what an English-only model the request chose is about to hear."""
     chosen = session.get("model")
+    if chosen == models.pinned and chosen:
+        return {"model": chosen, "model_reason": PINNED_REASON}
     if chosen:
-        return {"model": chosen, "model_reason": PINNED_REASON if chosen == models.pinned else REQUESTED_REASON}
+        choice = {"model": chosen, "model_reason": REQUESTED_REASON}
+        if english_only(chosen) and not session.get("requested_language"):
+            with contextlib.suppress(ModelUnavailable):  # no multilingual model here: nothing to warn with
+                choice.update(_detection(detect()))
+        return choice
     if models.pinned is not None:
         return {"model": models.pinned, "model_reason": PINNED_REASON}
     requested = session.get("requested_language")
@@ -51,6 +65,11 @@ def choose_model(
     return {
         "model": model,
         "model_reason": f"detected {_name(found.language)} ({found.probability:.2f}) {where}: {_kind(model)}",
-        "detected_language": found.language,
-        "detected_language_probability": round(found.probability, 4),
+        **_detection(found),
     }
+
+
+def _detection(found: DetectedLanguage | None) -> dict[str, Any]:
+    if found is None:
+        return {}
+    return {"detected_language": found.language, "detected_language_probability": round(found.probability, 4)}

@@ -14,7 +14,7 @@ from typing import Any
 
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, pcm_blocks
 from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
-from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool
+from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
 from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, transcribe_windows
 from tapescribe.errors import NotFound, TapescribeError, is_disk_full
 from tapescribe.jobs.routing import choose_model
@@ -90,9 +90,12 @@ class TranscriptionJob:
 
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
         requested = session.get("options") or {}
+        detected = session.get("detected_language")
+        if english_only(session.get("model") or ""):
+            detected = None  # recorded to warn about, but an English-only model writes English only
         return DecodeOptions(
             # a language detected over several parts is more reliable than transcribe's look at the first 30 s
-            language=session.get("requested_language") or session.get("detected_language"),
+            language=session.get("requested_language") or detected,
             task=requested.get("task", "transcribe"),
             beam_size=self.settings.beam_size,
             vad_filter=self.settings.vad_filter,
