@@ -342,7 +342,7 @@ def test_history_lists_sessions_and_search_seeks_the_player(page, ui_server):
     # clicking a segment seeks there and plays; the highlighted segment follows the audio
     segments = api(ui_server, "GET", f"/session/{corpus_id}").json()["transcription"]["segments"]
     last = segments[-1]
-    view.locator(".segment").nth(len(segments) - 1).get_by_role("button").click()
+    view.locator(".segment").nth(len(segments) - 1).locator(".segment-body").click()
     page.wait_for_function(
         "start => document.querySelector('#session-view audio').currentTime >= start - 0.25", arg=last["start"]
     )
@@ -552,6 +552,166 @@ def test_keyboard_alone(page, ui_server):
     page.keyboard.press("Enter")
     expect(page.locator("#session-view h2")).to_be_focused()
     expect(page).to_have_url(re.compile(f"#history/{first_row.get_attribute('data-id')}$"))
+
+
+# -- Models, languages, corrections and versions ------------------------------------------------
+
+
+def open_session(page, session_id: str):
+    page.goto(f"/#history/{session_id}")
+    view = page.locator("#session-view")
+    expect(view.locator(".model-facts")).to_be_visible()
+    return view
+
+
+def versions_of(server, session_id: str) -> list[dict]:
+    return api(server, "GET", f"/session/{session_id}/versions").json()["versions"]
+
+
+def test_upload_in_german_with_auto_shows_the_detected_language(page, ui_server):
+    """Nothing chosen: the server detects German and routes it to the multilingual model."""
+    page.goto("/#upload")
+    choice = page.locator("#upload-choice")
+    expect(choice.get_by_label("Model", exact=True)).to_have_value("")
+    expect(choice.get_by_label("Language", exact=True)).to_have_value("")
+    expect(choice.locator("option[value=base]")).to_have_text("base")  # filled from GET /models
+    expect(choice.locator("option[value='tiny.en']")).to_have_text("tiny.en (English only)")
+    page.set_input_files("#upload-input", [audio_file("leopard_test_de.wav")])
+    card = page.locator(".upload-card", has_text="leopard_test_de.wav")
+    expect(card).to_have_attribute("data-state", "done", timeout=120_000)
+    assert "hinter diesem" in words(card.locator(".transcript").inner_text())
+    session_id = card.get_attribute("data-session-id")
+    stored = api(ui_server, "GET", f"/session/{session_id}").json()
+    assert (stored["model"], stored["detected_language"]) == ("base", "de"), stored
+
+    card.get_by_role("link", name="Open in History").click()
+    facts = page.locator("#session-view .model-facts")
+    expect(facts).to_contain_text("base")
+    expect(facts).to_contain_text(stored["model_reason"])
+    percent = round(stored["detected_language_probability"] * 100)
+    expect(facts.locator("dd")).to_have_text(
+        [f"base · {stored['model_reason']}", f"German ({percent}% sure)", "German"]
+    )
+    text = words(page.locator("#session-view .transcript").inner_text())
+    assert "raum" in text and "genutzt" in text, text
+    expect(page.locator("#session-view .language-warning")).to_be_empty()
+    screenshots(page, "session-language")
+
+
+def test_an_english_only_model_for_another_language_shows_the_servers_refusal(page, ui_server):
+    before = api(ui_server, "GET", "/sessions").json()["total"]
+    page.goto("/#upload")
+    choice = page.locator("#upload-choice")
+    expect(choice.locator("option[value='tiny.en']")).to_be_attached()
+    choice.get_by_label("Model", exact=True).select_option("tiny.en")
+    choice.get_by_label("Language", exact=True).select_option("de")
+    expect(choice.locator(".choice-hint")).to_contain_text("tiny.en writes English only")
+    page.set_input_files("#upload-input", [audio_file("leopard_test_de.wav")])
+    card = page.locator(".upload-card", has_text="leopard_test_de.wav")
+    expect(card).to_have_attribute("data-state", "error")
+    expect(card.get_by_role("alert")).to_contain_text("'tiny.en' is English-only and cannot transcribe language 'de'")
+    assert card.get_attribute("data-session-id") is None
+    assert api(ui_server, "GET", "/sessions").json()["total"] == before  # refused before anything was kept
+    screenshots(page, "upload-refused")
+
+
+def test_retranscribe_with_another_model_keeps_a_version(page, ui_server):
+    session_id = upload_via_api(ui_server, "speechbrain_spk1_snt1.wav")
+    first = api(ui_server, "GET", f"/session/{session_id}").json()
+    assert first["model"] == "tiny.en"
+    view = open_session(page, session_id)
+    expect(view.locator(".versions")).to_contain_text("None yet")
+    view.locator(".retranscribe summary").click()
+    form = view.locator(".retranscribe")
+    form.get_by_label("Model", exact=True).select_option("base")
+    form.get_by_label("Language", exact=True).select_option("en")
+    screenshots(page, "retranscribe")
+    form.get_by_role("button", name="Retranscribe").click()
+
+    expect(view.locator(".model-facts dd").first).to_have_text("base · chosen in the request", timeout=120_000)
+    expect(view.locator(".version")).to_have_count(1)
+    expect(view.locator(".version")).to_contain_text("Before retranscription")
+    stored = api(ui_server, "GET", f"/session/{session_id}").json()
+    assert stored["status"]["status"] == "done" and stored["model"] == "base"
+    expect(view.locator(".transcript").first).to_contain_text(stored["transcription"]["segments"][0]["text"].strip())
+    assert "child" in words(stored["transcription"]["text"]), stored["transcription"]["text"]
+    [version] = versions_of(ui_server, session_id)
+    assert version["label"] == "before-retranscribe" and version["preview"] == first["transcription"]["text"]
+
+
+def test_edit_a_segment_in_place_and_read_the_version_before_it(page, ui_server):
+    session_id = upload_via_api(ui_server, "goforward.wav")
+    original = api(ui_server, "GET", f"/session/{session_id}").json()["transcription"]["segments"][0]["text"].strip()
+    view = open_session(page, session_id)
+    segment = view.locator(".transcript .segment").first
+
+    # Escape puts the text back and keeps no version
+    segment.get_by_role("button", name="Edit the text at 0:00").click()
+    field = segment.get_by_role("textbox")
+    expect(field).to_be_focused()
+    field.fill("not this")
+    field.press("Escape")
+    expect(segment.locator(".segment-text")).to_have_text(original)
+    assert versions_of(ui_server, session_id) == []
+
+    # Enter saves
+    segment.get_by_role("button", name="Edit the text at 0:00").click()
+    field.fill("Go forward ten metres, corrected by hand.")
+    screenshots(page, "segment-edit")
+    field.press("Enter")
+    expect(segment.locator(".segment-text")).to_have_text("Go forward ten metres, corrected by hand.")
+    stored = api(ui_server, "GET", f"/session/{session_id}").json()["transcription"]
+    assert stored["segments"][0]["text"].strip() == "Go forward ten metres, corrected by hand."
+    [version] = versions_of(ui_server, session_id)
+    assert version["label"] == "before-edit"
+    expect(view.locator(".version")).to_contain_text("Before an edit")
+
+    # leaving the field saves too
+    segment.get_by_role("button", name="Edit the text at 0:00").click()
+    field.fill("Go forward ten metres.")
+    view.locator(".session-title").click()
+    expect(segment.locator(".segment-text")).to_have_text("Go forward ten metres.")
+    expect(view.locator(".version")).to_have_count(2)
+
+    # the earliest version reads as it was, read only
+    view.get_by_role("button", name="View version 1").click()
+    viewer = view.locator(".version-view")
+    expect(viewer).to_contain_text("Version 1 · Before an edit")
+    expect(viewer.locator(".segment-text").first).to_have_text(original)
+    expect(viewer.locator("textarea, .segment-edit")).to_have_count(0)
+    screenshots(page, "versions")
+
+
+def test_an_english_only_model_on_german_warns_and_one_click_fixes_it(page, ui_server):
+    """tiny.en chosen in the upload form with the language left on Auto (the server allows it): the
+    language is still detected, the page warns, and one click transcribes it again with base in German."""
+    page.goto("/#upload")
+    choice = page.locator("#upload-choice")
+    expect(choice.locator("option[value='tiny.en']")).to_be_attached()
+    choice.get_by_label("Model", exact=True).select_option("tiny.en")
+    page.set_input_files("#upload-input", [audio_file("leopard_test_de.wav")])
+    card = page.locator(".upload-card", has_text="leopard_test_de.wav").first
+    expect(card).to_have_attribute("data-state", "done", timeout=120_000)
+    session_id = card.get_attribute("data-session-id")
+    stored = api(ui_server, "GET", f"/session/{session_id}").json()
+    assert stored["model"] == "tiny.en" and stored["detected_language"] == "de", stored
+    assert stored["detected_language_probability"] >= 0.5 and stored["language"] == "en"
+    assert "genutzt" not in words(stored["transcription"]["text"])
+
+    view = open_session(page, session_id)
+    warning = view.locator(".language-warning")
+    expect(warning).to_contain_text("sounds like German")
+    expect(warning).to_contain_text("tiny.en writes English only")
+    screenshots(page, "english-only-warning")
+    warning.get_by_role("button", name="Retranscribe with base (German)").click()
+
+    expect(view.locator(".model-facts dd").first).to_have_text("base · chosen in the request", timeout=120_000)
+    expect(warning).to_be_empty()
+    expect(view.locator(".transcript").first).to_contain_text("genutzt")
+    fixed = api(ui_server, "GET", f"/session/{session_id}").json()
+    assert (fixed["model"], fixed["language"]) == ("base", "de") and fixed["status"]["status"] == "done"
+    assert "hinter diesem" in words(fixed["transcription"]["text"])
+    assert [v["label"] for v in versions_of(ui_server, session_id)] == ["before-retranscribe"]
 
 
 # -- Signing in, when the server has a key ----------------------------------------------------------

@@ -95,3 +95,18 @@ export const renameSession = (id, title) => api(session(id), { method: 'PATCH', 
 export const deleteSession = (id) => api(session(id), { method: 'DELETE' });
 export const cancelSession = (id) => api(`${session(id)}/cancel`, { method: 'POST' });
 export const retrySession = (id) => api(`${session(id)}/retry`, { method: 'POST' });
+export const editSegment = (id, position, text) => api(`${session(id)}/segments/${position}`, { method: 'PATCH', json: { text } });
+export const listVersions = (id) => api(`${session(id)}/versions`);
+export const getVersion = (id, number) => api(`${session(id)}/versions/${number}`);
+// {} (or an absent field) means auto: the server chooses the model by language, detected if not given.
+export const retranscribe = (id, choice) => api(`${session(id)}/retranscribe`, { method: 'POST', json: choice });
+
+// The models this server offers change only with its configuration: asked once per page load.
+let models = null;
+export function getModels() {
+  models ||= api('/models').catch((error) => {
+    models = null;
+    throw error;
+  });
+  return models;
+}

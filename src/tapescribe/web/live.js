@@ -5,6 +5,7 @@
 import { h, replace, $ } from './dom.js';
 import { emit, SESSIONS_CHANGED } from './bus.js';
 import { openMicrophone, recordingFormat, startClock, startMeter } from './mic.js';
+import { modelChoice } from './choice.js';
 
 const TIMESLICE_MS = 250;
 
@@ -20,6 +21,8 @@ export function setupLive() {
   const statusLine = $('#live-status');
   const captions = $('#live-captions');
   const footer = $('#live-footer');
+  const choice = modelChoice({ label: 'Final transcript with' });
+  $('#live-choice').append(choice.el);
 
   let run = null;
 
@@ -32,6 +35,7 @@ export function setupLive() {
     toggle.dataset.state = state;
     label.textContent = state === 'recording' ? 'Stop live captions' : 'Start live captions';
     toggle.disabled = state === 'finishing' || state === 'starting';
+    choice.disable(state !== 'idle');
   }
 
   async function start() {
@@ -54,8 +58,9 @@ export function setupLive() {
     }
     statusLine.textContent = 'Connecting to the server…';
     mine.socket = new WebSocket(liveSocketUrl());
+    const chosen = choice.value(); // the same fields as an upload's; Auto sends none
     mine.socket.addEventListener('open', () => {
-      mine.socket.send(JSON.stringify({ type: 'start', format: 'webm' }));
+      mine.socket.send(JSON.stringify({ type: 'start', format: 'webm', ...chosen }));
     });
     mine.socket.addEventListener('message', (event) => onMessage(mine, JSON.parse(event.data)));
     mine.socket.addEventListener('close', () => {

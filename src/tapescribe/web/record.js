@@ -8,6 +8,7 @@ import { emit, SESSIONS_CHANGED } from './bus.js';
 import { formatClock, formatDuration } from './format.js';
 import { openMicrophone, recordingFormat, recordingName, startClock, startMeter } from './mic.js';
 import { transcriptView } from './transcript.js';
+import { appendChoice, modelChoice } from './choice.js';
 
 export function setupRecord() {
   const toggle = $('#record-toggle');
@@ -16,6 +17,8 @@ export function setupRecord() {
   const meter = $('#record-meter');
   const statusLine = $('#record-status');
   const result = $('#record-result');
+  const choice = modelChoice();
+  $('#record-choice').append(choice.el);
 
   let recording = null; // {mic, recorder, parts, clock, stopMeter}
   let busy = false;
@@ -29,6 +32,7 @@ export function setupRecord() {
     toggle.dataset.state = state;
     label.textContent = state === 'recording' ? 'Stop recording' : 'Start recording';
     toggle.disabled = state === 'sending';
+    choice.disable(state !== 'idle');
   }
 
   async function start() {
@@ -46,13 +50,14 @@ export function setupRecord() {
     const format = recordingFormat();
     const recorder = new MediaRecorder(mic.stream, format.mimeType ? { mimeType: format.mimeType } : {});
     const parts = [];
+    const chosen = choice.value();
     recorder.addEventListener('dataavailable', (event) => {
       if (event.data.size) parts.push(event.data);
     });
     recorder.addEventListener('stop', () => {
       mic.close(); // only now: closing it earlier can keep the recorder from handing over its last data
       const blob = new Blob(parts, { type: recorder.mimeType || format.mimeType });
-      send(blob, recordingName('Recording', format.extension), recording?.seconds ?? 0);
+      send(blob, recordingName('Recording', format.extension), recording?.seconds ?? 0, chosen);
     }, { once: true });
     // A timeslice hands over data every second, so a long recording is not one huge final buffer.
     recorder.start(1000);
@@ -71,7 +76,7 @@ export function setupRecord() {
     recorder.stop(); // its 'stop' event closes the microphone and sends the recording
   }
 
-  async function send(blob, filename, seconds) {
+  async function send(blob, filename, seconds, chosen) {
     recording = null;
     busy = true;
     setState('sending');
@@ -79,7 +84,7 @@ export function setupRecord() {
     replace(result, h('div', { class: 'card result pending', 'aria-busy': 'true' },
       h('div', { class: 'spinner', 'aria-hidden': 'true' }),
       h('p', {}, 'Transcribing your recording…')));
-    const form = new FormData();
+    const form = appendChoice(new FormData(), chosen);
     form.append('audio', blob, filename);
     try {
       const answer = await api('/transcribe', { method: 'POST', form });
@@ -90,7 +95,7 @@ export function setupRecord() {
       statusLine.textContent = '';
       const sessionId = error.details?.session_id;
       if (sessionId) emit(SESSIONS_CHANGED, { id: sessionId });
-      replace(result, errorCard(error.message, { blob, filename, seconds, sessionId }));
+      replace(result, errorCard(error.message, { blob, filename, seconds, chosen, sessionId }));
     } finally {
       busy = false;
       setState('idle');
@@ -121,7 +126,7 @@ export function setupRecord() {
     } else if (retry) {
       actions.push(h('button', {
         type: 'button', class: 'button small primary',
-        onclick: () => send(retry.blob, retry.filename, retry.seconds),
+        onclick: () => send(retry.blob, retry.filename, retry.seconds, retry.chosen),
       }, icon('retry'), 'Send again'));
       actions.push(h('a', { class: 'button small', href: URL.createObjectURL(retry.blob), download: retry.filename },
         icon('download'), 'Save the recording'));

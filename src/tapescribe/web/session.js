@@ -1,19 +1,25 @@
 // One session, opened from History: the player beside its transcript, rename, downloads, delete,
-// and for unfinished or failed jobs their progress, cancel and retry.
+// for unfinished or failed jobs their progress, cancel and retry; the model and language with
+// retranscription (session_model.js), segments corrected in place (segment_edit.js) and the
+// earlier versions of the transcript (versions.js).
 
 import {
-  cancelSession, deleteSession, getSession, renameSession, retrySession, urls,
+  cancelSession, deleteSession, editSegment, getSession, renameSession, retrySession, urls,
 } from './api.js';
 import { confirmAction } from './confirm.js';
 import { h, icon, replace } from './dom.js';
 import { follow, rewatch } from './events.js';
 import { emit, SESSIONS_CHANGED } from './bus.js';
 import {
-  exactBytes, formatBytes, formatDate, formatDuration, formatPercent, isUnfinished, sourceLabel,
+  exactBytes, formatBytes, formatDate, formatDuration, isUnfinished, sourceLabel,
 } from './format.js';
 import { notify } from './notify.js';
 import { linkPlayer } from './player.js';
 import { transcriptView } from './transcript.js';
+import { editInPlace } from './segment_edit.js';
+import { modelPanel } from './session_model.js';
+import { statusNotice } from './status_notice.js';
+import { versionsView } from './versions.js';
 
 const EXPORTS = [['txt', 'Text'], ['srt', 'SRT'], ['vtt', 'WebVTT'], ['json', 'JSON']];
 
@@ -93,7 +99,13 @@ export function createSessionView(container, { onClose }) {
         parts.transcript.mark(index);
         parts.player?.play(segment.start);
       },
+      onEdit: (segment, index, li) => editInPlace(li, segment, {
+        save: (text) => saveSegment(index, text),
+        done: () => parts.transcript.editButton(index)?.focus(),
+      }),
     });
+    parts.model = modelPanel({ onStarted: followAgain });
+    parts.versions = versionsView(session.id);
     parts.transcriptBox = h('div', { class: 'scroll-box transcript-box' });
     parts.media = h('div', { class: 'media' });
 
@@ -128,14 +140,17 @@ export function createSessionView(container, { onClose }) {
       parts.status,
       parts.media,
       h('div', { class: 'session-actions' }, downloads, deleteButton),
+      parts.model.el,
       h('h3', { class: 'section-title' }, 'Transcript'),
-      parts.transcriptBox);
+      parts.transcriptBox,
+      parts.versions.el);
     parts.heading.id = 'session-heading';
     current.parts = parts;
     replace(container, parts.root);
     renderMeta(session);
     renderStatus(session.status);
     renderTranscript(session.transcription?.segments || [], 0, session.status.status);
+    parts.versions.refresh();
   }
 
   function renderMeta(session) {
@@ -144,10 +159,10 @@ export function createSessionView(container, { onClose }) {
       session.duration !== null && session.duration !== undefined ? formatDuration(session.duration) : null,
       sourceLabel(session.source),
       formatBytes(session.size_bytes),
-      [session.model, session.language].filter(Boolean).join(', ') || null,
     ].filter(Boolean);
     replace(current.parts.meta, bits.map((bit) => h('span', {}, bit)));
     current.parts.meta.title = session.original_filename ? `Original file: ${session.original_filename}` : '';
+    current.parts.model.update(session);
   }
 
   function renderTranscript(segments, from, status) {
@@ -167,40 +182,9 @@ export function createSessionView(container, { onClose }) {
   }
 
   function renderStatus(status) {
-    const box = current.parts.status;
-    switch (status.status) {
-      case 'queued':
-      case 'processing': {
-        const queued = status.status === 'queued';
-        const label = queued ? 'Queued: waiting for the transcriber' : `Transcribing… ${formatPercent(status.progress)}`;
-        replace(box, h('div', { class: 'notice notice-progress' },
-          h('div', { class: 'notice-row' },
-            h('p', {}, h('strong', {}, label), status.message ? ` · ${status.message}` : ''),
-            h('button', { type: 'button', class: 'button small', onclick: (event) => cancel(event.currentTarget) },
-              icon('stop'), 'Cancel')),
-          h('progress', { max: 1, value: queued ? null : status.progress || 0, 'aria-label': label })));
-        break;
-      }
-      case 'error':
-        replace(box, h('div', { class: 'notice notice-error', role: 'alert' },
-          h('p', {}, h('strong', {}, 'Transcription failed: '), status.message || 'no reason was given.'),
-          h('div', { class: 'notice-actions' },
-            h('button', { type: 'button', class: 'button small primary', onclick: (event) => retry(event.currentTarget) },
-              icon('retry'), 'Retry'),
-            h('button', { type: 'button', class: 'button small danger-outline', onclick: confirmDelete },
-              icon('trash'), 'Delete'))));
-        break;
-      case 'cancelled':
-        replace(box, h('div', { class: 'notice' },
-          h('p', {}, h('strong', {}, 'Cancelled. '),
-            status.progress ? `It stopped at ${formatPercent(status.progress)}; the transcript so far is kept.` : 'The transcript so far is kept.'),
-          h('div', { class: 'notice-actions' },
-            h('button', { type: 'button', class: 'button small primary', onclick: (event) => retry(event.currentTarget) },
-              icon('retry'), 'Continue transcribing'))));
-        break;
-      default:
-        replace(box);
-    }
+    const { parts } = current;
+    replace(parts.status, statusNotice(status, { cancel, retry, remove: confirmDelete }));
+    parts.transcript.editable(status.status === 'done' || status.status === 'cancelled' || status.status === 'error');
   }
 
   // -- following a running job ------------------------------------------------------------------
@@ -213,6 +197,7 @@ export function createSessionView(container, { onClose }) {
         if (current?.id !== id) return;
         current.session.status = status;
         renderStatus(status);
+        current.parts.model.update(current.session);
       },
       segments: (segments, from) => {
         if (current?.id === id) renderTranscript(segments, from, current.session.status.status);
@@ -235,6 +220,7 @@ export function createSessionView(container, { onClose }) {
       renderMeta(session);
       renderStatus(session.status);
       renderTranscript(session.transcription?.segments || [], 0, session.status.status);
+      current.parts.versions.refresh();
       emit(SESSIONS_CHANGED, { id });
     } catch {
       // the stream already showed the final state; details refresh on the next open
@@ -258,17 +244,37 @@ export function createSessionView(container, { onClose }) {
     button.disabled = true;
     try {
       const status = await retrySession(id);
-      if (current?.id !== id) return;
-      current.session.status = { ...current.session.status, ...status, status: status.status || 'queued' };
-      renderStatus(current.session.status);
-      renderTranscript(current.session.transcription?.segments || [], 0, current.session.status.status);
-      rewatch(id);
-      startFollowing();
-      emit(SESSIONS_CHANGED, { id });
+      if (current?.id === id) followAgain(status);
     } catch (error) {
       button.disabled = false;
       notify(error.message, { kind: 'error' });
     }
+  }
+
+  /** The job runs again (a retry or a retranscription): show it queued and follow it to its end. */
+  function followAgain(status) {
+    const { id } = current;
+    current.session.status = { ...current.session.status, ...status, status: status.status || 'queued' };
+    renderStatus(current.session.status);
+    renderTranscript(current.session.transcription?.segments || [], 0, current.session.status.status);
+    current.parts.model.update(current.session);
+    rewatch(id);
+    startFollowing();
+    emit(SESSIONS_CHANGED, { id });
+  }
+
+  // -- editing a segment ------------------------------------------------------------------------
+
+  async function saveSegment(index, text) {
+    const { id } = current;
+    const transcription = await editSegment(id, index, text); // a refusal stays in the editor
+    if (current?.id !== id) return;
+    current.session.transcription = transcription;
+    current.parts.transcript.update(transcription.segments, index);
+    current.parts.transcript.editButton(index)?.focus();
+    current.parts.versions.refresh();
+    notify('Saved. The text before the edit is kept as an earlier version.');
+    emit(SESSIONS_CHANGED, { id });
   }
 
   // -- rename -----------------------------------------------------------------------------------

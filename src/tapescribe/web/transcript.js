@@ -1,10 +1,11 @@
 // A transcript as a list of timed segments. Interactive transcripts make each segment a button
-// (seek there); they can mark the segment being played.
+// (seek there); they can mark the segment being played. With `onEdit`, each segment also has an
+// Edit button (hidden while the list is not `editable`, e.g. while a job is still writing it).
 
-import { h } from './dom.js';
+import { h, icon } from './dom.js';
 import { formatClock } from './format.js';
 
-export function transcriptView({ onSelect = null, label = 'Transcript' } = {}) {
+export function transcriptView({ onSelect = null, onEdit = null, label = 'Transcript' } = {}) {
   const list = h('ol', { class: 'transcript', 'aria-label': label });
   let segments = [];
   let current = -1;
@@ -19,7 +20,15 @@ export function transcriptView({ onSelect = null, label = 'Transcript' } = {}) {
         onclick: () => onSelect(segment, index),
       }, time, text)
       : h('div', { class: 'segment-body' }, time, text);
-    return h('li', { class: 'segment', dataset: { index: String(index), start: String(segment.start) } }, body);
+    const li = h('li', { class: 'segment', dataset: { index: String(index), start: String(segment.start) } }, body);
+    if (onEdit) {
+      li.append(h('button', {
+        type: 'button', class: 'button ghost small segment-edit',
+        'aria-label': `Edit the text at ${formatClock(segment.start)}`, title: 'Edit this text',
+        onclick: () => onEdit(segments[index], index, li),
+      }, icon('edit')));
+    }
+    return li;
   }
 
   function update(all, from = 0) {
@@ -59,6 +68,8 @@ export function transcriptView({ onSelect = null, label = 'Transcript' } = {}) {
       return segments.length;
     },
     segmentButton: (index) => list.children[index]?.querySelector('button'),
+    editButton: (index) => list.children[index]?.querySelector('.segment-edit'),
+    editable: (flag) => { list.dataset.editable = String(Boolean(flag)); },
   };
 }
 

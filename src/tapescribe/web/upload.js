@@ -11,6 +11,7 @@ import { follow } from './events.js';
 import { emit, SESSIONS_CHANGED } from './bus.js';
 import { formatBytes, formatDuration, formatPercent, isUnfinished } from './format.js';
 import { transcriptView } from './transcript.js';
+import { appendChoice, modelChoice } from './choice.js';
 
 const MAX_TRANSFERS = 2; // the rest of the browser's six connections stay free for the event streams
 const IN_TRANSIT_KEY = 'tapescribe.uploads-in-transit';
@@ -23,6 +24,8 @@ export function setupUpload() {
   const waiting = [];
   const inTransit = new Set();
   let active = 0;
+  const choice = modelChoice({ label: 'Transcribe new files with' });
+  $('#upload-choice').append(choice.el);
 
   $('#upload-pick').addEventListener('click', () => input.click());
   input.addEventListener('change', () => {
@@ -65,6 +68,7 @@ export function setupUpload() {
     for (const file of files) {
       const card = uploadCard({ name: file.name, size: file.size });
       card.file = file;
+      card.choice = choice.value(); // as chosen when the file was added, whatever is chosen later
       list.prepend(card.el);
       waiting.push(card);
     }
@@ -80,7 +84,7 @@ export function setupUpload() {
     inTransit.add(card);
     saveInTransit();
     card.uploading(0);
-    const form = new FormData();
+    const form = appendChoice(new FormData(), card.choice);
     form.append('file', card.file, card.file.name);
     card.transfer = uploadFile('/transcribe-file', form, { onProgress: (fraction) => card.uploading(fraction) });
     try {
