@@ -615,6 +615,27 @@ def test_an_english_only_model_for_another_language_shows_the_servers_refusal(pa
     screenshots(page, "upload-refused")
 
 
+def test_record_and_live_send_the_chosen_model_and_language(page, ui_server):
+    """Both send what was chosen (the server refuses tiny.en for German, and the page says so)."""
+    refusal = "'tiny.en' is English-only and cannot transcribe language 'de'"
+    before = api(ui_server, "GET", "/sessions").json()["total"]
+    for tab, start, stop in (("record", "Start recording", "Stop recording"), ("live", "Start live captions", None)):
+        page.goto(f"/#{tab}")
+        choice = page.locator(f"#{tab}-choice")
+        expect(choice.locator("option[value='tiny.en']")).to_be_attached()
+        choice.get_by_label("Model", exact=True).select_option("tiny.en")
+        choice.get_by_label("Language", exact=True).select_option("de")
+        page.get_by_role("button", name=start).click()
+        if stop:
+            page.wait_for_timeout(1500)
+            page.get_by_role("button", name=stop).click()
+            expect(page.locator("#record-result").get_by_role("alert")).to_contain_text(refusal)
+        else:
+            expect(page.locator("#live-footer").get_by_role("alert")).to_contain_text(refusal)
+        expect(page.get_by_role("button", name=start)).to_be_enabled()
+    assert api(ui_server, "GET", "/sessions").json()["total"] == before  # refused before anything was kept
+
+
 def test_retranscribe_with_another_model_keeps_a_version(page, ui_server):
     session_id = upload_via_api(ui_server, "speechbrain_spk1_snt1.wav")
     first = api(ui_server, "GET", f"/session/{session_id}").json()
