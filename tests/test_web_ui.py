@@ -711,7 +711,7 @@ def test_an_english_only_model_on_german_warns_and_one_click_fixes_it(page, ui_s
     expect(choice.locator("option[value='tiny.en']")).to_be_attached()
     choice.get_by_label("Model", exact=True).select_option("tiny.en")
     page.set_input_files("#upload-input", [audio_file("leopard_test_de.wav")])
-    card = page.locator(".upload-card", has_text="leopard_test_de.wav").first
+    card = page.locator(".upload-card", has_text="leopard_test_de.wav")
     expect(card).to_have_attribute("data-state", "done", timeout=120_000)
     session_id = card.get_attribute("data-session-id")
     stored = api(ui_server, "GET", f"/session/{session_id}").json()

@@ -21,7 +21,7 @@ export function setupLive() {
   const statusLine = $('#live-status');
   const captions = $('#live-captions');
   const footer = $('#live-footer');
-  const choice = modelChoice({ label: 'Final transcript with' });
+  const choice = modelChoice();
   $('#live-choice').append(choice.el);
 
   let run = null;

@@ -184,7 +184,7 @@ export function createSessionView(container, { onClose }) {
   function renderStatus(status) {
     const { parts } = current;
     replace(parts.status, statusNotice(status, { cancel, retry, remove: confirmDelete }));
-    parts.transcript.editable(status.status === 'done' || status.status === 'cancelled' || status.status === 'error');
+    parts.transcript.editable(!isUnfinished(status.status)); // the server refuses edits while a job writes
   }
 
   // -- following a running job ------------------------------------------------------------------
