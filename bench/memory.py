@@ -38,8 +38,9 @@ import sys
 from pathlib import Path
 from faster_whisper import WhisperModel
 from tapescribe.engine.models import resolve_model
+from tapescribe.engine.transcriber import DecodeOptions
 model = WhisperModel(str(resolve_model("tiny.en", Path("unused"))), device="cpu", compute_type="int8")
-segments, _ = model.transcribe(sys.argv[1], beam_size=5, vad_filter=True)
+segments, _ = model.transcribe(sys.argv[1], **DecodeOptions().as_kwargs())
 for _ in segments:
     pass
 """

@@ -173,7 +173,16 @@ def library_model():
 
 
 def library_text(model, path: Path) -> str:
-    segments, _ = model.transcribe(str(path), beam_size=5, vad_filter=True)
+    """faster-whisper's `transcribe` over the whole file with the server's default decoding settings."""
+    from tapescribe.engine.transcriber import DecodeOptions
+
+    segments, _ = model.transcribe(str(path), **DecodeOptions().as_kwargs())
+    return "".join(segment.text for segment in segments).strip()
+
+
+def library_default_text(model, path: Path) -> str:
+    """faster-whisper's `transcribe` with nothing changed: the library's own defaults, as a user gets them."""
+    segments, _ = model.transcribe(str(path))
     return "".join(segment.text for segment in segments).strip()
 
 

@@ -83,7 +83,7 @@ def test_kill_mid_file_resumes_after_saved_segments(durable, long_recording, lib
     assert not (durable.data_dir / "sessions" / session_id / "segments.jsonl").exists()
 
     resumed_wer = wer([" ".join(references)], [body["transcription"]["text"]])
-    segments_direct, _ = library_model.transcribe(str(path), beam_size=5, vad_filter=True)
+    segments_direct, _ = library_model.transcribe(str(path), **DecodeOptions().as_kwargs())
     library_wer = wer([" ".join(references)], ["".join(s.text for s in segments_direct)])
     print(f"long file, killed and resumed: WER {resumed_wer:.2f}% vs faster-whisper {library_wer:.2f}%")
     assert resumed_wer <= library_wer + 1.0

@@ -167,6 +167,10 @@ def test_pcm_stream_is_as_accurate_as_offline_and_kept_as_a_session(server, offl
 
     # The second pass replaced the draft with the offline transcript; the draft is a version.
     assert session["transcription"]["text"] == offline(directory / "original_audio.wav")
+    # ...and is at least as accurate as the draft (a VAD that dropped soft clips once made it worse).
+    second_wer = wer([reference], [session["transcription"]["text"]])
+    print(f"second pass WER {second_wer:.2f}%")
+    assert second_wer <= live_wer + 1.0, session["transcription"]["text"]
     drafts = [version for version in versions(server, run.session_id) if version["label"] == "live-draft"]
     assert len(drafts) == 1 and drafts[0]["preview"] == run.final_text.strip()[:200]
     with server.client() as client:

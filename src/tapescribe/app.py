@@ -14,9 +14,8 @@ from tapescribe.api import events, live_ws, login, openai_compat, sessions, syst
 from tapescribe.api.errors import error_responses, install_error_handlers
 from tapescribe.api.security import TrustBoundary
 from tapescribe.config import Settings
-from tapescribe.engine.transcriber import DecodeOptions
 from tapescribe.live.chunk_service import LiveChunkService
-from tapescribe.runtime import Runtime
+from tapescribe.runtime import Runtime, decode_defaults
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.live_chunks = LiveChunkService(
         runtime.sessions,
         runtime.models,
-        DecodeOptions(beam_size=settings.beam_size, vad_filter=settings.vad_filter),
+        decode_defaults(settings),
     )
     install_error_handlers(app)
     app.add_middleware(TrustBoundary, settings=settings)

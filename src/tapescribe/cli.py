@@ -107,16 +107,18 @@ def worker(workers, data_dir, model) -> None:
 @click.option("--model", default=None, help="Model (default tiny.en).")
 def transcribe(files, language, fmt, output_dir, model) -> None:
     """Transcribe files locally, without a server."""
+    from dataclasses import replace
+
     from tapescribe.engine.audio import measure_duration, pcm_blocks, probe
-    from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
+    from tapescribe.engine.transcriber import transcribe_windows
     from tapescribe.errors import TapescribeError
-    from tapescribe.runtime import model_pool
+    from tapescribe.runtime import decode_defaults, model_pool
     from tapescribe.sessions.exports import render
 
     settings = make_settings(model=model)
     confine_scratch_files(settings)
     pool = model_pool(settings)
-    options = DecodeOptions(language=language, beam_size=settings.beam_size, vad_filter=settings.vad_filter)
+    options = replace(decode_defaults(settings), language=language)
     failed = 0
     for path in files:
         try:

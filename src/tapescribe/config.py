@@ -53,7 +53,22 @@ class Settings(BaseSettings):
     cpu_threads: int = Field(0, ge=0, description="Threads per model on CPU; 0 lets CTranslate2 decide.")
     beam_size: int = Field(5, ge=1, le=16, description="Beam size for decoding (faster-whisper's default is 5).")
     vad_filter: bool = Field(
-        True, description="Skip silence with Silero VAD before decoding (fewer hallucinations, faster on pauses)."
+        True,
+        description="Skip long stretches with no speech (Silero VAD) before decoding: no text invented over "
+        "silence, faster on pauses. The three vad_* settings below decide what counts as no speech.",
+    )
+    vad_threshold: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="Speech probability under which audio may be skipped (faster-whisper's default, 0.5, "
+        "dropped soft and whispered words).",
+    )
+    vad_min_silence_ms: int = Field(
+        5000, ge=0, description="Only a stretch without speech at least this long is skipped (milliseconds)."
+    )
+    vad_speech_pad_ms: int = Field(
+        1500, ge=0, description="Audio kept on each side of detected speech (milliseconds), so soft word ends stay."
     )
     window_seconds: float = Field(
         240.0,
@@ -109,6 +124,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Open connections (WebSockets and event streams included) above which new requests get 503.",
     )
+
+    def vad_parameters(self) -> dict[str, float]:
+        """The vad_* settings under faster-whisper's names."""
+        return {
+            "threshold": self.vad_threshold,
+            "min_silence_duration_ms": self.vad_min_silence_ms,
+            "speech_pad_ms": self.vad_speech_pad_ms,
+        }
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tapescribe.config import Settings, confine_scratch_files
 from tapescribe.engine.models import ModelPool, ModelSettings
+from tapescribe.engine.transcriber import DecodeOptions
 from tapescribe.jobs.control import JobControl
 from tapescribe.jobs.queue import JobQueue
 from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
@@ -15,6 +16,13 @@ from tapescribe.sessions.index import SessionIndex
 from tapescribe.sessions.service import SessionService
 from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import SessionStore
+
+
+def decode_defaults(settings: Settings) -> DecodeOptions:
+    """The decoding settings every job starts from (a request may change its language, task, prompt...)."""
+    return DecodeOptions(
+        beam_size=settings.beam_size, vad_filter=settings.vad_filter, vad_parameters=settings.vad_parameters()
+    )
 
 
 def model_pool(settings: Settings) -> ModelPool:
@@ -44,7 +52,7 @@ class Runtime:
         self.transcription = TranscriptionJob(
             self.sessions,
             self.models,
-            JobSettings(settings.window_seconds, settings.beam_size, settings.vad_filter),
+            JobSettings(settings.window_seconds, decode_defaults(settings)),
         )
         self.queue = JobQueue(settings, self.transcription.run, self.sessions.space)
         self.jobs = JobControl(self.sessions, self.queue, self.transcription)

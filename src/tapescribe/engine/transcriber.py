@@ -22,12 +22,21 @@ lost 53 words.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.speech_regions import speech_clips
+
+# The VAD (engine/speech_regions.py) only skips long stretches that are surely not speech:
+# faster-whisper's VAD defaults (threshold 0.5, 2 s of silence, 0.4 s of padding) dropped soft and
+# whispered words, and no VAD at all let Whisper write "You You" over a minute of silence. With these,
+# on a loudness-evened copy, the server kept every word faster-whisper's own defaults (no VAD) keep on
+# the shared recordings made soft, whispered and noisy, and wrote nothing over room noise, music or
+# silence (bench/defaults.py; the figures are in the README).
+KEEP_SOFT_SPEECH_VAD = {"threshold": 0.1, "min_silence_duration_ms": 5000, "speech_pad_ms": 1500}
 
 
 @dataclass
@@ -38,15 +47,17 @@ class DecodeOptions:
     task: str = "transcribe"
     beam_size: int = 5
     vad_filter: bool = True
+    vad_parameters: dict[str, float] = field(default_factory=lambda: dict(KEEP_SOFT_SPEECH_VAD))
     word_timestamps: bool = False
     initial_prompt: str | None = None
     temperature: float | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
+        """faster-whisper's `transcribe` arguments; the VAD is applied apart (engine/speech_regions.py)."""
         kwargs: dict[str, Any] = {
             "task": self.task,
             "beam_size": self.beam_size,
-            "vad_filter": self.vad_filter,
+            "vad_filter": False,
             "word_timestamps": self.word_timestamps,
         }
         if self.temperature is not None:
@@ -126,6 +137,12 @@ def transcribe_windows(
     finished_input = False
     reported_language = resume.language is not None
 
+    def report_unheard_language() -> None:
+        """No window held speech, so Whisper never said: the language asked for, or English for an English model."""
+        known = language or (None if getattr(getattr(model, "model", None), "is_multilingual", True) else "en")
+        if not reported_language and known is not None and on_language is not None:
+            on_language(LanguageFound(known, 1.0))
+
     def new(record: dict[str, Any]) -> bool:
         return resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until
 
@@ -138,15 +155,24 @@ def transcribe_windows(
                 pending.append(block)
                 pending_samples += len(block)
         if pending_samples == 0:
+            report_unheard_language()
             return
         audio = np.concatenate(pending) if len(pending) > 1 else pending[0]
         window = audio[:window_samples]
         is_last = finished_input and len(audio) <= window_samples
         buffer_start = buffer_sample / SAMPLE_RATE
-        segments, info = model.transcribe(
-            window, language=language, initial_prompt=options.initial_prompt, **options.as_kwargs()
-        )
-        if not reported_language:
+        clips = speech_clips(window, options.vad_parameters) if options.vad_filter else None
+        segments: Iterable[Any] = ()
+        info: Any = None
+        if clips != []:  # [] is nothing that may be speech: nothing to decode, no text to invent
+            segments, info = model.transcribe(
+                window,
+                language=language,
+                initial_prompt=options.initial_prompt,
+                clip_timestamps=clips or "0",
+                **options.as_kwargs(),
+            )
+        if not reported_language and info is not None:
             reported_language = True
             if language is None:
                 language = info.language
@@ -154,7 +180,7 @@ def transcribe_windows(
                 probability = 1.0 if language != info.language else float(info.language_probability)
                 on_language(LanguageFound(language, probability))
 
-        held = None
+        held: Any = None
         kept_end = None
         for segment in segments:
             if held is not None:
@@ -174,6 +200,7 @@ def transcribe_windows(
             if is_last:
                 if on_progress is not None:
                     on_progress(buffer_start + window_length)
+                report_unheard_language()
                 return
             kept_end = held.end if held is not None and 0 < held.end < window_length else window_length
         advance = round(kept_end * SAMPLE_RATE)

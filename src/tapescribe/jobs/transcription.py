@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, pcm_blocks
@@ -40,8 +40,7 @@ PROGRESS_STEP = 0.05
 @dataclass(frozen=True)
 class JobSettings:
     window_seconds: float = 240.0
-    beam_size: int = 5
-    vad_filter: bool = True
+    decoding: DecodeOptions = field(default_factory=DecodeOptions)
     detection_parts: int = 3  # parts of a file its language is detected on, when the language decides the model
 
 
@@ -93,12 +92,11 @@ class TranscriptionJob:
         detected = session.get("detected_language")
         if english_only(session.get("model") or ""):
             detected = None  # recorded to warn about, but an English-only model writes English only
-        return DecodeOptions(
+        return replace(
+            self.settings.decoding,
             # a language detected over several parts is more reliable than transcribe's look at the first 30 s
             language=session.get("requested_language") or detected,
             task=requested.get("task", "transcribe"),
-            beam_size=self.settings.beam_size,
-            vad_filter=self.settings.vad_filter,
             word_timestamps=bool(requested.get("word_timestamps", False)),
             initial_prompt=requested.get("prompt"),
             temperature=requested.get("temperature"),

@@ -1,0 +1,44 @@
+"""Where a window may hold speech: Silero VAD on a copy of the audio brought to one loudness.
+
+Silero's speech probability depends on the level: at faster-whisper's VAD defaults (threshold 0.5,
+2 s of silence, 0.4 s of padding) it dropped soft and whispered words, and even at threshold 0.1 it
+missed a 3 s sentence recorded 30 dB quieter than its neighbours, so that sentence never reached
+Whisper. Here the VAD hears a copy whose level is evened out every 0.2 s (quiet speech made as loud
+as the rest; digital silence stays silent), and only the stretches it finds are decoded, from the
+untouched audio, through faster-whisper's `clip_timestamps` (so times stay those of the file).
+Room noise and music evened out the same way still read as no speech (bench/defaults.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tapescribe.engine.audio import SAMPLE_RATE
+
+FRAME = SAMPLE_RATE // 5  # 0.2 s
+TARGET_RMS = 0.05
+FLOOR_RMS = 10 ** (-70 / 20)  # quieter than this is silence, not soft speech, and is not raised
+
+
+def evened_level(audio: np.ndarray) -> np.ndarray:
+    """The audio with its short-term RMS brought to one level, the gain changing smoothly."""
+    if len(audio) == 0:
+        return audio
+    frames = max(1, int(np.ceil(len(audio) / FRAME)))
+    padded = np.zeros(frames * FRAME, dtype=np.float32)
+    padded[: len(audio)] = audio
+    rms = np.sqrt(np.mean(padded.reshape(frames, FRAME) ** 2, axis=1))
+    # the loudest of each frame and its neighbours, so a word's onset is not raised above the word
+    spread = np.maximum.reduce([np.roll(rms, shift) for shift in (-2, -1, 0, 1, 2)])
+    gain = TARGET_RMS / np.maximum(spread, FLOOR_RMS)
+    centres = np.arange(frames) * FRAME + FRAME / 2
+    per_sample = np.interp(np.arange(len(audio)), centres, gain)
+    return np.clip(audio * per_sample, -1.0, 1.0).astype(np.float32)
+
+
+def speech_clips(audio: np.ndarray, vad_parameters: dict[str, float]) -> list[float]:
+    """[start, end, start, end, ...] in seconds of the stretches that may hold speech ([] for none)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    chunks = get_speech_timestamps(evened_level(audio), VadOptions(**vad_parameters))
+    return [round(edge / SAMPLE_RATE, 3) for chunk in chunks for edge in (chunk["start"], chunk["end"])]

@@ -1,0 +1,53 @@
+"""The decoding defaults the server starts every job from, and where its VAD finds speech."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from conftest import REPO, audio_file, read_pcm
+from tapescribe.config import Settings
+from tapescribe.engine.speech_regions import speech_clips
+from tapescribe.engine.transcriber import KEEP_SOFT_SPEECH_VAD, DecodeOptions
+from tapescribe.runtime import decode_defaults
+
+sys.path.insert(0, str(REPO / "bench"))
+from conditions import music, room_noise, soft
+
+
+def test_the_servers_defaults_are_the_engines_defaults():
+    # tests compare the server with DecodeOptions() run in-process (tests/conftest.py library_text)
+    assert decode_defaults(Settings()) == DecodeOptions()
+
+
+def test_vad_settings_are_faster_whispers_vad_options():
+    settings = Settings(vad_threshold=0.3, vad_min_silence_ms=700, vad_speech_pad_ms=90)
+    options = VadOptions(**decode_defaults(settings).vad_parameters)  # an unknown name would raise here
+    assert (options.threshold, options.min_silence_duration_ms, options.speech_pad_ms) == (0.3, 700, 90)
+
+
+def covered(clips: list[float], start: float, end: float) -> bool:
+    return any(a <= start and end <= b for a, b in zip(clips[::2], clips[1::2], strict=True))
+
+
+def test_a_soft_sentence_between_loud_ones_is_found():
+    """Silero alone, at the same settings, misses a sentence 30 dB quieter than its neighbours."""
+    loud = read_pcm(audio_file("jfk.flac"))
+    quiet = soft(read_pcm(audio_file("speechbrain_spk1_snt1.wav")))
+    gap = room_noise(8.0, 1)
+    audio = np.concatenate([loud, gap, quiet, gap, loud])
+    start = (len(loud) + len(gap)) / 16000
+    end = start + len(quiet) / 16000
+    plain = get_speech_timestamps(audio, VadOptions(**KEEP_SOFT_SPEECH_VAD))
+    plain_clips = [edge / 16000 for chunk in plain for edge in (chunk["start"], chunk["end"])]
+    assert not covered(plain_clips, start + 0.5, end - 0.5)
+    clips = speech_clips(audio, KEEP_SOFT_SPEECH_VAD)
+    assert covered(clips, start, end), clips
+    assert not any(covered(clips, t, t + 0.5) for t in np.arange(13.0, 16.5, 0.5))  # room noise before it: skipped
+
+
+def test_silence_and_music_hold_no_speech():
+    assert speech_clips(np.zeros(16000 * 60, dtype=np.float32), KEEP_SOFT_SPEECH_VAD) == []
+    assert speech_clips(music(60.0, 0), KEEP_SOFT_SPEECH_VAD) == []
