@@ -61,14 +61,12 @@ def offline_words(path: Path, settings: Settings) -> tuple[list[dict], str]:
     from tapescribe.engine.models import resolve_model
 
     model = WhisperModel(
-        str(resolve_model(settings.model, settings.models_dir)),
+        str(resolve_model(settings.model if settings.model != "auto" else "tiny.en", settings.models_dir)),
         device="cpu",
         compute_type="int8",
         cpu_threads=settings.cpu_threads,
     )
-    segments, _ = model.transcribe(
-        str(path), beam_size=settings.beam_size, vad_filter=settings.vad_filter, word_timestamps=True
-    )
+    segments, _ = model.transcribe(str(path), beam_size=settings.beam_size, word_timestamps=True)
     segments = list(segments)
     words = [{"end": word.end, "key": key(word.word)} for segment in segments for word in segment.words]
     return words, "".join(segment.text for segment in segments)

@@ -173,11 +173,11 @@ def library_model():
 
 
 def library_text(model, path: Path) -> str:
-    """faster-whisper's `transcribe` over the whole file with the server's default decoding settings."""
-    from tapescribe.engine.transcriber import DecodeOptions
+    """The server's engine run in-process over the whole file with its default settings (what a job writes)."""
+    from tapescribe.engine.audio import pcm_blocks
+    from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
 
-    segments, _ = model.transcribe(str(path), **DecodeOptions().as_kwargs())
-    return "".join(segment.text for segment in segments).strip()
+    return "".join(record["text"] for record in transcribe_windows(model, pcm_blocks(path), DecodeOptions())).strip()
 
 
 def library_default_text(model, path: Path) -> str:
