@@ -22,6 +22,8 @@ sys.path.insert(0, str(HERE))
 
 from make_long_audio import REPO, make  # noqa: E402
 
+from tapescribe.config import Settings  # noqa: E402
+
 ENGINE = """
 import sys
 from pathlib import Path
@@ -29,7 +31,7 @@ from tapescribe.engine.audio import pcm_blocks
 from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
 model = ModelPool(Path("unused"), "tiny.en", ModelSettings()).get()
-for _ in transcribe_windows(model, pcm_blocks(sys.argv[1]), DecodeOptions(), window_seconds=240):
+for _ in transcribe_windows(model, pcm_blocks(sys.argv[1]), DecodeOptions(), window_seconds=float(sys.argv[2])):
     pass
 """
 
@@ -46,10 +48,10 @@ for _ in segments:
 """
 
 
-def peak_mib(code: str, path: Path) -> tuple[float, float]:
+def peak_mib(code: str, path: Path, *more: str) -> tuple[float, float]:
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-c", code, str(path), *more], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
@@ -62,12 +64,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 30])
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
     parser.add_argument("--skip-library", action="store_true")
+    parser.add_argument("--window-seconds", type=float, default=Settings().window_seconds)
     args = parser.parse_args()
     for minutes in args.minutes:
         path = HERE / "audio" / f"speech_{minutes:g}min.wav"
         if not path.exists():
             make(minutes * 60, path, args.audio_dir)
-        engine_mib, engine_s = peak_mib(ENGINE, path)
+        engine_mib, engine_s = peak_mib(ENGINE, path, str(args.window_seconds))
         line = f"minutes={minutes:g} tapescribe_peak_mib={engine_mib:.0f} tapescribe_s={engine_s:.1f}"
         if not args.skip_library:
             library_mib, library_s = peak_mib(LIBRARY, path)
