@@ -10,6 +10,8 @@ made again by anyone with ../shared/audio.
   in a whisper, and the words stay (the usual way to simulate whispered speech from voiced speech).
 - noisy: pink noise added at 5 dB signal-to-noise ratio (speech power measured over the whole clip).
 - room noise: 60 s of quiet pink noise with a 50 Hz hum and its harmonics (an empty room, a fan).
+- hiss: 60 s of quiet white noise (standard deviation 0.003, about -50 dBFS: a preamp's hiss, as
+  loud as the soft speech above).
 - music: 60 s of synthesised chords (four voices with harmonics, a new chord every 2 s, a
   plucked envelope) and a drum-like noise burst on each beat.
 - silence: 60 s of digital zeros.
@@ -115,9 +117,13 @@ def music(seconds: float = 60.0, seed: int = 0) -> np.ndarray:
     return (0.3 * out / np.max(np.abs(out))).astype(np.float32)
 
 
+def hiss(seconds: float = 60.0, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed + 7).normal(0.0, 0.003, int(seconds * SAMPLE_RATE)).astype(np.float32)
+
+
 def silence(seconds: float = 60.0, seed: int = 0) -> np.ndarray:
     return np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)
 
 
 SPEECH_CONDITIONS = {"clean": lambda audio, seed: audio, "soft": soft, "whispered": whispered, "noisy": noisy}
-NO_SPEECH = {"room noise": room_noise, "music": music, "silence": silence}
+NO_SPEECH = {"room noise": room_noise, "hiss": hiss, "music": music, "silence": silence}

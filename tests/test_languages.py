@@ -60,22 +60,34 @@ def served(auto_server) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def library():
-    """faster-whisper run directly: `library(model_dir, path, **options)`, one loaded copy per model."""
+def library_run():
+    """faster-whisper run directly with its defaults: `library_run(model_dir, path)` -> (text, fell back to
+    sampling), one loaded copy per model."""
     from faster_whisper import WhisperModel
 
     loaded: dict[str, WhisperModel] = {}
 
-    def transcribe(model_dir, path, **options) -> str:
+    def transcribe(model_dir, path) -> tuple[str, bool]:
         model = loaded.setdefault(str(model_dir), WhisperModel(str(model_dir)))
-        segments, _ = model.transcribe(str(path), **options)
-        return "".join(segment.text for segment in segments).strip()
+        segments = list(model.transcribe(str(path))[0])
+        return "".join(segment.text for segment in segments).strip(), any(s.temperature > 0 for s in segments)
 
     return transcribe
 
 
-def test_defaults_detect_each_language_and_match_the_multilingual_model(auto_server, served, library):
-    """Per language: within one point of base run directly with faster-whisper's own defaults."""
+@pytest.fixture(scope="module")
+def library(library_run):
+    """faster-whisper run directly with its defaults: `library(model_dir, path)` -> text."""
+    return lambda model_dir, path: library_run(model_dir, path)[0]
+
+
+def test_defaults_detect_each_language_and_match_the_multilingual_model(auto_server, served, library_run):
+    """Per language: within one point of base run directly with faster-whisper's own defaults.
+
+    Where either side fell back to sampling (a temperature above 0: Whisper found its own text
+    repeating), the text is random from run to run (CTranslate2 seeds its sampler at random), so that
+    language counts in the mean over all languages only, which must also be within one point.
+    """
     base_dir = auto_server.data_dir / "models" / "base"  # joined by the server for its first detection
     rows = []
     for code in OTHER_LANGUAGES:
@@ -88,12 +100,16 @@ def test_defaults_detect_each_language_and_match_the_multilingual_model(auto_ser
         assert body["transcription"]["language"] == code
         assert body["model_reason"].startswith("detected ") and "multilingual model" in body["model_reason"]
         reference = reference_text(name)
-        texts = (body["transcription"]["text"], library(base_dir, audio_file(name)))
-        rows.append((code, *(error_rate(code, reference, text) for text in texts)))
+        library_text, library_sampled = library_run(base_dir, audio_file(name))
+        served_sampled = any(segment["temperature"] > 0 for segment in body["transcription"]["segments"])
+        served_rate = error_rate(code, reference, body["transcription"]["text"])
+        rows.append((code, served_rate, error_rate(code, reference, library_text), served_sampled or library_sampled))
     print("\nlanguage  tapescribe (auto)  base, faster-whisper's defaults   (CER for ja, ko)")
-    for code, served_rate, library_rate in rows:
-        print(f"{code:8}  {served_rate:16.1f}%  {library_rate:30.1f}%")
-    assert all(served_rate <= library_rate + 1.0 for _, served_rate, library_rate in rows), rows
+    for code, served_rate, library_rate, sampled in rows:
+        print(f"{code:8}  {served_rate:16.1f}%  {library_rate:30.1f}%  {'(sampled)' if sampled else ''}")
+    assert all(served <= library + 1.0 for _, served, library, sampled in rows if not sampled), rows
+    means = [sum(row[column] for row in rows) / len(rows) for column in (1, 2)]
+    assert means[0] <= means[1] + 1.0, rows
 
 
 def test_english_is_routed_to_tiny_en_as_accurate_as_the_library(served, library):

@@ -58,11 +58,11 @@ class Settings(BaseSettings):
         "silence, faster on pauses. The three vad_* settings below decide what counts as no speech.",
     )
     vad_threshold: float = Field(
-        0.1,
+        0.5,
         gt=0,
         lt=1,
-        description="Speech probability under which audio may be skipped (faster-whisper's default, 0.5, "
-        "dropped soft and whispered words).",
+        description="Speech probability under which audio may be skipped, judged on a copy evened to one "
+        "loudness (on the audio as it is, 0.5 dropped soft and whispered words).",
     )
     vad_min_silence_ms: int = Field(
         5000, ge=0, description="Only a stretch without speech at least this long is skipped (milliseconds)."

@@ -14,7 +14,7 @@ from tapescribe.engine.transcriber import KEEP_SOFT_SPEECH_VAD, DecodeOptions
 from tapescribe.runtime import decode_defaults
 
 sys.path.insert(0, str(REPO / "bench"))
-from conditions import music, room_noise, soft
+from conditions import hiss, music, room_noise, soft
 
 
 def test_the_servers_defaults_are_the_engines_defaults():
@@ -48,6 +48,7 @@ def test_a_soft_sentence_between_loud_ones_is_found():
     assert not any(covered(clips, t, t + 0.5) for t in np.arange(13.0, 16.5, 0.5))  # room noise before it: skipped
 
 
-def test_silence_and_music_hold_no_speech():
+def test_silence_hiss_and_music_hold_no_speech():
     assert speech_clips(np.zeros(16000 * 60, dtype=np.float32), KEEP_SOFT_SPEECH_VAD) == []
     assert speech_clips(music(60.0, 0), KEEP_SOFT_SPEECH_VAD) == []
+    assert speech_clips(hiss(60.0, 0), KEEP_SOFT_SPEECH_VAD) == []  # as loud as the soft speech above
