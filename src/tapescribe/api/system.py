@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
@@ -29,6 +31,7 @@ def health(request: Request) -> dict:
         "version": __version__,
         "default_model": runtime.models.default_name,
         "queue_pending": runtime.queue.pending(),
+        "decodes": asdict(runtime.decodes.state()),
         "max_upload_bytes": runtime.settings.max_upload_bytes,
         "login_required": bool(runtime.settings.api_key),
     }
