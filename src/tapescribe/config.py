@@ -73,8 +73,9 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="Decodes (uploads, /transcribe, /v1, retranscribe) run at once per process; more wait in "
-        "order, shortest audio first. 0: one per 4 CPU cores (one decode already uses up to 4), at least 1; "
-        "1 on CUDA. Live captions are not counted.",
+        "order, shortest audio first. With 2 or more, one is kept for audio of 30 s or less. 0: one per 4 CPU "
+        "cores (one decode already uses up to 4), at least 1, plus the one for short audio; 2 on CUDA. Live "
+        "captions are not counted.",
     )
     max_waiting_decodes: int = Field(
         16,
@@ -149,9 +150,9 @@ class Settings(BaseSettings):
         if self.max_concurrent_decodes:
             return self.max_concurrent_decodes
         if self.device == "cuda":
-            return 1
+            return 2
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, cores // (self.cpu_threads or CT2_DEFAULT_THREADS))
+        return max(1, cores // (self.cpu_threads or CT2_DEFAULT_THREADS)) + 1  # + the one kept for short audio
 
     @property
     def sessions_dir(self) -> Path:

@@ -70,3 +70,24 @@ def test_beyond_the_wait_bound_only_requests_that_may_be_refused_are():
             pass
     with scheduler.slot(5.0, refuse_when_busy=True):  # a free slot: never refused
         pass
+
+
+def test_with_two_slots_one_is_kept_for_short_audio():
+    """Long files take one slot; a short clip starts beside them at once instead of waiting."""
+    scheduler = DecodeScheduler(slots=2, max_waiting=10)
+    started = threading.Event()
+    with scheduler.slot(600.0) as first_long:
+        def waits_for_long_slot() -> None:
+            with scheduler.slot(300.0):
+                started.set()
+
+        second_long = threading.Thread(target=waits_for_long_slot)
+        second_long.start()
+        wait_until(lambda: scheduler.state().waiting == 1)
+        with scheduler.slot(5.0):  # not blocked: the slot kept for short audio
+            assert scheduler.state().running == 2
+        assert not started.is_set()
+        first_long.give_way()  # the waiting 300 s job is shorter: it takes this slot now
+        assert started.is_set()
+    second_long.join(10)
+    assert scheduler.state().peak_running == 2

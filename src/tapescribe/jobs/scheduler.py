@@ -1,12 +1,13 @@
 """DecodeScheduler: the one limit on model work in a process (queued uploads, `/transcribe`, `/v1`, retranscribe).
 
 A decode takes a slot; at most `slots` run at once, because on a CPU one CTranslate2 decode already
-uses every core and more decodes only share them (ten clips at once each ran at a tenth of the speed).
-A request over the limit waits for a slot in order: shortest audio first, then arrival. A job holding a
-slot gives it up between segments when a shorter job waits (`Slot.give_way`) and carries on where it
-was when its turn comes again: its window and decoder state stay in memory, nothing is decoded twice.
-So a short clip waits at most for the segment in progress, never for a whole long file. Waiting is
-bounded: beyond `max_waiting` requests waiting to start, callers that can be answered "later"
+uses up to four cores and more decodes only share them (ten clips at once each ran at a tenth of the
+speed). With two slots or more, one is kept for short audio (<= SHORT_AUDIO_SECONDS): a clip sent
+while long files transcribe starts at once, beside them. A request over the limit waits for a slot
+in order: shortest audio first, then arrival. A job holding a slot gives it up between segments when
+a shorter job waits (`Slot.give_way`) and carries on where it was when its turn comes again: its
+window and decoder state stay in memory, nothing is decoded twice. So a short clip waits at most for
+the segment in progress, never for a whole long file. Waiting is bounded: beyond `max_waiting` requests waiting to start, callers that can be answered "later"
 (`refuse_when_busy`) get ServerBusy; queue workers always wait (the queue itself holds the rest).
 
 Live captions (`/ws/live`, `/transcribe-live`) do not take slots: they decode a few seconds at a time
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from tapescribe.errors import ServerBusy
 
 RETRY_AFTER_SECONDS = 5  # what a refused client is told: about one short clip's turn under load
+SHORT_AUDIO_SECONDS = 30.0  # audio this short may take the slot kept for short audio
 
 
 @dataclass(order=True)
@@ -59,6 +61,7 @@ class Slot:
 class DecodeScheduler:
     def __init__(self, slots: int, max_waiting: int) -> None:
         self.slots = max(1, slots)
+        self._long_slots = max(1, self.slots - 1)
         self.max_waiting = max(0, max_waiting)
         self._changed = threading.Condition()
         self._arrivals = itertools.count()
@@ -112,10 +115,14 @@ class DecodeScheduler:
                 waiting=waiting,
             )
 
+    def _has_room(self, ticket: _Ticket) -> bool:
+        short = ticket.audio_seconds <= SHORT_AUDIO_SECONDS
+        return len(self._running) < (self.slots if short else self._long_slots)
+
     def _wait_for_turn(self, ticket: _Ticket) -> None:
         self._waiting.append(ticket)
         try:
-            while not (len(self._running) < self.slots and min(self._waiting) is ticket):
+            while not (self._has_room(ticket) and min(self._waiting) is ticket):
                 self._changed.wait()
         finally:
             self._waiting.remove(ticket)
@@ -126,7 +133,10 @@ class DecodeScheduler:
 
     def _give_way(self, ticket: _Ticket) -> None:
         with self._changed:
-            if len(self._running) < self.slots or not self._waiting or not min(self._waiting) < ticket:
+            if not self._waiting:
+                return
+            first = min(self._waiting)
+            if not first < ticket or self._has_room(first):  # nothing shorter waits, or it starts anyway
                 return
             self._preemptions += 1
             self._running.remove(ticket)
