@@ -14,6 +14,7 @@ TAPESCRIBE_MAX_CONCURRENT_DECODES=--slots (0: sized for the machine). After a wa
 - ten_clips_one_by_one_s: the same ten, each sent when the one before was answered.
   Both are medians of --rounds rounds, alternated.
 
+Also printed: the server's peak resident memory and the load average (the machine may be shared).
 The last line is the result: short_behind_long_s=... short_alone_s=... ten_clips_at_once_s=...
 """
 
@@ -73,6 +74,14 @@ def start_server(data_dir: Path, slots: int, workers: int) -> tuple[subprocess.P
             time.sleep(0.2)
     process.kill()
     raise SystemExit("server did not start")
+
+
+def peak_rss(pid: int) -> int:
+    """The server's peak resident memory in KiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def transcribe(url: str, path: Path) -> float:
@@ -135,16 +144,20 @@ def main() -> None:
             for clip in clips:
                 transcribe(url, clip)
             one_by_one.append(time.perf_counter() - started)
-        decodes = httpx.get(url + "/health", timeout=60).json()["decodes"]
+        decodes = httpx.get(url + "/health", timeout=60).json().get("decodes", {})  # absent before the scheduler
+        peak_rss_mib = peak_rss(process.pid) / 1024
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
 
-    print(f"cpus={os.cpu_count()} slots={decodes['slots']} workers={args.workers} long_s={args.long_seconds:.0f}")
+    print(
+        f"cpus={os.cpu_count()} slots={decodes.get('slots')} workers={args.workers} long_s={args.long_seconds:.0f} "
+        f"peak_rss_mib={peak_rss_mib:.0f} load_average={os.getloadavg()[0]:.1f}"
+    )
     print(f"ten_clips_rounds_s at_once={at_once} one_by_one={one_by_one}")
     print(f"short_behind_long_all_s={','.join(f'{value:.2f}' for value in behind)} long_still_running={long_running}")
     print(
-        f"peak_running={decodes['peak_running']} preemptions={decodes['preemptions']} "
+        f"peak_running={decodes.get('peak_running')} preemptions={decodes.get('preemptions')} "
         f"ten_clips_mean_s={statistics.mean(answers):.2f} ten_clips_max_s={max(answers):.2f}"
     )
     print(

@@ -8,6 +8,7 @@ their decodes; beyond the wait bound a request gets 503 with Retry-After.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -70,7 +71,7 @@ def test_concurrent_requests_never_decode_more_than_the_limit_at_once(one_slot):
         statuses = [client.get(f"/session/{answer.json()['session_id']}").json()["status"] for answer in answers]
         health = client.get("/health").json()
     intervals = sorted(decode_interval(status) for status in statuses)
-    for (_, end), (next_start, _) in zip(intervals, intervals[1:], strict=False):
+    for (_, end), (next_start, _) in itertools.pairwise(intervals):
         assert next_start >= end - 0.005, f"two decodes overlapped: {intervals}"  # ms-rounded timestamps
     decodes = health["decodes"]
     assert decodes["slots"] == 1 and decodes["peak_running"] == 1, decodes

@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
 CT2_DEFAULT_THREADS = 4  # CTranslate2's threads per decode on CPU when cpu_threads is 0
 
 

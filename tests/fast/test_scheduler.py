@@ -77,6 +77,7 @@ def test_with_two_slots_one_is_kept_for_short_audio():
     scheduler = DecodeScheduler(slots=2, max_waiting=10)
     started = threading.Event()
     with scheduler.slot(600.0) as first_long:
+
         def waits_for_long_slot() -> None:
             with scheduler.slot(300.0):
                 started.set()

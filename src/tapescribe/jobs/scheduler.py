@@ -7,8 +7,9 @@ while long files transcribe starts at once, beside them. A request over the limi
 in order: shortest audio first, then arrival. A job holding a slot gives it up between segments when
 a shorter job waits (`Slot.give_way`) and carries on where it was when its turn comes again: its
 window and decoder state stay in memory, nothing is decoded twice. So a short clip waits at most for
-the segment in progress, never for a whole long file. Waiting is bounded: beyond `max_waiting` requests waiting to start, callers that can be answered "later"
-(`refuse_when_busy`) get ServerBusy; queue workers always wait (the queue itself holds the rest).
+the segment in progress, never for a whole long file. Waiting is bounded: beyond `max_waiting`
+requests waiting to start, callers that can be answered "later" (`refuse_when_busy`) get ServerBusy;
+queue workers always wait (the queue itself holds the rest).
 
 Live captions (`/ws/live`, `/transcribe-live`) do not take slots: they decode a few seconds at a time
 and must keep their latency; they are bounded by the connections a server accepts.

@@ -167,9 +167,7 @@ class TranscriptionJob:
     def _cancel_requested(self, session_id: str) -> bool:
         return (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists()
 
-    def _transcribe(
-        self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, slot: Slot
-    ) -> str:
+    def _transcribe(self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, slot: Slot) -> str:
         sessions, store = self.sessions, self.sessions.store
         session = sessions.session(session_id)
         saved = store.journal(session_id)
