@@ -92,3 +92,31 @@ def test_with_two_slots_one_is_kept_for_short_audio():
         assert started.is_set()
     second_long.join(10)
     assert scheduler.state().peak_running == 2
+
+
+def test_a_long_job_steps_aside_while_a_short_one_uses_the_kept_slot():
+    """Two decodes share the cores: the long one pauses at its next segment until the short one is done."""
+    scheduler = DecodeScheduler(slots=2, max_waiting=10)
+    order: list[str] = []
+    short_started = threading.Event()
+
+    def short_job() -> None:
+        with scheduler.slot(5.0):
+            short_started.set()
+            wait_until(lambda: scheduler.state().paused == 1)  # the long job stepped aside
+            order.append("short done")
+
+    with scheduler.slot(600.0) as long_slot:
+        short = threading.Thread(target=short_job)
+        short.start()
+        short_started.wait(10)
+        long_slot.give_way()
+        order.append("long goes on")
+    short.join(10)
+    assert order == ["short done", "long goes on"]
+    with scheduler.slot(10.0), scheduler.slot(20.0) as longer_clip:
+        sharing = threading.Thread(target=longer_clip.give_way)  # short clips share the cores with each other
+        sharing.start()
+        sharing.join(10)
+        assert not sharing.is_alive()
+    assert scheduler.state().preemptions == 1

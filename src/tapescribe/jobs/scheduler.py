@@ -3,7 +3,8 @@
 A decode takes a slot; at most `slots` run at once, because on a CPU one CTranslate2 decode already
 uses up to four cores and more decodes only share them (ten clips at once each ran at a tenth of the
 speed). With two slots or more, one is kept for short audio (<= SHORT_AUDIO_SECONDS): a clip sent
-while long files transcribe starts at once, beside them. A request over the limit waits for a slot
+while long files transcribe starts at once, and a long job beside it steps aside at its next segment
+until it is done. A request over the limit waits for a slot
 in order: shortest audio first, then arrival. A job holding a slot gives it up between segments when
 a shorter job waits (`Slot.give_way`) and carries on where it was when its turn comes again: its
 window and decoder state stay in memory, nothing is decoded twice. So a short clip waits at most for
@@ -132,12 +133,22 @@ class DecodeScheduler:
         self._peak_running = max(self._peak_running, len(self._running))
         self._changed.notify_all()  # another slot may be free for the next in line
 
+    def _should_give_way(self, ticket: _Ticket) -> bool:
+        if self._waiting:
+            first = min(self._waiting)
+            if first < ticket and not self._has_room(first):  # shorter, and waits for a slot
+                return True
+        # Beside a short job in the slot kept for it, the cores are shared: the long job steps aside
+        # until the short one is done, which then runs about as fast as it would alone.
+        return (
+            ticket.audio_seconds > SHORT_AUDIO_SECONDS
+            and len(self._running) > self._long_slots
+            and any(other.audio_seconds <= SHORT_AUDIO_SECONDS for other in self._running)
+        )
+
     def _give_way(self, ticket: _Ticket) -> None:
         with self._changed:
-            if not self._waiting:
-                return
-            first = min(self._waiting)
-            if not first < ticket or self._has_room(first):  # nothing shorter waits, or it starts anyway
+            if not self._should_give_way(ticket):
                 return
             self._preemptions += 1
             self._running.remove(ticket)
