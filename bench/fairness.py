@@ -2,8 +2,10 @@
 
     python bench/fairness.py [--long-seconds 660] [--slots 0] [--workers 3] [--audio-dir ../shared/audio]
 
-A server is started with its data in bench/.data-fairness (kept, like all data), with
-TAPESCRIBE_MAX_CONCURRENT_DECODES=--slots (0: sized for the machine). After a warm-up:
+A server is started with its data in a new folder under bench/.data-fairness (kept, like all data;
+a new one each run, so no job a run left unfinished is resumed under the next one's figures), with
+TAPESCRIBE_MAX_CONCURRENT_DECODES=--slots (0: sized for the machine) and the other TAPESCRIBE_*
+variables of the environment (TAPESCRIBE_MODEL=tiny.en pins the model). After a warm-up:
 
 - short_alone_s: `POST /transcribe` of a 5.9 s clip (leopard_test.wav) on an idle server (median of 3).
 - short_behind_long_s: the same request sent 2 s after a long file (bench/make_long_audio.py, English
@@ -115,6 +117,7 @@ def main() -> None:
 
     data_dir = HERE / ".data-fairness"
     long_file, _ = make(args.long_seconds, data_dir / f"long_{int(args.long_seconds)}.wav", args.audio_dir)
+    data_dir = data_dir / time.strftime("run-%Y%m%d-%H%M%S")
     short = args.audio_dir / SHORT
     clips = [args.audio_dir / name for name in TEN_CLIPS]
     process, url = start_server(data_dir, args.slots, args.workers)
