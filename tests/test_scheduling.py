@@ -1,8 +1,8 @@
 """One limit for all model work, and short jobs first: the decode scheduler seen through the real server.
 
 Order-based, never timed: a short clip sent while a long file transcribes is answered while the long job
-is still processing, with never more than one decode at once; concurrent requests never overlap
-their decodes; beyond the wait bound a request gets 503 with Retry-After.
+is still processing, never with more decodes at once than the slots; with one slot, concurrent
+requests never overlap their decodes; beyond the wait bound a request gets 503 with Retry-After.
 """
 
 from __future__ import annotations
