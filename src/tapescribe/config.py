@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+CT2_DEFAULT_THREADS = 4  # CTranslate2's threads per decode on CPU when cpu_threads is 0
+
 
 class Settings(BaseSettings):
     """Everything that can be configured. Each field is documented; a test fails if one is not."""
@@ -75,7 +77,26 @@ class Settings(BaseSettings):
         ge=30.0,
         description="Audio decoded and held in memory at once for file jobs; bounds memory for any file length.",
     )
-    workers: int = Field(1, ge=0, description="Job worker threads started inside `serve` (0: none, use `worker`).")
+    workers: int = Field(
+        3,
+        ge=0,
+        description="Job worker threads started inside `serve` (0: none, use `worker`). Each takes a queued job "
+        "and waits for a decode slot, so with more workers than slots a short upload overtakes a long one.",
+    )
+    max_concurrent_decodes: int = Field(
+        0,
+        ge=0,
+        description="Decodes (uploads, /transcribe, /v1, retranscribe) run at once per process; more wait in "
+        "order, shortest audio first. With 2 or more, one is kept for audio of 30 s or less. 0: one per 4 CPU "
+        "cores (one decode already uses up to 4), at least 1, plus the one for short audio; 2 on CUDA. Live "
+        "captions are not counted.",
+    )
+    max_waiting_decodes: int = Field(
+        16,
+        ge=0,
+        description="Requests (/transcribe, /v1) waiting for a decode slot beyond which new ones get 503 with "
+        "Retry-After. Queued uploads always wait on the queue.",
+    )
     queue_backend: Literal["sqlite", "redis"] = Field(
         "sqlite", description="Job queue storage: an SQLite file in the data directory, or a Redis server."
     )
@@ -144,6 +165,16 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def decode_slots(self) -> int:
+        """max_concurrent_decodes, with 0 resolved for this machine."""
+        if self.max_concurrent_decodes:
+            return self.max_concurrent_decodes
+        if self.device == "cuda":
+            return 2
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // (self.cpu_threads or CT2_DEFAULT_THREADS)) + 1  # + the one kept for short audio
 
     @property
     def sessions_dir(self) -> Path:

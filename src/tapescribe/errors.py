@@ -59,6 +59,12 @@ class TranscriptionFailed(TapescribeError):
     code = "transcription_failed"
 
 
+class ServerBusy(TapescribeError):
+    """Every decode slot is taken and the queue of waiting requests is full: send it again later."""
+
+    code = "server_busy"
+
+
 class InsufficientStorage(TapescribeError):
     """The data directory's disk is full: nothing new can be stored until space is freed."""
 

@@ -10,6 +10,7 @@ from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.transcriber import DecodeOptions
 from tapescribe.jobs.control import JobControl
 from tapescribe.jobs.queue import JobQueue
+from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
 from tapescribe.live.recording import finish_interrupted_streams
 from tapescribe.sessions.index import SessionIndex
@@ -49,10 +50,12 @@ class Runtime:
         # A missing or outdated index is refilled from the session files (they are the record).
         self.reindexed = self.sessions.reindex() if self.sessions.index.needs_rebuild else None
         self.models = model_pool(settings)
+        self.decodes = DecodeScheduler(settings.decode_slots, settings.max_waiting_decodes)
         self.transcription = TranscriptionJob(
             self.sessions,
             self.models,
             JobSettings(settings.window_seconds, decode_defaults(settings)),
+            self.decodes,
         )
         self.queue = JobQueue(settings, self.transcription.run, self.sessions.space)
         self.jobs = JobControl(self.sessions, self.queue, self.transcription)

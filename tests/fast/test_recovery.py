@@ -19,6 +19,7 @@ from tapescribe.config import Settings
 from tapescribe.engine.audio import measure_duration
 from tapescribe.jobs.control import JobControl
 from tapescribe.jobs.queue import JobQueue
+from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
 from tapescribe.live.recording import (
     PCM_CHUNK_BYTES,
@@ -56,7 +57,9 @@ class Data:
             handler=lambda session_id: None,  # nothing consumes it here
             space=self.sessions.space,
         )
-        job = TranscriptionJob(self.sessions, model_pool(self.settings), JobSettings())  # loads no model unless run
+        job = TranscriptionJob(
+            self.sessions, model_pool(self.settings), JobSettings(), DecodeScheduler(1, 0)
+        )  # loads no model unless run
         self.jobs = JobControl(self.sessions, self.queue, job)
 
     def queued_ids(self) -> list[str]:

@@ -31,6 +31,7 @@ STATUS_FOR = {
     errors.Unauthorized: 401,
     errors.TranscriptionFailed: 422,
     errors.InsufficientStorage: 507,
+    errors.ServerBusy: 503,
 }
 
 _HTTP_CODES = {
@@ -66,6 +67,7 @@ _MEANING = {
     413: "Larger than the upload limit; nothing was kept",
     415: "Not audio that can be decoded (uploads are kept as a session in state error)",
     422: "Invalid parameters, or the transcription failed",
+    503: "Every decode slot is taken and too many requests wait already; send it again after Retry-After seconds",
     507: "The disk is full; nothing already stored was lost",
 }
 
@@ -117,7 +119,11 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = error_fields(error)
         if fields["status"] == 507:
             return disk_full_response(request, error.message, dict(error.details))
-        headers = {"WWW-Authenticate": "Bearer"} if fields["status"] == 401 else None
+        headers = None
+        if fields["status"] == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(error, errors.ServerBusy):
+            headers = {"Retry-After": str(error.details.get("retry_after_seconds", 1))}
         return JSONResponse({"error": fields}, status_code=fields["status"], headers=headers)
 
     @app.exception_handler(RequestValidationError)

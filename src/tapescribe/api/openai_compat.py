@@ -150,6 +150,7 @@ async def stream_events(runtime: Runtime, session_id: str):
 
 async def handle(request: Request, task: str) -> Response:
     runtime = runtime_of(request)
+    runtime.jobs.check_room()  # 503 before the upload is received when too many requests wait already
     session_id, form, received, parsed = await receive_upload(
         request,
         runtime.sessions,
@@ -191,7 +192,7 @@ OPENAI_FIELDS: dict[str, Any] = {
     "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["word", "segment"]}},
     "stream": {"type": "boolean"},
 }
-OPENAI_ERRORS = error_responses(400, 401, 413, 415, 422, 507)
+OPENAI_ERRORS = error_responses(400, 401, 413, 415, 422, 503, 507)
 
 
 @router.post(

@@ -175,11 +175,23 @@ class ChunkAnswer(Record):
     chunk_index: int
 
 
+class Decodes(Record):
+    """The decode scheduler of the serving process (queued jobs run by `tapescribe worker` are not counted)."""
+
+    slots: int = Field(description="Decodes allowed at once (max_concurrent_decodes)")
+    running: int
+    waiting: int = Field(description="Jobs and requests waiting to start")
+    paused: int = Field(description="Longer jobs that gave their slot to a shorter one and wait to go on")
+    peak_running: int = Field(description="Most decodes that ran at once since the server started")
+    preemptions: int = Field(description="Times a job gave its slot to a shorter one")
+
+
 class Health(Record):
     status: Literal["ok"]
     version: str
     default_model: str = Field(description="'auto', or the model TAPESCRIBE_MODEL pins for every job")
     queue_pending: int
+    decodes: Decodes
     max_upload_bytes: int
     login_required: bool
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -29,6 +30,7 @@ def health(request: Request) -> dict:
         "version": __version__,
         "default_model": runtime.models.default_name,
         "queue_pending": runtime.queue.pending(),
+        "decodes": asdict(runtime.decodes.state()),
         "max_upload_bytes": runtime.settings.max_upload_bytes,
         "login_required": bool(runtime.settings.api_key),
     }

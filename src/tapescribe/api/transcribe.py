@@ -63,11 +63,13 @@ async def transcribe_file(request: Request) -> JSONResponse:
     tags=["transcribe"],
     openapi_extra=multipart_body("audio", JOB_FIELDS),
     response_model=Transcribed,
-    responses=error_responses(400, 413, 415, 422, 507),
+    responses=error_responses(400, 413, 415, 422, 503, 507),
 )
 async def transcribe_recording(request: Request) -> JSONResponse:
-    """Transcribe a finished recording now and answer with the text; it is kept as a session."""
+    """Transcribe a finished recording now and answer with the text; it is kept as a session. It waits
+    its turn for a decode slot (shortest audio first); 503 with Retry-After when too many wait already."""
     runtime = runtime_of(request)
+    runtime.jobs.check_room()  # before the upload is received, not after
     session_id, _ = await store_upload(request, runtime, "audio", "recording")
     transcription = await run_in_threadpool(runtime.jobs.transcribe_now, session_id)
     session = runtime.sessions.session(session_id)

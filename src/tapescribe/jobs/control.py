@@ -14,6 +14,7 @@ from tapescribe.errors import (
     Conflict,
     InsufficientStorage,
     NotFound,
+    ServerBusy,
     TranscriptionFailed,
     is_disk_full,
 )
@@ -68,12 +69,22 @@ class JobControl:
         self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
         """Run a session's job in the caller's thread (`/transcribe`, `/v1`); its transcript, or
-        TranscriptionFailed saying why (the session keeps its audio and its status says the same)."""
-        state = self.job.run(session_id, on_segment)
+        TranscriptionFailed saying why (the session keeps its audio and its status says the same).
+        It waits its turn for a decode slot; when too many requests wait already, ServerBusy (503) and
+        the session is withdrawn, as the client sends the audio again."""
+        try:
+            state = self.job.run(session_id, on_segment, refuse_when_busy=True)
+        except ServerBusy:
+            self.sessions.withdraw(session_id)
+            raise
         if state != DONE:
             message = self.sessions.status(session_id).get("message") or f"Transcription ended as {state}."
             raise TranscriptionFailed(message, session_id=session_id)
         return self.sessions.transcription(session_id) or {}
+
+    def check_room(self) -> None:
+        """ServerBusy now, before an inline request's upload is received, if it would be refused."""
+        self.job.scheduler.check_room()
 
     def submit(self, session_id: str) -> None:
         """Enqueue only after the session's files are saved (a crash before this is caught by recover)."""

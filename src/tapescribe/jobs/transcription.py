@@ -1,7 +1,9 @@
 """TranscriptionJob: transcribe one stored session, saving each segment as it comes, resumable after a crash.
 
 The same code runs inside a queue worker (uploads) and inline in a request (`/transcribe`). A file
-lock per session makes sure only one of them works on a session at a time, across processes.
+lock per session makes sure only one of them works on a session at a time, across processes. Either
+way the model work holds a slot of the process's DecodeScheduler, and lends it between segments to
+a shorter job that waits.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
 from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, transcribe_windows
 from tapescribe.errors import NotFound, TapescribeError, is_disk_full
 from tapescribe.jobs.routing import choose_model
+from tapescribe.jobs.scheduler import DecodeScheduler, Slot
 from tapescribe.sessions.service import (
     CANCELLED,
     DONE,
@@ -82,10 +85,13 @@ def resume_point(session: dict[str, Any], saved: list[dict[str, Any]]) -> Resume
 
 
 class TranscriptionJob:
-    def __init__(self, sessions: SessionService, models: ModelPool, settings: JobSettings) -> None:
+    def __init__(
+        self, sessions: SessionService, models: ModelPool, settings: JobSettings, scheduler: DecodeScheduler
+    ) -> None:
         self.sessions = sessions
         self.models = models
         self.settings = settings
+        self.scheduler = scheduler
 
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
         requested = session.get("options") or {}
@@ -102,16 +108,25 @@ class TranscriptionJob:
             temperature=requested.get("temperature"),
         )
 
-    def run(self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None = None) -> str:
+    def run(
+        self,
+        session_id: str,
+        on_segment: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        refuse_when_busy: bool = False,
+    ) -> str:
         """Transcribe the session if it still needs it. Returns the status it was left in.
 
         `on_segment` sees each segment once it is saved (for callers that stream them on). A full
         disk does not end the job (its status could not even be saved): it waits until space is
-        freed and goes on, in place while segments are being saved, else from its journal.
+        freed and goes on, in place while segments are being saved, else from its journal. With
+        `refuse_when_busy`, ServerBusy is raised instead of joining a full wait for a decode slot.
         """
-        return self._patiently(session_id, self._run_once, session_id, on_segment)
+        return self._patiently(session_id, self._run_once, session_id, on_segment, refuse_when_busy)
 
-    def _run_once(self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None) -> str:
+    def _run_once(
+        self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, refuse_when_busy: bool
+    ) -> str:
         store = self.sessions.store
         try:
             with store.job_lock(session_id) as held:
@@ -121,7 +136,9 @@ class TranscriptionJob:
                 status = self.sessions.status(session_id)["status"]
                 if status not in UNFINISHED:
                     return status
-                return self._transcribe(session_id, on_segment)
+                duration = self.sessions.session(session_id).get("duration")
+                with self.scheduler.slot(duration, refuse_when_busy=refuse_when_busy) as slot:
+                    return self._transcribe(session_id, on_segment, slot)
         except NotFound:
             log.info("session %s was deleted before or during its job", session_id)
             return "deleted"
@@ -148,7 +165,7 @@ class TranscriptionJob:
     def _cancel_requested(self, session_id: str) -> bool:
         return (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists()
 
-    def _transcribe(self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None) -> str:
+    def _transcribe(self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, slot: Slot) -> str:
         sessions, store = self.sessions, self.sessions.store
         session = sessions.session(session_id)
         saved = store.journal(session_id)
@@ -195,6 +212,7 @@ class TranscriptionJob:
             if self._cancel_requested(session_id):
                 raise Cancelled
             show_progress(seconds)
+            slot.give_way()
 
         try:
             if self._cancel_requested(session_id):
@@ -203,6 +221,7 @@ class TranscriptionJob:
             if not session.get("model_reason"):  # decided once: a resumed job keeps the choice
                 choice = choose_model(session, self.models, lambda: self._detect(session_id, duration))
                 session = self._patiently(session_id, sessions.update_session, session_id, **choice)
+                slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
             model = self.models.get(session.get("model"))
             if audio is not None:
                 blocks = pcm_blocks(audio, start=resume.start)
@@ -235,6 +254,7 @@ class TranscriptionJob:
                         index=False,
                     )
                 show_progress(segment["end"])
+                slot.give_way()  # a shorter job that waits runs now; this one goes on from here after it
         except Cancelled:
             sessions.save_transcription(session_id, build_transcription(session, store.journal(session_id), False))
             status(CANCELLED, None, "Cancelled by the user.")

@@ -1,0 +1,157 @@
+"""DecodeScheduler: the one limit on model work in a process (queued uploads, `/transcribe`, `/v1`, retranscribe).
+
+A decode takes a slot; at most `slots` run at once, because on a CPU one CTranslate2 decode already
+uses up to four cores and more decodes only share them (ten clips at once each ran at a tenth of the
+speed). With two slots or more, one is kept for short audio (<= SHORT_AUDIO_SECONDS): a clip sent
+while long files transcribe starts at once, and a long job beside it steps aside at its next segment
+until it is done. A request over the limit waits for a slot
+in order: shortest audio first, then arrival. A job holding a slot gives it up between segments when
+a shorter job waits (`Slot.give_way`) and carries on where it was when its turn comes again: its
+window and decoder state stay in memory, nothing is decoded twice. So a short clip waits at most for
+the segment in progress, never for a whole long file. Waiting is bounded: beyond `max_waiting`
+requests waiting to start, callers that can be answered "later" (`refuse_when_busy`) get ServerBusy;
+queue workers always wait (the queue itself holds the rest).
+
+Live captions (`/ws/live`, `/transcribe-live`) do not take slots: they decode a few seconds at a time
+and must keep their latency; they are bounded by the connections a server accepts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from tapescribe.errors import ServerBusy
+
+RETRY_AFTER_SECONDS = 5  # what a refused client is told: about one short clip's turn under load
+SHORT_AUDIO_SECONDS = 30.0  # audio this short may take the slot kept for short audio
+
+
+@dataclass(order=True)
+class _Ticket:
+    audio_seconds: float
+    arrival: int
+    paused: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SchedulerState:
+    slots: int
+    running: int
+    waiting: int
+    paused: int
+    peak_running: int
+    preemptions: int
+
+
+class Slot:
+    """A decode slot held by one job; `give_way` lends it to a shorter job that waits."""
+
+    def __init__(self, scheduler: DecodeScheduler, ticket: _Ticket) -> None:
+        self._scheduler = scheduler
+        self._ticket = ticket
+
+    def give_way(self) -> None:
+        """Between segments: if a shorter job waits, let it run first, then continue (blocks meanwhile)."""
+        self._scheduler._give_way(self._ticket)
+
+
+class DecodeScheduler:
+    def __init__(self, slots: int, max_waiting: int) -> None:
+        self.slots = max(1, slots)
+        self._long_slots = max(1, self.slots - 1)
+        self.max_waiting = max(0, max_waiting)
+        self._changed = threading.Condition()
+        self._arrivals = itertools.count()
+        self._running: list[_Ticket] = []
+        self._waiting: list[_Ticket] = []
+        self._peak_running = 0
+        self._preemptions = 0
+
+    def state(self) -> SchedulerState:
+        with self._changed:
+            return SchedulerState(
+                slots=self.slots,
+                running=len(self._running),
+                waiting=sum(not ticket.paused for ticket in self._waiting),
+                paused=sum(ticket.paused for ticket in self._waiting),
+                peak_running=self._peak_running,
+                preemptions=self._preemptions,
+            )
+
+    def check_room(self) -> None:
+        """ServerBusy if a request arriving now would be refused (asked before receiving its upload)."""
+        with self._changed:
+            self._refuse_if_full()
+
+    @contextlib.contextmanager
+    def slot(self, audio_seconds: float | None, *, refuse_when_busy: bool = False) -> Iterator[Slot]:
+        """Hold a decode slot for the block; `audio_seconds` orders the wait (None: after all known lengths)."""
+        length = float(audio_seconds) if audio_seconds and audio_seconds > 0 else math.inf
+        with self._changed:
+            if refuse_when_busy:
+                self._refuse_if_full()
+            ticket = _Ticket(length, next(self._arrivals))
+            self._wait_for_turn(ticket)
+        try:
+            yield Slot(self, ticket)
+        finally:
+            with self._changed:
+                self._running.remove(ticket)
+                self._changed.notify_all()
+
+    # -- under self._changed ----------------------------------------------------------------------
+
+    def _refuse_if_full(self) -> None:
+        waiting = sum(not ticket.paused for ticket in self._waiting)
+        if len(self._running) >= self.slots and waiting >= self.max_waiting:
+            raise ServerBusy(
+                "The server is transcribing as much as it can and its queue of requests is full; "
+                f"send this again in {RETRY_AFTER_SECONDS} seconds.",
+                retry_after_seconds=RETRY_AFTER_SECONDS,
+                running=len(self._running),
+                waiting=waiting,
+            )
+
+    def _has_room(self, ticket: _Ticket) -> bool:
+        short = ticket.audio_seconds <= SHORT_AUDIO_SECONDS
+        return len(self._running) < (self.slots if short else self._long_slots)
+
+    def _wait_for_turn(self, ticket: _Ticket) -> None:
+        self._waiting.append(ticket)
+        try:
+            while not (self._has_room(ticket) and min(self._waiting) is ticket):
+                self._changed.wait()
+        finally:
+            self._waiting.remove(ticket)
+        ticket.paused = False
+        self._running.append(ticket)
+        self._peak_running = max(self._peak_running, len(self._running))
+        self._changed.notify_all()  # another slot may be free for the next in line
+
+    def _should_give_way(self, ticket: _Ticket) -> bool:
+        if self._waiting:
+            first = min(self._waiting)
+            if first < ticket and not self._has_room(first):  # shorter, and waits for a slot
+                return True
+        # Beside a short job in the slot kept for it, the cores are shared: the long job steps aside
+        # until the short one is done, which then runs about as fast as it would alone.
+        return (
+            ticket.audio_seconds > SHORT_AUDIO_SECONDS
+            and len(self._running) > self._long_slots
+            and any(other.audio_seconds <= SHORT_AUDIO_SECONDS for other in self._running)
+        )
+
+    def _give_way(self, ticket: _Ticket) -> None:
+        with self._changed:
+            if not self._should_give_way(ticket):
+                return
+            self._preemptions += 1
+            self._running.remove(ticket)
+            ticket.paused = True
+            self._changed.notify_all()
+            self._wait_for_turn(ticket)

@@ -1,0 +1,122 @@
+"""DecodeScheduler's order: shortest audio first, then arrival; a long job lends its slot and goes on after."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from tapescribe.errors import ServerBusy
+from tapescribe.jobs.scheduler import DecodeScheduler
+
+
+def wait_until(condition) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition never held")
+
+
+def test_waiting_jobs_run_shortest_first_and_a_long_job_gives_way_between_segments():
+    scheduler = DecodeScheduler(slots=1, max_waiting=10)
+    order: list[str] = []
+    holding = threading.Event()
+    segments_left = threading.Event()
+
+    def long_job() -> None:
+        with scheduler.slot(600.0) as slot:
+            order.append("long starts")
+            holding.set()
+            segments_left.wait()
+            slot.give_way()  # the two short ones wait: they run now
+            order.append("long goes on")
+
+    def short_job(name: str, seconds: float) -> None:
+        with scheduler.slot(seconds):
+            order.append(name)
+
+    threads = [threading.Thread(target=long_job)]
+    threads[0].start()
+    holding.wait()
+    for name, seconds in (("5 s clip", 5.0), ("3 s clip", 3.0), ("unknown length", None)):
+        threads.append(threading.Thread(target=short_job, args=(name, seconds)))
+        threads[-1].start()
+    wait_until(lambda: scheduler.state().waiting == 3)
+    segments_left.set()
+    for thread in threads:
+        thread.join(10)
+    # the unknown length counts as longest: after the long job that arrived before it
+    assert order == ["long starts", "3 s clip", "5 s clip", "long goes on", "unknown length"]
+    state = scheduler.state()
+    assert (state.running, state.waiting, state.paused, state.peak_running, state.preemptions) == (0, 0, 0, 1, 1)
+
+
+def test_a_job_keeps_its_slot_when_nothing_shorter_waits():
+    scheduler = DecodeScheduler(slots=1, max_waiting=10)
+    with scheduler.slot(5.0) as slot:
+        slot.give_way()
+    assert scheduler.state().preemptions == 0
+
+
+def test_beyond_the_wait_bound_only_requests_that_may_be_refused_are():
+    scheduler = DecodeScheduler(slots=1, max_waiting=0)
+    with scheduler.slot(600.0):
+        with pytest.raises(ServerBusy) as refused:
+            scheduler.check_room()
+        assert refused.value.details["retry_after_seconds"] >= 1
+        with pytest.raises(ServerBusy), scheduler.slot(5.0, refuse_when_busy=True):
+            pass
+    with scheduler.slot(5.0, refuse_when_busy=True):  # a free slot: never refused
+        pass
+
+
+def test_with_two_slots_one_is_kept_for_short_audio():
+    """Long files take one slot; a short clip starts beside them at once instead of waiting."""
+    scheduler = DecodeScheduler(slots=2, max_waiting=10)
+    started = threading.Event()
+    with scheduler.slot(600.0) as first_long:
+
+        def waits_for_long_slot() -> None:
+            with scheduler.slot(300.0):
+                started.set()
+
+        second_long = threading.Thread(target=waits_for_long_slot)
+        second_long.start()
+        wait_until(lambda: scheduler.state().waiting == 1)
+        with scheduler.slot(5.0):  # not blocked: the slot kept for short audio
+            assert scheduler.state().running == 2
+        assert not started.is_set()
+        first_long.give_way()  # the waiting 300 s job is shorter: it takes this slot now
+        assert started.is_set()
+    second_long.join(10)
+    assert scheduler.state().peak_running == 2
+
+
+def test_a_long_job_steps_aside_while_a_short_one_uses_the_kept_slot():
+    """Two decodes share the cores: the long one pauses at its next segment until the short one is done."""
+    scheduler = DecodeScheduler(slots=2, max_waiting=10)
+    order: list[str] = []
+    short_started = threading.Event()
+
+    def short_job() -> None:
+        with scheduler.slot(5.0):
+            short_started.set()
+            wait_until(lambda: scheduler.state().paused == 1)  # the long job stepped aside
+            order.append("short done")
+
+    with scheduler.slot(600.0) as long_slot:
+        short = threading.Thread(target=short_job)
+        short.start()
+        short_started.wait(10)
+        long_slot.give_way()
+        order.append("long goes on")
+    short.join(10)
+    assert order == ["short done", "long goes on"]
+    with scheduler.slot(10.0), scheduler.slot(20.0) as longer_clip:
+        sharing = threading.Thread(target=longer_clip.give_way)  # short clips share the cores with each other
+        sharing.start()
+        sharing.join(10)
+        assert not sharing.is_alive()
+    assert scheduler.state().preemptions == 1

@@ -1,0 +1,134 @@
+"""One limit for all model work, and short jobs first: the decode scheduler seen through the real server.
+
+Order-based, never timed: a short clip sent while a long file transcribes is answered while the long job
+is still processing, never with more decodes at once than the slots; with one slot, concurrent
+requests never overlap their decodes; beyond the wait bound a request gets 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from conftest import ENGLISH_FILES, audio_file, make_server, read_pcm, write_wav
+
+LONG_SECONDS = 150  # long enough to be running when the short clip comes, short enough for the suite
+SHORT = "leopard_test.wav"
+
+
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory):
+    """About 2.5 minutes of the shared English recordings, joined with half-second pauses."""
+    pause = np.zeros(8000, dtype=np.float32)
+    pieces, total = [], 0
+    while total < LONG_SECONDS * 16000:
+        for name in ENGLISH_FILES:
+            samples = read_pcm(audio_file(name))
+            pieces += [samples, pause]
+            total += len(samples) + len(pause)
+    return write_wav(tmp_path_factory.mktemp("long") / "long.wav", np.concatenate(pieces))
+
+
+@pytest.fixture(scope="module")
+def server_with(tmp_path_factory):
+    """A server with this many decode slots, started once for the module."""
+    started = {}
+
+    def server(slots: int):
+        if slots not in started:
+            started[slots] = make_server(
+                tmp_path_factory, f"slots-{slots}", TAPESCRIBE_MAX_CONCURRENT_DECODES=slots, TAPESCRIBE_WORKERS=2
+            ).start()
+        return started[slots]
+
+    yield server
+    for running in started.values():
+        running.stop()
+
+
+def post_file(client, route: str, field: str, path):
+    with open(path, "rb") as handle:
+        return client.post(route, files={field: (path.name, handle)})
+
+
+def wait_for_processing(server, session_id: str) -> None:
+    with server.client() as client:
+        for _ in range(600):
+            if client.get(f"/session/{session_id}").json()["status"]["status"] == "processing":
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"session {session_id} never started:\n{server.log()}")
+
+
+def decode_interval(status: dict) -> tuple[float, float]:
+    """When the session's last run held its decode slot, by the server's own clock."""
+    run = status["runs"][-1]
+    started = dt.datetime.fromisoformat(run["started"]).timestamp()
+    return started, started + run["seconds"]
+
+
+def test_concurrent_requests_never_decode_more_than_the_limit_at_once(server_with):
+    one_slot = server_with(1)
+    # one length for all: none is shorter than another, so none lends its slot and the decodes must not overlap
+    clips = [audio_file(SHORT)] * 4
+    with one_slot.client() as client, ThreadPoolExecutor(len(clips)) as pool:
+        answers = list(pool.map(lambda clip: post_file(client, "/transcribe", "audio", clip), clips))
+        assert [answer.status_code for answer in answers] == [200] * len(clips), answers[0].text
+        statuses = [client.get(f"/session/{answer.json()['session_id']}").json()["status"] for answer in answers]
+        health = client.get("/health").json()
+    intervals = sorted(decode_interval(status) for status in statuses)
+    for (_, end), (next_start, _) in itertools.pairwise(intervals):
+        assert next_start >= end - 0.005, f"two decodes overlapped: {intervals}"  # ms-rounded timestamps
+    decodes = health["decodes"]
+    assert decodes["slots"] == 1 and decodes["peak_running"] == 1, decodes
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_a_short_clip_is_done_before_a_long_job_that_was_running(server_with, long_recording, slots):
+    """One slot: the long job lends it between segments. Two: the clip takes the one kept for short audio."""
+    server = server_with(slots)
+    with server.client(timeout=600) as client:
+        long_id = post_file(client, "/transcribe-file", "file", long_recording).json()["session_id"]
+        wait_for_processing(server, long_id)
+        short = post_file(client, "/transcribe", "audio", audio_file(SHORT))
+        assert short.status_code == 200, short.text
+        assert "apostle" in short.json()["text"].lower()
+        # answered while the long job still runs
+        assert client.get(f"/session/{long_id}").json()["status"]["status"] == "processing"
+        decodes = client.get("/health").json()["decodes"]
+        assert decodes["peak_running"] == slots, decodes
+        if slots == 1:
+            assert decodes["preemptions"] >= 1, decodes  # the long job gave its slot away between segments
+    done = server.wait_done(long_id, timeout=900)
+    assert done["status"]["status"] == "done"
+    # it went on where it was: every segment once, in order
+    segments = done["transcription"]["segments"]
+    starts = [segment["start"] for segment in segments]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    assert len(done["status"]["runs"]) == 1
+
+
+def test_over_the_wait_bound_a_request_gets_503_with_retry_after(tmp_path_factory, long_recording):
+    server = make_server(
+        tmp_path_factory, "no-waiting", TAPESCRIBE_MAX_CONCURRENT_DECODES=1, TAPESCRIBE_MAX_WAITING_DECODES=0
+    ).start()
+    try:
+        with server.client() as client:
+            long_id = post_file(client, "/transcribe-file", "file", long_recording).json()["session_id"]
+            wait_for_processing(server, long_id)
+            for route, field in (("/transcribe", "audio"), ("/v1/audio/transcriptions", "file")):
+                refused = post_file(client, route, field, audio_file(SHORT))
+                assert refused.status_code == 503, refused.text
+                assert int(refused.headers["Retry-After"]) >= 1
+                error = refused.json()["error"]
+                assert error["status"] == 503 and error["code"] == "server_busy" and error["message"]
+            # nothing was kept of the refused requests: the client sends them again
+            assert [row["id"] for row in client.get("/sessions").json()["sessions"]] == [long_id]
+            client.post(f"/session/{long_id}/cancel")
+    finally:
+        server.stop()
