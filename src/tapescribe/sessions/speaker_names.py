@@ -47,7 +47,9 @@ def rename_speaker(sessions: SessionService, session_id: str, speaker: str, name
         names[speaker] = name
     else:
         names.pop(speaker, None)
-    return sessions.update_session(session_id, speaker_names=names, speaker_names_history=history)
+    session = sessions.update_session(session_id, speaker_names=names, speaker_names_history=history)
+    sessions.reindex_one(session_id)  # search by speaker finds the new name
+    return session
 
 
 def remove_speaker_labels(sessions: SessionService, session_id: str) -> None:
