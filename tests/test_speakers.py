@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import srt
 import webvtt
+from websockets.sync.client import connect
 
 from conftest import AUDIO_DIR, make_server, write_wav
 from conversations import scripted, words_on_wrong_speaker
@@ -109,6 +111,50 @@ def test_speakers_are_found_again_without_transcribing_again(speakers_server, tm
         off = client.post(f"/session/{session_id}/speakers", json={"speakers": "off"})
         assert off.status_code == 202
         assert "speakers" not in client.get(f"/session/{session_id}").json()["transcription"]
+
+
+def test_openai_route_answers_diarized_json_and_keeps_its_other_formats(speakers_server, tmp_path):
+    path = write_wav(tmp_path / "talk.wav", scripted(AUDIO_DIR, "ABAB").samples())
+    with speakers_server.client(timeout=300) as client, open(path, "rb") as handle:
+        answer = client.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("talk.wav", handle)},
+            data={"model": "whisper-1", "response_format": "diarized_json"},
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["task"] == "transcribe" and "what your country can do" in body["text"].lower()
+        assert {segment["speaker"] for segment in body["segments"]} == {"A", "B"}
+        assert all(segment["type"] == "transcript.text.segment" for segment in body["segments"])
+        handle.seek(0)
+        plain = client.post(
+            "/v1/audio/transcriptions", files={"file": ("talk.wav", handle)}, data={"model": "whisper-1"}
+        )
+        assert plain.status_code == 200 and set(plain.json()) == {"text"}
+        handle.seek(0)
+        refused = client.post(
+            "/v1/audio/translations", files={"file": ("talk.wav", handle)}, data={"response_format": "diarized_json"}
+        )
+        assert refused.status_code == 400
+
+
+def test_a_live_stream_gets_speakers_in_its_second_pass(speakers_server):
+    samples = scripted(AUDIO_DIR, "ABAB").samples()
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    url = speakers_server.url.replace("http://", "ws://") + "/ws/live"
+    with connect(url, max_size=None, open_timeout=30, close_timeout=5) as websocket:
+        websocket.send(json.dumps({"type": "start", "format": "pcm", "speakers": "auto"}))
+        ready = json.loads(websocket.recv(timeout=30))
+        assert ready["type"] == "ready" and ready["speakers"] == "auto"
+        for at in range(0, len(pcm), 32000):
+            websocket.send(pcm[at : at + 32000])
+        websocket.send(json.dumps({"type": "stop"}))
+        messages = []
+        while not messages or messages[-1]["type"] not in ("done", "error"):
+            messages.append(json.loads(websocket.recv(timeout=300)))
+    session_id = next(message["session_id"] for message in messages if message["type"] == "session")
+    done = speakers_server.wait_done(session_id, timeout=300)
+    assert done["status"]["status"] == "done" and done["transcription"]["speakers"] == ["S1", "S2"]
 
 
 def test_nothing_is_written_outside_the_data_directory(speakers_server, two_speakers):
