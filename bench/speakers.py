@@ -58,6 +58,11 @@ def main() -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.55, 0.6, 0.65, 0.7])
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench" / ".data")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only diarize once with the first threshold and print this process's peak memory (run it alone)",
+    )
     args = parser.parse_args()
 
     settings = Settings(data_dir=args.data_dir)
@@ -65,6 +70,15 @@ def main() -> None:
     samples = conversation.samples()
     seconds = len(samples) / SAMPLE_RATE
     print(f"conversation: {seconds:.0f} s, {len(conversation.turns)} turns of voices A, B, D")
+    if args.memory_only:
+        before = peak_mib()
+        clock = time.monotonic()
+        turns = SpeakerDiarizer(DiarizerSettings(args.thresholds[0], settings.numba_cache_dir)).diarize(samples)
+        print(
+            f"diarized in {time.monotonic() - clock:.0f} s, {len({t.speaker for t in turns})} speakers; peak "
+            f"memory {before:.0f} MiB with the samples, {peak_mib():.0f} MiB after diarizing"
+        )
+        return
 
     clock = time.monotonic()
     model = ModelPool(settings.models_dir, "tiny.en", ModelSettings()).get()

@@ -7,6 +7,7 @@ takes about a minute on 2 cores.
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -186,3 +187,27 @@ def test_the_page_shows_the_speakers_names_one_and_filters_by_speaker(browser, s
         expect(page.locator("li.segment[data-speaker='S1']:visible").first).to_be_visible()
     with speakers_server.client() as client:
         assert client.get(f"/session/{session_id}").json()["speaker_names"]["S2"] == "Elinor"
+
+
+def test_a_restart_during_the_speakers_step_goes_on_without_transcribing_again(tmp_path_factory, tmp_path):
+    server = make_server(tmp_path_factory, "speakers_restart", TAPESCRIBE_MODEL="tiny.en").start()
+    try:
+        path = write_wav(tmp_path / "talk.wav", scripted(AUDIO_DIR, "ABAB").samples())
+        with server.client() as client, open(path, "rb") as handle:
+            answer = client.post("/transcribe-file", files={"file": ("talk.wav", handle)}, data={"speakers": "auto"})
+            session_id = answer.json()["session_id"]
+            status: dict = {}
+            while status.get("step") != "speakers":
+                status = client.get(f"/session/{session_id}").json()["status"]
+                assert status["status"] in ("queued", "processing"), status
+                time.sleep(0.05)
+        server.kill()  # mid-diarization: the transcript is complete, the speakers are not
+        transcribed = json.loads((server.data_dir / "sessions" / session_id / "transcription.json").read_text())
+        assert transcribed["complete"] and "speakers" not in transcribed
+        server.start()
+        done = server.wait_done(session_id, timeout=300)
+    finally:
+        server.stop()
+    assert done["status"]["status"] == "done" and done["transcription"]["speakers"] == ["S1", "S2"]
+    assert len(done["status"]["runs"]) == 1  # transcribed once
+    assert done["transcription"]["text"] == transcribed["text"]
