@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import ENGLISH_FILES, Server, audio_file, read_pcm, write_wav
 from test_web_ui import (
     DESKTOP,
     SCREENSHOTS,
     browser,  # noqa: F401 (the UI tests' Chromium fixture)
     expect,
 )
+
+from conftest import ENGLISH_FILES, Server, audio_file, read_pcm, write_wav
 
 DISK_BYTES = 64 * 1024 * 1024
 LOW_SPACE_BYTES = 16 * 1024 * 1024

