@@ -56,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1200.0)
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.55, 0.6, 0.65, 0.7])
+    parser.add_argument("--voices", default="ABD", help="voices of tests/conversations.py VOICES (default ABD)")
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench" / ".data")
     parser.add_argument(
@@ -66,10 +67,10 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings(data_dir=args.data_dir)
-    conversation = long_conversation(args.audio_dir, args.seconds)
+    conversation = long_conversation(args.audio_dir, args.seconds, args.voices)
     samples = conversation.samples()
     seconds = len(samples) / SAMPLE_RATE
-    print(f"conversation: {seconds:.0f} s, {len(conversation.turns)} turns of voices A, B, D")
+    print(f"conversation: {seconds:.0f} s, {len(conversation.turns)} turns of voices {', '.join(args.voices)}")
     if args.memory_only:
         before = peak_mib()
         clock = time.monotonic()
@@ -105,7 +106,7 @@ def main() -> None:
         confused, missed = confused_and_missed(conversation.turns, found, matching)
         count = len({turn.speaker for turn in turns})
         print(
-            f"{threshold:.2f} | {count} | {confused:.2f} | {missed:.2f} | {wrong_words:.2f} | {took:.1f} | "
+            f"{threshold:.3f} | {count} | {confused:.2f} | {missed:.2f} | {wrong_words:.2f} | {took:.1f} | "
             f"{took / seconds:.3f}"
         )
     print(f"peak resident memory of this process: {peak_mib():.0f} MiB")

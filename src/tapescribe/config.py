@@ -119,11 +119,12 @@ class Settings(BaseSettings):
         "real time and about 1 GB of memory to a job.",
     )
     speaker_merge_threshold: float = Field(
-        0.6,
+        0.575,
         gt=0,
         le=1,
         description="Two speaker clusters whose centres are at least this similar (cosine) are taken for one "
-        "speaker (senko's mer_cos). Lower merges more; senko's own 0.875 split one voice into several.",
+        "speaker (senko's mer_cos). Lower merges more. Measured on conversations of the shared recordings "
+        "(bench/speakers.py): 0.55 merged two people, 0.6 split one voice in two; senko's own 0.875 splits more.",
     )
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")

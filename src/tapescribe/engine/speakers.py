@@ -44,7 +44,7 @@ def require_speakers() -> None:
 
 @dataclass(frozen=True)
 class DiarizerSettings:
-    merge_threshold: float = 0.6  # senko's mer_cos: clusters whose centres are this similar become one speaker
+    merge_threshold: float = 0.575  # senko's mer_cos: clusters whose centres are this similar become one speaker
     numba_cache_dir: Path | None = None  # where numba (used by UMAP) keeps compiled code; None: numba decides
 
 
