@@ -253,7 +253,8 @@ class SessionService:
     def save_transcription(self, session_id: str, transcription: dict[str, Any], *, index: bool = True) -> None:
         self.store.write(session_id, TRANSCRIPTION_FILE, transcription)
         if index:
-            self._index(session_id, lambda: self.index.set_segments(session_id, self._indexed_segments(session_id)))
+            segments = self._indexed_segments(session_id, transcription)
+            self._index(session_id, lambda: self.index.set_segments(session_id, segments))
 
     def delete(self, session_id: str) -> None:
         """The user's own deletion: the only code path that removes stored data.
@@ -362,10 +363,10 @@ class SessionService:
             self.index.remove(session_id)
             raise
 
-    def _indexed_segments(self, session_id: str) -> list[dict[str, Any]]:
+    def _indexed_segments(self, session_id: str, transcription: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """The transcript's segments as the index takes them: with the name of each one's speaker."""
-        segments = (self.transcription(session_id) or {}).get("segments") or []
-        names = self.session(session_id).get("speaker_names") or {}
+        segments = (transcription or self.transcription(session_id) or {}).get("segments") or []
+        names = (self.session(session_id).get("speaker_names") or {}) if segments else {}
         return [{**segment, "speaker_name": names.get(segment.get("speaker") or "")} for segment in segments]
 
     def reindex(self, batch: int = 500) -> int:
