@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tapescribe import __version__
-from tapescribe.api import events, live_ws, login, openai_compat, sessions, system, transcribe
+from tapescribe.api import events, live_ws, login, openai_compat, sessions, speakers, system, transcribe
 from tapescribe.api.errors import error_responses, install_error_handlers
 from tapescribe.api.security import TrustBoundary
 from tapescribe.config import Settings
@@ -46,7 +46,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(login.router)
     # Every route sits behind the trust boundary: a foreign Host or Origin (403), a missing key (401).
     guarded = error_responses(401, 403)
-    for router in (transcribe.router, sessions.router, events.router, live_ws.router, openai_compat.router):
+    routers = (transcribe.router, sessions.router, speakers.router, events.router, live_ws.router, openai_compat.router)
+    for router in routers:
         app.include_router(router, responses=guarded)
     app.include_router(system.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

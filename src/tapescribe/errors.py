@@ -49,6 +49,12 @@ class ModelUnavailable(TapescribeError):
     code = "model_unavailable"
 
 
+class SpeakersUnavailable(BadRequest):
+    """Speaker labels were asked for, but the optional `speakers` extra is not installed."""
+
+    code = "speakers_unavailable"
+
+
 class Unauthorized(TapescribeError):
     code = "unauthorized"
 

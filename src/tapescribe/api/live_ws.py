@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from tapescribe.api.deps import checked_language
+from tapescribe.api.deps import checked_language, checked_speakers
 from tapescribe.api.errors import error_fields
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.models import AUTO
@@ -51,7 +51,9 @@ async def _first_request(websocket: WebSocket, runtime: Runtime) -> LiveRequest 
         parsed = json.loads(text) if text is not None else None
     except json.JSONDecodeError:
         parsed = None
-    return live_request(parsed, runtime.models, checked_language)
+    return live_request(
+        parsed, runtime.models, checked_language, lambda value: checked_speakers(value, runtime.settings.speakers)
+    )
 
 
 async def _receive_audio(websocket: WebSocket, stream: LiveStream, report: Callable[[dict], None]) -> None:
@@ -133,6 +135,7 @@ async def live_socket(websocket: WebSocket) -> None:
             "model": request.live_model,
             "second_pass_model": request.model or AUTO,  # auto: chosen by language after the stream
             "language": request.language,
+            "speakers": request.speakers,  # labelled in the second pass
         },
     )
     receiving = asyncio.create_task(_receive_audio(websocket, stream, outbox.put_nowait))

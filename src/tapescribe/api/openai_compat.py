@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from tapescribe.api.deps import checked_language, runtime_of
+from tapescribe.api.deps import checked_language, checked_speakers, runtime_of
 from tapescribe.api.errors import error_fields, error_responses
 from tapescribe.api.uploads import ReceivedForm, multipart_body, receive_upload
 from tapescribe.engine.languages import language_name
@@ -27,7 +27,7 @@ from tapescribe.sessions.exports import EXPORT_MEDIA_TYPES, render
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 OPENAI_MODEL_ALIAS = "whisper-1"
-RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 
 
 @dataclass
@@ -64,6 +64,14 @@ def parse_request(runtime: Runtime, form: ReceivedForm, task: str) -> OpenAIRequ
         if not 0 <= temperature <= 1:
             raise BadRequest("temperature must be a number between 0 and 1.")
         options["temperature"] = temperature
+    if response_format == "diarized_json":
+        # the only /v1 answer with speakers: the others keep OpenAI's whisper-1 shapes whatever
+        # TAPESCRIBE_SPEAKERS says
+        if task != "transcribe":
+            raise BadRequest("response_format diarized_json is for transcriptions, not translations.")
+        if (values.get("stream") or "").lower() in ("true", "1"):
+            raise BadRequest("response_format diarized_json is not streamed; send it without stream=true.")
+        options["speakers"] = checked_speakers("auto")
     return OpenAIRequest(
         response_format=response_format,
         granularities=granularities,
@@ -105,8 +113,35 @@ def verbose_json(task: str, session: dict, transcription: dict, granularities: s
     return body
 
 
+def diarized_json(session: dict, transcription: dict) -> dict:
+    """OpenAI's diarized transcript: segments with a speaker each, speakers lettered A, B, ... (S1 is A)."""
+
+    def letter(speaker: str | None) -> str | None:
+        number = speaker[1:] if speaker else ""
+        return chr(ord("A") + int(number) - 1) if number.isdigit() and int(number) <= 26 else speaker
+
+    return {
+        "task": "transcribe",
+        "duration": session.get("duration"),
+        "text": transcription["text"],
+        "segments": [
+            {
+                "type": "transcript.text.segment",
+                "id": f"seg_{segment['id']}",
+                "start": segment["start"],
+                "end": segment["end"],
+                "text": segment["text"].strip(),
+                "speaker": letter(segment.get("speaker")),
+            }
+            for segment in transcription["segments"]
+        ],
+    }
+
+
 def respond(request_: OpenAIRequest, task: str, session: dict, transcription: dict) -> Response:
     fmt = request_.response_format
+    if fmt == "diarized_json":
+        return JSONResponse(diarized_json(session, transcription))
     if fmt == "json":
         return JSONResponse({"text": transcription["text"]})
     if fmt == "text":
@@ -187,10 +222,19 @@ OPENAI_FIELDS: dict[str, Any] = {
         "description": "whisper-1 (the default model) or a name from /v1/models.",
     },
     "prompt": {"type": "string"},
-    "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+    "response_format": {"type": "string", "enum": [f for f in RESPONSE_FORMATS if f != "diarized_json"]},
     "temperature": {"type": "number", "minimum": 0, "maximum": 1},
     "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["word", "segment"]}},
     "stream": {"type": "boolean"},
+}
+TRANSCRIPTION_FIELDS: dict[str, Any] = {
+    **OPENAI_FIELDS,
+    "language": {"type": "string", "description": "ISO-639-1 code, e.g. en."},
+    "response_format": {
+        "type": "string",
+        "enum": list(RESPONSE_FORMATS),
+        "description": "diarized_json labels speakers (needs pip install 'tapescribe[speakers]').",
+    },
 }
 OPENAI_ERRORS = error_responses(400, 401, 413, 415, 422, 503, 507)
 
@@ -198,13 +242,11 @@ OPENAI_ERRORS = error_responses(400, 401, 413, 415, 422, 503, 507)
 @router.post(
     "/audio/transcriptions",
     responses=OPENAI_ERRORS,
-    openapi_extra=multipart_body(
-        "file", {**OPENAI_FIELDS, "language": {"type": "string", "description": "ISO-639-1 code, e.g. en."}}
-    ),
+    openapi_extra=multipart_body("file", TRANSCRIPTION_FIELDS),
 )
 async def create_transcription(request: Request) -> Response:
-    """OpenAI `audio.transcriptions.create`: file, model, language, prompt, response_format,
-    temperature, timestamp_granularities[], stream."""
+    """OpenAI `audio.transcriptions.create`: file, model, language, prompt, response_format (also
+    diarized_json: segments with speakers), temperature, timestamp_granularities[], stream."""
     return await handle(request, "transcribe")
 
 

@@ -23,6 +23,7 @@ class Word(Record):
     end: float
     word: str
     probability: float | None = None
+    speaker: str | None = Field(None, description="Speaker id (S1, S2, ...) when speakers were labelled")
 
 
 class Segment(Record):
@@ -31,6 +32,7 @@ class Segment(Record):
     end: float
     text: str
     words: list[Word] | None = None
+    speaker: str | None = Field(None, description="Speaker id (S1, S2, ...) when speakers were labelled")
 
 
 class Transcription(Record):
@@ -38,6 +40,7 @@ class Transcription(Record):
     language: str | None = None
     model: str | None = None
     segments: list[Segment]
+    speakers: list[str] | None = Field(None, description="Speaker ids found, most talkative first")
 
 
 class StatusRecord(Record):
@@ -97,6 +100,7 @@ class SessionRecord(Record):
     model_reason: str | None = Field(None, description="Why this model: pinned, requested, or the language")
     detected_language: str | None = Field(None, description="Language detected on the audio to choose the model")
     detected_language_probability: float | None = None
+    speaker_names: dict[str, str] | None = Field(None, description="Names the owner gave speakers, by speaker id")
 
 
 class SessionDetail(SessionRecord):

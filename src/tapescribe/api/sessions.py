@@ -63,10 +63,13 @@ def storage(request: Request) -> dict:
 
 @router.get("/search", responses=error_responses(400), response_model=SearchAnswer, response_model_exclude_unset=True)
 def search(
-    request: Request, q: str = Query(..., min_length=1, max_length=500), limit: int = Query(20, ge=1, le=100)
+    request: Request,
+    q: str = Query(..., min_length=1, max_length=500),
+    limit: int = Query(20, ge=1, le=100),
+    speaker: str | None = Query(None, max_length=100, description="Only what this speaker said: S1, or a name"),
 ) -> dict:
     """Sessions whose transcripts match, each with its matching segments and their start times."""
-    return {"query": q, "results": runtime_of(request).sessions.search(q, limit=limit)}
+    return {"query": q, "results": runtime_of(request).sessions.search(q, limit=limit, speaker=speaker)}
 
 
 @router.get(

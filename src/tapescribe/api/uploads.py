@@ -171,6 +171,11 @@ JOB_FIELDS: dict[str, Any] = {
     },
     "word_timestamps": {"type": "string", "description": "true for word times in the transcript."},
     "prompt": {"type": "string", "description": "Text that the model sees first (names, spelling)."},
+    "speakers": {
+        "type": "string",
+        "description": "Label who speaks when: off, auto, or the number of speakers (default: the server's "
+        "TAPESCRIBE_SPEAKERS). Needs pip install 'tapescribe[speakers]'.",
+    },
 }
 
 

@@ -19,6 +19,7 @@ from tapescribe.errors import (
     is_disk_full,
 )
 from tapescribe.jobs.queue import JobQueue
+from tapescribe.jobs.speakers import SPEAKERS_STEP
 from tapescribe.jobs.transcription import CANCEL_MARKER, TranscriptionJob
 from tapescribe.sessions.ingest import accept_audio
 from tapescribe.sessions.service import (
@@ -29,6 +30,7 @@ from tapescribe.sessions.service import (
     UNFINISHED,
     SessionService,
 )
+from tapescribe.sessions.speaker_names import remove_speaker_labels
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,26 @@ class JobControl:
             detected_language_probability=None,
         )
         record = self.sessions.set_status(session_id, QUEUED, progress=0.0, runs=status.get("runs", []))
+        self.submit(session_id)
+        return record
+
+    def label_speakers(self, session_id: str, request: str | int | None) -> dict:
+        """Find the speakers of a transcribed session again (or for the first time), without transcribing
+        again: queued as the job's speakers step. None (off) takes the labels off the transcript now."""
+        status = self.sessions.status(session_id)
+        if status["status"] != DONE:
+            raise Conflict(f"Speakers are found in a transcribed session; this one is {status['status']}.")
+        session = self.sessions.session(session_id)
+        options = {**(session.get("options") or {}), "speakers": request}
+        if request is None:
+            options.pop("speakers")
+        self.sessions.update_session(session_id, options=options)
+        if request is None:
+            remove_speaker_labels(self.sessions, session_id)
+            return status
+        record = self.sessions.set_status(
+            session_id, QUEUED, progress=0.999, step=SPEAKERS_STEP, runs=status.get("runs", [])
+        )
         self.submit(session_id)
         return record
 

@@ -21,6 +21,7 @@ from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, 
 from tapescribe.errors import NotFound, TapescribeError, is_disk_full
 from tapescribe.jobs.routing import choose_model
 from tapescribe.jobs.scheduler import DecodeScheduler, Slot
+from tapescribe.jobs.speakers import SPEAKERS_STEP, SpeakerLabelling, wanted
 from tapescribe.sessions.service import (
     CANCELLED,
     DONE,
@@ -86,12 +87,18 @@ def resume_point(session: dict[str, Any], saved: list[dict[str, Any]]) -> Resume
 
 class TranscriptionJob:
     def __init__(
-        self, sessions: SessionService, models: ModelPool, settings: JobSettings, scheduler: DecodeScheduler
+        self,
+        sessions: SessionService,
+        models: ModelPool,
+        settings: JobSettings,
+        scheduler: DecodeScheduler,
+        speakers: SpeakerLabelling | None = None,
     ) -> None:
         self.sessions = sessions
         self.models = models
         self.settings = settings
         self.scheduler = scheduler
+        self.speakers = speakers
 
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
         requested = session.get("options") or {}
@@ -103,7 +110,8 @@ class TranscriptionJob:
             # a language detected over several parts is more reliable than transcribe's look at the first 30 s
             language=session.get("requested_language") or detected,
             task=requested.get("task", "transcribe"),
-            word_timestamps=bool(requested.get("word_timestamps", False)),
+            # speaker labels need word times: a segment is split at the word where the speaker changes
+            word_timestamps=bool(requested.get("word_timestamps") or requested.get("speakers")),
             initial_prompt=requested.get("prompt"),
             temperature=requested.get("temperature"),
         )
@@ -133,9 +141,11 @@ class TranscriptionJob:
                 if not held:
                     log.info("session %s is being transcribed elsewhere", session_id)
                     return PROCESSING
-                status = self.sessions.status(session_id)["status"]
-                if status not in UNFINISHED:
-                    return status
+                status = self.sessions.status(session_id)
+                if status["status"] not in UNFINISHED:
+                    return status["status"]
+                if status.get("step") == SPEAKERS_STEP:  # transcribed already: only the speakers are left
+                    return self._label_speakers(session_id, list(status.get("runs") or []))
                 duration = self.sessions.session(session_id).get("duration")
                 with self.scheduler.slot(duration, refuse_when_busy=refuse_when_busy) as slot:
                     return self._transcribe(session_id, on_segment, slot)
@@ -281,7 +291,43 @@ class TranscriptionJob:
         )
         store.clear_journal(session_id)
         runs[-1]["seconds"] = round(time.monotonic() - clock, 3)
+        if wanted(session):
+            return self._label_speakers(session_id, runs)
         status(DONE, 1.0)
+        return DONE
+
+    def _label_speakers(self, session_id: str, runs: list[dict[str, Any]]) -> str:
+        """The step after transcription: who speaks when. Its status says `step: speakers` first, so a
+        restart goes on with this step (from speakers.json when the turns were saved) and never
+        transcribes again. A failure here leaves the transcript done, with the reason in the message."""
+        sessions = self.sessions
+        request = wanted(sessions.session(session_id))
+        if request is None or self.speakers is None:
+            self._patiently(session_id, sessions.set_status, session_id, DONE, progress=1.0, runs=runs)
+            return DONE
+        self._patiently(
+            session_id,
+            sessions.set_status,
+            session_id,
+            PROCESSING,
+            progress=0.999,
+            message="Finding who speaks when.",
+            step=SPEAKERS_STEP,
+            runs=runs,
+        )
+        message = None
+        clock = time.monotonic()
+        try:
+            self._patiently(session_id, self.speakers.label, session_id, request)
+        except NotFound:
+            raise
+        except Exception as error:
+            log.exception("speaker labels for %s failed", session_id)
+            detail = error.message if isinstance(error, TapescribeError) else f"{type(error).__name__}: {error}"
+            message = f"Transcribed, but speaker labels failed: {detail}"
+        if runs:
+            runs[-1]["speakers_seconds"] = round(time.monotonic() - clock, 3)
+        self._patiently(session_id, sessions.set_status, session_id, DONE, progress=1.0, message=message, runs=runs)
         return DONE
 
     def _detect(self, session_id: str, duration: float | None) -> DetectedLanguage | None:

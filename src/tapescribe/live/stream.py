@@ -55,9 +55,15 @@ class LiveRequest:
     model: str | None = None  # for the second pass
     title: str | None = None
     live_model: str | None = None  # for the live captions
+    speakers: str | int | None = None  # labelled in the second pass: "auto" or a number
 
 
-def live_request(message: Any, models: ModelPool, checked_language: Callable[[Any], str | None]) -> LiveRequest:
+def live_request(
+    message: Any,
+    models: ModelPool,
+    checked_language: Callable[[Any], str | None],
+    checked_speakers: Callable[[Any], str | int | None] = lambda _: None,
+) -> LiveRequest:
     """Check a stream's first message; BadRequest saying what is wrong otherwise."""
     if not isinstance(message, dict) or message.get("type") != "start":
         raise BadRequest('The first message must be JSON text: {"type": "start", "format": "pcm" or "webm"}.')
@@ -75,7 +81,7 @@ def live_request(message: Any, models: ModelPool, checked_language: Callable[[An
     model = models.check(_text_field(message, "model"), language)  # None: the second pass chooses by language
     title = (_text_field(message, "title") or "")[:200] or None
     live_model = models.live_name or model or models.for_language(language)
-    return LiveRequest(fmt, language, model, title, live_model)
+    return LiveRequest(fmt, language, model, title, live_model, checked_speakers(message.get("speakers")))
 
 
 def _text_field(message: dict[str, Any], name: str) -> str | None:
@@ -278,6 +284,7 @@ class LiveStream:
             requested_language=self.request.language,
             model=self.request.model,
             live_format=self.request.format,
+            options={"speakers": self.request.speakers} if self.request.speakers else {},
         )
         # Held while the stream runs: a process starting meanwhile must not take the session for an
         # interrupted one (finish_interrupted_streams finishes those whose lock nobody holds).

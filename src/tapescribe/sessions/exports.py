@@ -9,6 +9,7 @@ from typing import Any
 
 from tapescribe.errors import BadRequest
 from tapescribe.sessions.scripts import is_unspaced
+from tapescribe.sessions.speaker_names import speaker_names
 
 EXPORT_MEDIA_TYPES = {
     "txt": "text/plain; charset=utf-8",
@@ -43,15 +44,21 @@ def cues(segments: list[dict[str, Any]]) -> list[tuple[float, float, str]]:
 
     A segment is one cue when it fits, else it is split at word times (or evenly by words).
     """
-    result: list[tuple[float, float, str]] = []
+    return [(start, end, text) for start, end, text, _ in speaker_cues(segments)]
+
+
+def speaker_cues(segments: list[dict[str, Any]]) -> list[tuple[float, float, str, str | None]]:
+    """The cues of `cues`, each with the speaker of its segment (None when speakers were not labelled)."""
+    result: list[tuple[float, float, str, str | None]] = []
     for segment in segments:
         text = segment["text"].strip()
         start, end = float(segment["start"]), float(segment["end"])
+        speaker = segment.get("speaker")
         if not text:
             continue
         lines = _lines(text)
         if end - start <= MAX_CUE_SECONDS and lines:
-            result.append((start, end, "\n".join(lines)))
+            result.append((start, end, "\n".join(lines), speaker))
             continue
         words = _glued(segment.get("words") or _even_words(text, start, end))
         group: list[dict] = []
@@ -60,16 +67,16 @@ def cues(segments: list[dict[str, Any]]) -> list[tuple[float, float, str]]:
             too_long = word["end"] - group[0]["start"] > MAX_CUE_SECONDS or not _lines(_joined(group))
             if too_long and len(group) > 1:
                 last = group.pop()
-                result.append((group[0]["start"], group[-1]["end"], _cue_text(group)))
+                result.append((group[0]["start"], group[-1]["end"], _cue_text(group), speaker))
                 group = [last]
         if group:
-            result.append((group[0]["start"], max(group[-1]["end"], group[0]["start"]), _cue_text(group)))
+            result.append((group[0]["start"], max(group[-1]["end"], group[0]["start"]), _cue_text(group), speaker))
     # keep times monotonic even if the model's segments overlap slightly
     cleaned, previous_end = [], 0.0
-    for start, end, text in result:
+    for start, end, text, speaker in result:
         start = max(start, previous_end)
         end = max(end, start + 0.01)
-        cleaned.append((start, end, text))
+        cleaned.append((start, end, text, speaker))
         previous_end = end
     return cleaned
 
@@ -146,24 +153,60 @@ def _even_words(text: str, start: float, end: float) -> list[dict]:
 
 
 def render(transcription: dict[str, Any] | None, fmt: str, session: dict[str, Any] | None = None) -> str:
+    """The transcript as `fmt`. With speakers labelled, each format names them: txt starts each change
+    of speaker with "Name: ", WebVTT puts cues in <v Name> spans, SRT prefixes "Name: ", TSV has a
+    speaker column and JSON carries `speaker` on segments and words plus `speaker_names`."""
     if fmt not in EXPORT_MEDIA_TYPES:
         raise BadRequest(f"Unknown export format {fmt!r}; use one of {', '.join(EXPORT_MEDIA_TYPES)}.")
     transcription = transcription or {"text": "", "segments": []}
     segments = transcription.get("segments") or []
+    names = speaker_names(session or {}, transcription)
     if fmt == "txt":
-        return transcription.get("text", "").strip() + "\n"
+        return _text(transcription, names)
     if fmt == "json":
-        return json.dumps({"session": session, **transcription}, ensure_ascii=False, indent=1)
+        extra = {"speaker_names": names} if names else {}
+        return json.dumps({"session": session, **transcription, **extra}, ensure_ascii=False, indent=1)
     if fmt == "tsv":
-        lines = ["start\tend\ttext"]
+        lines = ["start\tend\tspeaker\ttext" if names else "start\tend\ttext"]
         for segment in segments:
             text = segment["text"].strip().replace("\t", " ").replace("\n", " ")
-            lines.append(f"{int(segment['start'] * 1000)}\t{int(segment['end'] * 1000)}\t{text}")
+            who = f"{_name(names, segment.get('speaker'))}\t" if names else ""
+            lines.append(f"{int(segment['start'] * 1000)}\t{int(segment['end'] * 1000)}\t{who}{text}")
         return "\n".join(lines) + "\n"
     parts = ["WEBVTT\n"] if fmt == "vtt" else []
-    for number, (start, end, text) in enumerate(cues(segments), 1):
+    for number, (start, end, text, speaker) in enumerate(speaker_cues(segments), 1):
+        name = _name(names, speaker) if names else ""
         if fmt == "srt":
-            parts.append(f"{number}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{text}\n")
+            parts.append(
+                f"{number}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{name + ': ' if name else ''}{text}\n"
+            )
         else:
-            parts.append(f"{_clock(start, '.')} --> {_clock(end, '.')}\n{text}\n")
+            voice = f"<v {_vtt_escape(name)}>" if name else ""
+            parts.append(f"{_clock(start, '.')} --> {_clock(end, '.')}\n{voice}{text}\n")
     return "\n".join(parts)
+
+
+def _name(names: dict[str, str], speaker: str | None) -> str:
+    return names.get(speaker or "", "") or ""
+
+
+def _vtt_escape(name: str) -> str:
+    """A name inside <v ...>: no markup or line breaks (WebVTT escapes &, < and >)."""
+    return " ".join(name.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _text(transcription: dict[str, Any], names: dict[str, str]) -> str:
+    """Plain text; with speakers, a paragraph per change of speaker, starting with the name."""
+    if not names:
+        return transcription.get("text", "").strip() + "\n"
+    paragraphs: list[tuple[str, list[str]]] = []
+    for segment in transcription.get("segments") or []:
+        text = segment["text"].strip()
+        if not text:
+            continue
+        name = _name(names, segment.get("speaker"))
+        if paragraphs and paragraphs[-1][0] == name:
+            paragraphs[-1][1].append(text)
+        else:
+            paragraphs.append((name, [text]))
+    return "\n\n".join(f"{name}: {' '.join(texts)}" if name else " ".join(texts) for name, texts in paragraphs) + "\n"

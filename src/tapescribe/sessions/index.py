@@ -21,7 +21,7 @@ from typing import Any
 
 from tapescribe.sessions.scripts import TERM_SEPARATOR, index_terms, query_tokens
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7  # 7: segments keep their speaker (id and name) for search by speaker
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -49,7 +49,9 @@ CREATE TABLE IF NOT EXISTS segment_rows (
     session_id TEXT NOT NULL,
     position INTEGER NOT NULL,
     start REAL NOT NULL,
-    end REAL NOT NULL
+    end REAL NOT NULL,
+    speaker TEXT,
+    speaker_name TEXT
 );
 CREATE INDEX IF NOT EXISTS segment_rows_session ON segment_rows (session_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS segment_text USING fts5(
@@ -226,8 +228,16 @@ class SessionIndex:
         SessionIndex._delete_segments(connection, session_id)
         for position, segment in enumerate(segments):
             rowid = connection.execute(
-                "INSERT INTO segment_rows (session_id, position, start, end) VALUES (?, ?, ?, ?)",
-                (session_id, position, segment["start"], segment["end"]),
+                "INSERT INTO segment_rows (session_id, position, start, end, speaker, speaker_name) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    position,
+                    segment["start"],
+                    segment["end"],
+                    segment.get("speaker"),
+                    segment.get("speaker_name"),
+                ),
             ).lastrowid
             connection.execute(
                 "INSERT INTO segment_text (rowid, text) VALUES (?, ?)", (rowid, index_terms(segment["text"].strip()))
@@ -275,17 +285,24 @@ class SessionIndex:
             ).fetchall()
         return [dict(row) for row in rows], total
 
-    def search(self, query: str, limit: int = 20, hits_per_session: int = 5) -> list[dict[str, Any]]:
-        """Sessions with their matching segments and start times, best matches first."""
+    def search(
+        self, query: str, limit: int = 20, hits_per_session: int = 5, speaker: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Sessions with their matching segments and start times, best matches first. `speaker` (an id
+        such as S1, or a name the owner gave, any case) keeps only what that speaker said."""
         match = fts_query(query)
         if match is None:
             return []
+        by_speaker = (
+            "" if speaker is None else "AND (r.speaker = :speaker OR r.speaker_name = :speaker COLLATE NOCASE) "
+        )
         with self._connect() as connection:
             ranked = connection.execute(
                 "SELECT s.id, s.title, s.created, s.duration, s.status, bm25(session_text) AS rank "
                 "FROM session_text JOIN sessions s ON s.rowid = session_text.rowid "
                 "WHERE session_text MATCH ? ORDER BY rank LIMIT ?",
-                (match, limit),
+                # a session may match only in what others said: look further down the ranking
+                (match, limit if speaker is None else limit * 10),
             ).fetchall()
             results: dict[str, dict[str, Any]] = {}
             for row in ranked:
@@ -297,14 +314,16 @@ class SessionIndex:
                     []
                     if low is None
                     else connection.execute(
-                        "SELECT r.position, r.start, r.end, segment_text.text, "
+                        "SELECT r.position, r.start, r.end, r.speaker, segment_text.text, "
                         "highlight(segment_text, 0, char(2), char(3)) AS marked "
                         "FROM segment_text JOIN segment_rows r ON r.rowid = segment_text.rowid "
-                        "WHERE segment_text MATCH ? AND segment_text.rowid BETWEEN ? AND ? "
-                        "ORDER BY segment_text.rowid LIMIT ?",
-                        (match, low, high, hits_per_session),
+                        "WHERE segment_text MATCH :match AND segment_text.rowid BETWEEN :low AND :high "
+                        f"{by_speaker}ORDER BY segment_text.rowid LIMIT :hits",
+                        {"match": match, "low": low, "high": high, "hits": hits_per_session, "speaker": speaker},
                     ).fetchall()
                 )
+                if speaker is not None and not hits:
+                    continue
                 results[row["id"]] = {
                     **dict(row),
                     "segments": [
@@ -314,10 +333,13 @@ class SessionIndex:
                             "end": hit["end"],
                             "text": hit["text"].replace(TERM_SEPARATOR, ""),
                             "matches": _marked_spans(hit["marked"]),
+                            **({"speaker": hit["speaker"]} if hit["speaker"] else {}),
                         }
                         for hit in hits
                     ],
                 }
+                if len(results) == limit:
+                    break
         for entry in results.values():
             entry["segments"].sort(key=lambda segment: segment["start"])
         return list(results.values())

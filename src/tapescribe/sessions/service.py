@@ -142,9 +142,10 @@ class SessionService:
 
         return SessionWatch(self, session_id)
 
-    def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
-        """Sessions whose transcript matches, best first, each with its matching segments and times."""
-        return self.index.search(query, limit=limit)
+    def search(self, query: str, limit: int = 20, speaker: str | None = None) -> list[dict[str, Any]]:
+        """Sessions whose transcript matches, best first, each with its matching segments and times;
+        only what `speaker` (an id such as S1, or a name the owner gave) said, when given."""
+        return self.index.search(query, limit=limit, speaker=speaker)
 
     def version(self, session_id: str, number: int) -> dict[str, Any]:
         return self.store.version(session_id, number)
@@ -252,7 +253,8 @@ class SessionService:
     def save_transcription(self, session_id: str, transcription: dict[str, Any], *, index: bool = True) -> None:
         self.store.write(session_id, TRANSCRIPTION_FILE, transcription)
         if index:
-            self._index(session_id, lambda: self.index.set_segments(session_id, transcription.get("segments", [])))
+            segments = self._indexed_segments(session_id, transcription)
+            self._index(session_id, lambda: self.index.set_segments(session_id, segments))
 
     def delete(self, session_id: str) -> None:
         """The user's own deletion: the only code path that removes stored data.
@@ -354,13 +356,18 @@ class SessionService:
     def reindex_one(self, session_id: str, with_segments: bool = True) -> None:
         self.index.upsert(self.index_row(session_id))
         if with_segments:
-            transcription = self.transcription(session_id) or {}
-            self.index.set_segments(session_id, transcription.get("segments", []))
+            self.index.set_segments(session_id, self._indexed_segments(session_id))
         try:
             self.store.dir(session_id)
         except NotFound:  # deleted meanwhile (a job racing the user's delete): leave no ghost row
             self.index.remove(session_id)
             raise
+
+    def _indexed_segments(self, session_id: str, transcription: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The transcript's segments as the index takes them: with the name of each one's speaker."""
+        segments = (transcription or self.transcription(session_id) or {}).get("segments") or []
+        names = (self.session(session_id).get("speaker_names") or {}) if segments else {}
+        return [{**segment, "speaker_name": names.get(segment.get("speaker") or "")} for segment in segments]
 
     def reindex(self, batch: int = 500) -> int:
         """Rebuild the whole index from the session directories, `batch` sessions per transaction."""
@@ -369,8 +376,7 @@ class SessionService:
         pending: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         for session_id in self.store.ids():
             try:
-                transcription = self.transcription(session_id) or {}
-                pending.append((self.index_row(session_id), transcription.get("segments", [])))
+                pending.append((self.index_row(session_id), self._indexed_segments(session_id)))
             except NotFound:
                 continue  # deleted while we were scanning
             if len(pending) >= batch:

@@ -5,6 +5,7 @@ Layout of one session (compatible with the original system):
     sessions/<id>/session.json        what it is
     sessions/<id>/status.json         where its job is
     sessions/<id>/transcription.json  the result (rewritten as segments arrive)
+    sessions/<id>/speakers.json       speaker turns found in the audio (the speakers step's checkpoint)
     sessions/<id>/segments.jsonl      journal of saved segments while a job runs (resume point)
     sessions/<id>/original_audio.<ext>
     sessions/<id>/chunk_<n>.webm      live chunks: MediaRecorder slices (/transcribe-live, /ws/live)
@@ -32,6 +33,7 @@ from tapescribe.sessions.ids import checked_session_id, new_session_id
 SESSION_FILE = "session.json"
 STATUS_FILE = "status.json"
 TRANSCRIPTION_FILE = "transcription.json"
+SPEAKERS_FILE = "speakers.json"
 JOURNAL_FILE = "segments.jsonl"
 LOCK_FILE = ".job.lock"
 AUDIO_STEM = "original_audio"

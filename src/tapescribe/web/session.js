@@ -15,6 +15,7 @@ import {
 } from './format.js';
 import { notify } from './notify.js';
 import { linkPlayer } from './player.js';
+import { speakersView } from './speakers.js';
 import { transcriptView } from './transcript.js';
 import { editInPlace } from './segment_edit.js';
 import { modelPanel } from './session_model.js';
@@ -93,8 +94,13 @@ export function createSessionView(container, { onClose }) {
     parts.titleRow = h('div', { class: 'title-row' }, parts.heading, parts.renameButton);
     parts.meta = h('p', { class: 'session-meta' });
     parts.status = h('div', { class: 'status-box' });
+    parts.speakers = speakersView(session.id, { onNamed: (named) => {
+      current.session = { ...current.session, ...named };
+      renderTranscript(current.session.transcription?.segments || [], 0, current.session.status.status, true);
+    } });
     parts.transcript = transcriptView({
       label: 'Transcript',
+      decorate: (segment, item) => parts.speakers.decorate(segment, item),
       onSelect: (segment, index) => {
         parts.transcript.mark(index);
         parts.player?.play(segment.start);
@@ -142,8 +148,10 @@ export function createSessionView(container, { onClose }) {
       h('div', { class: 'session-actions' }, downloads, deleteButton),
       parts.model.el,
       h('h3', { class: 'section-title' }, 'Transcript'),
+      parts.speakers.el,
       parts.transcriptBox,
       parts.versions.el);
+    parts.speakers.attach(parts.transcript.el);
     parts.heading.id = 'session-heading';
     current.parts = parts;
     replace(container, parts.root);
@@ -165,9 +173,10 @@ export function createSessionView(container, { onClose }) {
     current.parts.model.update(session);
   }
 
-  function renderTranscript(segments, from, status) {
-    const { transcript, transcriptBox } = current.parts;
-    transcript.update(segments, from);
+  function renderTranscript(segments, from, status, redraw = false) {
+    const { transcript, transcriptBox, speakers } = current.parts;
+    speakers.update(current.session);
+    transcript.update(segments, redraw ? 0 : from);
     if (segments.length) {
       if (transcriptBox.firstChild !== transcript.el) replace(transcriptBox, transcript.el);
       return;

@@ -5,7 +5,7 @@
 import { h, icon } from './dom.js';
 import { formatClock } from './format.js';
 
-export function transcriptView({ onSelect = null, onEdit = null, label = 'Transcript' } = {}) {
+export function transcriptView({ onSelect = null, onEdit = null, label = 'Transcript', decorate = null } = {}) {
   const list = h('ol', { class: 'transcript', 'aria-label': label });
   let segments = [];
   let current = -1;
@@ -28,6 +28,7 @@ export function transcriptView({ onSelect = null, onEdit = null, label = 'Transc
         onclick: () => onEdit(segments[index], index, li),
       }, icon('edit')));
     }
+    decorate?.(segment, li); // e.g. the speaker's name and colour (speakers.js)
     return li;
   }
 

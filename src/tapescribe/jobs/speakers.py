@@ -1,0 +1,87 @@
+"""SpeakerLabelling: the job's step after transcription that says who speaks when.
+
+Its result is checkpointed in speakers.json (the turns, and what was asked for) before the transcript
+is labelled, so a crash costs at most the diarization in progress, and labelling a new transcript of
+the same audio (after a retranscription, or asking again) reuses the turns instead of diarizing again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tapescribe.engine.audio import chunks_pcm, pcm_blocks
+from tapescribe.engine.speaker_labels import SpeakerTurn, label_segments
+from tapescribe.engine.speakers import SpeakerDiarizer, collect_samples
+from tapescribe.errors import BadRequest, Conflict
+from tapescribe.sessions.service import SessionService, utc_now
+from tapescribe.sessions.store import SPEAKERS_FILE
+
+SPEAKERS_STEP = "speakers"
+MAX_SPEAKER_COUNT = 20
+
+
+def speaker_request(value: object) -> str | int | None:
+    """A client's or the operator's `speakers`: None for off, "auto", or a number of speakers."""
+    text = str(value if value is not None else "").strip().lower()
+    if text in ("", "off", "false", "no", "0", "none"):
+        return None
+    if text in ("auto", "on", "true", "yes"):
+        return "auto"
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_SPEAKER_COUNT:
+        return int(text)
+    raise BadRequest(f"speakers must be 'auto', 'off' or a number of speakers from 1 to {MAX_SPEAKER_COUNT}.")
+
+
+def wanted(session: dict[str, Any]) -> str | int | None:
+    """What the session asked for (set at upload, or by POST /session/<id>/speakers)."""
+    return (session.get("options") or {}).get("speakers")
+
+
+class SpeakerLabelling:
+    def __init__(self, sessions: SessionService, diarizer: SpeakerDiarizer) -> None:
+        self.sessions = sessions
+        self.diarizer = diarizer
+
+    def turns(self, session_id: str, request: str | int) -> list[SpeakerTurn]:
+        """The session's speaker turns for this request: from the checkpoint when it answers the same
+        request, else diarized now from the stored audio and checkpointed."""
+        store = self.sessions.store
+        checkpoint = store.read(session_id, SPEAKERS_FILE) or {}
+        if checkpoint.get("request") == request and isinstance(checkpoint.get("turns"), list):
+            return [SpeakerTurn(turn["speaker"], turn["start"], turn["end"]) for turn in checkpoint["turns"]]
+        session = self.sessions.session(session_id)
+        audio = store.audio_path(session_id)
+        if audio is None and not store.chunk_paths(session_id):
+            raise Conflict("This session has no audio to find speakers in.")
+        blocks = pcm_blocks(audio) if audio is not None else chunks_pcm(store.chunk_paths(session_id))
+        samples = collect_samples(blocks, session.get("duration"))
+        clock = time.monotonic()
+        turns = self.diarizer.diarize(samples, request if isinstance(request, int) else None)
+        store.write(
+            session_id,
+            SPEAKERS_FILE,
+            {
+                "request": request,
+                "made": utc_now(),
+                "seconds": round(time.monotonic() - clock, 3),
+                "merge_threshold": self.diarizer.settings.merge_threshold,
+                "speakers": sorted({turn.speaker for turn in turns}, key=lambda speaker: int(speaker[1:])),
+                "turns": [turn.as_dict() for turn in turns],
+            },
+        )
+        return turns
+
+    def label(self, session_id: str, request: str | int) -> dict[str, Any]:
+        """Put speakers on the session's transcript (each word, each segment; split where they change)."""
+        turns = self.turns(session_id, request)
+        transcription = self.sessions.transcription(session_id) or {"text": "", "segments": []}
+        segments = label_segments(transcription.get("segments") or [], turns)
+        speakers = sorted({s["speaker"] for s in segments if s.get("speaker")}, key=lambda speaker: int(speaker[1:]))
+        labelled = {
+            **transcription,
+            "segments": [{**segment, "id": number} for number, segment in enumerate(segments)],
+            "speakers": speakers,
+        }
+        self.sessions.save_transcription(session_id, labelled)
+        return labelled
