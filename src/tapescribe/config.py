@@ -67,7 +67,10 @@ class Settings(BaseSettings):
         "loudness (on the audio as it is, 0.5 dropped soft and whispered words).",
     )
     vad_min_silence_ms: int = Field(
-        5000, ge=0, description="Only a stretch without speech at least this long is skipped (milliseconds)."
+        7000,
+        ge=0,
+        description="Only a stretch without speech at least this long is skipped (milliseconds; at 5000 the "
+        "middle of a whispered sentence was).",
     )
     vad_speech_pad_ms: int = Field(
         1500, ge=0, description="Audio kept on each side of detected speech (milliseconds), so soft word ends stay."

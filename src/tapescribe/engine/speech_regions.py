@@ -7,7 +7,9 @@ Whisper. Here the VAD hears a copy whose level is evened out every 0.2 s (quiet 
 as the rest; digital silence stays silent), and only the stretches it finds are decoded, from the
 untouched audio, through faster-whisper's `clip_timestamps` (so times stay those of the file).
 Room noise, a quiet hiss and music evened out the same way still read as no speech at threshold
-0.5 (at 0.1 to 0.3 the hiss read as speech); bench/defaults.py measures it."""
+0.5 (at 0.1 to 0.3 the hiss read as speech); bench/defaults.py measures it. A stretch is skipped
+only when it is at least the minimum silence long, at the window's edges too, so a clip with a
+short lead-in is decoded exactly as faster-whisper decodes it whole."""
 
 from __future__ import annotations
 
@@ -41,4 +43,13 @@ def speech_clips(audio: np.ndarray, vad_parameters: dict[str, float]) -> list[fl
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     chunks = get_speech_timestamps(evened_level(audio), VadOptions(**vad_parameters))
-    return [round(edge / SAMPLE_RATE, 3) for chunk in chunks for edge in (chunk["start"], chunk["end"])]
+    edges = [round(edge / SAMPLE_RATE, 3) for chunk in chunks for edge in (chunk["start"], chunk["end"])]
+    # Silero's minimum silence applies between stretches of speech only; at the edges of the window a
+    # shorter stretch is kept too, so a clip with a little lead-in is decoded exactly as a whole.
+    shortest_skip = vad_parameters.get("min_silence_duration_ms", 0) / 1000
+    duration = round(len(audio) / SAMPLE_RATE, 3)
+    if edges and edges[0] < shortest_skip:
+        edges[0] = 0.0
+    if edges and duration - edges[-1] < shortest_skip:
+        edges[-1] = duration
+    return edges

@@ -30,14 +30,15 @@ import numpy as np
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.speech_regions import speech_clips
 
-# The VAD (engine/speech_regions.py) only skips long stretches that are surely not speech, judged on
-# a copy of the audio evened to one loudness. faster-whisper's VAD defaults on the audio as it is
-# (threshold 0.5, 2 s of silence, 0.4 s of padding) dropped soft and whispered words; no VAD at all
-# let Whisper write "You You" over a minute of silence; threshold 0.1 on the evened copy took a
-# quiet hiss for speech. With these the server kept every word faster-whisper's own defaults (no
-# VAD) keep on the shared recordings made soft, whispered and noisy, and wrote nothing over room
-# noise, hiss, music or silence (bench/defaults.py; the figures are in the README).
-KEEP_SOFT_SPEECH_VAD = {"threshold": 0.5, "min_silence_duration_ms": 5000, "speech_pad_ms": 1500}
+# The VAD (engine/speech_regions.py) only skips stretches of at least 7 s that are surely not
+# speech, judged on a copy of the audio evened to one loudness. faster-whisper's VAD defaults on the
+# audio as it is (threshold 0.5, 2 s of silence, 0.4 s of padding) dropped soft and whispered words;
+# no VAD at all let Whisper write "You You" over a minute of silence; threshold 0.1 on the evened
+# copy took a quiet hiss for speech; 5 s skipped the middle of a whispered sentence Silero could not
+# hear. With these the server kept every word faster-whisper's own defaults (no VAD) keep on the
+# shared recordings made soft, whispered and noisy, and wrote nothing over room noise, hiss, music or
+# silence (bench/defaults.py; the figures are in the README).
+KEEP_SOFT_SPEECH_VAD = {"threshold": 0.5, "min_silence_duration_ms": 7000, "speech_pad_ms": 1500}
 
 
 @dataclass
