@@ -25,16 +25,14 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 from make_long_audio import make  # bench/ is the script's directory
+from throughput import start_server
 
 HERE = Path(__file__).resolve().parent
 SHORT = "leopard_test.wav"
@@ -50,32 +48,6 @@ TEN_CLIPS = [
     "speechbrain_spk2_snt2.wav",
     "vosk_digits.wav",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(data_dir: Path, slots: int, workers: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "TAPESCRIBE_MAX_CONCURRENT_DECODES": str(slots), "TAPESCRIBE_WORKERS": str(workers)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tapescribe", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("server did not start")
 
 
 def peak_rss(pid: int) -> int:
@@ -120,7 +92,7 @@ def main() -> None:
     data_dir = data_dir / time.strftime("run-%Y%m%d-%H%M%S")
     short = args.audio_dir / SHORT
     clips = [args.audio_dir / name for name in TEN_CLIPS]
-    process, url = start_server(data_dir, args.slots, args.workers)
+    process, url = start_server(data_dir, max_concurrent_decodes=str(args.slots), workers=str(args.workers))
     try:
         transcribe(url, short)  # warm-up: the model is loaded on the first job
         alone = [transcribe(url, short) for _ in range(3)]

@@ -30,12 +30,15 @@ from tapescribe.engine.audio import measure_duration
 HERE = Path(__file__).resolve().parent
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+    """A `tapescribe serve` on a free port; `settings` are TAPESCRIBE_* variables for it (workers="3")."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    env = {**os.environ, **{f"TAPESCRIBE_{name.upper()}": value for name, value in settings.items()}}
     process = subprocess.Popen(
         [sys.executable, "-m", "tapescribe", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
