@@ -10,6 +10,7 @@ ja/ko), and the words each contender invents on 60 s of room noise, music and si
 
 Contenders:
 - library: `WhisperModel.transcribe(audio)` with nothing changed (faster-whisper's defaults).
+- library-vad: the same with `vad_filter=True` (faster-whisper's VAD defaults: the server before).
 - server: the server's engine (`transcribe_windows`) with the default Settings.
 - any other name in CANDIDATES: a variation tried while choosing the defaults.
 """
@@ -36,15 +37,10 @@ from tapescribe.runtime import decode_defaults, model_pool
 REPO = Path(__file__).resolve().parents[1]
 
 
-CANDIDATES = {
+CANDIDATES = {  # variations tried while choosing the defaults (README, Measured); each lost on some set
     "vad-off": lambda base: replace(base, vad_filter=False),
-    "vad-library": lambda base: replace(base, vad_filter=True, vad_parameters={}),
-    "vad-loose": lambda base: replace(
-        base, vad_filter=True, vad_parameters={"threshold": 0.2, "min_silence_duration_ms": 3000, "speech_pad_ms": 1000}
-    ),
-    "vad-looser": lambda base: replace(
-        base, vad_filter=True, vad_parameters={"threshold": 0.1, "min_silence_duration_ms": 5000, "speech_pad_ms": 1500}
-    ),
+    "evened-0.1": lambda base: replace(base, vad_parameters={**base.vad_parameters, "threshold": 0.1}),
+    "evened-5s": lambda base: replace(base, vad_parameters={**base.vad_parameters, "min_silence_duration_ms": 5000}),
 }
 
 
@@ -74,8 +70,8 @@ def recordings(audio_dir: Path) -> list[tuple[str, str, np.ndarray, str]]:
 def run(
     contender: str, model, audio: np.ndarray, language: str | None, options: DecodeOptions, window: float = 240.0
 ) -> str:
-    if contender == "library":
-        segments, _ = model.transcribe(audio, language=language)
+    if contender in ("library", "library-vad"):
+        segments, _ = model.transcribe(audio, language=language, vad_filter=contender == "library-vad")
         return "".join(segment.text for segment in segments).strip()
     if contender == "whole-file":  # the server's settings, one transcribe over the whole file
         segments, _ = model.transcribe(audio, language=language, **options.as_kwargs())
