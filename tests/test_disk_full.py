@@ -106,7 +106,13 @@ def small_disk_server(tmp_path_factory):
     server = Server(
         data_dir=data_dir,
         tmp_dir=base / "tmp",
-        env={"TAPESCRIBE_LOW_SPACE_BYTES": str(LOW_SPACE_BYTES), "TAPESCRIBE_MODEL": "tiny.en"},
+        env={
+            "TAPESCRIBE_LOW_SPACE_BYTES": str(LOW_SPACE_BYTES),
+            "TAPESCRIBE_MODEL": "tiny.en",
+            # one worker, so a second upload stays queued behind the running job while the disk is full
+            # (with the default three, a short clip may take the slot kept for short audio)
+            "TAPESCRIBE_WORKERS": "1",
+        },
     )
     try:
         yield server.start()
