@@ -29,9 +29,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         runtime.recover()
         runtime.queue.start_workers(settings.workers)
+        runtime.start_takeover()
         try:
             yield
         finally:
+            runtime.stop_takeover()
             runtime.queue.stop_workers()
 
     app = FastAPI(title="tapescribe", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -88,7 +88,11 @@ def worker(workers, data_dir, model) -> None:
     from tapescribe.runtime import Runtime
 
     runtime = Runtime(make_settings(data_dir=data_dir, model=model, workers=workers))
-    runtime.queue.run_workers_forever(workers)
+    runtime.start_takeover()  # a worker takes over the jobs of dead workers too, not only `serve`
+    try:
+        runtime.queue.run_workers_forever(workers)
+    finally:
+        runtime.stop_takeover()
 
 
 @main.command()

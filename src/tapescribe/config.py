@@ -104,6 +104,13 @@ class Settings(BaseSettings):
         "sqlite", description="Job queue storage: an SQLite file in the data directory, or a Redis server."
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server for queue_backend=redis.")
+    lease_seconds: float = Field(
+        15.0,
+        ge=1.0,
+        description="With queue_backend=redis, how long a worker's hold on a session's job lasts without a "
+        "renewal (its heartbeat renews it every third of this). A worker that dies loses its jobs to another "
+        "after this long; a worker paused for longer finds its job taken over and stops without writing.",
+    )
     queue_poll_seconds: float = Field(
         0.1, gt=0, description="Longest an idle worker waits before looking at the queue again."
     )

@@ -6,6 +6,9 @@ Each process builds one; it owns the loaded models, the store, the index and the
 from __future__ import annotations
 
 import logging
+import os
+import socket
+from collections.abc import Iterable
 
 from tapescribe.config import Settings, confine_scratch_files
 from tapescribe.engine.models import ModelPool, ModelSettings
@@ -15,9 +18,11 @@ from tapescribe.jobs.control import JobControl
 from tapescribe.jobs.queue import JobQueue
 from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.jobs.speakers import SpeakerLabelling
+from tapescribe.jobs.takeover import LeaseReaper
 from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
 from tapescribe.live.recording import finish_interrupted_streams
 from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.locks import FileLocks, SessionLocks
 from tapescribe.sessions.service import SessionService
 from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import SessionStore
@@ -28,6 +33,18 @@ def decode_defaults(settings: Settings) -> DecodeOptions:
     return DecodeOptions(
         beam_size=settings.beam_size, vad_filter=settings.vad_filter, vad_parameters=settings.vad_parameters()
     )
+
+
+def session_locks(settings: Settings, store: SessionStore) -> SessionLocks:
+    """flock on one host; Redis leases when workers may run on other hosts (the Redis queue)."""
+    if settings.queue_backend != "redis":
+        return FileLocks(store)
+    import redis
+
+    from tapescribe.sessions.leases import RedisLeases
+
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    return RedisLeases(redis.Redis.from_url(settings.redis_url), settings.lease_seconds, owner)
 
 
 def model_pool(settings: Settings) -> ModelPool:
@@ -48,10 +65,12 @@ class Runtime:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         confine_scratch_files(settings)
+        store = SessionStore(settings.sessions_dir, settings.incoming_dir)
         self.sessions = SessionService(
-            SessionStore(settings.sessions_dir, settings.incoming_dir),
+            store,
             SessionIndex(settings.index_path),
             DiskSpace(settings.data_dir, settings.low_space_bytes),
+            session_locks(settings, store),
         )
         self.sessions.finish_deletes()
         # A missing or outdated index is refilled from the session files (they are the record).
@@ -81,6 +100,27 @@ class Runtime:
         self.jobs = JobControl(self.sessions, self.queue, self.transcription)
         # Sessions whose job or queue entry was lost to a full disk go back on the queue once space is back.
         self.sessions.space.on_space_back(self.jobs.recover)
+        # Jobs of workers that died holding a lease go back on the queue (only leases can be left behind).
+        self.takeover = (
+            LeaseReaper(self.sessions.locks, self.recover_sessions, settings.lease_seconds / 2)
+            if settings.queue_backend == "redis"
+            else None
+        )
+
+    def start_takeover(self) -> None:
+        if self.takeover is not None:
+            self.takeover.start()
+
+    def stop_takeover(self) -> None:
+        if self.takeover is not None:
+            self.takeover.stop()
+
+    def recover_sessions(self, session_ids: Iterable[str]) -> None:
+        """Sessions whose holder stopped (a worker that died): a cut-off stream is finished from its chunks,
+        then each unfinished one is queued again and resumes after its saved segments."""
+        session_ids = list(session_ids)
+        finish_interrupted_streams(self.sessions, session_ids)
+        self.jobs.recover(session_ids)
 
     def recover(self) -> None:
         """After a start: index rows a crash left stale are rebuilt from the files, streams a crash cut

@@ -1,7 +1,8 @@
 """TranscriptionJob: transcribe one stored session, saving each segment as it comes, resumable after a crash.
 
-The same code runs inside a queue worker (uploads) and inline in a request (`/transcribe`). A file
-lock per session makes sure only one of them works on a session at a time, across processes. Either
+The same code runs inside a queue worker (uploads) and inline in a request (`/transcribe`). A lock
+per session (sessions/locks.py: flock on one host, a Redis lease across hosts) makes sure only one of
+them works on a session at a time; a holder that lost its lease stops before its next write. Either
 way the model work holds a slot of the process's DecodeScheduler, and lends it between segments to
 a shorter job that waits.
 """
@@ -22,6 +23,7 @@ from tapescribe.errors import NotFound, TapescribeError, is_disk_full
 from tapescribe.jobs.routing import choose_model
 from tapescribe.jobs.scheduler import DecodeScheduler, Slot
 from tapescribe.jobs.speakers import SPEAKERS_STEP, SpeakerLabelling, wanted
+from tapescribe.sessions.locks import Lease, LeaseLost
 from tapescribe.sessions.service import (
     CANCELLED,
     DONE,
@@ -135,23 +137,25 @@ class TranscriptionJob:
     def _run_once(
         self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, refuse_when_busy: bool
     ) -> str:
-        store = self.sessions.store
         try:
-            with store.job_lock(session_id) as held:
-                if not held:
+            with self.sessions.locks.hold(session_id) as lease:
+                if lease is None:
                     log.info("session %s is being transcribed elsewhere", session_id)
                     return PROCESSING
                 status = self.sessions.status(session_id)
                 if status["status"] not in UNFINISHED:
                     return status["status"]
                 if status.get("step") == SPEAKERS_STEP:  # transcribed already: only the speakers are left
-                    return self._label_speakers(session_id, list(status.get("runs") or []))
+                    return self._label_speakers(session_id, list(status.get("runs") or []), lease)
                 duration = self.sessions.session(session_id).get("duration")
                 with self.scheduler.slot(duration, refuse_when_busy=refuse_when_busy) as slot:
-                    return self._transcribe(session_id, on_segment, slot)
+                    return self._transcribe(session_id, on_segment, slot, lease)
         except NotFound:
             log.info("session %s was deleted before or during its job", session_id)
             return "deleted"
+        except LeaseLost:  # paused past the lease time: the worker that took the job over finishes it
+            log.warning("session %s: stopped without writing; its lease was taken over", session_id)
+            return PROCESSING
 
     def _patiently(self, session_id: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Do one of the job's writes; on a full disk wait for space and do it again. Inside the segment
@@ -175,8 +179,13 @@ class TranscriptionJob:
     def _cancel_requested(self, session_id: str) -> bool:
         return (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists()
 
-    def _transcribe(self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, slot: Slot) -> str:
+    def _transcribe(
+        self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, slot: Slot, lease: Lease
+    ) -> str:
+        """Every write is made only while `lease` is this job's (lease.check); the commit of the whole
+        transcript after the lease was proved and renewed (lease.confirm)."""
         sessions, store = self.sessions, self.sessions.store
+        lease.check()  # it may have waited long for a decode slot
         session = sessions.session(session_id)
         saved = store.journal(session_id)
         resume = resume_point(session, saved)
@@ -196,12 +205,14 @@ class TranscriptionJob:
         sessions.set_status(session_id, PROCESSING, progress=shown_progress, runs=runs)
 
         def status(state: str, progress: float | None, message: str | None = None) -> None:
+            lease.check()
             self._patiently(
                 session_id, sessions.set_status, session_id, state, progress=progress, message=message, runs=runs
             )
 
         def remember_language(found: LanguageFound) -> None:
             nonlocal session
+            lease.check()
             session = sessions.update_session(
                 session_id, language=found.language, language_probability=round(found.probability, 4)
             )
@@ -219,6 +230,7 @@ class TranscriptionJob:
                 status(PROCESSING, progress)
 
         def window_done(seconds: float) -> None:
+            lease.check()
             if self._cancel_requested(session_id):
                 raise Cancelled
             show_progress(seconds)
@@ -230,6 +242,7 @@ class TranscriptionJob:
             audio = store.audio_path(session_id)
             if not session.get("model_reason"):  # decided once: a resumed job keeps the choice
                 choice = choose_model(session, self.models, lambda: self._detect(session_id, duration))
+                lease.check()
                 session = self._patiently(session_id, sessions.update_session, session_id, **choice)
                 slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
             model = self.models.get(session.get("model"))
@@ -248,6 +261,7 @@ class TranscriptionJob:
                 remember_language,
                 window_done,
             ):
+                lease.check()  # never a line in the journal of a job another worker has taken over
                 self._patiently(session_id, store.append_journal, session_id, segment)
                 segments.append(segment)
                 if on_segment is not None:
@@ -266,10 +280,11 @@ class TranscriptionJob:
                 show_progress(segment["end"])
                 slot.give_way()  # a shorter job that waits runs now; this one goes on from here after it
         except Cancelled:
+            lease.check()
             sessions.save_transcription(session_id, build_transcription(session, store.journal(session_id), False))
             status(CANCELLED, None, "Cancelled by the user.")
             return CANCELLED
-        except NotFound:
+        except (NotFound, LeaseLost):
             raise
         except TapescribeError as error:
             status(ERROR, None, error.message)
@@ -284,6 +299,7 @@ class TranscriptionJob:
         measured = round(segments[-1]["end"], 3) if segments else None
         if not duration and audio is not None:
             measured = round(measure_duration(audio), 3)
+        lease.confirm()  # the commit: only by the holder of the lease, with the whole lease time ahead
         if measured and not duration:
             session = sessions.update_session(session_id, duration=measured)
         self._patiently(
@@ -291,17 +307,19 @@ class TranscriptionJob:
         )
         store.clear_journal(session_id)
         runs[-1]["seconds"] = round(time.monotonic() - clock, 3)
+        log.info("session %s: transcript committed (%d segments)", session_id, len(segments))
         if wanted(session):
-            return self._label_speakers(session_id, runs)
+            return self._label_speakers(session_id, runs, lease)
         status(DONE, 1.0)
         return DONE
 
-    def _label_speakers(self, session_id: str, runs: list[dict[str, Any]]) -> str:
+    def _label_speakers(self, session_id: str, runs: list[dict[str, Any]], lease: Lease) -> str:
         """The step after transcription: who speaks when. Its status says `step: speakers` first, so a
         restart goes on with this step (from speakers.json when the turns were saved) and never
         transcribes again. A failure here leaves the transcript done, with the reason in the message."""
         sessions = self.sessions
         request = wanted(sessions.session(session_id))
+        lease.check()
         if request is None or self.speakers is None:
             self._patiently(session_id, sessions.set_status, session_id, DONE, progress=1.0, runs=runs)
             return DONE
@@ -327,6 +345,7 @@ class TranscriptionJob:
             message = f"Transcribed, but speaker labels failed: {detail}"
         if runs:
             runs[-1]["speakers_seconds"] = round(time.monotonic() - clock, 3)
+        lease.confirm()
         self._patiently(session_id, sessions.set_status, session_id, DONE, progress=1.0, message=message, runs=runs)
         return DONE
 

@@ -169,8 +169,8 @@ def finish_interrupted_streams(sessions: SessionService, session_ids: Iterable[s
             fmt = session.get("live_format")
             if fmt not in STREAM_FORMATS:
                 continue
-            with sessions.store.job_lock(session_id) as held:
-                if not held:  # the stream is still running in another process
+            with sessions.locks.hold(session_id) as lease:
+                if lease is None:  # the stream is still running in another process
                     continue
                 chunks = sessions.store.chunk_paths(session_id, fmt)
                 if not chunks:  # cut off between the session's creation and its first bytes on disk

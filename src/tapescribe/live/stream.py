@@ -288,7 +288,7 @@ class LiveStream:
         )
         # Held while the stream runs: a process starting meanwhile must not take the session for an
         # interrupted one (finish_interrupted_streams finishes those whose lock nobody holds).
-        self._stream_lock.enter_context(self.sessions.store.job_lock(self.session_id))
+        self._stream_lock.enter_context(self.sessions.locks.hold(self.session_id))
         self._writer = ChunkWriter(self.sessions.store.dir(self.session_id), self.request.format)
         self._emit({"type": "session", "session_id": self.session_id})
         return self._writer

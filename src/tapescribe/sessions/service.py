@@ -18,6 +18,7 @@ from tapescribe.errors import BadRequest, Conflict, NotFound, is_disk_full
 from tapescribe.sessions import files
 from tapescribe.sessions.files import utc_now
 from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.locks import FileLocks, SessionLocks
 from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import (
     SESSION_FILE,
@@ -53,8 +54,11 @@ def status_record(status: str, progress: float | None = None, message: str | Non
 
 
 class SessionService:
-    def __init__(self, store: SessionStore, index: SessionIndex, space: DiskSpace) -> None:
+    def __init__(
+        self, store: SessionStore, index: SessionIndex, space: DiskSpace, locks: SessionLocks | None = None
+    ) -> None:
         self.store = store
+        self.locks = locks or FileLocks(store)  # who may work on a session (sessions/locks.py)
         self.index = index
         self.space = space
         # Sessions whose index row is behind their files because an index write failed on a full disk.
