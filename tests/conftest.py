@@ -7,6 +7,7 @@ own, so any test can check that the product never wrote a temporary file.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -243,3 +244,25 @@ def long_recording(tmp_path_factory) -> tuple[Path, list[str]]:
             references.append(reference_text(name))
     path = tmp_path_factory.mktemp("long") / "long_speech.wav"
     return write_wav(path, np.concatenate(pieces)), references
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """CI starts redis-server and sets TAPESCRIBE_TEST_REDIS_URL; elsewhere one is started here if installed."""
+    url = os.environ.get("TAPESCRIBE_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (CI installs it)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait()

@@ -3,37 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
 
-import pytest
-
-from conftest import audio_file, free_port, make_server, reference_text, wer
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    """CI starts redis-server and sets TAPESCRIBE_TEST_REDIS_URL; elsewhere one is started here if installed."""
-    url = os.environ.get("TAPESCRIBE_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (CI installs it)")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    time.sleep(0.5)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait()
+from conftest import audio_file, make_server, reference_text, wer
 
 
 def upload_and_wait(server, name: str) -> dict:

@@ -1,0 +1,88 @@
+"""Redis session leases against a real redis-server: one holder at a time, a stale holder can neither
+renew nor release the new holder's lease, and a dead holder's lease is claimed by exactly one process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import redis
+
+from tapescribe.sessions.leases import RedisLeases
+from tapescribe.sessions.locks import LeaseLost
+
+SESSION = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def client(redis_url):
+    connection = redis.Redis.from_url(redis_url, db=2)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+def leases(client: redis.Redis, owner: str, seconds: float = 5.0) -> RedisLeases:
+    return RedisLeases(client, seconds, owner)
+
+
+def test_one_holder_at_a_time(client):
+    first, second = leases(client, "host-a:1"), leases(client, "host-b:2")
+    with first.hold(SESSION) as held:
+        assert held is not None
+        with second.hold(SESSION) as refused:
+            assert refused is None
+        assert first.holders()[SESSION].startswith("host-a:1:")
+    with second.hold(SESSION) as held:  # released on leaving the block
+        assert held is not None
+    assert first.holders() == {} and client.zcard(first.set_key) == 0
+
+
+def test_a_holder_whose_lease_was_taken_over_stops_and_leaves_the_new_lease_alone(client):
+    stale, new = leases(client, "host-a:1"), leases(client, "host-b:2")
+    with stale.hold(SESSION) as old:
+        client.delete(stale.key_prefix + SESSION)  # what expiry does while its holder is paused
+        with new.hold(SESSION) as current:
+            assert current is not None
+            with pytest.raises(LeaseLost):
+                old.confirm()
+            with pytest.raises(LeaseLost):
+                old.check()  # known lost now, without asking Redis again
+            assert not stale.release(SESSION, old.token)  # compare-and-delete: not its token
+    assert stale.holders() == {}  # the new holder released its own; the stale one deleted nothing
+
+
+def test_a_dead_holders_lease_is_claimed_by_exactly_one_claimer(client, redis_url):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, redis\n"
+            "from tapescribe.sessions.leases import RedisLeases\n"
+            f"leases = RedisLeases(redis.Redis.from_url({redis_url!r}, db=2), 1.0, 'dead:1')\n"
+            f"with leases.hold({SESSION!r}) as lease:\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        claimers = [leases(client, f"claimer:{number}") for number in range(4)]
+        assert claimers[0].claim_expired() == []  # renewed by its heartbeat: not claimable
+    finally:
+        holder.kill()
+        holder.wait()
+    while client.exists(claimers[0].key_prefix + SESSION):  # its last renewal runs out
+        time.sleep(0.05)
+    claimed: list[str] = []
+    threads = [threading.Thread(target=lambda c=c: claimed.extend(c.claim_expired())) for c in claimers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert claimed == [SESSION]
+    assert claimers[0].claim_expired() == []
