@@ -17,7 +17,7 @@ from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.jobs.speakers import SpeakerLabelling
 from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
 from tapescribe.live.recording import finish_interrupted_streams
-from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.index import open_index
 from tapescribe.sessions.service import SessionService
 from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import SessionStore
@@ -50,7 +50,7 @@ class Runtime:
         confine_scratch_files(settings)
         self.sessions = SessionService(
             SessionStore(settings.sessions_dir, settings.incoming_dir),
-            SessionIndex(settings.index_path),
+            open_index(settings.index_url, settings.index_path),
             DiskSpace(settings.data_dir, settings.low_space_bytes),
         )
         self.sessions.finish_deletes()

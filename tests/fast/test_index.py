@@ -1,5 +1,6 @@
-"""The session index on a real SQLite file: what a person types becomes a safe FTS5 query, and
-rows, segments, search with match offsets, filtered listing and removal work end to end."""
+"""The session index on both backends, a real SQLite file and a real PostgreSQL database: what a person
+types becomes a safe query, and rows, segments, search with match offsets, filtered listing and
+removal work end to end, with the same answers from either."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tapescribe.sessions.index import SessionIndex, fts_query
+from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.index_sqlite import SqliteSessionIndex, fts_query
 
 # Things people type, with what reaches FTS5: every word quoted (so it is text, never syntax),
 # words ANDed, "phrases" kept, a trailing * kept as a prefix search.
@@ -80,9 +82,36 @@ def segments(*texts: str) -> list[dict]:
     return [{"start": 2.0 * number, "end": 2.0 * number + 1.5, "text": " " + text} for number, text in enumerate(texts)]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_index(request, tmp_path):
+    """Opens the index on one backend (a new SQLite file, a new PostgreSQL database); again: reopens it."""
+    if request.param == "sqlite":
+        path = tmp_path / "index.sqlite3"
+
+        def opener() -> SessionIndex:
+            return SqliteSessionIndex(path)
+    else:
+        from tapescribe.sessions.index_postgres import PostgresSessionIndex
+
+        url = request.getfixturevalue("postgres_database")
+
+        def opener() -> SessionIndex:
+            return PostgresSessionIndex(url)
+
+    opened: list[SessionIndex] = []
+
+    def open_() -> SessionIndex:
+        opened.append(opener())
+        return opened[-1]
+
+    yield open_
+    for index in opened:
+        index.close()
+
+
 @pytest.fixture
-def index(tmp_path):
-    made = SessionIndex(tmp_path / "index.sqlite3")
+def index(open_index):
+    made = open_index()
     assert made.needs_rebuild  # a new file: the caller refills it from the session files
     made.upsert(row("a", "2025-01-01T10:00:00", title="Leopard notes"))
     made.set_segments(
@@ -99,8 +128,8 @@ def index(tmp_path):
     return made
 
 
-def test_reopening_an_index_keeps_it(index):
-    again = SessionIndex(index.path)
+def test_reopening_an_index_keeps_it(index, open_index):
+    again = open_index()
     assert not again.needs_rebuild
     assert again.page(10, 0)[1] == 3
 
@@ -182,8 +211,8 @@ LANGUAGE_SEGMENTS = {
 
 
 @pytest.fixture
-def languages(tmp_path):
-    made = SessionIndex(tmp_path / "index.sqlite3")
+def languages(open_index):
+    made = open_index()
     for number, language in enumerate(["de", "es", "fr", "it", "pt", "ja", "ko", "zh"]):
         reference = AUDIO / f"leopard_test_{language}.txt"
         texts = ([reference.read_text().strip()] if reference.exists() else []) + LANGUAGE_SEGMENTS.get(language, [])
