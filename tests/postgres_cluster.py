@@ -34,19 +34,21 @@ class PostgresCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self, initdb: str, timeout: float = 60) -> PostgresCluster:
+        self.base = self.base.resolve()
         bin_dir = Path(initdb).parent
         data, sockets = self.base / "data", self.base / "sockets"
-        sockets.mkdir()
+        sockets.mkdir(exist_ok=True)
         as_postgres: list[str] = []
         if os.geteuid() == 0:
             as_postgres = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.base, "postgres")
             shutil.chown(sockets, "postgres")
-        subprocess.run(
+        if not data.exists():  # else a cluster kept from before (the benchmark keeps its data)
+            subprocess.run(
             [*as_postgres, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
             check=True,
             stdout=subprocess.DEVNULL,
-        )
+            )
         self.process = subprocess.Popen(
             [
                 *as_postgres,
@@ -73,11 +75,12 @@ class PostgresCluster:
                 time.sleep(0.2)
         raise RuntimeError("PostgreSQL did not start")
 
-    def stop(self) -> None:
+    def stop(self, remove: bool = True) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()  # runuser passes SIGTERM on: postgres shuts down
-            self.process.wait(timeout=30)
-        shutil.rmtree(self.base, ignore_errors=True)
+            self.process.wait(timeout=60)
+        if remove:
+            shutil.rmtree(self.base, ignore_errors=True)
 
 
 def create_database(server_url: str, name: str) -> str:

@@ -55,6 +55,9 @@ class SessionIndex(Protocol):
 
     def clear(self) -> None: ...
 
+    def optimize(self) -> None:
+        """After many rows changed at once (a reindex): update the planner's statistics."""
+
     def page(self, limit: int, offset: int, query: str | None = None) -> tuple[list[dict[str, Any]], int]:
         """Newest first. With a query, only sessions whose transcript or title matches it."""
 

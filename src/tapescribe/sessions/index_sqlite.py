@@ -257,6 +257,10 @@ class SqliteSessionIndex:
             connection.execute("DELETE FROM sessions")
             connection.execute("INSERT INTO session_text (session_text) VALUES ('delete-all')")
 
+    def optimize(self) -> None:
+        with self._connect() as connection:
+            connection.execute("PRAGMA optimize")
+
     # -- reading ------------------------------------------------------------------------------
 
     def page(self, limit: int, offset: int, query: str | None = None) -> tuple[list[dict[str, Any]], int]:
