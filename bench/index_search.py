@@ -145,7 +145,6 @@ def main() -> None:
             index: SessionIndex = SqliteSessionIndex(DATA / f"index-{args.sessions}.sqlite3")
         else:
             from postgres_cluster import PostgresCluster, create_database, find_initdb
-
             from tapescribe.sessions.index_postgres import PostgresSessionIndex
 
             url = args.postgres_url

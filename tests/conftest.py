@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+
 from postgres_cluster import PostgresCluster, create_database, drop_database, find_initdb
 
 REPO = Path(__file__).resolve().parents[1]

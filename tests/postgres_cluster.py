@@ -45,25 +45,44 @@ class PostgresCluster:
             shutil.chown(sockets, "postgres")
         if not data.exists():  # else a cluster kept from before (the benchmark keeps its data)
             subprocess.run(
-            [*as_postgres, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
-            check=True,
-            stdout=subprocess.DEVNULL,
+                [
+                    *as_postgres,
+                    initdb,
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
-        self.process = subprocess.Popen(
-            [
-                *as_postgres,
-                str(bin_dir / "postgres"),
-                "-D", str(data),
-                "-p", str(self.port),
-                "-h", "127.0.0.1",
-                "-k", str(sockets),
-                "-c", "fsync=off",  # a test cluster: speed over durability
-                "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.base / "postgres.log", "ab"),  # noqa: SIM115
-        )
+        with open(self.base / "postgres.log", "ab") as log:  # the child keeps its own copy of the file
+            self.process = subprocess.Popen(
+                [
+                    *as_postgres,
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    str(sockets),
+                    "-c",
+                    "fsync=off",  # a test cluster: speed over durability
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

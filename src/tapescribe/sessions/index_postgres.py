@@ -97,7 +97,7 @@ class PostgresSessionIndex:
         (a new database, or a schema that cannot be changed in place): the caller refills them."""
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
-        current = connection.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        (current,) = connection.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone() or (0,)
         if current > SCHEMA_VERSION:  # made by a newer tapescribe: start anew from the files
             current = 0
         steps = pending(MIGRATIONS, current)
@@ -127,28 +127,31 @@ class PostgresSessionIndex:
         row_updates = ", ".join(f"{field}=excluded.{field}" for field in ROW_FIELDS if field != "id")
         with self._pool.connection() as connection, connection.cursor() as cursor:
             for row, segments in entries:
+                title: str = row.get("title") or ""
                 values = {field: row.get(field) for field in ROW_FIELDS}
                 values["size_bytes"] = values["size_bytes"] or 0
-                values["title"] = values["title"] or ""
+                values["title"] = title
                 values["source"] = values["source"] or ""
                 _lock(cursor, row["id"])
                 if segments is None:
                     found = cursor.execute("SELECT title, text FROM sessions WHERE id=%s", (row["id"],)).fetchone()
-                    title, text = found if found else (None, "")
+                    old_title, text = found if found else (None, "")
                     values["text"] = text
-                    values["terms"] = tsvector(values["title"], text)
+                    values["terms"] = tsvector(title, text)
                     # an unchanged title needs no new terms (the transcript's are the costly part)
-                    keep_terms = title == values["title"]
+                    keep_terms = old_title == title
                     cursor.execute(
                         f"INSERT INTO sessions ({columns}) VALUES ({placeholders}) "
                         f"ON CONFLICT (id) DO UPDATE SET {row_updates if keep_terms else updates}",
                         values,
                     )
                 else:
-                    values["text"] = _joined(segments)
-                    values["terms"] = tsvector(values["title"], values["text"])
+                    text = _joined(segments)
+                    values["text"] = text
+                    values["terms"] = tsvector(title, text)
                     cursor.execute(
-                        f"INSERT INTO sessions ({columns}) VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {updates}",
+                        f"INSERT INTO sessions ({columns}) VALUES ({placeholders}) "
+                        f"ON CONFLICT (id) DO UPDATE SET {updates}",
                         values,
                     )
                     self._replace_segments(cursor, row["id"], segments)
@@ -225,7 +228,8 @@ class PostgresSessionIndex:
         where = "WHERE terms @@ %(match)s::tsquery" if match else ""
         columns = ", ".join(ROW_FIELDS)
         with self._pool.connection() as connection, connection.cursor(row_factory=dict_row) as cursor:
-            total = cursor.execute(f"SELECT count(*) AS n FROM sessions {where}", {"match": match}).fetchone()["n"]
+            counted = cursor.execute(f"SELECT count(*) AS n FROM sessions {where}", {"match": match}).fetchone()
+            total = counted["n"] if counted else 0
             rows = cursor.execute(
                 f"SELECT {columns} FROM sessions {where} ORDER BY created DESC, id LIMIT %(limit)s OFFSET %(offset)s",
                 {"match": match, "limit": limit, "offset": offset},
@@ -241,7 +245,9 @@ class PostgresSessionIndex:
         match = tsquery(parts)
         if match is None:
             return []
-        by_speaker = "" if speaker is None else "AND (speaker = %(speaker)s OR lower(speaker_name) = lower(%(speaker)s)) "
+        by_speaker = (
+            "" if speaker is None else "AND (speaker = %(speaker)s OR lower(speaker_name) = lower(%(speaker)s)) "
+        )
         with self._pool.connection() as connection, connection.cursor(row_factory=dict_row) as cursor:
             ranked = cursor.execute(
                 # rank: lower is better, as SQLite's bm25()
@@ -251,7 +257,7 @@ class PostgresSessionIndex:
                 {"match": match, "limit": limit if speaker is None else limit * 10},
             ).fetchall()
             hits = cursor.execute(
-                "SELECT session_id, position, start, \"end\", speaker, text FROM ("
+                'SELECT session_id, position, start, "end", speaker, text FROM ('
                 "SELECT *, row_number() OVER (PARTITION BY session_id ORDER BY position) AS nth FROM segments "
                 f"WHERE session_id = ANY(%(ids)s) AND terms @@ %(match)s::tsquery {by_speaker}) AS hit "
                 "WHERE nth <= %(hits)s",
@@ -290,7 +296,9 @@ class PostgresSessionIndex:
 
     def totals(self) -> dict[str, int]:
         with self._pool.connection() as connection:
-            count, total = connection.execute("SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions").fetchone()
+            count, total = connection.execute(
+                "SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions"
+            ).fetchone() or (0, 0)
         return {"session_count": count, "total_bytes": int(total)}
 
 

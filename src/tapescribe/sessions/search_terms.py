@@ -59,7 +59,8 @@ def tsvector(*texts: str) -> str:
             positions.setdefault(word, []).append(position)
         position += 1
     return " ".join(
-        _lexeme(word) + (":" + ",".join(map(str, places)) if places[-1] <= MAX_POSITION and len(places) <= MAX_POSITIONS else "")
+        _lexeme(word)
+        + (":" + ",".join(map(str, places)) if places[-1] <= MAX_POSITION and len(places) <= MAX_POSITIONS else "")
         for word, places in positions.items()
     )
 
@@ -90,7 +91,9 @@ def marked_spans(text: str, parts: Iterable[QueryPart]) -> list[list[int]]:
         for spelling in part.spellings:
             wanted = [word for word, _, _ in tokens(spelling)]
             found += [
-                (at, at + len(wanted)) for at in range(len(folded) - len(wanted) + 1) if _is_at(folded, at, wanted, part.prefix)
+                (at, at + len(wanted))
+                for at in range(len(folded) - len(wanted) + 1)
+                if _is_at(folded, at, wanted, part.prefix)
             ]
     spans: list[list[int]] = []
     last_end = -1
