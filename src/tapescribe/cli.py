@@ -172,6 +172,7 @@ def reindex(data_dir, model) -> None:
     except IndexUnavailable as error:
         raise click.ClickException(error.message) from error
     count = runtime.reindexed if runtime.reindexed is not None else runtime.sessions.reindex()
+    runtime.sessions.index.close()
     click.echo(f"indexed {count} session(s)")
 
 
