@@ -399,3 +399,25 @@ def test_the_password_of_an_index_url_is_never_shown():
     with pytest.raises(ValidationError) as raised:
         Settings(index_url="mysql://app:s3cret@db.example/tapescribe")
     assert "s3cret" not in str(raised.value)
+
+
+def test_a_query_matching_many_sessions_ranks_the_ones_indexed_last(tmp_path, postgres_database):
+    from tapescribe.sessions.index_postgres import PostgresSessionIndex
+
+    backends = [
+        SqliteSessionIndex(tmp_path / "index.sqlite3", ranked_candidates=3),
+        PostgresSessionIndex(postgres_database, ranked_candidates=3),
+    ]
+    try:
+        for made in backends:
+            # the first indexed says "budget" most: the best match, but only the last three are ranked
+            for number, times in enumerate([6, 1, 2, 3, 1]):
+                made.upsert(row(f"s{number}", f"2025-01-0{number + 1}T10:00:00"))
+                made.set_segments(f"s{number}", segments(*["the budget again"] * times, f"only{number}"))
+            made.set_segments("s2", segments("the budget again", "budget"))  # new segments keep its place
+            assert {result["id"] for result in made.search("budget")} == {"s2", "s3", "s4"}
+            assert [result["id"] for result in made.search("only0")] == ["s0"]  # fewer matches: all ranked
+            assert made.page(10, 0, "budget")[1] == 5  # the listing counts every match
+    finally:
+        for made in backends:
+            made.close()

@@ -35,6 +35,10 @@ ROW_FIELDS = (
     "size_bytes",
 )
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+# Search ranks at most this many matching sessions, the ones indexed last (in normal use the newest):
+# ranking reads every candidate's positions, and a word said in most of 100,000 sessions would
+# otherwise take seconds. Fewer matches are all ranked. Both backends pick the same candidates.
+RANKED_CANDIDATES = 1000
 
 
 class SessionIndex(Protocol):

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tapescribe.errors import IndexUnavailable
-from tapescribe.sessions.index import ROW_FIELDS, query_parts, redacted_url
+from tapescribe.sessions.index import RANKED_CANDIDATES, ROW_FIELDS, query_parts, redacted_url
 from tapescribe.sessions.index_migrations import Migration, latest, pending
 from tapescribe.sessions.scripts import TERM_SEPARATOR
 from tapescribe.sessions.search_terms import marked_spans, tsquery, tsvector
@@ -67,7 +67,11 @@ _SCHEMA_1 = (
     )
     """,
 )
-MIGRATIONS = (Migration(1, _SCHEMA_1, rebuild=True),)
+MIGRATIONS = (
+    Migration(1, _SCHEMA_1, rebuild=True),
+    # 2: the order rows were first indexed in (SQLite's rowid): search ranks the RANKED_CANDIDATES last
+    Migration(2, ("ALTER TABLE sessions ADD COLUMN seq bigserial", "CREATE INDEX sessions_seq ON sessions (seq)")),
+)
 SCHEMA_VERSION = latest(MIGRATIONS)
 _TABLES = ("segments", "sessions")
 _MIGRATION_LOCK = 0x7A9E5C01  # an advisory lock id: one process at a time migrates
@@ -75,8 +79,11 @@ _SEGMENT_COLUMNS = ("session_id", "position", "start", "end", "speaker", "speake
 
 
 class PostgresSessionIndex:
-    def __init__(self, url: str, pool_size: int = 8, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, pool_size: int = 8, connect_timeout: float = 10.0, ranked_candidates: int = RANKED_CANDIDATES
+    ) -> None:
         self.url = redacted_url(url)  # what logs and errors may show
+        self.ranked_candidates = ranked_candidates
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, name="tapescribe-index")
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
@@ -250,11 +257,18 @@ class PostgresSessionIndex:
         )
         with self._pool.connection() as connection, connection.cursor(row_factory=dict_row) as cursor:
             ranked = cursor.execute(
+                # the ranked_candidates sessions indexed last that match, found without ranking, as SQLite picks them
+                "WITH candidates AS MATERIALIZED (SELECT seq FROM sessions WHERE terms @@ %(match)s::tsquery "
+                "ORDER BY seq DESC LIMIT %(candidates)s) "
                 # rank: lower is better, as SQLite's bm25()
                 "SELECT id, title, created, duration, status, -ts_rank(terms, %(match)s::tsquery) AS rank "
-                "FROM sessions WHERE terms @@ %(match)s::tsquery ORDER BY rank, created DESC LIMIT %(limit)s",
-                # a session may match only in what others said: look further down the ranking
-                {"match": match, "limit": limit if speaker is None else limit * 10},
+                "FROM sessions WHERE seq IN (SELECT seq FROM candidates) ORDER BY rank, created DESC LIMIT %(limit)s",
+                {
+                    "match": match,
+                    "candidates": self.ranked_candidates,
+                    # a session may match only in what others said: look further down the ranking
+                    "limit": limit if speaker is None else limit * 10,
+                },
             ).fetchall()
             hits = cursor.execute(
                 'SELECT session_id, position, start, "end", speaker, text FROM ('

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tapescribe.sessions.index import ROW_FIELDS, QueryPart, query_parts
+from tapescribe.sessions.index import RANKED_CANDIDATES, ROW_FIELDS, QueryPart, query_parts
 from tapescribe.sessions.index_migrations import Migration, latest, pending
 from tapescribe.sessions.scripts import TERM_SEPARATOR, index_terms
 
@@ -118,8 +118,9 @@ def _marked_spans(marked: str) -> list[list[int]]:
 
 
 class SqliteSessionIndex:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ranked_candidates: int = RANKED_CANDIDATES) -> None:
         self.path = path
+        self.ranked_candidates = ranked_candidates
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
             self.needs_rebuild = self._migrate(connection)
@@ -297,9 +298,17 @@ class SqliteSessionIndex:
             ranked = connection.execute(
                 "SELECT s.id, s.title, s.created, s.duration, s.status, bm25(session_text) AS rank "
                 "FROM session_text JOIN sessions s ON s.rowid = session_text.rowid "
-                "WHERE session_text MATCH ? ORDER BY rank LIMIT ?",
-                # a session may match only in what others said: look further down the ranking
-                (match, limit if speaker is None else limit * 10),
+                "WHERE session_text MATCH :match AND session_text.rowid >= coalesce(("
+                # the ranked_candidates sessions indexed last (rowid order) that match, found without ranking
+                "SELECT rowid FROM session_text WHERE session_text MATCH :match "
+                "ORDER BY rowid DESC LIMIT 1 OFFSET :candidates), 0) "
+                "ORDER BY rank LIMIT :limit",
+                {
+                    "match": match,
+                    "candidates": self.ranked_candidates - 1,
+                    # a session may match only in what others said: look further down the ranking
+                    "limit": limit if speaker is None else limit * 10,
+                },
             ).fetchall()
             results: dict[str, dict[str, Any]] = {}
             for row in ranked:
