@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import wave
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+
+from postgres_cluster import PostgresCluster, create_database, drop_database, find_initdb
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO_DIR = Path(os.environ.get("TAPESCRIBE_TEST_AUDIO", REPO.parent / "shared" / "audio"))
@@ -266,3 +269,28 @@ def redis_url(tmp_path_factory):
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A PostgreSQL server for the index tests: TAPESCRIBE_TEST_POSTGRES_URL if set (a role that may create
+    databases), else a throwaway cluster started here if PostgreSQL is installed (CI installs it)."""
+    url = os.environ.get("TAPESCRIBE_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    initdb = find_initdb()
+    if initdb is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; CI installs it)")
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="tapescribe-test-postgres-")), free_port()).start(initdb)
+    yield cluster.url
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_database(postgres_url, request):
+    """A database of this test's own on the PostgreSQL server, dropped after it: its URL."""
+    name = "tapescribe_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    drop_database(postgres_url, name)
+    yield create_database(postgres_url, name)
+    drop_database(postgres_url, name)

@@ -35,6 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             runtime.stop_takeover()
             runtime.queue.stop_workers()
+            runtime.sessions.index.close()  # PostgreSQL: its connections end now, not when the process does
 
     app = FastAPI(title="tapescribe", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime

@@ -167,11 +167,16 @@ def transcribe(files, language, fmt, output_dir, model) -> None:
 @main.command()
 @common_options
 def reindex(data_dir, model) -> None:
-    """Rebuild the SQLite index from the session directories."""
+    """Rebuild the index (SQLite, or PostgreSQL where index_url names one) from the session directories."""
+    from tapescribe.errors import IndexUnavailable
     from tapescribe.runtime import Runtime
 
-    runtime = Runtime(make_settings(data_dir=data_dir, model=model))
+    try:
+        runtime = Runtime(make_settings(data_dir=data_dir, model=model))
+    except IndexUnavailable as error:
+        raise click.ClickException(error.message) from error
     count = runtime.reindexed if runtime.reindexed is not None else runtime.sessions.reindex()
+    runtime.sessions.index.close()
     click.echo(f"indexed {count} session(s)")
 
 

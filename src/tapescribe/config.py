@@ -18,7 +18,8 @@ CT2_DEFAULT_THREADS = 4  # CTranslate2's threads per decode on CPU when cpu_thre
 class Settings(BaseSettings):
     """Everything that can be configured. Each field is documented; a test fails if one is not."""
 
-    model_config = SettingsConfigDict(env_prefix="TAPESCRIBE_", extra="forbid")
+    # hide_input_in_errors: a wrong setting is named, never echoed (index_url and api_key hold secrets)
+    model_config = SettingsConfigDict(env_prefix="TAPESCRIBE_", extra="forbid", hide_input_in_errors=True)
 
     data_dir: Path = Field(
         Path("data"),
@@ -111,6 +112,13 @@ class Settings(BaseSettings):
         "renewal (its heartbeat renews it every third of this). A worker that dies loses its jobs to another "
         "after this long; a worker paused for longer finds its job taken over and stops without writing.",
     )
+    index_url: str = Field(
+        "",
+        description="Where the session index lives. Empty: an SQLite file in the data directory. "
+        "postgresql://user:password@host/database: a PostgreSQL database (its own, or one no other program "
+        "puts tables named sessions or segments in) that every host can reach; it is filled from the "
+        "session files on first start, and `reindex` rebuilds it. Needs the postgres extra.",
+    )
     queue_poll_seconds: float = Field(
         0.1, gt=0, description="Longest an idle worker waits before looking at the queue again."
     )
@@ -186,6 +194,14 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("index_url")
+    @classmethod
+    def _index_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be empty (SQLite in the data directory) or a postgresql:// URL")
         return value
 
     @field_validator("data_dir")

@@ -55,6 +55,12 @@ class SpeakersUnavailable(BadRequest):
     code = "speakers_unavailable"
 
 
+class IndexUnavailable(TapescribeError):
+    """The session index (PostgreSQL, where index_url names one) cannot be reached."""
+
+    code = "index_unavailable"
+
+
 class Unauthorized(TapescribeError):
     code = "unauthorized"
 

@@ -21,7 +21,7 @@ from tapescribe.jobs.speakers import SpeakerLabelling
 from tapescribe.jobs.takeover import LeaseReaper
 from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
 from tapescribe.live.recording import finish_interrupted_streams
-from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.index import open_index
 from tapescribe.sessions.locks import FileLocks, SessionLocks
 from tapescribe.sessions.service import SessionService
 from tapescribe.sessions.space import DiskSpace
@@ -68,7 +68,7 @@ class Runtime:
         store = SessionStore(settings.sessions_dir, settings.incoming_dir)
         self.sessions = SessionService(
             store,
-            SessionIndex(settings.index_path),
+            open_index(settings.index_url, settings.index_path),
             DiskSpace(settings.data_dir, settings.low_space_bytes),
             session_locks(settings, store),
         )

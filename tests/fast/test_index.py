@@ -1,13 +1,20 @@
-"""The session index on a real SQLite file: what a person types becomes a safe FTS5 query, and
-rows, segments, search with match offsets, filtered listing and removal work end to end."""
+"""The session index on both backends, a real SQLite file and a real PostgreSQL database: what a person
+types becomes a safe query, and rows, segments, search with match offsets, filtered listing and
+removal work end to end, with the same answers from either."""
 
 from __future__ import annotations
 
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from tapescribe.sessions.index import SessionIndex, fts_query
+from tapescribe.config import Settings
+from tapescribe.sessions.index import SessionIndex, redacted_url
+from tapescribe.sessions.index_migrations import Migration, pending
+from tapescribe.sessions.index_sqlite import SqliteSessionIndex, fts_query
 
 # Things people type, with what reaches FTS5: every word quoted (so it is text, never syntax),
 # words ANDed, "phrases" kept, a trailing * kept as a prefix search.
@@ -80,9 +87,36 @@ def segments(*texts: str) -> list[dict]:
     return [{"start": 2.0 * number, "end": 2.0 * number + 1.5, "text": " " + text} for number, text in enumerate(texts)]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_index(request, tmp_path):
+    """Opens the index on one backend (a new SQLite file, a new PostgreSQL database); again: reopens it."""
+    if request.param == "sqlite":
+        path = tmp_path / "index.sqlite3"
+
+        def opener() -> SessionIndex:
+            return SqliteSessionIndex(path)
+    else:
+        from tapescribe.sessions.index_postgres import PostgresSessionIndex
+
+        url = request.getfixturevalue("postgres_database")
+
+        def opener() -> SessionIndex:
+            return PostgresSessionIndex(url)
+
+    opened: list[SessionIndex] = []
+
+    def open_() -> SessionIndex:
+        opened.append(opener())
+        return opened[-1]
+
+    yield open_
+    for index in opened:
+        index.close()
+
+
 @pytest.fixture
-def index(tmp_path):
-    made = SessionIndex(tmp_path / "index.sqlite3")
+def index(open_index):
+    made = open_index()
     assert made.needs_rebuild  # a new file: the caller refills it from the session files
     made.upsert(row("a", "2025-01-01T10:00:00", title="Leopard notes"))
     made.set_segments(
@@ -99,8 +133,8 @@ def index(tmp_path):
     return made
 
 
-def test_reopening_an_index_keeps_it(index):
-    again = SessionIndex(index.path)
+def test_reopening_an_index_keeps_it(index, open_index):
+    again = open_index()
     assert not again.needs_rebuild
     assert again.page(10, 0)[1] == 3
 
@@ -182,8 +216,8 @@ LANGUAGE_SEGMENTS = {
 
 
 @pytest.fixture
-def languages(tmp_path):
-    made = SessionIndex(tmp_path / "index.sqlite3")
+def languages(open_index):
+    made = open_index()
     for number, language in enumerate(["de", "es", "fr", "it", "pt", "ja", "ko", "zh"]):
         reference = AUDIO / f"leopard_test_{language}.txt"
         texts = ([reference.read_text().strip()] if reference.exists() else []) + LANGUAGE_SEGMENTS.get(language, [])
@@ -268,3 +302,122 @@ def test_a_query_mixing_scripts_matches_each_part(languages):
     languages.set_segments("zh", segments("我们在Zürich讨论AI模型。"))
     assert found_in(languages, "zurich 模型") == {"zh": ["Zürich", "模型"]}
     assert found_in(languages, "讨论ai") == {"zh": ["讨论AI"]}
+
+
+# -- both backends, schema migrations, many writers ------------------------------------------------
+
+
+def test_both_backends_find_the_same_segments_and_spans(tmp_path, postgres_database):
+    from tapescribe.sessions.index_postgres import PostgresSessionIndex
+
+    backends = [SqliteSessionIndex(tmp_path / "index.sqlite3"), PostgresSessionIndex(postgres_database)]
+    try:
+        for made in backends:
+            for number, language in enumerate(["de", "es", "fr", "it", "pt", "ja", "ko", "zh"]):
+                reference = AUDIO / f"leopard_test_{language}.txt"
+                texts = [reference.read_text().strip()] if reference.exists() else []
+                made.upsert(row(language, f"2025-02-0{number + 1}T10:00:00", title=f"Notes {language}"))
+                made.set_segments(
+                    language, segments(*texts, *LANGUAGE_SEGMENTS.get(language, []), "e-mail l'homme 2.5")
+                )
+        words = {word for text in LANGUAGE_SEGMENTS.values() for sentence in text for word in sentence.split()}
+        for typed in sorted(words) + ODD + ["notes", "notes fr", "e-mail", "mail*", "2.5", "知識", "天*"]:
+            sqlite_found, postgres_found = (
+                sorted((result["id"], result["segments"]) for result in made.search(typed)) for made in backends
+            )
+            assert sqlite_found == postgres_found, typed
+            assert backends[0].page(5, 0, typed) == backends[1].page(5, 0, typed), typed
+    finally:
+        for made in backends:
+            made.close()
+
+
+def test_sqlite_index_from_before_the_version_table_is_kept_and_an_older_schema_rebuilt(tmp_path):
+    path = tmp_path / "index.sqlite3"
+    made = SqliteSessionIndex(path)
+    made.upsert(row("a", "2025-01-01T10:00:00", title="kept"))
+    made.close()
+    with sqlite3.connect(path) as connection:  # as tapescribe left it before schema_version existed
+        connection.execute("DROP TABLE schema_version")
+        connection.execute("PRAGMA user_version=7")
+    again = SqliteSessionIndex(path)
+    assert not again.needs_rebuild and again.page(10, 0, "kept")[1] == 1
+    again.close()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(7,)]
+        connection.execute("UPDATE schema_version SET version=6")  # a schema that cannot be changed in place
+    older = SqliteSessionIndex(path)
+    assert older.needs_rebuild and older.page(10, 0) == ([], 0)  # remade empty: the caller refills it
+    older.close()
+
+
+def test_postgres_schema_is_versioned_and_a_newer_one_remade(postgres_database):
+    import psycopg
+
+    from tapescribe.sessions.index_postgres import SCHEMA_VERSION, PostgresSessionIndex
+
+    made = PostgresSessionIndex(postgres_database)
+    made.upsert(row("a", "2025-01-01T10:00:00", title="kept"))
+    made.close()
+    with psycopg.connect(postgres_database) as connection:
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    again = PostgresSessionIndex(postgres_database)
+    assert not again.needs_rebuild and again.page(10, 0, "kept")[1] == 1
+    again.close()
+    with psycopg.connect(postgres_database) as connection:
+        connection.execute("UPDATE schema_version SET version=%s", (SCHEMA_VERSION + 1,))
+    newer = PostgresSessionIndex(postgres_database)
+    assert newer.needs_rebuild and newer.page(10, 0) == ([], 0)
+    newer.close()
+
+
+def test_pending_migrations_start_at_the_last_rebuild():
+    steps = (Migration(1, (), rebuild=True), Migration(2, ()), Migration(3, (), rebuild=True), Migration(4, ()))
+    assert [step.version for step in pending(steps, 0)] == [3, 4]
+    assert [step.version for step in pending(steps, 3)] == [4]
+    assert pending(steps, 4) == []
+
+
+def test_concurrent_writers_leave_one_whole_set_of_segments(index):
+    def write(number: int) -> None:
+        index.set_segments("b", segments(*[f"writer{number} line {line}" for line in range(number + 1)]))
+        index.update("b", title=f"title {number}")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(write, range(12)))
+    (result,) = index.search("line")
+    writers = {segment["text"].split()[0] for segment in result["segments"]}
+    assert len(writers) == 1  # never a mix of two writers' segments
+    assert len(index.search("line", hits_per_session=100)[0]["segments"]) == int(writers.pop()[6:]) + 1
+
+
+def test_the_password_of_an_index_url_is_never_shown():
+    assert redacted_url("postgresql://app:s3cret@db.example:5432/tapescribe") == (
+        "postgresql://app:***@db.example:5432/tapescribe"
+    )
+    assert redacted_url("postgresql://db.example/tapescribe") == "postgresql://db.example/tapescribe"
+    with pytest.raises(ValidationError) as raised:
+        Settings(index_url="mysql://app:s3cret@db.example/tapescribe")
+    assert "s3cret" not in str(raised.value)
+
+
+def test_a_query_matching_many_sessions_ranks_the_ones_indexed_last(tmp_path, postgres_database):
+    from tapescribe.sessions.index_postgres import PostgresSessionIndex
+
+    backends = [
+        SqliteSessionIndex(tmp_path / "index.sqlite3", ranked_candidates=3),
+        PostgresSessionIndex(postgres_database, ranked_candidates=3),
+    ]
+    try:
+        for made in backends:
+            # the first indexed says "budget" most: the best match, but only the last three are ranked
+            for number, times in enumerate([6, 1, 2, 3, 1]):
+                made.upsert(row(f"s{number}", f"2025-01-0{number + 1}T10:00:00"))
+                made.set_segments(f"s{number}", segments(*["the budget again"] * times, f"only{number}"))
+            made.set_segments("s2", segments("the budget again", "budget"))  # new segments keep its place
+            assert {result["id"] for result in made.search("budget")} == {"s2", "s3", "s4"}
+            assert [result["id"] for result in made.search("only0")] == ["s0"]  # fewer matches: all ranked
+            assert made.page(10, 0, "budget")[1] == 5  # the listing counts every match
+    finally:
+        for made in backends:
+            made.close()

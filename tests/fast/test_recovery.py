@@ -27,7 +27,7 @@ from tapescribe.live.recording import (
     finish_interrupted_streams,
 )
 from tapescribe.runtime import model_pool
-from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.index_sqlite import SqliteSessionIndex
 from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
 from tapescribe.sessions.service import (
     CANCELLED,
@@ -49,7 +49,7 @@ class Data:
         self.settings = Settings(data_dir=path, queue_backend="sqlite")
         self.sessions = SessionService(
             SessionStore(self.settings.sessions_dir, self.settings.incoming_dir),
-            SessionIndex(self.settings.index_path),
+            SqliteSessionIndex(self.settings.index_path),
             DiskSpace(self.settings.data_dir, self.settings.low_space_bytes),
         )
         self.queue = JobQueue(

@@ -1,89 +1,25 @@
-"""SessionIndex: SQLite table of sessions plus FTS5 over transcript segments.
+"""SessionIndex: what both index backends offer, and the parts of a search they share.
 
-A cache of the session files for fast listing and search; SessionService.reindex recreates it from
-the files at any time. Writes use BEGIN IMMEDIATE so concurrent writers (server, worker processes) queue up
-instead of failing half-way.
-
-Text is indexed by unicode61 with diacritics removed, so "fur", "für" and "Für" find each other;
-ß and ss are tried both ways in the query. Chinese, Japanese and Korean are indexed a character
-at a time (`scripts.index_terms`) and searched as phrases, so a word inside a sentence is found.
+The index is a cache of the session files for fast listing and search (SessionService.reindex
+recreates it from the files at any time). It lives in an SQLite file in the data directory
+(index_sqlite.py, the default: nothing to run) or in PostgreSQL (index_postgres.py), which every
+host of a multi-host deployment can reach. Both read what a person types the same way
+(`query_parts`), so a query finds the same sessions and marks the same words in either.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-import sqlite3
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
-from tapescribe.sessions.scripts import TERM_SEPARATOR, index_terms, query_tokens
+from tapescribe.sessions.scripts import query_tokens
 
-SCHEMA_VERSION = 7  # 7: segments keep their speaker (id and name) for search by speaker
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL DEFAULT '',
-    created TEXT NOT NULL,
-    source TEXT NOT NULL DEFAULT '',
-    filename TEXT,
-    duration REAL,
-    model TEXT,
-    language TEXT,
-    status TEXT NOT NULL,
-    progress REAL,
-    message TEXT,
-    updated TEXT,
-    size_bytes INTEGER NOT NULL DEFAULT 0,
-    text TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS sessions_created ON sessions (created DESC, id);
--- Covers count and total size, so storage totals never read the wide rows (they hold transcripts).
-CREATE INDEX IF NOT EXISTS sessions_size ON sessions (size_bytes);
--- One row per segment; its rowid is the rowid of its text in the FTS table, so a session's
--- segments are found through an ordinary index (FTS5 cannot index session_id).
-CREATE TABLE IF NOT EXISTS segment_rows (
-    rowid INTEGER PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    start REAL NOT NULL,
-    end REAL NOT NULL,
-    speaker TEXT,
-    speaker_name TEXT
-);
-CREATE INDEX IF NOT EXISTS segment_rows_session ON segment_rows (session_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS segment_text USING fts5(
-    text,
-    tokenize = 'unicode61 remove_diacritics 2',
-    prefix = '2 3 4'
-);
--- Title and whole transcript per session, kept in step with `sessions` by triggers: ranking and
--- filtering whole sessions reads one row per session instead of every matching segment. The
--- triggers index `index_terms` of the text (a function each connection registers).
-CREATE VIRTUAL TABLE IF NOT EXISTS session_text USING fts5(
-    title, text,
-    content = 'sessions', content_rowid = 'rowid',
-    tokenize = 'unicode61 remove_diacritics 2',
-    prefix = '2 3 4'
-);
-CREATE TRIGGER IF NOT EXISTS sessions_fts_insert AFTER INSERT ON sessions BEGIN
-    INSERT INTO session_text (rowid, title, text) VALUES (new.rowid, index_terms(new.title), index_terms(new.text));
-END;
-CREATE TRIGGER IF NOT EXISTS sessions_fts_delete AFTER DELETE ON sessions BEGIN
-    INSERT INTO session_text (session_text, rowid, title, text)
-        VALUES ('delete', old.rowid, index_terms(old.title), index_terms(old.text));
-END;
-CREATE TRIGGER IF NOT EXISTS sessions_fts_update AFTER UPDATE OF title, text ON sessions BEGIN
-    INSERT INTO session_text (session_text, rowid, title, text)
-        VALUES ('delete', old.rowid, index_terms(old.title), index_terms(old.text));
-    INSERT INTO session_text (rowid, title, text) VALUES (new.rowid, index_terms(new.title), index_terms(new.text));
-END;
-"""
-_TABLES = ("session_text", "sessions", "segment_rows", "segment_text", "segments")
-
-_ROW_FIELDS = (
+ROW_FIELDS = (
     "id",
     "title",
     "created",
@@ -98,259 +34,102 @@ _ROW_FIELDS = (
     "updated",
     "size_bytes",
 )
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+# Search ranks at most this many matching sessions, the ones indexed last (in normal use the newest):
+# ranking reads every candidate's positions, and a word said in most of 100,000 sessions would
+# otherwise take seconds. Fewer matches are all ranked. Both backends pick the same candidates.
+RANKED_CANDIDATES = 1000
 
 
-def fts_query(user_query: str) -> str | None:
-    """Turn what a person types into a safe FTS5 query.
+class SessionIndex(Protocol):
+    """Rows of sessions plus full-text search over their titles and transcript segments."""
 
-    Words are ANDed; "quoted phrases" stay phrases, and so does a word the tokenizer splits
-    (l'homme, e-mail, 知識: its pieces next to each other); a trailing * keeps a prefix search.
-    A word with ß or ss also matches the other spelling. Anything else (FTS operators,
-    punctuation) is treated as text, so no input can make the query fail.
+    needs_rebuild: bool  # new or remade at start: the caller refills it from the session files
+
+    def upsert(self, row: dict[str, Any]) -> None: ...
+
+    def upsert_many(self, entries: Iterable[tuple[dict[str, Any], list[dict[str, Any]] | None]]) -> None:
+        """Rows (and, where given, their segments) in one transaction: how reindex stays fast."""
+
+    def update(self, session_id: str, **fields: Any) -> None: ...
+
+    def set_segments(self, session_id: str, segments: Iterable[dict[str, Any]]) -> None: ...
+
+    def remove(self, session_id: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def optimize(self) -> None:
+        """After many rows changed at once (a reindex): update the planner's statistics."""
+
+    def page(self, limit: int, offset: int, query: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Newest first. With a query, only sessions whose transcript or title matches it."""
+
+    def search(
+        self, query: str, limit: int = 20, hits_per_session: int = 5, speaker: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Sessions with their matching segments, best matches first; each segment has `matches`,
+        the [start, end) character offsets of what matched. `speaker` (an id such as S1, or a name
+        the owner gave, any case) keeps only what that speaker said."""
+
+    def states(self) -> dict[str, tuple[str, str | None]]:
+        """Every row's (status, updated): what a start compares with the files to find stale rows."""
+
+    def totals(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class QueryPart:
+    """One thing every match must contain: a phrase (its tokens next to each other), in any of its spellings."""
+
+    spellings: tuple[str, ...]  # tokens joined by spaces; the first as typed, the others ß/ss swapped
+    prefix: bool  # the last token may be the start of a word
+
+
+def query_parts(user_query: str) -> list[QueryPart]:
+    """What a person types, as the parts a match needs, all of them (AND).
+
+    "quoted phrases" stay phrases, and so does a word the tokenizer splits (l'homme, e-mail, 知識:
+    its pieces next to each other); a trailing * keeps a prefix search. A word with ß or ss also
+    matches the other spelling. Anything else (operators, punctuation) is treated as text.
     """
-    parts: list[str] = []
+    parts: list[QueryPart] = []
     for phrase_match in re.finditer(r'"([^"]*)"|(\S+)', unicodedata.normalize("NFC", user_query)):
         phrase, word = phrase_match.group(1), phrase_match.group(2)
         tokens = query_tokens(phrase if phrase is not None else word)
         if tokens:
             prefix = phrase is None and word.endswith("*")
-            parts.append(_spellings(" ".join(tokens), prefix))
-    return " AND ".join(parts) if parts else None
+            parts.append(QueryPart(_spellings(" ".join(tokens)), prefix))
+    return parts
 
 
-def _spellings(phrase: str, prefix: bool) -> str:
-    """One FTS5 phrase, or its ß/ss spellings ORed: unicode61 folds ü to u but not ß to ss."""
+def _spellings(phrase: str) -> tuple[str, ...]:
+    """The phrase, then its ß/ss spellings: diacritics are folded by the index, ß is not folded to ss."""
     lowered = phrase.lower()
-    spellings = [phrase] + [
-        other for other in dict.fromkeys([lowered.replace("ß", "ss"), lowered.replace("ss", "ß")]) if other != lowered
-    ]
-    star = "*" if prefix else ""
-    quoted = [f'"{spelling}"{star}' for spelling in spellings]
-    return quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")"
+    others = dict.fromkeys([lowered.replace("ß", "ss"), lowered.replace("ss", "ß")])
+    return (phrase, *(other for other in others if other != lowered))
 
 
-def _marked_spans(marked: str) -> list[list[int]]:
-    """Character offsets [start, end) into the segment text of each match (from highlight()'s markers)."""
-    spans: list[list[int]] = []
-    plain = start = 0
-    for char in marked:
-        if char == TERM_SEPARATOR:
-            continue
-        if char == "\x02":
-            start = plain
-        elif char == "\x03":
-            spans.append([start, plain])
-        else:
-            plain += 1
-    return spans
+def redacted_url(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-class SessionIndex:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with self._connect() as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            has_sessions = connection.execute("SELECT count(*) FROM sqlite_master WHERE name='sessions'").fetchone()[0]
-            # A new file, or one made by an older schema: (re)create it; the caller refills it from the files.
-            self.needs_rebuild = version != SCHEMA_VERSION or not has_sessions
-            if self.needs_rebuild:
-                for table in _TABLES:
-                    connection.execute(f"DROP TABLE IF EXISTS {table}")
-                connection.executescript(_SCHEMA)
-                connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        # Held open for the life of the index. SQLite deletes the -wal and -shm files when the last
-        # connection closes, and the next read has to create them again: on a full disk that fails
-        # ("disk I/O error") and every listing and search would fail with it. While this connection
-        # is open the files stay, so reads need no space.
-        self._keeper = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self._keeper.execute("SELECT count(*) FROM sessions").fetchone()
+def open_index(index_url: str, sqlite_path: Path) -> SessionIndex:
+    """The index `index_url` names: empty for the SQLite file at `sqlite_path`, postgresql://... for PostgreSQL."""
+    if not index_url:
+        from tapescribe.sessions.index_sqlite import SqliteSessionIndex
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        connection.row_factory = sqlite3.Row
-        connection.create_function("index_terms", 1, index_terms, deterministic=True)
-        try:
-            yield connection
-        finally:
-            connection.close()
+        return SqliteSessionIndex(sqlite_path)
+    if urlsplit(index_url).scheme in POSTGRES_SCHEMES:
+        from tapescribe.sessions.index_postgres import PostgresSessionIndex
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-
-    # -- writing ------------------------------------------------------------------------------
-
-    def upsert(self, row: dict[str, Any]) -> None:
-        self.upsert_many([(row, None)])
-
-    def upsert_many(self, entries: Iterable[tuple[dict[str, Any], list[dict[str, Any]] | None]]) -> None:
-        """Rows (and, where given, their segments) in one transaction: how reindex stays fast."""
-        columns = ", ".join(_ROW_FIELDS)
-        placeholders = ", ".join(f":{field}" for field in _ROW_FIELDS)
-        updates = ", ".join(f"{field}=excluded.{field}" for field in _ROW_FIELDS if field != "id")
-        with self._write() as connection:
-            for row, segments in entries:
-                values = {field: row.get(field) for field in _ROW_FIELDS}
-                values["size_bytes"] = values["size_bytes"] or 0
-                values["title"] = values["title"] or ""
-                values["source"] = values["source"] or ""
-                connection.execute(
-                    f"INSERT INTO sessions ({columns}) VALUES ({placeholders}) ON CONFLICT(id) DO UPDATE SET {updates}",
-                    values,
-                )
-                if segments is not None:
-                    self._replace_segments(connection, row["id"], segments)
-
-    def update(self, session_id: str, **fields: Any) -> None:
-        unknown = set(fields) - set(_ROW_FIELDS)
-        if unknown:
-            raise ValueError(f"not index fields: {sorted(unknown)}")
-        assignments = ", ".join(f"{field}=:{field}" for field in fields)
-        with self._write() as connection:
-            connection.execute(f"UPDATE sessions SET {assignments} WHERE id=:id", {**fields, "id": session_id})
-
-    def set_segments(self, session_id: str, segments: Iterable[dict[str, Any]]) -> None:
-        with self._write() as connection:
-            self._replace_segments(connection, session_id, list(segments))
-
-    @staticmethod
-    def _replace_segments(connection: sqlite3.Connection, session_id: str, segments: list[dict[str, Any]]) -> None:
-        text = " ".join(segment["text"].strip() for segment in segments).strip()
-        SessionIndex._delete_segments(connection, session_id)
-        for position, segment in enumerate(segments):
-            rowid = connection.execute(
-                "INSERT INTO segment_rows (session_id, position, start, end, speaker, speaker_name) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    session_id,
-                    position,
-                    segment["start"],
-                    segment["end"],
-                    segment.get("speaker"),
-                    segment.get("speaker_name"),
-                ),
-            ).lastrowid
-            connection.execute(
-                "INSERT INTO segment_text (rowid, text) VALUES (?, ?)", (rowid, index_terms(segment["text"].strip()))
-            )
-        connection.execute("UPDATE sessions SET text=? WHERE id=?", (text, session_id))
-
-    @staticmethod
-    def _delete_segments(connection: sqlite3.Connection, session_id: str) -> None:
-        connection.execute(
-            "DELETE FROM segment_text WHERE rowid IN (SELECT rowid FROM segment_rows WHERE session_id=?)",
-            (session_id,),
-        )
-        connection.execute("DELETE FROM segment_rows WHERE session_id=?", (session_id,))
-
-    def remove(self, session_id: str) -> None:
-        with self._write() as connection:
-            self._delete_segments(connection, session_id)
-            connection.execute("DELETE FROM sessions WHERE id=?", (session_id,))
-
-    def clear(self) -> None:
-        with self._write() as connection:
-            connection.execute("DELETE FROM segment_text")
-            connection.execute("DELETE FROM segment_rows")
-            connection.execute("DELETE FROM sessions")
-            connection.execute("INSERT INTO session_text (session_text) VALUES ('delete-all')")
-
-    # -- reading ------------------------------------------------------------------------------
-
-    def page(self, limit: int, offset: int, query: str | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Newest first. With a query, only sessions whose transcript or title matches it."""
-        columns = ", ".join(f"s.{field}" for field in _ROW_FIELDS)
-        with self._connect() as connection:
-            match = fts_query(query) if query else None
-            if query and match is None:
-                return [], 0
-            if match:
-                where = "WHERE s.rowid IN (SELECT rowid FROM session_text WHERE session_text MATCH :match)"
-                params: dict[str, Any] = {"match": match}
-            else:
-                where, params = "", {}
-            total = connection.execute(f"SELECT count(*) FROM sessions s {where}", params).fetchone()[0]
-            rows = connection.execute(
-                f"SELECT {columns} FROM sessions s {where} ORDER BY s.created DESC, s.id LIMIT :limit OFFSET :offset",
-                {**params, "limit": limit, "offset": offset},
-            ).fetchall()
-        return [dict(row) for row in rows], total
-
-    def search(
-        self, query: str, limit: int = 20, hits_per_session: int = 5, speaker: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Sessions with their matching segments and start times, best matches first. `speaker` (an id
-        such as S1, or a name the owner gave, any case) keeps only what that speaker said."""
-        match = fts_query(query)
-        if match is None:
-            return []
-        by_speaker = (
-            "" if speaker is None else "AND (r.speaker = :speaker OR r.speaker_name = :speaker COLLATE NOCASE) "
-        )
-        with self._connect() as connection:
-            ranked = connection.execute(
-                "SELECT s.id, s.title, s.created, s.duration, s.status, bm25(session_text) AS rank "
-                "FROM session_text JOIN sessions s ON s.rowid = session_text.rowid "
-                "WHERE session_text MATCH ? ORDER BY rank LIMIT ?",
-                # a session may match only in what others said: look further down the ranking
-                (match, limit if speaker is None else limit * 10),
-            ).fetchall()
-            results: dict[str, dict[str, Any]] = {}
-            for row in ranked:
-                # A session's segments are inserted together, so their rowids form one range.
-                low, high = connection.execute(
-                    "SELECT min(rowid), max(rowid) FROM segment_rows WHERE session_id=?", (row["id"],)
-                ).fetchone()
-                hits = (
-                    []
-                    if low is None
-                    else connection.execute(
-                        "SELECT r.position, r.start, r.end, r.speaker, segment_text.text, "
-                        "highlight(segment_text, 0, char(2), char(3)) AS marked "
-                        "FROM segment_text JOIN segment_rows r ON r.rowid = segment_text.rowid "
-                        "WHERE segment_text MATCH :match AND segment_text.rowid BETWEEN :low AND :high "
-                        f"{by_speaker}ORDER BY segment_text.rowid LIMIT :hits",
-                        {"match": match, "low": low, "high": high, "hits": hits_per_session, "speaker": speaker},
-                    ).fetchall()
-                )
-                if speaker is not None and not hits:
-                    continue
-                results[row["id"]] = {
-                    **dict(row),
-                    "segments": [
-                        {
-                            "index": hit["position"],
-                            "start": hit["start"],
-                            "end": hit["end"],
-                            "text": hit["text"].replace(TERM_SEPARATOR, ""),
-                            "matches": _marked_spans(hit["marked"]),
-                            **({"speaker": hit["speaker"]} if hit["speaker"] else {}),
-                        }
-                        for hit in hits
-                    ],
-                }
-                if len(results) == limit:
-                    break
-        for entry in results.values():
-            entry["segments"].sort(key=lambda segment: segment["start"])
-        return list(results.values())
-
-    def states(self) -> dict[str, tuple[str, str | None]]:
-        """Every row's (status, updated): what a start compares with the files to find stale rows."""
-        with self._connect() as connection:
-            rows = connection.execute("SELECT id, status, updated FROM sessions").fetchall()
-        return {row["id"]: (row["status"], row["updated"]) for row in rows}
-
-    def totals(self) -> dict[str, int]:
-        with self._connect() as connection:
-            count, total = connection.execute("SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions").fetchone()
-        return {"session_count": count, "total_bytes": total}
+        return PostgresSessionIndex(index_url)
+    raise ValueError(f"index_url must be empty or postgresql://...: {redacted_url(index_url)}")

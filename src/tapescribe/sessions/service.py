@@ -388,4 +388,5 @@ class SessionService:
                 count += len(pending)
                 pending = []
         self.index.upsert_many(pending)
+        self.index.optimize()
         return count + len(pending)
