@@ -28,10 +28,12 @@ class PostgresCluster:
     base: Path
     port: int
     process: subprocess.Popen | None = None
+    listen: tuple[str, ...] = ("127.0.0.1",)  # addresses it listens on (the url names the first)
+    trusted: tuple[str, ...] = ()  # networks (CIDR) let in without a password besides loopback
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://postgres@{self.listen[0]}:{self.port}/postgres"
 
     def start(self, initdb: str, timeout: float = 60) -> PostgresCluster:
         self.base = self.base.resolve()
@@ -60,6 +62,8 @@ class PostgresCluster:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
+        with open(data / "pg_hba.conf", "a") as rules:
+            rules.writelines(f"host all all {network} trust\n" for network in self.trusted)
         with open(self.base / "postgres.log", "ab") as log:  # the child keeps its own copy of the file
             self.process = subprocess.Popen(
                 [
@@ -70,7 +74,7 @@ class PostgresCluster:
                     "-p",
                     str(self.port),
                     "-h",
-                    "127.0.0.1",
+                    ",".join(self.listen),
                     "-k",
                     str(sockets),
                     "-c",

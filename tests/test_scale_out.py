@@ -1,9 +1,9 @@
 """Workers on other hosts: an API process and two `tapescribe worker` processes that share only the data
-directory and Redis, one of which is SIGKILLed mid-job.
+directory, Redis (the queue and the leases) and PostgreSQL (the index); one worker is SIGKILLed mid-job.
 
 Each worker runs in its own network namespace, whose only way out is a veth pair to the host, where
-Redis listens on the host-side address: the worker cannot reach the API process (or anything else
-on the host's loopback), as a worker on another machine could not. What must hold:
+Redis and PostgreSQL listen on the host-side address: the worker cannot reach the API process (or
+anything else on the host's loopback), as a worker on another machine could not. What must hold:
 
 - every session is done, with the text a single-host run of the same job code gives;
 - every session's transcript was committed exactly once: each job logs one "transcript committed"
@@ -12,9 +12,6 @@ on the host's loopback), as a worker on another machine could not. What must hol
   holders at once, would show twice), and no session has an earlier transcript kept as a version;
 - the job of the killed worker was taken over without a restart (its lease expired, a reaper claimed
   it and queued it again) and resumed after the segments the dead worker had saved.
-
-The index is SQLite in the shared data directory (both "hosts" see the same local disk here); with
-the PostgreSQL index, `index_env` gives the workers its URL instead.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +32,8 @@ import numpy as np
 import pytest
 import redis
 
-from conftest import ENGLISH_FILES, audio_file, make_server, read_pcm, write_wav
+from conftest import ENGLISH_FILES, audio_file, free_port, make_server, read_pcm, write_wav
+from postgres_cluster import PostgresCluster, create_database, drop_database, find_initdb
 
 LEASE_SECONDS = 4  # short, so the takeover comes soon; the heartbeat renews it every 1.3 s
 COMMITTED = "transcript committed"
@@ -96,9 +95,7 @@ def namespaces():
 @pytest.fixture(scope="module")
 def redis_port(namespaces, tmp_path_factory):
     """Redis on the host's loopback and the host side of each veth pair; no other way in."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     addresses = ["127.0.0.1"] + [namespaces.host_address(n) for n in range(len(namespaces.names))]
     workdir = tmp_path_factory.mktemp("redis")
     command = ["redis-server", "--port", str(port), "--bind", *addresses, "--protected-mode", "no", "--save", ""]
@@ -116,10 +113,20 @@ def redis_port(namespaces, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def index_env():
-    """What points every process at the shared index: nothing for SQLite in the data directory;
-    {"TAPESCRIBE_INDEX_URL": <PostgreSQL on the host side of the veth pairs>} with the PostgreSQL index."""
-    return {}
+def postgres_port(namespaces):
+    """PostgreSQL on the host's loopback and the host side of each veth pair, letting the namespaces in."""
+    initdb = find_initdb()
+    if initdb is None:
+        pytest.skip("PostgreSQL is not installed (CI installs it)")
+    addresses = ("127.0.0.1", *(namespaces.host_address(n) for n in range(len(namespaces.names))))
+    cluster = PostgresCluster(
+        Path(tempfile.mkdtemp(prefix="tapescribe-test-scale-out-")),  # reachable by the postgres user
+        free_port(),
+        listen=addresses,
+        trusted=(f"10.213.{namespaces.subnet}.0/24",),
+    ).start(initdb)
+    yield cluster.port
+    cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -169,32 +176,40 @@ def expected_texts(tmp_path_factory, recordings) -> dict[Path, str]:
 class Cluster:
     """`serve --workers 0` on the host and one `tapescribe worker` per namespace, on one data directory."""
 
-    def __init__(self, tmp_path_factory, namespaces: Namespaces, redis_port: int, database: int, env: dict) -> None:
-        self.env = {
-            **SETTINGS,
-            **env,
-            "TAPESCRIBE_QUEUE_BACKEND": "redis",
-            "TAPESCRIBE_LEASE_SECONDS": str(LEASE_SECONDS),
-        }
+    def __init__(self, tmp_path_factory, namespaces: Namespaces, redis_port: int, postgres_port: int, number: int):
+        """`number`: this cluster's Redis database and PostgreSQL database, apart from another test's."""
+        self.env = {**SETTINGS, "TAPESCRIBE_QUEUE_BACKEND": "redis", "TAPESCRIBE_LEASE_SECONDS": str(LEASE_SECONDS)}
         self.namespaces = namespaces
-        self.redis_port, self.database = redis_port, database
-        self.redis = redis.Redis(port=redis_port, db=database)
-        url = f"redis://127.0.0.1:{redis_port}/{database}"
-        self.server = make_server(tmp_path_factory, "scale", TAPESCRIBE_WORKERS=0, TAPESCRIBE_REDIS_URL=url, **self.env)
+        self.redis_port, self.database = redis_port, number
+        self.redis = redis.Redis(port=redis_port, db=number)
+        self.postgres_port, self.index = postgres_port, f"scale_out_{number}"
+        server_url = f"postgresql://postgres@127.0.0.1:{postgres_port}/postgres"
+        drop_database(server_url, self.index)
+        create_database(server_url, self.index)
+        self.server = make_server(
+            tmp_path_factory, "scale", TAPESCRIBE_WORKERS=0, **self.env, **self.addresses("127.0.0.1")
+        )
         self.data_dir = self.server.data_dir
         self.logs = [self.data_dir.parent / f"worker-{number}.log" for number in range(len(namespaces.names))]
         self.workers: list[subprocess.Popen] = []
 
+    def addresses(self, host: str) -> dict[str, str]:
+        """The settings that point a process at Redis and PostgreSQL through `host`."""
+        return {
+            "TAPESCRIBE_REDIS_URL": f"redis://{host}:{self.redis_port}/{self.database}",
+            "TAPESCRIBE_INDEX_URL": f"postgresql://postgres@{host}:{self.postgres_port}/{self.index}",
+        }
+
     def start(self) -> Cluster:
         self.server.start()
         for number, (name, log) in enumerate(zip(self.namespaces.names, self.logs, strict=True)):
-            url = f"redis://{self.namespaces.host_address(number)}:{self.redis_port}/{self.database}"
+            reach = self.addresses(self.namespaces.host_address(number))
             command = [sys.executable, "-m", "tapescribe", "worker", "--workers", "1", "--data-dir", str(self.data_dir)]
             with open(log, "ab") as handle:
                 self.workers.append(
                     subprocess.Popen(
                         ["ip", "netns", "exec", name, *command],
-                        env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env, "TAPESCRIBE_REDIS_URL": url},
+                        env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env, **reach},
                         stdout=handle,
                         stderr=subprocess.STDOUT,
                     )
@@ -270,9 +285,9 @@ def check_done_once(cluster: Cluster, submitted: dict[str, Path], expected: dict
 
 
 def test_a_worker_killed_mid_job_is_taken_over_and_every_session_completes_once(
-    tmp_path_factory, namespaces, redis_port, index_env, recordings, expected_texts
+    tmp_path_factory, namespaces, redis_port, postgres_port, recordings, expected_texts
 ):
-    cluster = Cluster(tmp_path_factory, namespaces, redis_port, 0, index_env).start()
+    cluster = Cluster(tmp_path_factory, namespaces, redis_port, postgres_port, 0).start()
     try:
         submitted = cluster.submit(recordings)
         killed, taken_over = cluster.signal_one_mid_job(signal.SIGKILL, list(submitted))
@@ -281,6 +296,7 @@ def test_a_worker_killed_mid_job_is_taken_over_and_every_session_completes_once(
         finished = check_done_once(cluster, submitted, expected_texts)
     finally:
         cluster.stop()
+    assert not (cluster.data_dir / "index.sqlite3").exists()  # every process used the PostgreSQL index
     runs = finished[taken_over]["status"]["runs"]
     print(f"worker {killed} killed holding {taken_over} after {saved_by_the_dead} saved segments; runs: {runs}")
     # taken over by the other worker, without a restart, after the segments the dead one had saved
@@ -289,11 +305,11 @@ def test_a_worker_killed_mid_job_is_taken_over_and_every_session_completes_once(
 
 
 def test_a_worker_paused_past_its_lease_stops_without_writing_over_the_new_holder(
-    tmp_path_factory, namespaces, redis_port, index_env, recordings, expected_texts
+    tmp_path_factory, namespaces, redis_port, postgres_port, recordings, expected_texts
 ):
     """Fencing: a worker SIGSTOPped mid-job past its lease time finds, once it goes on, that the other
     worker took the job over and finished it; it stops without a journal line, status or commit."""
-    cluster = Cluster(tmp_path_factory, namespaces, redis_port, 1, index_env).start()
+    cluster = Cluster(tmp_path_factory, namespaces, redis_port, postgres_port, 1).start()
     try:
         submitted = cluster.submit(recordings[-2:])  # the two joined recordings: long jobs
         paused, taken_over = cluster.signal_one_mid_job(signal.SIGSTOP, list(submitted))
