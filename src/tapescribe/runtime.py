@@ -116,8 +116,9 @@ class Runtime:
             self.takeover.stop()
 
     def recover_sessions(self, session_ids: Iterable[str]) -> None:
-        """Sessions whose holder stopped (a worker that died): a cut-off stream is finished from its chunks,
-        then each unfinished one is queued again and resumes after its saved segments."""
+        """Sessions whose holder may have stopped (at a start, or a worker that died): a cut-off stream is
+        finished from its chunks, then each unfinished one is queued again and resumes after its saved
+        segments."""
         session_ids = list(session_ids)
         finish_interrupted_streams(self.sessions, session_ids)
         self.jobs.recover(session_ids)
@@ -126,6 +127,4 @@ class Runtime:
         """After a start: index rows a crash left stale are rebuilt from the files, streams a crash cut
         off are finished from their chunks, then every unfinished session goes back on the queue (it
         resumes after its saved segments)."""
-        unfinished = self.sessions.reconcile_index().unfinished  # one pass over every session
-        finish_interrupted_streams(self.sessions, unfinished)
-        self.jobs.recover(unfinished)
+        self.recover_sessions(self.sessions.reconcile_index().unfinished)  # one pass over every session
