@@ -234,6 +234,12 @@ class Cluster:
                 submitted[response.json()["session_id"]] = path
         return submitted
 
+    def reaches(self, number: int, host: str, port: int) -> bool:
+        """Whether a process in namespace `number` can open a TCP connection to host:port."""
+        probe = f"import socket; socket.create_connection(({host!r}, {port}), timeout=5)"
+        command = ["ip", "netns", "exec", self.namespaces.names[number], sys.executable, "-c", probe]
+        return subprocess.run(command, capture_output=True).returncode == 0
+
     def journal_lines(self, session_id: str) -> int:
         try:
             return (self.data_dir / "sessions" / session_id / "segments.jsonl").read_bytes().count(b"\n")
@@ -289,6 +295,11 @@ def test_a_worker_killed_mid_job_is_taken_over_and_every_session_completes_once(
 ):
     cluster = Cluster(tmp_path_factory, namespaces, redis_port, postgres_port, 0).start()
     try:
+        # a worker reaches Redis and PostgreSQL over its veth pair, and nothing on the host's loopback
+        host = namespaces.host_address(0)
+        assert cluster.reaches(0, host, redis_port) and cluster.reaches(0, host, postgres_port)
+        assert not cluster.reaches(0, "127.0.0.1", cluster.server.port)
+        assert not cluster.reaches(0, host, cluster.server.port)
         submitted = cluster.submit(recordings)
         killed, taken_over = cluster.signal_one_mid_job(signal.SIGKILL, list(submitted))
         cluster.workers[killed].wait()
