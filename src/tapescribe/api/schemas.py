@@ -187,7 +187,8 @@ class Decodes(Record):
     waiting: int = Field(description="Jobs and requests waiting to start")
     paused: int = Field(description="Longer jobs that gave their slot to a shorter one and wait to go on")
     peak_running: int = Field(description="Most decodes that ran at once since the server started")
-    preemptions: int = Field(description="Times a job gave its slot to a shorter one")
+    preemptions: int = Field(description="Times a job gave its slot to a shorter one or to live captions")
+    live_steps: int = Field(description="Live caption steps decoding now (they never wait; long jobs pause)")
 
 
 class Health(Record):

@@ -12,8 +12,12 @@ the segment in progress, never for a whole long file. Waiting is bounded: beyond
 requests waiting to start, callers that can be answered "later" (`refuse_when_busy`) get ServerBusy;
 queue workers always wait (the queue itself holds the rest).
 
-Live captions (`/ws/live`, `/transcribe-live`) do not take slots: they decode a few seconds at a time
-and must keep their latency; they are bounded by the connections a server accepts.
+Live captions (`/ws/live`, `/transcribe-live`) come first: a live step (`live_step`) never waits for
+a slot (steps are bounded by the connections a server accepts), and while one runs, long jobs
+(> SHORT_AUDIO_SECONDS) pause at their next segment and none starts, as they step aside for a clip
+in the kept slot (beside a long job, live captions came 5.1 s after the words instead of 1.4 s,
+median on 2 cores). Short clips go on beside live steps: each is done within a window. Only this
+process's jobs step aside: a `tapescribe worker` process has its own scheduler.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class SchedulerState:
     paused: int
     peak_running: int
     preemptions: int
+    live_steps: int
 
 
 class Slot:
@@ -56,7 +61,8 @@ class Slot:
         self._ticket = ticket
 
     def give_way(self) -> None:
-        """Between segments: if a shorter job waits, let it run first, then continue (blocks meanwhile)."""
+        """Between segments: if a shorter job waits or a live step runs, let it go first, then continue
+        (blocks meanwhile)."""
         self._scheduler._give_way(self._ticket)
 
 
@@ -69,6 +75,7 @@ class DecodeScheduler:
         self._arrivals = itertools.count()
         self._running: list[_Ticket] = []
         self._waiting: list[_Ticket] = []
+        self._live_steps = 0
         self._peak_running = 0
         self._preemptions = 0
 
@@ -81,6 +88,7 @@ class DecodeScheduler:
                 paused=sum(ticket.paused for ticket in self._waiting),
                 peak_running=self._peak_running,
                 preemptions=self._preemptions,
+                live_steps=self._live_steps,
             )
 
     def check_room(self) -> None:
@@ -104,6 +112,18 @@ class DecodeScheduler:
                 self._running.remove(ticket)
                 self._changed.notify_all()
 
+    @contextlib.contextmanager
+    def live_step(self) -> Iterator[None]:
+        """Decode live captions in the block: at once, with long jobs paused at their next segment."""
+        with self._changed:
+            self._live_steps += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._live_steps -= 1
+                self._changed.notify_all()  # paused long jobs may go on
+
     # -- under self._changed ----------------------------------------------------------------------
 
     def _refuse_if_full(self) -> None:
@@ -118,8 +138,9 @@ class DecodeScheduler:
             )
 
     def _has_room(self, ticket: _Ticket) -> bool:
-        short = ticket.audio_seconds <= SHORT_AUDIO_SECONDS
-        return len(self._running) < (self.slots if short else self._long_slots)
+        if ticket.audio_seconds <= SHORT_AUDIO_SECONDS:
+            return len(self._running) < self.slots
+        return len(self._running) < self._long_slots and not self._live_steps
 
     def _wait_for_turn(self, ticket: _Ticket) -> None:
         self._waiting.append(ticket)
@@ -134,6 +155,8 @@ class DecodeScheduler:
         self._changed.notify_all()  # another slot may be free for the next in line
 
     def _should_give_way(self, ticket: _Ticket) -> bool:
+        if ticket.audio_seconds > SHORT_AUDIO_SECONDS and self._live_steps:
+            return True
         if self._waiting:
             first = min(self._waiting)
             if first < ticket and not self._has_room(first):  # shorter, and waits for a slot

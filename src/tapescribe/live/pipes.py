@@ -28,6 +28,11 @@ class AudioInbox:
             self._closed = True
             self._changed.notify()
 
+    def ready(self, at_least: int) -> bool:
+        """Whether `take(at_least)` would return at once."""
+        with self._changed:
+            return self._closed or self._count >= at_least
+
     def take(self, at_least: int) -> tuple[np.ndarray, bool]:
         """Wait for `at_least` samples (or the end); return all waiting samples and whether input ended."""
         with self._changed:

@@ -10,7 +10,9 @@ threads share the work, so neither the socket nor the model ever waits for the o
   more bytes come, so each byte is decoded once;
 - a worker: waits for `min_step_seconds` of new audio, then takes *all* audio received since its
   last step (a machine that cannot keep up makes longer steps instead of a growing queue), runs
-  the streaming policy and emits what it settled.
+  the streaming policy and emits what it settled. Its steps are live steps of the process's
+  DecodeScheduler: long file jobs pause at their next segment while they run, and steps that
+  follow each other with no wait for audio are one live step, so no job slips in between them.
 
 When the input has ended and the last audio is settled, the session gets one playable recording
 (`original_audio.webm`, the slices joined; `original_audio.wav` for PCM), the live transcript is kept
@@ -34,6 +36,7 @@ from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 from tapescribe.engine.models import ModelPool
 from tapescribe.engine.streaming import StepResult, StreamingOptions, StreamingTranscriber
 from tapescribe.errors import BadRequest, TapescribeError, TranscriptionFailed, UnsupportedMedia, UploadTooLarge
+from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.live.pipes import AudioInbox, BytePipe
 from tapescribe.live.recording import STREAM_FORMATS, WAV_LIMIT_BYTES, ChunkWriter, finish_stream, pcm_samples
 from tapescribe.sessions import files
@@ -108,12 +111,14 @@ def transcript_segments(words: list[Word]) -> list[dict[str, Any]]:
 
 
 class LiveStream:
-    """One connection's stream. `submit` queues a session for the second pass (JobControl.submit)."""
+    """One connection's stream. `submit` queues a session for the second pass (JobControl.submit);
+    `decodes` is the process's scheduler, which pauses long jobs while this stream's steps run."""
 
     def __init__(
         self,
         sessions: SessionService,
         models: ModelPool,
+        decodes: DecodeScheduler,
         submit: Callable[[str], None],
         request: LiveRequest,
         emit: Emit,
@@ -123,6 +128,7 @@ class LiveStream:
     ) -> None:
         self.sessions = sessions
         self.models = models
+        self.decodes = decodes
         self.submit = submit
         self.request = request
         self.options = options or StreamingOptions(language=request.language)
@@ -238,11 +244,16 @@ class LiveStream:
                 if not len(samples) and ended:
                     return
                 policy = StreamingTranscriber(self.models.get(self.request.live_model), self.options)
-            policy.feed(samples)
-            result = policy.finish() if ended else policy.step()
-            self._publish(result, policy)
-            if ended:
-                return
+            with self.decodes.live_step():
+                while True:
+                    policy.feed(samples)
+                    result = policy.finish() if ended else policy.step()
+                    self._publish(result, policy)
+                    if ended:
+                        return
+                    if not self._inbox.ready(at_least):  # waits for audio: jobs may go on meanwhile
+                        break
+                    samples, ended = self._inbox.take(at_least)
 
     def _publish(self, result: StepResult, policy: StreamingTranscriber) -> None:
         self._seconds = policy.received_seconds
