@@ -11,8 +11,8 @@ threads share the work, so neither the socket nor the model ever waits for the o
 - a worker: waits for `min_step_seconds` of new audio, then takes *all* audio received since its
   last step (a machine that cannot keep up makes longer steps instead of a growing queue), runs
   the streaming policy and emits what it settled. Its steps are live steps of the process's
-  DecodeScheduler: long file jobs pause at their next segment while they run, and steps that
-  follow each other with no wait for audio are one live step, so no job slips in between them.
+  DecodeScheduler: long file jobs pause at their next segment while an utterance is being
+  captioned, and go on between utterances.
 
 When the input has ended and the last audio is settled, the session gets one playable recording
 (`original_audio.webm`, the slices joined; `original_audio.wav` for PCM), the live transcript is kept
@@ -236,24 +236,31 @@ class LiveStream:
             self._stream_lock.close()
 
     def _transcribe(self) -> None:
+        """Step on the audio as it comes. From a step that hears an utterance going on until the
+        step that settles it, the stream keeps the scheduler's live priority, also while it waits
+        for its next audio (a step is due in a moment): a long job's window started in that gap
+        would slow the steps after it. Between utterances long jobs go on."""
         policy: StreamingTranscriber | None = None
         at_least = max(1, int(self.options.min_step_seconds * SAMPLE_RATE))
-        while True:
-            samples, ended = self._inbox.take(at_least)
-            if policy is None:
-                if not len(samples) and ended:
-                    return
-                policy = StreamingTranscriber(self.models.get(self.request.live_model), self.options)
-            with self.decodes.live_step():
-                while True:
-                    policy.feed(samples)
-                    result = policy.finish() if ended else policy.step()
-                    self._publish(result, policy)
-                    if ended:
+        with contextlib.ExitStack() as priority:
+            holding = False
+            while True:
+                samples, ended = self._inbox.take(at_least)
+                if policy is None:
+                    if not len(samples) and ended:
                         return
-                    if not self._inbox.ready(at_least):  # waits for audio: jobs may go on meanwhile
-                        break
-                    samples, ended = self._inbox.take(at_least)
+                    policy = StreamingTranscriber(self.models.get(self.request.live_model), self.options)
+                if not holding:
+                    priority.enter_context(self.decodes.live_step())
+                    holding = True
+                policy.feed(samples)
+                result = policy.finish() if ended else policy.step()
+                self._publish(result, policy)
+                if ended:
+                    return
+                if not (policy.in_utterance or self._inbox.ready(at_least)):
+                    priority.close()
+                    holding = False
 
     def _publish(self, result: StepResult, policy: StreamingTranscriber) -> None:
         self._seconds = policy.received_seconds
