@@ -6,11 +6,12 @@ batched path itself runs on the CPU with the real tiny.en model when a batch siz
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import audio_file, reference_text, wer
 from tapescribe.config import Settings
-from tapescribe.engine.audio import pcm_blocks
+from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 from tapescribe.engine.batched import BatchedWhisper, batch_pieces
 from tapescribe.engine.models import GPU_BATCH_SIZE, ComputePlan, ModelSettings, compute_plan
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
@@ -51,18 +52,20 @@ def test_auto_is_cuda_only_when_a_gpu_is_found():
     assert compute_plan(ModelSettings(device="auto"), cuda_devices=0) == ComputePlan("cpu", "int8", 1)
 
 
-def test_speech_stretches_become_pieces_of_at_most_30_seconds():
-    assert batch_pieces("0", 20.0) == [{"start": 0.0, "end": 20.0}]
-    pieces = batch_pieces([0.0, 70.0, 100.0, 110.0], 240.0)
+def test_speech_stretches_become_pieces_of_at_most_30_seconds_cut_where_it_is_quiet():
+    audio = np.full(240 * SAMPLE_RATE, 0.1, dtype=np.float32)
+    audio[int(27.0 * SAMPLE_RATE) : int(27.1 * SAMPLE_RATE)] = 0.0  # a pause between two words
+    assert batch_pieces("0", audio[: 20 * SAMPLE_RATE]) == [{"start": 0.0, "end": 20.0}]
+    pieces = batch_pieces([0.0, 70.0, 100.0, 110.0], audio)
     assert [(piece["start"], piece["end"]) for piece in pieces] == [
-        (0.0, 23.333),
-        (23.333, 46.667),
-        (46.667, 70.0),
+        (0.0, 27.05),
+        (27.05, 57.0),
+        (57.0, 70.0),
         (100.0, 110.0),
     ]
     # an edge rounded to milliseconds past the end of the audio is cut back to it
-    assert batch_pieces([0.0, 61.4], 61.3996)[-1]["end"] == 61.3996
-    assert batch_pieces("0", 61.3996)[-1]["end"] == 61.3996
+    short = audio[: int(61.3996 * SAMPLE_RATE)]
+    assert batch_pieces([0.0, 61.4], short)[-1]["end"] == len(short) / SAMPLE_RATE
 
 
 def test_a_file_job_model_is_batched_only_when_the_plan_says(tmp_path):
