@@ -1,7 +1,7 @@
 """Live captions: latency and accuracy of /ws/live on one recording streamed in real time.
 
     python bench/live.py AUDIO REFERENCE.txt [--url http://127.0.0.1:8000] [--format pcm|webm] [--speed 1]
-                         [--streams 1]
+                         [--streams 1] [--with-long-job LONG.wav]
 
 The recording is sent as a microphone would send it: 16 kHz PCM in 100 ms frames at the pace of
 real time (or webm/opus in 250 ms MediaRecorder-like slices). The latency of a word is when its
@@ -12,7 +12,9 @@ Whisper's English normalisation (as the tests do): live is the final text of the
 the transcript that replaces it when the session's job is done. Without --url a server is started
 with its data in bench/.data (kept, like all data). With --streams N, N streams of the recording
 run at once (one model shared, more streams than cores: each stream's steps get longer); latencies
-are over all of them and the word error rates are the means. The last line is the result:
+are over all of them and the word error rates are the means. With --with-long-job FILE the streams
+run again while FILE (a 10-minute recording from bench/make_long_audio.py) transcribes on the same
+server, which is how live captions fare beside an upload. The last line of each round is its result:
 
     median_latency_s=... p95_latency_s=... live_wer=... second_pass_wer=...
 """
@@ -170,49 +172,52 @@ def wait_done(client: httpx.Client, session_id: str, timeout: float = 600) -> di
     raise SystemExit(f"session {session_id} did not finish")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("audio", type=Path)
-    parser.add_argument("reference", type=Path)
-    parser.add_argument("--url", help="a running tapescribe server (default: start one)")
-    parser.add_argument("--format", choices=("pcm", "webm"), default="pcm")
-    parser.add_argument("--speed", type=float, default=1.0, help="x real time (1: as a microphone)")
-    parser.add_argument("--streams", type=int, default=1, help="this many streams at once")
-    args = parser.parse_args()
+def start_long_job(client: httpx.Client, path: Path) -> str:
+    """Upload `path` and wait until its job is in its segment loop (past language detection)."""
+    with open(path, "rb") as handle:
+        response = client.post("/transcribe-file", files={"file": (path.name, handle)})
+    response.raise_for_status()
+    session_id = response.json()["session_id"]
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = client.get(f"/session/{session_id}").json()["status"]
+        if status["status"] == "processing" and status["progress"]:
+            return session_id
+        if status["status"] not in ("queued", "processing"):
+            raise SystemExit(f"the long job ended as {status}")
+        time.sleep(0.2)
+    raise SystemExit("the long job never started")
 
-    settings = Settings()
-    samples = np.concatenate(list(pcm_blocks(args.audio)))
-    reference = args.reference.read_text(encoding="utf-8").strip()
-    offline, offline_text = offline_words(args.audio, settings)
-    process = None
-    url = args.url
-    if url is None:
-        process, url = start_server(HERE / ".data")
-    try:
-        stream(url, samples[: 2 * SAMPLE_RATE], "pcm", 8.0, "bench warm-up")  # the server loads its model
-        runs: list[dict] = [{} for _ in range(args.streams)]
 
-        def one(number: int) -> None:
-            runs[number] = stream(url, samples, args.format, args.speed, f"bench {args.audio.name} #{number + 1}")
+def run_streams(url: str, samples: np.ndarray, args: argparse.Namespace, label: str) -> list[dict]:
+    """`args.streams` streams of the recording at once, each to its `done` message."""
+    runs: list[dict] = [{} for _ in range(args.streams)]
 
-        threads = [threading.Thread(target=one, args=(number,)) for number in range(args.streams)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        sessions = []
+    def one(number: int) -> None:
+        runs[number] = stream(url, samples, args.format, args.speed, f"bench {args.audio.name} {label} #{number + 1}")
+
+    threads = [threading.Thread(target=one, args=(number,)) for number in range(args.streams)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return runs
+
+
+def second_passes(url: str, runs: list[dict]) -> tuple[list, dict]:
+    """The streams' sessions once their second pass is done, and the first one's versions."""
+    sessions, versions = [], {}
+    with httpx.Client(base_url=url, timeout=60) as client:
         for run in runs:
             done = run["received"][-1][1]
             if done["type"] != "done":
                 raise SystemExit(f"a stream ended with {done}")
-            with httpx.Client(base_url=url, timeout=60) as client:
-                sessions.append(wait_done(client, done["session_id"]))
-                versions = client.get(f"/session/{done['session_id']}/versions").json()
-    finally:
-        if process is not None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+            sessions.append(wait_done(client, done["session_id"]))
+            versions = versions or client.get(f"/session/{done['session_id']}/versions").json()
+    return sessions, versions
 
+
+def report(label: str, runs: list, sessions: list, versions: dict, samples, offline, offline_text, reference, args):
     def live_text(run: dict) -> str:
         return "".join(message["text"] for _, message in run["received"] if message["type"] == "final")
 
@@ -223,6 +228,7 @@ def main() -> None:
     found = [latency for latency, _, _ in timed]
     run, session = runs[0], sessions[0]
     finals = [message for _, message in run["received"] if message["type"] == "final"]
+    print(f"== {label}")
     print(
         f"file={args.audio.name} duration_s={len(samples) / SAMPLE_RATE:.1f} format={args.format} "
         f"speed={args.speed} streams={args.streams} cpus={os.cpu_count()} session={session['id']}"
@@ -245,6 +251,56 @@ def main() -> None:
         f"median_latency_s={statistics.median(found):.2f} p95_latency_s={found[int(0.95 * (len(found) - 1))]:.2f} "
         f"live_wer={live_wer:.2f} second_pass_wer={second_wer:.2f}"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("audio", type=Path)
+    parser.add_argument("reference", type=Path)
+    parser.add_argument("--url", help="a running tapescribe server (default: start one)")
+    parser.add_argument("--format", choices=("pcm", "webm"), default="pcm")
+    parser.add_argument("--speed", type=float, default=1.0, help="x real time (1: as a microphone)")
+    parser.add_argument("--streams", type=int, default=1, help="this many streams at once")
+    parser.add_argument(
+        "--with-long-job",
+        type=Path,
+        metavar="FILE",
+        help="after the streams alone, upload FILE (bench/make_long_audio.py 600 ...) and stream again while "
+        "it transcribes; the job is cancelled after the streams",
+    )
+    args = parser.parse_args()
+
+    settings = Settings()
+    samples = np.concatenate(list(pcm_blocks(args.audio)))
+    reference = args.reference.read_text(encoding="utf-8").strip()
+    offline, offline_text = offline_words(args.audio, settings)
+    process = None
+    url = args.url
+    if url is None:
+        process, url = start_server(HERE / ".data")
+    rounds = []
+    try:
+        stream(url, samples[: 2 * SAMPLE_RATE], "pcm", 8.0, "bench warm-up")  # the server loads its model
+        runs = run_streams(url, samples, args, "alone")
+        rounds.append(("alone", runs, *second_passes(url, runs)))
+        if args.with_long_job is not None:
+            with httpx.Client(base_url=url, timeout=600) as client:
+                long_id = start_long_job(client, args.with_long_job)
+                before = client.get(f"/session/{long_id}").json()["status"]["progress"]
+                runs = run_streams(url, samples, args, "beside a long job")
+                after = client.get(f"/session/{long_id}").json()["status"]
+                client.post(f"/session/{long_id}/cancel")
+            label = (
+                f"beside a long job ({args.with_long_job.name}: progress {before:.3f} -> "
+                f"{after['progress'] or 0:.3f}, {after['status']} when the streams ended)"
+            )
+            rounds.append((label, runs, *second_passes(url, runs)))
+    finally:
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    for label, runs, sessions, versions in rounds:
+        report(label, runs, sessions, versions, samples, offline, offline_text, reference, args)
 
 
 if __name__ == "__main__":

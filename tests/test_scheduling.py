@@ -2,23 +2,28 @@
 
 Order-based, never timed: a short clip sent while a long file transcribes is answered while the long job
 is still processing, never with more decodes at once than the slots; with one slot, concurrent
-requests never overlap their decodes; beyond the wait bound a request gets 503 with Retry-After.
+requests never overlap their decodes; beyond the wait bound a request gets 503 with Retry-After;
+a long job pauses while live captions decode and goes on where it was.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from websockets.sync.client import connect
 
 from conftest import ENGLISH_FILES, audio_file, make_server, read_pcm, write_wav
 
 LONG_SECONDS = 150  # long enough to be running when the short clip comes, short enough for the suite
 SHORT = "leopard_test.wav"
+LIVE_SPEECH = "acoustic_corpus.wav"  # 27 s, streamed at 4x real time: about 7 s of live steps
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +70,17 @@ def wait_for_processing(server, session_id: str) -> None:
     raise AssertionError(f"session {session_id} never started:\n{server.log()}")
 
 
+def wait_for_segments(server, session_id: str) -> None:
+    """Until the job has saved a segment: past its language detection and into its segment loop."""
+    with server.client() as client:
+        for _ in range(1200):
+            status = client.get(f"/session/{session_id}").json()["status"]
+            if status["status"] == "processing" and status["progress"]:
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"session {session_id} saved no segment:\n{server.log()}")
+
+
 def decode_interval(status: dict) -> tuple[float, float]:
     """When the session's last run held its decode slot, by the server's own clock."""
     run = status["runs"][-1]
@@ -109,6 +125,56 @@ def test_a_short_clip_is_done_before_a_long_job_that_was_running(server_with, lo
     # it went on where it was: every segment once, in order
     segments = done["transcription"]["segments"]
     starts = [segment["start"] for segment in segments]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    assert len(done["status"]["runs"]) == 1
+
+
+def stream_live(server, samples: np.ndarray, speed: float) -> list[dict]:
+    """Stream 16 kHz PCM over /ws/live in 100 ms frames at `speed` x real time; the messages back."""
+    data = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    messages: list[dict] = []
+    with connect(server.url.replace("http://", "ws://") + "/ws/live", open_timeout=30) as websocket:
+        websocket.send(json.dumps({"type": "start", "format": "pcm"}))
+        messages.append(json.loads(websocket.recv(timeout=30)))
+
+        def send() -> None:
+            for start in range(0, len(data), 3200):
+                websocket.send(data[start : start + 3200])
+                time.sleep(0.1 / speed)
+            websocket.send(json.dumps({"type": "stop"}))
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        while messages[-1]["type"] not in ("done", "error"):
+            messages.append(json.loads(websocket.recv(timeout=300)))
+        sender.join()
+    return messages
+
+
+def test_a_long_job_pauses_while_live_captions_decode(server_with, long_recording):
+    """Live steps run outside the slots; the long job that holds one steps aside at its next segment
+    while they run (seen in /health) and then goes on where it was: every segment once, one run."""
+    server = server_with(2)
+    seen: list[dict] = []
+    with server.client(timeout=600) as client:
+        long_id = post_file(client, "/transcribe-file", "file", long_recording).json()["session_id"]
+        wait_for_segments(server, long_id)  # a job steps aside between segments, not while detecting
+        messages: list[dict] = []
+        live = threading.Thread(
+            target=lambda: messages.extend(stream_live(server, read_pcm(audio_file(LIVE_SPEECH)), speed=4.0))
+        )
+        live.start()
+        while live.is_alive():
+            seen.append(client.get("/health").json()["decodes"])
+            time.sleep(0.05)
+        live.join()
+        assert messages[-1]["type"] == "done", messages[-1]
+        assert "corpus" in "".join(m["text"] for m in messages if m["type"] == "final").lower()
+        long_status = client.get(f"/session/{long_id}").json()["status"]["status"]
+    assert any(decodes["live_steps"] >= 1 and decodes["paused"] == 1 for decodes in seen), (long_status, seen)
+    done = server.wait_done(long_id, timeout=900)
+    assert done["status"]["status"] == "done"
+    starts = [segment["start"] for segment in done["transcription"]["segments"]]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
     assert len(done["status"]["runs"]) == 1
 

@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.live_chunks = LiveChunkService(
         runtime.sessions,
         runtime.models,
+        runtime.decodes,
         decode_defaults(settings),
     )
     install_error_handlers(app)

@@ -48,10 +48,21 @@ class Settings(BaseSettings):
     max_loaded_models: int = Field(
         2, ge=1, le=16, description="Models kept loaded at once per process; the least recently used is let go first."
     )
-    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs.")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "cpu", description="Where the model runs ('auto': CUDA when CTranslate2 finds a GPU, else CPU)."
+    )
     compute_type: str = Field(
         "default",
         description="CTranslate2 compute type; 'default' means int8 on CPU and float16 on CUDA.",
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="File jobs (uploads, /transcribe, /v1) decode this many pieces of up to 30 s of speech in one "
+        "model call (faster-whisper's BatchedInferencePipeline). Empty: 8 on CUDA, 1 on CPU (sequential "
+        "decoding: a batch only shares the same cores). 1 keeps sequential decoding on a GPU too. Live "
+        "captions are never batched.",
     )
     cpu_threads: int = Field(0, ge=0, description="Threads per model on CPU; 0 lets CTranslate2 decide.")
     beam_size: int = Field(5, ge=1, le=16, description="Beam size for decoding (faster-whisper's default is 5).")

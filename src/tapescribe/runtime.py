@@ -51,7 +51,13 @@ def model_pool(settings: Settings) -> ModelPool:
     return ModelPool(
         settings.models_dir,
         settings.model,
-        ModelSettings(settings.device, settings.compute_type, settings.cpu_threads, settings.max_loaded_models),
+        ModelSettings(
+            settings.device,
+            settings.compute_type,
+            settings.cpu_threads,
+            settings.max_loaded_models,
+            batch_size=settings.batch_size,
+        ),
         operator_models=settings.models,
         live_name=settings.live_model,
     )

@@ -120,3 +120,49 @@ def test_a_long_job_steps_aside_while_a_short_one_uses_the_kept_slot():
         sharing.join(10)
         assert not sharing.is_alive()
     assert scheduler.state().preemptions == 1
+
+
+def test_a_long_job_pauses_while_a_live_step_runs_and_a_live_step_never_waits():
+    """Live captions come first: a live step starts with every slot taken, and the long job that holds
+    one steps aside at its next segment until no live step runs; a short clip goes on beside it."""
+    scheduler = DecodeScheduler(slots=1, max_waiting=10)
+    order: list[str] = []
+    live_started = threading.Event()
+
+    def live_step() -> None:
+        with scheduler.live_step():
+            live_started.set()
+            wait_until(lambda: scheduler.state().paused == 1)  # the long job stepped aside
+            order.append("live step done")
+
+    with scheduler.slot(600.0) as long_slot:
+        live = threading.Thread(target=live_step)
+        live.start()
+        assert live_started.wait(10)  # the only slot is held, and the live step runs anyway
+        assert scheduler.state().live_steps == 1
+        long_slot.give_way()
+        order.append("long goes on")
+    live.join(10)
+    assert order == ["live step done", "long goes on"]
+    assert scheduler.state().preemptions == 1
+
+    with scheduler.live_step(), scheduler.slot(20.0) as clip:
+        clip.give_way()  # a short clip does not step aside
+    assert scheduler.state().preemptions == 1
+
+
+def test_a_long_job_waits_to_start_while_a_live_step_runs():
+    scheduler = DecodeScheduler(slots=2, max_waiting=10)
+    started = threading.Event()
+
+    def long_job() -> None:
+        with scheduler.slot(600.0):
+            started.set()
+
+    with scheduler.live_step():
+        waiting = threading.Thread(target=long_job)
+        waiting.start()
+        wait_until(lambda: scheduler.state().waiting == 1)
+        assert not started.is_set()
+    waiting.join(10)
+    assert started.is_set() and scheduler.state().live_steps == 0

@@ -3,7 +3,8 @@
 test_streaming_policy.py pins the settling rules on scripted hypotheses; this checks that they hold
 with the model's own words (about a dozen short steps), wrapped only to count its encoder passes:
 silence never reaches the model, an utterance followed by a pause is settled at once and whole, no
-word is settled twice, each utterance starts a segment, and `finish` settles everything.
+word is settled twice, each utterance starts a segment, `finish` settles everything, and the
+policy says while an utterance goes on (a stream keeps the scheduler's live priority meanwhile).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def streamed(library_model):
                 "partial": result.partial,
                 "encoded": model.encodes - encodes,
                 "buffer": policy.buffer_seconds,
+                "in_utterance": policy.in_utterance,
             }
         )
     finished = policy.finish()
@@ -100,6 +102,17 @@ def test_an_utterance_followed_by_a_pause_is_settled_at_once_and_whole(streamed)
     assert wer([reference_text("goforward.wav")], [words_text(first)]) == 0
     assert first[0].starts_segment
     assert paused["buffer"] <= paused["fed"] - streamed["first_end"]  # only the pause after it is left
+
+
+def test_it_says_while_an_utterance_goes_on(streamed):
+    """Between utterances a stream lets long jobs go on; within one its next step is due at once."""
+    steps = streamed["steps"]
+    first_end, second_start, second_end = streamed["first_end"], streamed["second_start"], streamed["second_end"]
+    assert not steps[0]["in_utterance"]  # silence
+    assert any(step["in_utterance"] for step in steps if step["fed"] < first_end)
+    assert not next(step for step in steps if step["fed"] >= first_end + 1.0)["in_utterance"]  # the pause
+    assert any(step["in_utterance"] for step in steps if second_start + 1.0 < step["fed"] < second_end)
+    assert not any(step["in_utterance"] for step in steps if step["fed"] >= second_end + 1.0)
 
 
 def test_every_word_is_settled_once_in_order(streamed):

@@ -120,6 +120,7 @@ async def live_socket(websocket: WebSocket) -> None:
     stream = LiveStream(
         runtime.sessions,
         runtime.models,
+        runtime.decodes,
         runtime.jobs.submit,
         request,
         emit,

@@ -185,9 +185,10 @@ class Decodes(Record):
     slots: int = Field(description="Decodes allowed at once (max_concurrent_decodes)")
     running: int
     waiting: int = Field(description="Jobs and requests waiting to start")
-    paused: int = Field(description="Longer jobs that gave their slot to a shorter one and wait to go on")
+    paused: int = Field(description="Longer jobs that gave their slot to a shorter one or to live captions")
     peak_running: int = Field(description="Most decodes that ran at once since the server started")
-    preemptions: int = Field(description="Times a job gave its slot to a shorter one")
+    preemptions: int = Field(description="Times a job gave its slot to a shorter one or to live captions")
+    live_steps: int = Field(description="Live streams and chunks being captioned now (long jobs pause meanwhile)")
 
 
 class Health(Record):

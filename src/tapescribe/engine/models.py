@@ -126,12 +126,48 @@ def _packaged_available(name: str, models_dir: Path) -> bool:
     return PACKAGED_MODELS[name][1](models_dir) is not None
 
 
+GPU_BATCH_SIZE = 8  # file jobs' pieces per model call on CUDA when batch_size is not set
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     device: str = "cpu"
     compute_type: str = "default"
     cpu_threads: int = 0
     max_loaded: int = 2
+    batch_size: int | None = None  # None: GPU_BATCH_SIZE on CUDA, 1 (sequential) on CPU
+
+
+@dataclass(frozen=True)
+class ComputePlan:
+    """How models are loaded and file jobs decode on this machine, resolved once from ModelSettings."""
+
+    device: str  # "cpu" or "cuda"
+    compute_type: str
+    batch_size: int  # 1: faster-whisper's sequential `transcribe`; more: its BatchedInferencePipeline
+
+    @property
+    def batched(self) -> bool:
+        return self.batch_size > 1
+
+
+def compute_plan(settings: ModelSettings, cuda_devices: int | None = None) -> ComputePlan:
+    """The device, compute type and batch size the settings mean here. A GPU decodes many pieces at once
+    for little more than one, so CUDA defaults to float16 and batches; on a CPU a batch only shares the
+    same cores, so it stays sequential (the accuracy the defaults were measured with). What is set
+    explicitly wins. `cuda_devices` is asked of CTranslate2 for device 'auto' when not given."""
+    device = settings.device
+    if device == "auto":
+        if cuda_devices is None:
+            import ctranslate2
+
+            cuda_devices = ctranslate2.get_cuda_device_count()
+        device = "cuda" if cuda_devices else "cpu"
+    compute_type = settings.compute_type
+    if compute_type == "default":
+        compute_type = "float16" if device == "cuda" else "int8"
+    batch_size = settings.batch_size or (GPU_BATCH_SIZE if device == "cuda" else 1)
+    return ComputePlan(device, compute_type, batch_size)
 
 
 class ModelPool:
@@ -160,6 +196,7 @@ class ModelPool:
         self._operator_names: set[str] = set()
         self.default_name = AUTO if default_name.strip().lower() == AUTO else self._register(default_name)
         self.live_name = self._register(live_name) if live_name else None  # None: each stream's own model
+        self.plan = compute_plan(settings)
         self._loaded: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -275,13 +312,10 @@ class ModelPool:
             path = self._path(name)
             from faster_whisper import WhisperModel
 
-            compute_type = self.settings.compute_type
-            if compute_type == "default" and self.settings.device != "auto":
-                compute_type = "float16" if self.settings.device == "cuda" else "int8"
             model = WhisperModel(
                 str(path),
-                device=self.settings.device,
-                compute_type=compute_type,
+                device=self.plan.device,
+                compute_type=self.plan.compute_type,
                 cpu_threads=self.settings.cpu_threads,
                 local_files_only=True,
             )
@@ -289,6 +323,15 @@ class ModelPool:
             while len(self._loaded) > max(1, self.settings.max_loaded):
                 self._loaded.popitem(last=False)  # jobs still using it keep their reference until they end
             return model
+
+    def for_files(self, name: str | None = None):
+        """The model for file jobs: batched when the plan says so (engine/batched.py), else as `get`."""
+        model = self.get(name)
+        if not self.plan.batched:
+            return model
+        from tapescribe.engine.batched import BatchedWhisper
+
+        return BatchedWhisper(model, self.plan.batch_size)
 
     def loaded(self) -> list[str]:
         with self._lock:

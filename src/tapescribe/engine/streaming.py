@@ -96,6 +96,7 @@ class StreamingTranscriber:
         self._segment_ends: list[float] = []  # ends of the last hypothesis's Whisper segments
         self._new_utterance = True  # the next settled word begins a segment
         self._closed_until = 0  # samples: end of the last utterance settled whole
+        self._in_utterance = False
         self._short_pause = int(self.options.short_pause_seconds * SAMPLE_RATE)
 
     # -- input ---------------------------------------------------------------------------------
@@ -114,6 +115,12 @@ class StreamingTranscriber:
     def buffer_seconds(self) -> float:
         return len(self._buffer) / SAMPLE_RATE
 
+    @property
+    def in_utterance(self) -> bool:
+        """The last step heard speech that goes on: the next step decodes it again (between
+        utterances a step costs the VAD pass only)."""
+        return self._in_utterance
+
     # -- stepping ------------------------------------------------------------------------------
 
     def step(self) -> StepResult:
@@ -128,6 +135,7 @@ class StreamingTranscriber:
         result = StepResult()
         heard = max(0, self._closed_until - self._buffer_start)  # audio before this is settled
         spans = [span for span in self._speech_spans() if span.end > heard]
+        self._in_utterance = False
         if not spans:  # silence: costs the VAD pass only
             result.final = self.agreement.settle_all()
             self._remember(result, utterance_over=True)
@@ -148,6 +156,7 @@ class StreamingTranscriber:
         # utterance followed by enough silence (the last span, or one before a new utterance).
         length = len(self._buffer)
         closed = final or spans[-1].end < length
+        self._in_utterance = not closed
         if final:
             complete = length
         elif closed:

@@ -245,7 +245,7 @@ class TranscriptionJob:
                 lease.check()
                 session = self._patiently(session_id, sessions.update_session, session_id, **choice)
                 slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
-            model = self.models.get(session.get("model"))
+            model = self.models.for_files(session.get("model"))  # batched on a GPU
             if audio is not None:
                 blocks = pcm_blocks(audio, start=resume.start)
             else:

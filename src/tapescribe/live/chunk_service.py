@@ -4,7 +4,8 @@ Chunks are MediaRecorder slices: chunk 0 carries the webm header and later ones 
 the recording is the chunks read in order. Each new chunk transcribes the audio after the last
 settled segment. While that unsettled tail is shorter than one Whisper window it is all decoded
 again (so a short recording ends exactly as an offline transcription would); past that, segments
-ending well before the edge are settled and later chunks start after them.
+ending well before the edge are settled and later chunks start after them. Each chunk's decode is
+a live step of the process's DecodeScheduler: long file jobs pause at their next segment meanwhile.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, probe, starts_recor
 from tapescribe.engine.models import ModelPool
 from tapescribe.engine.transcriber import DecodeOptions, segment_record
 from tapescribe.errors import BadRequest, Conflict, UnsupportedMedia
+from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.sessions import files
 from tapescribe.sessions.ids import checked_session_id
 from tapescribe.sessions.service import DONE, SessionService, status_record
@@ -53,9 +55,12 @@ def same_bytes(first: Path, second: Path) -> bool:
 
 
 class LiveChunkService:
-    def __init__(self, sessions: SessionService, models: ModelPool, options: DecodeOptions) -> None:
+    def __init__(
+        self, sessions: SessionService, models: ModelPool, decodes: DecodeScheduler, options: DecodeOptions
+    ) -> None:
         self.sessions = sessions
         self.models = models
+        self.decodes = decodes
         self.options = options
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -188,12 +193,13 @@ class LiveChunkService:
             model = self.models.get(session.get("model"))
             # No text prompt from the settled text: tiny.en follows a prompt rather than the audio
             # (measured for windows and for /ws/live; both dropped it).
-            segments, info = model.transcribe(
-                tail,
-                language=session.get("requested_language") or session.get("language"),
-                **{**self.options.as_kwargs(), "word_timestamps": False},
-            )
-            found = [segment_record(segment, offset) for segment in segments]
+            with self.decodes.live_step():
+                segments, info = model.transcribe(
+                    tail,
+                    language=session.get("requested_language") or session.get("language"),
+                    **{**self.options.as_kwargs(), "word_timestamps": False},
+                )
+                found = [segment_record(segment, offset) for segment in segments]  # decoded here, lazily
             if not session.get("language"):
                 self.sessions.update_session(
                     session_id, language=info.language, language_probability=round(info.language_probability, 4)

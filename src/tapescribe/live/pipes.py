@@ -28,6 +28,11 @@ class AudioInbox:
             self._closed = True
             self._changed.notify()
 
+    def ready(self, at_least: int, within: float = 0.0) -> bool:
+        """Whether `take(at_least)` would return at once, waiting up to `within` seconds for it."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._closed or self._count >= at_least, timeout=within)
+
     def take(self, at_least: int) -> tuple[np.ndarray, bool]:
         """Wait for `at_least` samples (or the end); return all waiting samples and whether input ended."""
         with self._changed:

@@ -10,7 +10,9 @@ threads share the work, so neither the socket nor the model ever waits for the o
   more bytes come, so each byte is decoded once;
 - a worker: waits for `min_step_seconds` of new audio, then takes *all* audio received since its
   last step (a machine that cannot keep up makes longer steps instead of a growing queue), runs
-  the streaming policy and emits what it settled.
+  the streaming policy and emits what it settled. Its steps are live steps of the process's
+  DecodeScheduler: long file jobs pause at their next segment while an utterance is being
+  captioned, and go on between utterances.
 
 When the input has ended and the last audio is settled, the session gets one playable recording
 (`original_audio.webm`, the slices joined; `original_audio.wav` for PCM), the live transcript is kept
@@ -34,6 +36,7 @@ from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 from tapescribe.engine.models import ModelPool
 from tapescribe.engine.streaming import StepResult, StreamingOptions, StreamingTranscriber
 from tapescribe.errors import BadRequest, TapescribeError, TranscriptionFailed, UnsupportedMedia, UploadTooLarge
+from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.live.pipes import AudioInbox, BytePipe
 from tapescribe.live.recording import STREAM_FORMATS, WAV_LIMIT_BYTES, ChunkWriter, finish_stream, pcm_samples
 from tapescribe.sessions import files
@@ -42,6 +45,9 @@ from tapescribe.sessions.service import PROCESSING, QUEUED, SessionService, stat
 log = logging.getLogger(__name__)
 
 SAVE_TRANSCRIPT_EVERY_SECONDS = 5.0  # the draft on disk lags at most this much behind the socket
+# Within an utterance the next audio is due in a step's time; a stream whose audio stops coming for
+# longer (a stalled client) lets long jobs go on rather than pause them until it ends.
+UTTERANCE_AUDIO_DUE_SECONDS = 1.0
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -108,12 +114,14 @@ def transcript_segments(words: list[Word]) -> list[dict[str, Any]]:
 
 
 class LiveStream:
-    """One connection's stream. `submit` queues a session for the second pass (JobControl.submit)."""
+    """One connection's stream. `submit` queues a session for the second pass (JobControl.submit);
+    `decodes` is the process's scheduler, which pauses long jobs while this stream's steps run."""
 
     def __init__(
         self,
         sessions: SessionService,
         models: ModelPool,
+        decodes: DecodeScheduler,
         submit: Callable[[str], None],
         request: LiveRequest,
         emit: Emit,
@@ -123,6 +131,7 @@ class LiveStream:
     ) -> None:
         self.sessions = sessions
         self.models = models
+        self.decodes = decodes
         self.submit = submit
         self.request = request
         self.options = options or StreamingOptions(language=request.language)
@@ -230,19 +239,33 @@ class LiveStream:
             self._stream_lock.close()
 
     def _transcribe(self) -> None:
+        """Step on the audio as it comes. From a step that hears an utterance going on until the
+        step that settles it, the stream keeps the scheduler's live priority, also while it waits
+        for its next audio (due in a moment): a long job's window started in that gap would slow
+        the steps after it (median latency 2.4 s instead of 1.4 s beside a 10-minute upload).
+        Between utterances long jobs go on."""
         policy: StreamingTranscriber | None = None
         at_least = max(1, int(self.options.min_step_seconds * SAMPLE_RATE))
-        while True:
-            samples, ended = self._inbox.take(at_least)
-            if policy is None:
-                if not len(samples) and ended:
+        with contextlib.ExitStack() as priority:
+            holding = False
+            while True:
+                samples, ended = self._inbox.take(at_least)
+                if policy is None:
+                    if not len(samples) and ended:
+                        return
+                    policy = StreamingTranscriber(self.models.get(self.request.live_model), self.options)
+                if not holding:
+                    priority.enter_context(self.decodes.live_step())
+                    holding = True
+                policy.feed(samples)
+                result = policy.finish() if ended else policy.step()
+                self._publish(result, policy)
+                if ended:
                     return
-                policy = StreamingTranscriber(self.models.get(self.request.live_model), self.options)
-            policy.feed(samples)
-            result = policy.finish() if ended else policy.step()
-            self._publish(result, policy)
-            if ended:
-                return
+                due = UTTERANCE_AUDIO_DUE_SECONDS if policy.in_utterance else 0.0
+                if not self._inbox.ready(at_least, within=due):
+                    priority.close()
+                    holding = False
 
     def _publish(self, result: StepResult, policy: StreamingTranscriber) -> None:
         self._seconds = policy.received_seconds

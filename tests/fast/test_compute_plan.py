@@ -1,0 +1,86 @@
+"""What TAPESCRIBE_DEVICE, _COMPUTE_TYPE and _BATCH_SIZE resolve to, and the batched path for file jobs.
+
+No GPU here: the CUDA plan is checked as a decision (float16 and batched unless set otherwise); the
+batched path itself runs on the CPU with the real tiny.en model when a batch size is set explicitly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import audio_file, reference_text, wer
+from tapescribe.config import Settings
+from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
+from tapescribe.engine.batched import BatchedWhisper, batch_pieces
+from tapescribe.engine.models import GPU_BATCH_SIZE, ComputePlan, ModelSettings, compute_plan
+from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
+from tapescribe.runtime import model_pool
+
+
+def plan_for(tmp_path, **settings) -> ComputePlan:
+    """The plan a server started with these settings uses (settings passed down as in a real start)."""
+    return model_pool(Settings(data_dir=tmp_path, **settings)).plan
+
+
+def test_cuda_means_float16_and_batched_file_jobs(tmp_path):
+    assert plan_for(tmp_path, device="cuda") == ComputePlan("cuda", "float16", GPU_BATCH_SIZE)
+    assert plan_for(tmp_path, device="cuda").batched
+
+
+def test_cpu_is_unchanged_int8_and_sequential(tmp_path):
+    plan = plan_for(tmp_path)
+    assert plan == ComputePlan("cpu", "int8", 1) and not plan.batched
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"device": "cuda", "compute_type": "int8_float16"}, ComputePlan("cuda", "int8_float16", GPU_BATCH_SIZE)),
+        ({"device": "cuda", "batch_size": 1}, ComputePlan("cuda", "float16", 1)),
+        ({"device": "cuda", "batch_size": 16}, ComputePlan("cuda", "float16", 16)),
+        ({"device": "cpu", "compute_type": "float32"}, ComputePlan("cpu", "float32", 1)),
+        ({"device": "cpu", "batch_size": 4}, ComputePlan("cpu", "int8", 4)),
+    ],
+)
+def test_what_is_set_explicitly_wins(tmp_path, settings, expected):
+    assert plan_for(tmp_path, **settings) == expected
+
+
+def test_auto_is_cuda_only_when_a_gpu_is_found():
+    assert compute_plan(ModelSettings(device="auto"), cuda_devices=1) == ComputePlan("cuda", "float16", GPU_BATCH_SIZE)
+    assert compute_plan(ModelSettings(device="auto"), cuda_devices=0) == ComputePlan("cpu", "int8", 1)
+
+
+def test_speech_stretches_become_pieces_of_at_most_30_seconds_cut_where_it_is_quiet():
+    audio = np.full(240 * SAMPLE_RATE, 0.1, dtype=np.float32)
+    audio[int(27.0 * SAMPLE_RATE) : int(27.1 * SAMPLE_RATE)] = 0.0  # a pause between two words
+    assert batch_pieces("0", audio[: 20 * SAMPLE_RATE]) == [{"start": 0.0, "end": 20.0}]
+    pieces = batch_pieces([0.0, 70.0, 100.0, 110.0], audio)
+    assert [(piece["start"], piece["end"]) for piece in pieces] == [
+        (0.0, 27.05),
+        (27.05, 57.0),
+        (57.0, 70.0),
+        (100.0, 110.0),
+    ]
+    # an edge rounded to milliseconds past the end of the audio is cut back to it
+    short = audio[: int(61.3996 * SAMPLE_RATE)]
+    assert batch_pieces([0.0, 61.4], short)[-1]["end"] == len(short) / SAMPLE_RATE
+
+
+def test_a_file_job_model_is_batched_only_when_the_plan_says(tmp_path):
+    sequential = model_pool(Settings(data_dir=tmp_path))
+    assert sequential.for_files("tiny.en") is sequential.get("tiny.en")
+    batched = model_pool(Settings(data_dir=tmp_path, batch_size=4)).for_files("tiny.en")
+    assert isinstance(batched, BatchedWhisper) and batched.batch_size == 4
+    assert batched.model.is_multilingual is False  # the model's own attributes show through
+
+
+def test_the_batched_path_transcribes_through_the_same_windows(tmp_path):
+    """On the CPU when asked for: jfk.flac decoded by the batched pipeline, inside transcribe_windows."""
+    model = model_pool(Settings(data_dir=tmp_path, batch_size=4)).for_files("tiny.en")
+    path = audio_file("jfk.flac")
+    records = list(transcribe_windows(model, pcm_blocks(path), DecodeOptions(language="en"), window_seconds=30.0))
+    assert records and all(record["window_start"] == 0.0 for record in records)
+    text = "".join(record["text"] for record in records)
+    assert wer([reference_text("jfk.flac")], [text]) <= 10.0, text
