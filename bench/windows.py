@@ -1,6 +1,7 @@
 """Windowed decoding against one transcribe over the whole file, on long real speech.
 
-    python bench/windows.py [--seconds 607] [--window-seconds 240] [--files repeating varied] [--runs 1] [--memory]
+    python bench/windows.py [--seconds 600] [--window-seconds 240] [--files repeating varied] [--seed 10]
+                            [--runs 1] [--memory]
 
 File jobs decode in windows of TAPESCRIBE_WINDOW_SECONDS so memory stays flat for any length
 (engine/transcriber.py); each window starts from the text context one pass would have there. This
@@ -8,7 +9,7 @@ prints, per file and run, the WER of the server's engine (`transcribe_windows`, 
 and of one faster-whisper `transcribe` over the whole file with the same settings and the same VAD
 clips, against the reference and against each other. `repeating` is bench/make_long_audio.py's
 plain file (the shared English recordings in turn, 0.5 s pauses); `varied` is its `--varied` file
-(each pass shuffled, pauses, speed and level varied, seed 10). `--memory` adds the windowed
+(each pass shuffled, pauses, speed and level varied, from `--seed`). `--memory` adds the windowed
 engine's peak resident memory on the file (bench/memory.py's measurement, in a fresh process).
 """
 
@@ -34,7 +35,7 @@ from tapescribe.engine.speech_regions import speech_clips  # noqa: E402
 from tapescribe.engine.transcriber import transcribe_windows  # noqa: E402
 from tapescribe.runtime import decode_defaults, model_pool  # noqa: E402
 
-SEEDS = {"repeating": None, "varied": 10}
+FILES = ("repeating", "varied")
 
 
 def whole_file(model, audio: np.ndarray, options) -> str:
@@ -48,14 +49,17 @@ def whole_file(model, audio: np.ndarray, options) -> str:
 
 def windowed(model, audio: np.ndarray, options, window_seconds: float) -> str:
     blocks = (audio[i : i + SAMPLE_RATE] for i in range(0, len(audio), SAMPLE_RATE))
-    return "".join(record["text"] for record in transcribe_windows(model, blocks, options, window_seconds=window_seconds))
+    return "".join(
+        record["text"] for record in transcribe_windows(model, blocks, options, window_seconds=window_seconds)
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--window-seconds", type=float, default=Settings().window_seconds)
-    parser.add_argument("--files", nargs="+", choices=list(SEEDS), default=list(SEEDS))
+    parser.add_argument("--files", nargs="+", choices=FILES, default=list(FILES))
+    parser.add_argument("--seed", type=int, default=10, help="of the varied file")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
@@ -65,10 +69,13 @@ def main() -> None:
     options = decode_defaults(settings)
     model = model_pool(settings).get("tiny.en")
     for name in args.files:
-        path = HERE / "audio" / f"{name}_{args.seconds:g}s.wav"
-        _, reference = make(args.seconds, path, args.audio_dir, SEEDS[name])
+        seed = args.seed if name == "varied" else None
+        kind = name if seed is None else f"{name} seed={seed}"
+        path = HERE / "audio" / f"{kind.replace(' seed=', '_seed')}_{args.seconds:g}s.wav"
+        _, reference = make(args.seconds, path, args.audio_dir, seed)
         audio = np.concatenate(list(pcm_blocks(path)))
-        label = f"file={name} seconds={len(audio) / SAMPLE_RATE:.0f} window_seconds={args.window_seconds:g}"
+        seconds = len(audio) / SAMPLE_RATE
+        label = f"file={kind} seconds={seconds:.0f} window_seconds={args.window_seconds:g}"
         if args.memory:
             peak, _ = peak_mib(ENGINE, path, str(args.window_seconds))
             label += f" windowed_peak_mib={peak:.0f}"

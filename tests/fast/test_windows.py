@@ -27,11 +27,13 @@ from tapescribe.jobs.transcription import resume_point
 WINDOW = 30.0
 
 
-def segment(start: float, end: float, text: str, words: bool = False, temperature: float = 0.0) -> Segment:
+def segment(
+    start: float, end: float, text: str, words: bool = False, temperature: float = 0.0, cycle: float = 0.0
+) -> Segment:
     timed = [Word(start, (start + end) / 2, " " + text, 0.9), Word((start + end) / 2, end, "!", 0.8)] if words else None
     return Segment(
         id=0,
-        seek=0,
+        seek=round(cycle * 100),  # the start of the 30 s cycle that gave the segment, in frames
         start=start,
         end=end,
         text=" " + text,
@@ -95,7 +97,7 @@ KEPT = [
 WINDOW_STARTS = [0.0, 20.0, 40.0, 55.0, 65.0, 95.0]
 
 
-def run(model, resume=None, start=0.0, seconds=100.0, options=None):
+def run(model, resume=None, start=0.0, seconds=100.0, options=None, window=WINDOW):
     languages: list[LanguageFound] = []
     progress: list[float] = []
     records = list(
@@ -104,7 +106,7 @@ def run(model, resume=None, start=0.0, seconds=100.0, options=None):
             blocks(seconds, start),
             options or DecodeOptions(vad_filter=False),  # the audio is sample numbers, not sound
             resume=resume,
-            window_seconds=WINDOW,
+            window_seconds=window,
             on_language=languages.append,
             on_progress=progress.append,
         )
@@ -126,6 +128,24 @@ def test_the_last_segment_of_a_window_is_held_back_and_decoded_again():
     ]
     assert [r["window_start"] for r in records] == [0.0, 0.0, 20.0, 20.0, 40.0, 55.0, 95.0, 95.0]
     assert progress == [20.0, 40.0, 55.0, 65.0, 95.0, 100.0]  # also after the window without speech
+
+
+def test_a_window_is_kept_up_to_the_first_cycle_that_saw_its_edge():
+    """Cycles wholly inside a window decode as one pass does; the next window starts with the first that was cut."""
+    script = {
+        0.0: [segment(0, 8, "a"), segment(8, 18, "b"), segment(18, 25, "c", cycle=18), segment(25, 30, "d", cycle=18)],
+        18.0: [segment(0, 7, "c"), segment(7, 12, "d")],
+    }
+    model = ScriptedModel(script)
+    records, _, _ = run(model, seconds=30.0 + 18.0 - 0.5)
+    assert [(start, length) for start, length, _ in model.calls] == [(0.0, 30.0), (18.0, 29.5)]
+    assert [(r["text"].strip(), r["start"], r["window_start"]) for r in records] == [
+        ("a", 0, 0.0),
+        ("b", 8, 0.0),
+        ("c", 18, 18.0),
+        ("d", 25, 18.0),
+    ]
+    assert model.prompts == [None, [ord("a"), ord("b")]]
 
 
 def test_records_carry_absolute_times_words_and_the_decoder_fields():
@@ -150,7 +170,14 @@ def test_each_window_starts_from_the_tokens_kept_before_it():
     model = ScriptedModel(SCRIPT)
     run(model)
     a, b, c, d, e, f = ([ord(letter)] for letter in "abcdef")
-    assert model.prompts == [None, a + b, a + b + c + d, a + b + c + d + e, a + b + c + d + e + f, a + b + c + d + e + f]
+    assert model.prompts == [
+        None,
+        a + b,
+        a + b + c + d,
+        a + b + c + d + e,
+        a + b + c + d + e + f,
+        a + b + c + d + e + f,
+    ]
 
 
 def test_the_context_is_forgotten_after_a_window_decoded_at_a_high_temperature():
@@ -229,7 +256,9 @@ def test_resume_point_from_a_journal():
         {"start": 40.0, "end": 55.0, "window_start": 40.0},
         {"start": 50.0, "end": 52.0, "window_start": 40.0},
     ]
-    assert resume_point(session, saved) == Resume(40.0, 55.0, "en", 0.97, earlier=saved[:1])  # saved until the latest end
+    assert resume_point(session, saved) == Resume(
+        40.0, 55.0, "en", 0.97, earlier=saved[:1]
+    )  # saved until the latest end
     # Journals from before `window_start`, or with a start that cannot be one, begin again at 0.
     for window_start in (None, "40", -1.0, 60.0):
         broken = [*saved[:-1], {"start": 50.0, "end": 52.0, "window_start": window_start}]
