@@ -97,7 +97,7 @@ KEPT = [
 WINDOW_STARTS = [0.0, 20.0, 40.0, 55.0, 65.0, 95.0]
 
 
-def run(model, resume=None, start=0.0, seconds=100.0, options=None, window=WINDOW):
+def run(model, resume=None, start=0.0, seconds=100.0, options=None):
     languages: list[LanguageFound] = []
     progress: list[float] = []
     records = list(
@@ -106,7 +106,7 @@ def run(model, resume=None, start=0.0, seconds=100.0, options=None, window=WINDO
             blocks(seconds, start),
             options or DecodeOptions(vad_filter=False),  # the audio is sample numbers, not sound
             resume=resume,
-            window_seconds=window,
+            window_seconds=WINDOW,
             on_language=languages.append,
             on_progress=progress.append,
         )
