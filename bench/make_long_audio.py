@@ -1,6 +1,12 @@
 """Make a long recording of real speech by joining the shared English recordings (with short pauses).
 
-python bench/make_long_audio.py SECONDS OUT.wav [--audio-dir ../shared/audio]
+python bench/make_long_audio.py SECONDS OUT.wav [--audio-dir ../shared/audio] [--varied [--seed N]]
+
+The plain file plays the recordings in the same order with 0.5 s pauses, so it repeats itself about
+every 94 s: a window's text context can then hold the very words that come next. `--varied` makes a
+file that does not repeat that way: each pass through the recordings is in its own order (shuffled
+with a fixed seed), each pause lasts 0.3 to 2.0 s, and each recording is played 8% slower to 8%
+faster (resampled, so its pitch moves with it) and 6 dB softer to 3 dB louder (never clipping).
 """
 
 from __future__ import annotations
@@ -21,16 +27,33 @@ def english_recordings(audio_dir: Path) -> list[Path]:
     return [audio_dir / row.split("\t")[0] for row in rows if row.split("\t")[2] == "en"]
 
 
-def make(seconds: float, out: Path, audio_dir: Path) -> tuple[Path, str]:
-    """Write the file and return it with its reference transcript."""
-    pause = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+def changed_speed(samples: np.ndarray, speed: float) -> np.ndarray:
+    """The recording played `speed` times as fast (linear resampling: tempo and pitch move together)."""
+    length = max(1, round(len(samples) / speed))
+    return np.interp(np.linspace(0, len(samples) - 1, length), np.arange(len(samples)), samples).astype(np.float32)
+
+
+def varied(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    sped = changed_speed(samples, rng.uniform(0.92, 1.08))
+    gain = 10 ** (rng.uniform(-6.0, 3.0) / 20)
+    peak = float(np.max(np.abs(sped))) or 1.0
+    return sped * min(gain, 0.99 / peak)
+
+
+def make(seconds: float, out: Path, audio_dir: Path, seed: int | None = None) -> tuple[Path, str]:
+    """Write the file and return it with its reference transcript; a `seed` makes the varied file."""
+    rng = np.random.default_rng(seed) if seed is not None else None
+    recordings = {path: np.concatenate(list(pcm_blocks(path))) for path in english_recordings(audio_dir)}
+    texts_of = {path: path.with_suffix(".txt").read_text().strip() for path in recordings}
     pieces, texts, total = [], [], 0
-    sources = english_recordings(audio_dir)
     while total < seconds * SAMPLE_RATE:
-        for path in sources:
-            samples = np.concatenate(list(pcm_blocks(path)))
+        order = list(recordings) if rng is None else [list(recordings)[i] for i in rng.permutation(len(recordings))]
+        for path in order:
+            samples = recordings[path] if rng is None else varied(recordings[path], rng)
+            pause_seconds = 0.5 if rng is None else rng.uniform(0.3, 2.0)
+            pause = np.zeros(round(pause_seconds * SAMPLE_RATE), dtype=np.float32)
             pieces += [samples, pause]
-            texts.append(path.with_suffix(".txt").read_text().strip())
+            texts.append(texts_of[path])
             total += len(samples) + len(pause)
             if total >= seconds * SAMPLE_RATE:
                 break
@@ -51,6 +74,8 @@ if __name__ == "__main__":
     parser.add_argument("seconds", type=float)
     parser.add_argument("out", type=Path)
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
+    parser.add_argument("--varied", action="store_true", help="shuffled order, varied pauses, speed and level")
+    parser.add_argument("--seed", type=int, default=10)
     args = parser.parse_args()
-    path, _ = make(args.seconds, args.out, args.audio_dir)
+    path, _ = make(args.seconds, args.out, args.audio_dir, args.seed if args.varied else None)
     print(path)

@@ -114,7 +114,7 @@ def transcribe(files, language, fmt, output_dir, model) -> None:
     from dataclasses import replace
 
     from tapescribe.engine.audio import measure_duration, pcm_blocks, probe
-    from tapescribe.engine.transcriber import transcribe_windows
+    from tapescribe.engine.transcriber import for_transcript, transcribe_windows
     from tapescribe.errors import TapescribeError
     from tapescribe.runtime import decode_defaults, model_pool
     from tapescribe.sessions.exports import render
@@ -142,7 +142,7 @@ def transcribe(files, language, fmt, output_dir, model) -> None:
                     window_seconds=settings.window_seconds,
                     on_language=remember,
                 ):
-                    segments.append(segment)
+                    segments.append(for_transcript(segment))
                     bar.update(int(segment["end"] * 1000) - bar.pos)
                 bar.update((bar.length or 0) - bar.pos)
         except TapescribeError as error:

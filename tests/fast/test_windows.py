@@ -14,9 +14,12 @@ from faster_whisper.transcribe import Segment, Word
 
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.transcriber import (
+    CONTEXT_TOKENS,
     DecodeOptions,
     LanguageFound,
     Resume,
+    carried_context,
+    for_transcript,
     transcribe_windows,
 )
 from tapescribe.jobs.transcription import resume_point
@@ -24,20 +27,22 @@ from tapescribe.jobs.transcription import resume_point
 WINDOW = 30.0
 
 
-def segment(start: float, end: float, text: str, words: bool = False) -> Segment:
+def segment(
+    start: float, end: float, text: str, words: bool = False, temperature: float = 0.0, cycle: float = 0.0
+) -> Segment:
     timed = [Word(start, (start + end) / 2, " " + text, 0.9), Word((start + end) / 2, end, "!", 0.8)] if words else None
     return Segment(
         id=0,
-        seek=0,
+        seek=round(cycle * 100),  # the start of the 30 s cycle that gave the segment, in frames
         start=start,
         end=end,
         text=" " + text,
-        tokens=[],
+        tokens=[ord(letter) for letter in text.split(",")[0]],  # "c, cut by the edge" and "c" alike: [99]
         avg_logprob=-0.2,
         compression_ratio=1.3,
         no_speech_prob=0.01,
         words=timed,
-        temperature=0.0,
+        temperature=temperature,
     )
 
 
@@ -52,11 +57,13 @@ class ScriptedModel:
     def __init__(self, script: dict[float, list[Segment]]) -> None:
         self.script = script
         self.calls: list[tuple[float, float, str | None]] = []  # window start, length, language asked for
+        self.prompts: list[object] = []  # the initial_prompt each window was given
 
     def transcribe(self, audio: np.ndarray, language=None, initial_prompt=None, **kwargs):
         start = float(audio[0]) / SAMPLE_RATE
         assert np.array_equal(audio, np.arange(audio[0], audio[0] + len(audio), dtype=np.float32)), "audio out of order"
         self.calls.append((start, len(audio) / SAMPLE_RATE, language))
+        self.prompts.append(initial_prompt)
         return iter(self.script.get(start, [])), Info()
 
 
@@ -123,6 +130,24 @@ def test_the_last_segment_of_a_window_is_held_back_and_decoded_again():
     assert progress == [20.0, 40.0, 55.0, 65.0, 95.0, 100.0]  # also after the window without speech
 
 
+def test_a_window_is_kept_up_to_the_first_cycle_that_saw_its_edge():
+    """Cycles wholly inside a window decode as one pass does; the next window starts with the first that was cut."""
+    script = {
+        0.0: [segment(0, 8, "a"), segment(8, 18, "b"), segment(18, 25, "c", cycle=18), segment(25, 30, "d", cycle=18)],
+        18.0: [segment(0, 7, "c"), segment(7, 12, "d")],
+    }
+    model = ScriptedModel(script)
+    records, _, _ = run(model, seconds=30.0 + 18.0 - 0.5)
+    assert [(start, length) for start, length, _ in model.calls] == [(0.0, 30.0), (18.0, 29.5)]
+    assert [(r["text"].strip(), r["start"], r["window_start"]) for r in records] == [
+        ("a", 0, 0.0),
+        ("b", 8, 0.0),
+        ("c", 18, 18.0),
+        ("d", 25, 18.0),
+    ]
+    assert model.prompts == [None, [ord("a"), ord("b")]]
+
+
 def test_records_carry_absolute_times_words_and_the_decoder_fields():
     records, _, _ = run(ScriptedModel(SCRIPT))
     d = records[3]
@@ -138,6 +163,47 @@ def test_records_carry_absolute_times_words_and_the_decoder_fields():
         "no_speech_prob": 0.01,
     }
     assert "words" not in records[0]
+
+
+def test_each_window_starts_from_the_tokens_kept_before_it():
+    """The context one pass over the whole file would have: the kept segments' tokens, not the held-back one's."""
+    model = ScriptedModel(SCRIPT)
+    run(model)
+    a, b, c, d, e, f = ([ord(letter)] for letter in "abcdef")
+    assert model.prompts == [
+        None,
+        a + b,
+        a + b + c + d,
+        a + b + c + d + e,
+        a + b + c + d + e + f,
+        a + b + c + d + e + f,
+    ]
+
+
+def test_the_context_is_forgotten_after_a_window_decoded_at_a_high_temperature():
+    """faster-whisper resets its prompt after a cycle above prompt_reset_on_temperature; so do windows."""
+    hot = {
+        0.0: [segment(0, 10, "a"), segment(10, 20, "b", temperature=0.8), segment(20, 29.5, "c, cut")],
+        20.0: [segment(0, 9.5, "c", temperature=0.4), segment(9.5, 20, "d"), segment(20, 30, "e, cut")],
+        40.0: [segment(0, 5, "e")],
+    }
+    model = ScriptedModel(hot)
+    run(model, seconds=60.0)
+    assert model.prompts == [None, None, [ord("c"), ord("d")]]
+
+
+def test_carried_context_keeps_what_get_prompt_keeps():
+    records = [{"tokens": list(range(200)), "temperature": 0.0}, {"tokens": list(range(200, 300)), "temperature": 0.2}]
+    assert carried_context([], records) == list(range(300 - CONTEXT_TOKENS, 300))
+    assert carried_context([1, 2], [{"tokens": [3], "temperature": 0.0}]) == [1, 2, 3]  # the caller's prompt first
+    assert carried_context([1, 2], [{"tokens": [3], "temperature": 0.6}, {"tokens": [4], "temperature": 0.0}]) == [4]
+    assert carried_context([1, 2], [{"text": " from a journal without tokens"}, {"tokens": [4]}]) == [4]
+
+
+def test_records_keep_their_tokens_for_the_journal_but_not_for_the_transcript():
+    records, _, _ = run(ScriptedModel(SCRIPT))
+    assert records[0]["tokens"] == [ord("a")]
+    assert "tokens" not in for_transcript(records[0]) and for_transcript(records[0])["text"] == " a"
 
 
 def test_the_language_is_found_once_then_asked_for():
@@ -166,11 +232,18 @@ def test_a_resumed_run_decodes_the_same_windows_and_skips_what_was_saved(saved):
     journal = uninterrupted[:saved]
     resume = resume_point({"language": "de", "language_probability": 0.8}, journal)
     assert resume == Resume(
-        start=journal[-1]["window_start"], saved_until=journal[-1]["end"], language="de", language_probability=0.8
+        start=journal[-1]["window_start"],
+        saved_until=journal[-1]["end"],
+        language="de",
+        language_probability=0.8,
+        earlier=[record for record in journal if record["window_start"] < journal[-1]["window_start"]],
     )
+    whole = ScriptedModel(SCRIPT)
+    run(whole)
     model = ScriptedModel(SCRIPT)
     records, languages, _ = run(model, resume=resume, start=resume.start)
     assert journal + records == uninterrupted
+    assert model.prompts == whole.prompts[-len(model.prompts) :], "the resumed windows start from the same context"
     assert [start for start, _, _ in model.calls] == [s for s in WINDOW_STARTS if s >= resume.start]
     assert languages == [] and {language for _, _, language in model.calls} == {"de"}  # not detected again
 
@@ -183,7 +256,9 @@ def test_resume_point_from_a_journal():
         {"start": 40.0, "end": 55.0, "window_start": 40.0},
         {"start": 50.0, "end": 52.0, "window_start": 40.0},
     ]
-    assert resume_point(session, saved) == Resume(40.0, 55.0, "en", 0.97)  # saved until the latest end
+    assert resume_point(session, saved) == Resume(
+        40.0, 55.0, "en", 0.97, earlier=saved[:1]
+    )  # saved until the latest end
     # Journals from before `window_start`, or with a start that cannot be one, begin again at 0.
     for window_start in (None, "40", -1.0, 60.0):
         broken = [*saved[:-1], {"start": 50.0, "end": 52.0, "window_start": window_start}]

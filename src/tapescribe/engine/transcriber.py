@@ -1,11 +1,22 @@
 """Transcribing a stream of audio in windows, so memory is flat for any length and a job can resume.
 
 Audio is decoded block by block into a window of at most `window_seconds`. Each window goes
-through faster-whisper's own `transcribe` (sequential decoding, the library's accuracy). When the
-window is not the last, its final segment may be cut by the window edge, so it is held back and
-the next window starts where the last kept segment ended. Windows are decoded independently: passing
-the text kept so far as the next window's prompt made tiny.en skip whole passages (WER 38.9%
-against 3.8% without it, on 3.6 minutes of the shared recordings in 60-second windows).
+through faster-whisper's own `transcribe` (sequential decoding, the library's accuracy), which
+decodes 30 s cycles, each starting where the previous one's last whole segment ended. The cycles
+that lie wholly inside the window decode what one `transcribe` over the whole file decodes there,
+given the same text context; a cycle that reaches the window's end sees the edge instead of the
+audio after it. So when the window is not the last, its segments are kept up to the first cycle
+that reached the edge, and the next window starts where that cycle started. (When no such cycle
+gave a segment, the window's last segment is held back and the next window starts where the last
+kept one ended.)
+
+Each window starts from the text context one pass would have there: the token ids of the segments
+kept before it, timestamps included, cut and reset as faster-whisper does (`carried_context`),
+passed as a token prompt. Without it every window began with no context and tiny.en spelled and
+punctuated differently after each window edge. What still differs: Whisper floors its log-mel
+features relative to the loudest frame of the audio it is handed (the window, or the whole file),
+so a window's quiet frames differ slightly from one pass's and tiny.en may hear a word differently.
+The figures are in bench/windows.py.
 
 Where windows fall is therefore a function of the audio and the settings alone, counted from the
 start of the file, and each segment says which window produced it (`window_start`). A resumed
@@ -39,6 +50,10 @@ from tapescribe.engine.speech_regions import speech_clips
 # shared recordings made soft, whispered and noisy, and wrote nothing over room noise, hiss, music or
 # silence (bench/defaults.py; the figures are in the README).
 KEEP_SOFT_SPEECH_VAD = {"threshold": 0.5, "min_silence_duration_ms": 7000, "speech_pad_ms": 1500}
+PROMPT_RESET_ON_TEMPERATURE = 0.5  # faster-whisper's `prompt_reset_on_temperature`
+CYCLE_SECONDS = 30.0  # Whisper decodes 30 s at a time, each from where the previous cycle's text ended
+FRAME_SECONDS = 0.01  # a segment's `seek` (the start of its cycle) is counted in these
+CONTEXT_TOKENS = 223  # what faster-whisper's get_prompt keeps of the previous text: max_length // 2 - 1
 
 
 @dataclass
@@ -86,6 +101,7 @@ class Resume:
     saved_until: float | None = None
     language: str | None = None
     language_probability: float | None = None
+    earlier: list[dict[str, Any]] = field(default_factory=list)  # saved segments of the windows before `start`
 
 
 def segment_record(segment: Any, offset: float) -> dict[str, Any]:
@@ -95,6 +111,7 @@ def segment_record(segment: Any, offset: float) -> dict[str, Any]:
         "start": round(segment.start + offset, 3),
         "end": round(segment.end + offset, 3),
         "text": segment.text,
+        "tokens": list(segment.tokens),
         "seek": segment.seek,
         "temperature": segment.temperature,
         "compression_ratio": round(segment.compression_ratio, 4),
@@ -112,6 +129,45 @@ def segment_record(segment: Any, offset: float) -> dict[str, Any]:
             for word in segment.words
         ]
     return record
+
+
+def for_transcript(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as a transcript keeps it: its token ids are only the next window's context (and a resume's)."""
+    return {key: value for key, value in record.items() if key != "tokens"}
+
+
+def carried_context(context: list[int], records: Iterable[dict[str, Any]]) -> list[int]:
+    """The text context Whisper has after `records`, as one transcribe over the whole file has it.
+
+    faster-whisper conditions each 30 s cycle on the tokens of the segments before it (timestamps
+    included), the last CONTEXT_TOKENS of them, and forgets them after a cycle decoded at a
+    temperature above PROMPT_RESET_ON_TEMPERATURE. A record without tokens (a journal written
+    before records kept them) leaves no context, as every window had then.
+    """
+    for record in records:
+        tokens = record.get("tokens")
+        if not isinstance(tokens, list):
+            context = []
+            continue
+        context = [*context, *tokens][-CONTEXT_TOKENS:]
+        if record.get("temperature", 0.0) > PROMPT_RESET_ON_TEMPERATURE:
+            context = []
+    return context
+
+
+def cut_by_the_edge(cycle_start: float, window_length: float) -> bool:
+    """Whether a cycle starting there (seconds into the window) saw the window's end, not the next 30 s.
+
+    A cycle at 0 never counts: the window must move on, even one shorter than a cycle.
+    """
+    return 0 < cycle_start and cycle_start + CYCLE_SECONDS > window_length + FRAME_SECONDS / 2
+
+
+def prompt_tokens(model: Any, prompt: str | None) -> list[int]:
+    """The caller's prompt as faster-whisper encodes it ([] for none)."""
+    if prompt is None:
+        return []
+    return model.hf_tokenizer.encode(" " + prompt.strip(), add_special_tokens=False).ids
 
 
 def transcribe_windows(
@@ -145,6 +201,12 @@ def transcribe_windows(
         if not reported_language and known is not None and on_language is not None:
             on_language(LanguageFound(known, 1.0))
 
+    # The first window starts from the caller's prompt; every later one from the tokens Whisper would
+    # have in context there had it gone through the whole file in one transcribe.
+    context: list[int] | None = None
+    if resume.start > 0:
+        context = carried_context(prompt_tokens(model, options.initial_prompt), resume.earlier)
+
     def new(record: dict[str, Any]) -> bool:
         return resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until
 
@@ -170,7 +232,7 @@ def transcribe_windows(
             segments, info = model.transcribe(
                 window,
                 language=language,
-                initial_prompt=options.initial_prompt,
+                initial_prompt=options.initial_prompt if context is None else (context or None),
                 clip_timestamps=clips or "0",
                 **options.as_kwargs(),
             )
@@ -182,29 +244,47 @@ def transcribe_windows(
                 probability = 1.0 if language != info.language else float(info.language_probability)
                 on_language(LanguageFound(language, probability))
 
+        kept: list[dict[str, Any]] = []
+
+        def keep(segment: Any, offset: float, kept: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            """The segment's record, for the context, and for the caller unless a resumed run saved it."""
+            record = segment_record(segment, offset)
+            kept.append(record)
+            if new(record):
+                yield record
+
+        window_length = len(window) / SAMPLE_RATE
         held: Any = None
         kept_end = None
+        restart = None
         for segment in segments:
+            if not is_last and cut_by_the_edge(segment.seek * FRAME_SECONDS, window_length):
+                restart = segment.seek * FRAME_SECONDS
+                break
             if held is not None:
                 kept_end = held.end
-                record = segment_record(held, buffer_start)
-                if new(record):
-                    yield record
+                yield from keep(held, buffer_start, kept)
             held = segment
-        window_length = len(window) / SAMPLE_RATE
-        if is_last or kept_end is None:
+        if restart is not None:
+            # Everything before the first cycle the edge cut came out as one pass gives it; the next
+            # window starts with that cycle, from the context one pass has there.
+            if held is not None:
+                yield from keep(held, buffer_start, kept)
+            kept_end = restart
+        elif is_last or kept_end is None:
             # The last window keeps its final segment; so does a window with zero or one segment
             # (nothing better will come for it).
             if held is not None:
-                record = segment_record(held, buffer_start)
-                if new(record):
-                    yield record
+                yield from keep(held, buffer_start, kept)
             if is_last:
                 if on_progress is not None:
                     on_progress(buffer_start + window_length)
                 report_unheard_language()
                 return
             kept_end = held.end if held is not None and 0 < held.end < window_length else window_length
+        if context is None:
+            context = prompt_tokens(model, options.initial_prompt)
+        context = carried_context(context, kept)
         advance = round(kept_end * SAMPLE_RATE)
         advance = max(1, min(advance, len(window)))
         rest = audio[advance:]

@@ -18,7 +18,7 @@ from typing import Any
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, pcm_blocks
 from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
-from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, transcribe_windows
+from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, for_transcript, transcribe_windows
 from tapescribe.errors import NotFound, TapescribeError, is_disk_full
 from tapescribe.jobs.routing import choose_model
 from tapescribe.jobs.scheduler import DecodeScheduler, Slot
@@ -61,7 +61,7 @@ def build_transcription(session: dict[str, Any], segments: list[dict[str, Any]],
         "language_probability": session.get("language_probability"),
         "model": session.get("model"),
         "complete": complete,
-        "segments": [{"id": number, **segment} for number, segment in enumerate(segments)],
+        "segments": [{"id": number, **for_transcript(segment)} for number, segment in enumerate(segments)],
     }
 
 
@@ -72,6 +72,7 @@ def resume_point(session: dict[str, Any], saved: list[dict[str, Any]]) -> Resume
     skipped when that window is decoded again (the journal stays append-only: nothing saved is ever
     rewritten or lost). A journal written before segments carried `window_start` starts again at 0,
     where its windows were counted from too: the saved part is decoded again, not lost or repeated.
+    The segments of the windows before carry the text context that window starts from.
     """
     if not saved:
         return Resume()
@@ -84,7 +85,12 @@ def resume_point(session: dict[str, Any], saved: list[dict[str, Any]]) -> Resume
         saved_until=saved_until,
         language=session.get("language"),
         language_probability=session.get("language_probability"),
+        earlier=[segment for segment in saved if _number(segment.get("window_start"), window_start) < window_start],
     )
+
+
+def _number(value: Any, default: float) -> float:
+    return value if isinstance(value, (int, float)) else default
 
 
 class TranscriptionJob:

@@ -1,0 +1,116 @@
+"""Windowed decoding against one transcribe over the whole file, on long real speech.
+
+    python bench/windows.py [--seconds 600] [--window-seconds 240] [--files repeating varied] [--seed 10]
+                            [--runs 1] [--memory]
+
+File jobs decode in windows of TAPESCRIBE_WINDOW_SECONDS so memory stays flat for any length
+(engine/transcriber.py); each window starts from the text context one pass would have there. This
+prints, per file and run, the WER of the server's engine (`transcribe_windows`, default settings)
+and of one faster-whisper `transcribe` over the whole file with the same settings and the same VAD
+clips, against the reference and against each other. `repeating` is bench/make_long_audio.py's
+plain file (the shared English recordings in turn, 0.5 s pauses); `varied` is its `--varied` file
+(each pass shuffled, pauses, speed and level varied, from `--seed`). `--memory` adds the windowed
+engine's peak resident memory on the file (bench/memory.py's measurement, in a fresh process).
+
+Measured (tiny.en, 2 busy CPU cores; one pass falls back to sampling on some files, so its own WER
+moves between runs: 9.5% to 10.2% on the repeating file, 9.1% to 14.5% on varied seed 3):
+- repeating, 607 s, 240 s windows: before, each window starting with no context, 10.2% to 18.6%
+  against 9.5% in one pass; with the carried context 9.4% (vs 9.5%); with windows also starting at
+  the first cycle their edge cut, 9.0% (vs 10.2% in that run). Peak memory 547 MiB (was ~563).
+- varied seed 10, 626 s, 240 s windows: 9.2% against 9.6% in one pass.
+- varied, 180 s, 60 s windows, windowed minus one pass, before -> now: seed 1 +0.6 -> +0.6,
+  seed 2 +3.7 -> +0.3, seed 4 -2.1 -> +0.3, seed 5 -0.6 -> 0.0 (the very same text), seed 6 -> -0.5;
+  seed 3: windowed 9.1-9.4% -> 11.8%, one pass 9.1% to 14.5% (not repeatable). tests/
+  test_window_context.py pins seed 2 (now 9.04% against 8.76%; before 12.43%).
+- The same context as text (a string prompt, or these tokens without their timestamp tokens) is
+  far worse: 21.0% on the repeating file, 52.0% on varied seed 2. Without timestamps in the context
+  tiny.en answers in the same style, one segment per 30 s cycle of which it writes a sentence or
+  two, and each cycle then jumps a whole 30 s: half the words (188 of 376) were never written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from defaults import error_rate  # noqa: E402
+from make_long_audio import REPO, make  # noqa: E402
+from memory import ENGINE, peak_mib  # noqa: E402
+
+from tapescribe.config import Settings  # noqa: E402
+from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks  # noqa: E402
+from tapescribe.engine.speech_regions import speech_clips  # noqa: E402
+from tapescribe.engine.transcriber import transcribe_windows  # noqa: E402
+from tapescribe.runtime import decode_defaults, model_pool  # noqa: E402
+
+FILES = ("repeating", "varied")
+
+
+def whole_file(model, audio: np.ndarray, options) -> str:
+    """One transcribe over all of it, with the engine's settings and VAD clips found on all of it."""
+    clips = speech_clips(audio, options.vad_parameters) if options.vad_filter else None
+    if clips == []:
+        return ""
+    segments, _ = model.transcribe(audio, clip_timestamps=clips or "0", **options.as_kwargs())
+    return "".join(segment.text for segment in segments)
+
+
+def windowed(model, audio: np.ndarray, options, window_seconds: float) -> str:
+    blocks = (audio[i : i + SAMPLE_RATE] for i in range(0, len(audio), SAMPLE_RATE))
+    return "".join(
+        record["text"] for record in transcribe_windows(model, blocks, options, window_seconds=window_seconds)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=600.0)
+    parser.add_argument("--window-seconds", type=float, default=Settings().window_seconds)
+    parser.add_argument("--files", nargs="+", choices=FILES, default=list(FILES))
+    parser.add_argument("--seed", type=int, default=10, help="of the varied file")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
+    args = parser.parse_args()
+
+    settings = Settings()
+    options = decode_defaults(settings)
+    model = model_pool(settings).get("tiny.en")
+    for name in args.files:
+        seed = args.seed if name == "varied" else None
+        kind = name if seed is None else f"{name} seed={seed}"
+        path = HERE / "audio" / f"{kind.replace(' seed=', '_seed')}_{args.seconds:g}s.wav"
+        _, reference = make(args.seconds, path, args.audio_dir, seed)
+        audio = np.concatenate(list(pcm_blocks(path)))
+        seconds = len(audio) / SAMPLE_RATE
+        label = f"file={kind} seconds={seconds:.0f} window_seconds={args.window_seconds:g}"
+        if args.memory:
+            peak, _ = peak_mib(ENGINE, path, str(args.window_seconds))
+            label += f" windowed_peak_mib={peak:.0f}"
+        for run in range(args.runs):
+            started = time.perf_counter()
+            one_pass = whole_file(model, audio, options)
+            whole_s = time.perf_counter() - started
+            started = time.perf_counter()
+            in_windows = windowed(model, audio, options, args.window_seconds)
+            windowed_s = time.perf_counter() - started
+            whole_wer = error_rate("en", [reference], [one_pass])
+            windowed_wer = error_rate("en", [reference], [in_windows])
+            print(
+                f"{label} run={run} whole_file_wer={whole_wer:.2f} windowed_wer={windowed_wer:.2f}"
+                f" difference={windowed_wer - whole_wer:+.2f}"
+                f" windowed_vs_whole_file_wer={error_rate('en', [one_pass], [in_windows]):.2f}"
+                f" whole_file_s={whole_s:.0f} windowed_s={windowed_s:.0f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
