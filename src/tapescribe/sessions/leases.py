@@ -25,6 +25,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import redis
 
@@ -179,9 +180,10 @@ class RedisLeases:
     def holders(self) -> dict[str, str]:
         """Session id -> token of every lease held now (for operators and tests)."""
         found = {}
-        for member in self.client.zrange(self.set_key, 0, -1):
+        members: Any = self.client.zrange(self.set_key, 0, -1)
+        for member in members:
             session_id = member.decode()
-            token = self.client.get(self.key_prefix + session_id)
+            token: Any = self.client.get(self.key_prefix + session_id)
             if token is not None:
                 found[session_id] = token.decode()
         return found
