@@ -11,7 +11,7 @@ sentence pool is small, so a word matches most sessions: the worst case for rank
 --postgres-url a throwaway PostgreSQL cluster is started (its data kept in the same folder).
 
 Prints `<backend>_search_p50_ms=` and `<backend>_search_p95_ms=` over the mix, then a line per
-kind of query. bench/scale_out.py calls `search_latency` for its own report.
+kind of query. bench/scale_out.py calls `measure_backend` for its own report.
 """
 
 from __future__ import annotations
@@ -129,6 +129,46 @@ def report(backend: str, figures: dict[str, float]) -> None:
         print(f"  {backend} {kind}: p50 {figures[f'{kind}_p50_ms']:.1f} ms, p95 {figures[f'{kind}_p95_ms']:.1f} ms")
 
 
+def measure_backend(
+    backend: str, sessions: int, requests: int, audio_dir: Path, postgres_url: str = ""
+) -> dict[str, float]:
+    """Fill `backend`'s index with `sessions` sessions (once; kept in bench/.index-search) and time its searches.
+
+    Without `postgres_url` the PostgreSQL backend gets a throwaway cluster of its own.
+    """
+    DATA.mkdir(exist_ok=True)
+    cluster = None
+    if backend == "sqlite":
+        index: SessionIndex = SqliteSessionIndex(DATA / f"index-{sessions}.sqlite3")
+    else:
+        from postgres_cluster import PostgresCluster, create_database, find_initdb
+        from tapescribe.sessions.index_postgres import PostgresSessionIndex
+
+        url = postgres_url
+        if not url:
+            initdb = find_initdb()
+            if initdb is None:
+                raise SystemExit("PostgreSQL is not installed: give --postgres-url")
+            (DATA / "postgres").mkdir(exist_ok=True)
+            cluster = PostgresCluster(DATA / "postgres", free_port()).start(initdb)
+            url = cluster.url.rsplit("/", 1)[0] + f"/bench_{sessions}"
+            try:
+                create_database(cluster.url, f"bench_{sessions}")
+            except Exception:  # kept from an earlier run
+                pass
+        index = PostgresSessionIndex(url)
+    try:
+        started = time.monotonic()
+        fill(index, sessions, sentences(audio_dir))
+        index.optimize()  # as `reindex` does
+        print(f"{backend}: {index.totals()['session_count']} sessions ({time.monotonic() - started:.0f} s to fill)")
+        return search_latency(index, audio_dir, sessions, requests)
+    finally:
+        index.close()
+        if cluster is not None:
+            cluster.stop(remove=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=100_000)
@@ -137,39 +177,8 @@ def main() -> None:
     parser.add_argument("--postgres-url", default="", help="a database the benchmark may fill (default: its own)")
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
     args = parser.parse_args()
-    DATA.mkdir(exist_ok=True)
-    pool = sentences(args.audio_dir)
     for backend in args.backends.split(","):
-        cluster = None
-        if backend == "sqlite":
-            index: SessionIndex = SqliteSessionIndex(DATA / f"index-{args.sessions}.sqlite3")
-        else:
-            from postgres_cluster import PostgresCluster, create_database, find_initdb
-            from tapescribe.sessions.index_postgres import PostgresSessionIndex
-
-            url = args.postgres_url
-            if not url:
-                initdb = find_initdb()
-                if initdb is None:
-                    raise SystemExit("PostgreSQL is not installed: give --postgres-url")
-                (DATA / "postgres").mkdir(exist_ok=True)
-                cluster = PostgresCluster(DATA / "postgres", free_port()).start(initdb)
-                url = cluster.url.rsplit("/", 1)[0] + f"/bench_{args.sessions}"
-                try:
-                    create_database(cluster.url, f"bench_{args.sessions}")
-                except Exception:  # kept from an earlier run
-                    pass
-            index = PostgresSessionIndex(url)
-        try:
-            started = time.monotonic()
-            fill(index, args.sessions, pool)
-            index.optimize()  # as `reindex` does
-            print(f"{backend}: {index.totals()['session_count']} sessions ({time.monotonic() - started:.0f} s to fill)")
-            report(backend, search_latency(index, args.audio_dir, args.sessions, args.requests))
-        finally:
-            index.close()
-            if cluster is not None:
-                cluster.stop(remove=False)
+        report(backend, measure_backend(backend, args.sessions, args.requests, args.audio_dir, args.postgres_url))
 
 
 if __name__ == "__main__":

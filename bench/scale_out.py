@@ -1,6 +1,6 @@
 """Throughput with 1 and 2 `tapescribe worker` processes on the Redis queue, one decode thread each.
 
-    python bench/scale_out.py [--jobs 8] [--seconds 90] [--workers 1,2] [--runs 1]
+    python bench/scale_out.py [--jobs 8] [--seconds 90] [--workers 1,2] [--runs 1] [--search-sessions 100000]
 
 For each worker count: a fresh data directory (bench/.data-scale-out/), `serve --workers 0` (the API,
 no jobs), that many `tapescribe worker --workers 1` processes with TAPESCRIBE_CPU_THREADS=1, all on
@@ -9,6 +9,13 @@ the time is from the first upload to the last `done` (model loading included: ab
 worker). Prints x-realtime (audio seconds per wall second) per worker count, medians over `--runs`
 (alternating), and the ratio of the largest count to 1. On a machine shared with other work the
 figures move with the other load: run it on an idle machine for figures to keep.
+
+Then, unless `--search-sessions 0`, search latency p50/p95 on that many sessions for each index
+backend, SQLite and PostgreSQL (bench/index_search.py's measurement, which says how).
+
+Measured on an idle 2-core machine (8 uploads of 92 s): 1 worker 19.7x and 19.0x realtime, 2 workers
+35.8x and 35.4x, ratio 1.82 and 1.86 (`--runs 2`, `--runs 3`). With the machine loaded to 6-11 by
+other runs it was 1.24-1.42.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from pathlib import Path
 
 import httpx
 import redis
+from index_search import measure_backend, report
 from make_long_audio import make
 from throughput import start_server
 
@@ -98,6 +106,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90.0, help="length of each upload")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare, comma-separated")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--search-sessions", type=int, default=100_000, help="0 skips the search latency")
     args = parser.parse_args()
     counts = [int(part) for part in args.workers.split(",")]
     base = HERE / ".data-scale-out"
@@ -122,6 +131,10 @@ def main() -> None:
     if 1 in medians and len(medians) > 1:
         top = max(medians)
         print(f"  ratio {top} workers / 1 worker: {medians[top] / medians[1]:.2f}")
+    if args.search_sessions:
+        print(f"\nsearch on {args.search_sessions} sessions:", flush=True)
+        for backend in ("sqlite", "postgres"):
+            report(backend, measure_backend(backend, args.search_sessions, 200, audio_dir))
 
 
 if __name__ == "__main__":
