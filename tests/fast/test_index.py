@@ -351,9 +351,10 @@ def test_sqlite_index_from_before_the_version_table_is_kept_and_an_older_schema_
     older.close()
 
 
-def test_postgres_schema_is_versioned_and_a_newer_one_remade(postgres_database):
+def test_postgres_schema_is_versioned_and_a_newer_one_refused_untouched(postgres_database):
     import psycopg
 
+    from tapescribe.errors import IndexUnavailable
     from tapescribe.sessions.index_postgres import SCHEMA_VERSION, PostgresSessionIndex
 
     made = PostgresSessionIndex(postgres_database)
@@ -366,9 +367,12 @@ def test_postgres_schema_is_versioned_and_a_newer_one_remade(postgres_database):
     again.close()
     with psycopg.connect(postgres_database) as connection:
         connection.execute("UPDATE schema_version SET version=%s", (SCHEMA_VERSION + 1,))
-    newer = PostgresSessionIndex(postgres_database)
-    assert newer.needs_rebuild and newer.page(10, 0) == ([], 0)
-    newer.close()
+    # A newer tapescribe on another host made this schema: an older one must not drop it.
+    with pytest.raises(IndexUnavailable, match="newer tapescribe"):
+        PostgresSessionIndex(postgres_database)
+    with psycopg.connect(postgres_database) as connection:
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION + 1,)]
+        assert connection.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
 
 
 def test_pending_migrations_start_at_the_last_rebuild():

@@ -6,7 +6,7 @@ refills them from the session files (they are the record). Others change the sch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -26,3 +26,21 @@ def pending(migrations: Sequence[Migration], current: int) -> list[Migration]:
 
 def latest(migrations: Sequence[Migration]) -> int:
     return migrations[-1].version
+
+
+def apply_pending(
+    run: Callable[[str], object], migrations: Sequence[Migration], current: int, tables: Sequence[str]
+) -> bool:
+    """Run the steps past `current` through `run` (one SQL text each); True if a step rebuilt the tables.
+
+    A rebuild drops `tables` first: what they held is refilled from the session files.
+    """
+    steps = pending(migrations, current)
+    rebuild = any(step.rebuild for step in steps)
+    if rebuild:
+        for table in tables:
+            run(f"DROP TABLE IF EXISTS {table}")
+    for step in steps:
+        for statement in step.statements:
+            run(statement)
+    return rebuild

@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tapescribe.errors import IndexUnavailable
 from tapescribe.sessions.index import RANKED_CANDIDATES, ROW_FIELDS, query_parts, redacted_url
-from tapescribe.sessions.index_migrations import Migration, latest, pending
+from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
 from tapescribe.sessions.scripts import TERM_SEPARATOR
 from tapescribe.sessions.search_terms import marked_spans, tsquery, tsvector
 
@@ -98,24 +98,24 @@ class PostgresSessionIndex:
     def close(self) -> None:
         self._pool.close()
 
-    @staticmethod
-    def _migrate(connection: psycopg.Connection) -> bool:
+    def _migrate(self, connection: psycopg.Connection) -> bool:
         """Bring the schema to SCHEMA_VERSION, one process at a time. True if the tables were made anew
-        (a new database, or a schema that cannot be changed in place): the caller refills them."""
+        (a new database, or a schema that cannot be changed in place): the caller refills them.
+
+        A schema newer than this version is refused, not remade: the database is shared, and during an
+        upgrade an older host must not drop what a newer one built."""
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
         (current,) = connection.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone() or (0,)
-        if current > SCHEMA_VERSION:  # made by a newer tapescribe: start anew from the files
-            current = 0
-        steps = pending(MIGRATIONS, current)
-        rebuild = any(step.rebuild for step in steps)
-        if rebuild:
-            for table in _TABLES:
-                connection.execute(f"DROP TABLE IF EXISTS {table}")
-        for step in steps:
-            for statement in step.statements:
-                connection.execute(statement)
-        if steps:
+        if current > SCHEMA_VERSION:
+            raise IndexUnavailable(
+                f"the PostgreSQL index at {self.url} has schema version {current}, made by a newer tapescribe;"
+                f" this one knows versions up to {SCHEMA_VERSION}: upgrade tapescribe on this host",
+                url=self.url,
+                schema_version=current,
+            )
+        rebuild = apply_pending(connection.execute, MIGRATIONS, current, _TABLES)
+        if current < SCHEMA_VERSION:
             connection.execute("DELETE FROM schema_version")
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
         return rebuild

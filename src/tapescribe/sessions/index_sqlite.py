@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tapescribe.sessions.index import RANKED_CANDIDATES, ROW_FIELDS, QueryPart, query_parts
-from tapescribe.sessions.index_migrations import Migration, latest, pending
+from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
 from tapescribe.sessions.scripts import TERM_SEPARATOR, index_terms
 
 _SCHEMA = """
@@ -143,16 +143,9 @@ class SqliteSessionIndex:
         has_sessions = connection.execute("SELECT count(*) FROM sqlite_master WHERE name='sessions'").fetchone()[0]
         if current > SCHEMA_VERSION or not has_sessions:  # made by a newer tapescribe, or empty: start anew
             current = 0
-        steps = pending(MIGRATIONS, current)
-        rebuild = any(step.rebuild for step in steps)
-        if rebuild:
-            for table in _TABLES:
-                connection.execute(f"DROP TABLE IF EXISTS {table}")
-        for step in steps:
-            for statement in step.statements:
-                connection.executescript(statement)
+        rebuild = apply_pending(connection.executescript, MIGRATIONS, current, _TABLES)
         connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        if steps or not has_version:
+        if current < SCHEMA_VERSION or not has_version:
             connection.execute("DELETE FROM schema_version")
             connection.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         return rebuild
