@@ -201,6 +201,26 @@ def wer(references: list[str], hypotheses: list[str]) -> float:
     return 100.0 * jiwer.wer(refs, hyps)
 
 
+def queue_file(runtime, path: Path) -> str:
+    """A new session holding a copy of `path`, queued as an upload is, in `runtime` (a tapescribe Runtime)."""
+    from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
+    from tapescribe.sessions.service import QUEUED
+
+    session_id, incoming = runtime.sessions.store.new_incoming()
+    shutil.copyfile(path, incoming / RECEIVED_NAME)
+    fields = {"requested_language": None, "model": runtime.models.check(None), "options": {}}
+    accept_audio(
+        runtime.sessions,
+        session_id,
+        incoming / RECEIVED_NAME,
+        source="upload",
+        filename=path.name,
+        initial_status=QUEUED,
+        fields=fields,
+    )
+    return session_id
+
+
 def read_pcm(path: Path) -> np.ndarray:
     from tapescribe.engine.audio import pcm_blocks
 

@@ -9,16 +9,14 @@ leaves it (the first N journal lines, status `processing`, the language found) a
 from __future__ import annotations
 
 import itertools
-import shutil
 
 import numpy as np
 import pytest
 
-from conftest import wer, write_wav
+from conftest import queue_file, wer, write_wav
 from tapescribe.config import Settings
 from tapescribe.runtime import Runtime
-from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
-from tapescribe.sessions.service import DONE, PROCESSING, QUEUED
+from tapescribe.sessions.service import DONE, PROCESSING
 
 WINDOW_SECONDS = 60
 LONGEST_HOLE = 2.0
@@ -30,27 +28,11 @@ def runtime(tmp_path_factory):
     return Runtime(settings)
 
 
-def new_session(runtime: Runtime, path) -> str:
-    session_id, incoming = runtime.sessions.store.new_incoming()
-    shutil.copyfile(path, incoming / RECEIVED_NAME)
-    fields = {"requested_language": None, "model": runtime.models.check(None), "options": {}}
-    accept_audio(
-        runtime.sessions,
-        session_id,
-        incoming / RECEIVED_NAME,
-        source="upload",
-        filename=path.name,
-        initial_status=QUEUED,
-        fields=fields,
-    )
-    return session_id
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(runtime, long_recording):
     """One run start to end: its transcript, the journal it wrote, and the session it left."""
     path, _ = long_recording
-    session_id = new_session(runtime, path)
+    session_id = queue_file(runtime, path)
     journal: list[dict] = []
     assert runtime.transcription.run(session_id, on_segment=journal.append) == DONE
     return runtime.sessions.transcription(session_id), journal, runtime.sessions.session(session_id)
@@ -80,7 +62,7 @@ def holes(reference: list[dict], segments: list[dict]) -> list[tuple[float, floa
 def crash_after(runtime: Runtime, path, uninterrupted, saved: list[dict]) -> str:
     """A session as a job killed after saving `saved` leaves it."""
     _, _, finished = uninterrupted
-    session_id = new_session(runtime, path)
+    session_id = queue_file(runtime, path)
     runtime.sessions.update_session(
         session_id, language=finished["language"], language_probability=finished["language_probability"]
     )
@@ -158,7 +140,7 @@ def test_journal_without_window_starts_resumes_from_the_first_window(runtime, lo
 def test_progress_moves_through_silence(runtime, tmp_path, monkeypatch):
     """Ten minutes of silence give no segment at all; the progress bar must move anyway."""
     path = write_wav(tmp_path / "silence.wav", np.zeros(600 * 16000, dtype=np.float32))
-    session_id = new_session(runtime, path)
+    session_id = queue_file(runtime, path)
     shown: list[tuple[str, float | None]] = []
     set_status = runtime.sessions.set_status
 

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 import redis
 
-from conftest import ENGLISH_FILES, audio_file, free_port, make_server, read_pcm, write_wav
+from conftest import ENGLISH_FILES, audio_file, free_port, make_server, queue_file, read_pcm, write_wav
 from postgres_cluster import PostgresCluster, create_database, drop_database, find_initdb
 
 LEASE_SECONDS = 4  # short, so the takeover comes soon; the heartbeat renews it every 1.3 s
@@ -149,25 +149,13 @@ def expected_texts(tmp_path_factory, recordings) -> dict[Path, str]:
     and flock), with the same settings."""
     from tapescribe.config import Settings
     from tapescribe.runtime import Runtime
-    from tapescribe.sessions.ingest import RECEIVED_NAME, accept_audio
-    from tapescribe.sessions.service import DONE, QUEUED
+    from tapescribe.sessions.service import DONE
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("single") / "data", model="tiny.en", cpu_threads=1)
     runtime = Runtime(settings)
     texts = {}
     for path in dict.fromkeys(recordings):
-        session_id, incoming = runtime.sessions.store.new_incoming()
-        shutil.copyfile(path, incoming / RECEIVED_NAME)
-        fields = {"requested_language": None, "model": runtime.models.check(None), "options": {}}
-        accept_audio(
-            runtime.sessions,
-            session_id,
-            incoming / RECEIVED_NAME,
-            source="upload",
-            filename=path.name,
-            initial_status=QUEUED,
-            fields=fields,
-        )
+        session_id = queue_file(runtime, path)
         assert runtime.transcription.run(session_id) == DONE
         texts[path] = runtime.sessions.transcription(session_id)["text"]
     return texts

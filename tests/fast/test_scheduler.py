@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 
 import pytest
 
@@ -94,26 +96,34 @@ def test_with_two_slots_one_is_kept_for_short_audio():
     assert scheduler.state().peak_running == 2
 
 
+def order_beside_a_long_job(scheduler: DecodeScheduler, other: Callable[[], ContextManager], inside=None) -> list[str]:
+    """Hold a 600 s job's slot while `other()` (a short clip's slot, or a live step) starts in a thread and
+    waits for the long job to step aside; `inside` runs while both are in. The order things finished in."""
+    order: list[str] = []
+    other_started = threading.Event()
+
+    def other_job() -> None:
+        with other():
+            other_started.set()
+            wait_until(lambda: scheduler.state().paused == 1)  # the long job stepped aside
+            order.append("other done")
+
+    with scheduler.slot(600.0) as long_slot:
+        thread = threading.Thread(target=other_job)
+        thread.start()
+        assert other_started.wait(10)
+        if inside is not None:
+            inside()
+        long_slot.give_way()
+        order.append("long goes on")
+    thread.join(10)
+    return order
+
+
 def test_a_long_job_steps_aside_while_a_short_one_uses_the_kept_slot():
     """Two decodes share the cores: the long one pauses at its next segment until the short one is done."""
     scheduler = DecodeScheduler(slots=2, max_waiting=10)
-    order: list[str] = []
-    short_started = threading.Event()
-
-    def short_job() -> None:
-        with scheduler.slot(5.0):
-            short_started.set()
-            wait_until(lambda: scheduler.state().paused == 1)  # the long job stepped aside
-            order.append("short done")
-
-    with scheduler.slot(600.0) as long_slot:
-        short = threading.Thread(target=short_job)
-        short.start()
-        short_started.wait(10)
-        long_slot.give_way()
-        order.append("long goes on")
-    short.join(10)
-    assert order == ["short done", "long goes on"]
+    assert order_beside_a_long_job(scheduler, lambda: scheduler.slot(5.0)) == ["other done", "long goes on"]
     with scheduler.slot(10.0), scheduler.slot(20.0) as longer_clip:
         sharing = threading.Thread(target=longer_clip.give_way)  # short clips share the cores with each other
         sharing.start()
@@ -126,24 +136,12 @@ def test_a_long_job_pauses_while_a_live_step_runs_and_a_live_step_never_waits():
     """Live captions come first: a live step starts with every slot taken, and the long job that holds
     one steps aside at its next segment until no live step runs; a short clip goes on beside it."""
     scheduler = DecodeScheduler(slots=1, max_waiting=10)
-    order: list[str] = []
-    live_started = threading.Event()
 
-    def live_step() -> None:
-        with scheduler.live_step():
-            live_started.set()
-            wait_until(lambda: scheduler.state().paused == 1)  # the long job stepped aside
-            order.append("live step done")
-
-    with scheduler.slot(600.0) as long_slot:
-        live = threading.Thread(target=live_step)
-        live.start()
-        assert live_started.wait(10)  # the only slot is held, and the live step runs anyway
+    def live_step_runs_with_the_only_slot_held() -> None:
         assert scheduler.state().live_steps == 1
-        long_slot.give_way()
-        order.append("long goes on")
-    live.join(10)
-    assert order == ["live step done", "long goes on"]
+
+    order = order_beside_a_long_job(scheduler, scheduler.live_step, inside=live_step_runs_with_the_only_slot_held)
+    assert order == ["other done", "long goes on"]
     assert scheduler.state().preemptions == 1
 
     with scheduler.live_step(), scheduler.slot(20.0) as clip:
