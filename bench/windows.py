@@ -63,10 +63,11 @@ def whole_file(model, audio: np.ndarray, options) -> str:
 
 
 def windowed(model, audio: np.ndarray, options, window_seconds: float) -> str:
-    blocks = (audio[i : i + SAMPLE_RATE] for i in range(0, len(audio), SAMPLE_RATE))
-    return "".join(
-        record["text"] for record in transcribe_windows(model, blocks, options, window_seconds=window_seconds)
-    )
+    def blocks():
+        return (audio[i : i + SAMPLE_RATE] for i in range(0, len(audio), SAMPLE_RATE))
+
+    records = transcribe_windows(model, blocks(), options, window_seconds=window_seconds, whole_file=blocks)
+    return "".join(record["text"] for record in records)
 
 
 def main() -> None:

@@ -141,6 +141,7 @@ def transcribe(files, language, fmt, output_dir, model) -> None:
                     options,
                     window_seconds=settings.window_seconds,
                     on_language=remember,
+                    whole_file=lambda path=path: pcm_blocks(path),
                 ):
                     segments.append(for_transcript(segment))
                     bar.update(int(segment["end"] * 1000) - bar.pos)

@@ -13,10 +13,11 @@ kept one ended.)
 Each window starts from the text context one pass would have there: the token ids of the segments
 kept before it, timestamps included, cut and reset as faster-whisper does (`carried_context`),
 passed as a token prompt. Without it every window began with no context and tiny.en spelled and
-punctuated differently after each window edge. What still differs: Whisper floors its log-mel
-features relative to the loudest frame of the audio it is handed (the window, or the whole file),
-so a window's quiet frames differ slightly from one pass's and tiny.en may hear a word differently.
-The figures are in bench/windows.py.
+punctuated differently after each window edge. Whisper floors its log-mel features below the
+loudest frame of the audio it is handed; a file longer than one window is read once more first for
+its loudest frame, and every window is floored below that, as one pass is (engine/feature_ceiling.py;
+the ceiling is journaled with each record, so a resumed job floors its windows the same). The
+figures are in bench/windows.py.
 
 Where windows fall is therefore a function of the audio and the settings alone, counted from the
 start of the file, and each segment says which window produced it (`window_start`). A resumed
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.feature_ceiling import feature_ceiling, needs_ceiling, with_feature_ceiling
 from tapescribe.engine.speech_regions import speech_clips
 
 # The VAD (engine/speech_regions.py) only skips stretches of at least 7 s that are surely not
@@ -101,11 +103,13 @@ class Resume:
     saved_until: float | None = None
     language: str | None = None
     language_probability: float | None = None
+    feature_ceiling: float | None = None  # the whole file's, as the saved records carry it
     earlier: list[dict[str, Any]] = field(default_factory=list)  # saved segments of the windows before `start`
 
 
-def segment_record(segment: Any, offset: float) -> dict[str, Any]:
-    """A segment with absolute times; `window_start` (exact, not rounded) is where its window began."""
+def segment_record(segment: Any, offset: float, ceiling: float | None = None) -> dict[str, Any]:
+    """A segment with absolute times; `window_start` (exact, not rounded) is where its window began,
+    `feature_ceiling` the whole file's highest feature its window was floored below (None: its own)."""
     record: dict[str, Any] = {
         "window_start": offset,
         "start": round(segment.start + offset, 3),
@@ -118,6 +122,8 @@ def segment_record(segment: Any, offset: float) -> dict[str, Any]:
         "avg_logprob": round(segment.avg_logprob, 4),
         "no_speech_prob": round(segment.no_speech_prob, 4),
     }
+    if ceiling is not None:
+        record["feature_ceiling"] = ceiling
     if segment.words:
         record["words"] = [
             {
@@ -131,9 +137,12 @@ def segment_record(segment: Any, offset: float) -> dict[str, Any]:
     return record
 
 
+JOURNAL_ONLY = ("tokens", "feature_ceiling")  # the next window's context and floor, and a resume's
+
+
 def for_transcript(record: dict[str, Any]) -> dict[str, Any]:
-    """A record as a transcript keeps it: its token ids are only the next window's context (and a resume's)."""
-    return {key: value for key, value in record.items() if key != "tokens"}
+    """A record as a transcript keeps it, without what only the decoding (and a resume) needs."""
+    return {key: value for key, value in record.items() if key not in JOURNAL_ONLY}
 
 
 def carried_context(context: list[int], records: Iterable[dict[str, Any]]) -> list[int]:
@@ -178,11 +187,14 @@ def transcribe_windows(
     window_seconds: float = 240.0,
     on_language: Callable[[LanguageFound], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
+    whole_file: Callable[[], Iterable[np.ndarray]] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield final segments (absolute times, seconds) of the audio in `blocks`, which starts at resume.start.
 
     `on_progress` hears the second reached after each window, also when it held no speech, so a
-    caller can show progress through long silence.
+    caller can show progress through long silence. `whole_file` gives the audio again from 0: it is
+    read once, for the feature ceiling, when the file does not fit in one window and the resume does
+    not carry the ceiling; without it windows are floored below their own loudest frame.
     """
     resume = resume or Resume()
     window_samples = int(window_seconds * SAMPLE_RATE)
@@ -207,6 +219,10 @@ def transcribe_windows(
     if resume.start > 0:
         context = carried_context(prompt_tokens(model, options.initial_prompt), resume.earlier)
 
+    ceiling = resume.feature_ceiling
+    decoder = model  # the model, or a copy for this stream that floors below the whole file's ceiling
+    floored = False
+
     def new(record: dict[str, Any]) -> bool:
         return resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until
 
@@ -225,11 +241,17 @@ def transcribe_windows(
         window = audio[:window_samples]
         is_last = finished_input and len(audio) <= window_samples
         buffer_start = buffer_sample / SAMPLE_RATE
+        if not floored and not (buffer_sample == 0 and is_last):
+            # Not the whole file in one window: floor every window as one pass floors the whole file.
+            floored = True
+            if ceiling is None and whole_file is not None and needs_ceiling(model):
+                ceiling = feature_ceiling(model.feature_extractor, whole_file())
+            decoder = with_feature_ceiling(model, ceiling)
         clips = speech_clips(window, options.vad_parameters) if options.vad_filter else None
         segments: Iterable[Any] = ()
         info: Any = None
         if clips != []:  # [] is nothing that may be speech: nothing to decode, no text to invent
-            segments, info = model.transcribe(
+            segments, info = decoder.transcribe(
                 window,
                 language=language,
                 initial_prompt=options.initial_prompt if context is None else (context or None),
@@ -246,9 +268,11 @@ def transcribe_windows(
 
         kept: list[dict[str, Any]] = []
 
-        def keep(segment: Any, offset: float, kept: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        def keep(
+            segment: Any, offset: float, kept: list[dict[str, Any]], ceiling: float | None
+        ) -> Iterator[dict[str, Any]]:
             """The segment's record, for the context, and for the caller unless a resumed run saved it."""
-            record = segment_record(segment, offset)
+            record = segment_record(segment, offset, ceiling)
             kept.append(record)
             if new(record):
                 yield record
@@ -263,19 +287,19 @@ def transcribe_windows(
                 break
             if held is not None:
                 kept_end = held.end
-                yield from keep(held, buffer_start, kept)
+                yield from keep(held, buffer_start, kept, ceiling)
             held = segment
         if restart is not None:
             # Everything before the first cycle the edge cut came out as one pass gives it; the next
             # window starts with that cycle, from the context one pass has there.
             if held is not None:
-                yield from keep(held, buffer_start, kept)
+                yield from keep(held, buffer_start, kept, ceiling)
             kept_end = restart
         elif is_last or kept_end is None:
             # The last window keeps its final segment; so does a window with zero or one segment
             # (nothing better will come for it).
             if held is not None:
-                yield from keep(held, buffer_start, kept)
+                yield from keep(held, buffer_start, kept, ceiling)
             if is_last:
                 if on_progress is not None:
                     on_progress(buffer_start + window_length)
