@@ -13,11 +13,12 @@ kept one ended.)
 Each window starts from the text context one pass would have there: the token ids of the segments
 kept before it, timestamps included, cut and reset as faster-whisper does (`carried_context`),
 passed as a token prompt. Without it every window began with no context and tiny.en spelled and
-punctuated differently after each window edge. Whisper floors its log-mel features below the
-loudest frame of the audio it is handed; a file longer than one window is read once more first for
-its loudest frame, and every window is floored below that, as one pass is (engine/feature_ceiling.py;
-the ceiling is journaled with each record, so a resumed job floors its windows the same). The
-figures are in bench/windows.py.
+punctuated differently after each window edge. And each window's features are those one pass
+computes there (engine/window_features.py): Whisper floors them below the loudest frame of the
+audio it is handed, and reflects the audio at its edges. A file longer than one window is read once
+more first, for its loudest frame; each window is floored below it and featurized with the audio
+just before and after it. The ceiling is journaled with each record, so a resumed job featurizes
+its windows the same. The figures are in bench/windows.py.
 
 Where windows fall is therefore a function of the audio and the settings alone, counted from the
 start of the file, and each segment says which window produced it (`window_start`). A resumed
@@ -40,8 +41,8 @@ from typing import Any
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
-from tapescribe.engine.feature_ceiling import feature_ceiling, needs_ceiling, with_feature_ceiling
 from tapescribe.engine.speech_regions import speech_clips
+from tapescribe.engine.window_features import EDGE, feature_ceiling, featurizes_windows, for_window, samples_before
 
 # The VAD (engine/speech_regions.py) only skips stretches of at least 7 s that are surely not
 # speech, judged on a copy of the audio evened to one loudness. faster-whisper's VAD defaults on the
@@ -192,9 +193,10 @@ def transcribe_windows(
     """Yield final segments (absolute times, seconds) of the audio in `blocks`, which starts at resume.start.
 
     `on_progress` hears the second reached after each window, also when it held no speech, so a
-    caller can show progress through long silence. `whole_file` gives the audio again from 0: it is
-    read once, for the feature ceiling, when the file does not fit in one window and the resume does
-    not carry the ceiling; without it windows are floored below their own loudest frame.
+    caller can show progress through long silence. `whole_file` gives the audio again from 0, read
+    when the file does not fit in one window: for the feature ceiling (unless the resume carries it)
+    and, on a resume, for the audio just before the first window. Without it each window is
+    featurized alone.
     """
     resume = resume or Resume()
     window_samples = int(window_seconds * SAMPLE_RATE)
@@ -220,14 +222,14 @@ def transcribe_windows(
         context = carried_context(prompt_tokens(model, options.initial_prompt), resume.earlier)
 
     ceiling = resume.feature_ceiling
-    decoder = model  # the model, or a copy for this stream that floors below the whole file's ceiling
-    floored = False
+    before = np.zeros(0, dtype=np.float32)  # the EDGE samples before the window (none at the file's start)
+    as_one_pass: bool | None = None  # whether windows are featurized as one pass's slices; decided once
 
     def new(record: dict[str, Any]) -> bool:
         return resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until
 
     while True:
-        while not finished_input and pending_samples < window_samples:
+        while not finished_input and pending_samples < window_samples + EDGE:
             block = next(source, None)
             if block is None:
                 finished_input = True
@@ -241,12 +243,18 @@ def transcribe_windows(
         window = audio[:window_samples]
         is_last = finished_input and len(audio) <= window_samples
         buffer_start = buffer_sample / SAMPLE_RATE
-        if not floored and not (buffer_sample == 0 and is_last):
-            # Not the whole file in one window: floor every window as one pass floors the whole file.
-            floored = True
-            if ceiling is None and whole_file is not None and needs_ceiling(model):
-                ceiling = feature_ceiling(model.feature_extractor, whole_file())
-            decoder = with_feature_ceiling(model, ceiling)
+        if as_one_pass is None:
+            # Unless the window is the whole file, featurize every window as one pass over the file does.
+            as_one_pass = False
+            if whole_file is not None and featurizes_windows(model) and not (buffer_sample == 0 and is_last):
+                if ceiling is None:
+                    ceiling = feature_ceiling(model.feature_extractor, whole_file())
+                if buffer_sample > 0:
+                    before = samples_before(whole_file(), buffer_sample)
+                as_one_pass = ceiling is not None
+        decoder = model
+        if as_one_pass and ceiling is not None:
+            decoder = for_window(model, ceiling, window, before, audio[window_samples:])
         clips = speech_clips(window, options.vad_parameters) if options.vad_filter else None
         segments: Iterable[Any] = ()
         info: Any = None
@@ -311,6 +319,7 @@ def transcribe_windows(
         context = carried_context(context, kept)
         advance = round(kept_end * SAMPLE_RATE)
         advance = max(1, min(advance, len(window)))
+        before = np.concatenate([before, audio[:advance]])[-EDGE:]
         rest = audio[advance:]
         pending = [rest] if len(rest) else []
         pending_samples = len(rest)
