@@ -252,9 +252,9 @@ def transcribe_windows(
                 if buffer_sample > 0:
                     before = samples_before(whole_file(), buffer_sample)
                 as_one_pass = ceiling is not None
-        decoder = model
+        decoder, floored_below = model, None  # the ceiling the window's records say it was floored below
         if as_one_pass and ceiling is not None:
-            decoder = for_window(model, ceiling, window, before, audio[window_samples:])
+            decoder, floored_below = for_window(model, ceiling, window, before, audio[window_samples:]), ceiling
         clips = speech_clips(window, options.vad_parameters) if options.vad_filter else None
         segments: Iterable[Any] = ()
         info: Any = None
@@ -295,19 +295,19 @@ def transcribe_windows(
                 break
             if held is not None:
                 kept_end = held.end
-                yield from keep(held, buffer_start, kept, ceiling)
+                yield from keep(held, buffer_start, kept, floored_below)
             held = segment
         if restart is not None:
             # Everything before the first cycle the edge cut came out as one pass gives it; the next
             # window starts with that cycle, from the context one pass has there.
             if held is not None:
-                yield from keep(held, buffer_start, kept, ceiling)
+                yield from keep(held, buffer_start, kept, floored_below)
             kept_end = restart
         elif is_last or kept_end is None:
             # The last window keeps its final segment; so does a window with zero or one segment
             # (nothing better will come for it).
             if held is not None:
-                yield from keep(held, buffer_start, kept, ceiling)
+                yield from keep(held, buffer_start, kept, floored_below)
             if is_last:
                 if on_progress is not None:
                     on_progress(buffer_start + window_length)
