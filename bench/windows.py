@@ -28,6 +28,8 @@ moves between runs: 9.5% to 10.2% on the repeating file, 9.1% to 14.5% on varied
   decoding falls back to sampling: alone 11.8% against one pass 9.9% and 13.4% in two runs, now
   9.92% against 9.92% (the texts 1.3% apart). Reading the file once more for its loudest frame
   took 2.1 s on the 607 s file (0.8 s of it decoding the audio); its windows took 46 s to decode.
+  Peak memory on it did not move beyond the spread between runs: 573 to 619 MiB in five runs,
+  against 563 to 594 MiB in three runs of windows featurized alone.
   tests/test_window_context.py pins seed 1 (5.59% both ways; windows alone 6.18%).
 - The same context as text (a string prompt, or these tokens without their timestamp tokens) is
   far worse: 21.0% on the repeating file, 52.0% on varied seed 2. Without timestamps in the context

@@ -98,7 +98,7 @@ class WindowFeatures:
             features = self._extractor(audio, padding=at_end, chunk_length=chunk_length)
             first = len(self._before) // HOP
             features = features[:, first : first + len(waveform) // HOP + 1]
-        return np.maximum(features, self._floor)
+        return np.maximum(features, self._floor, out=features)  # the extractor's own new array
 
 
 def for_window(model: Any, ceiling: float, window: np.ndarray, before: np.ndarray, after: np.ndarray) -> Any:
