@@ -27,7 +27,8 @@ moves between runs: 9.5% to 10.2% on the repeating file, 9.1% to 14.5% on varied
   seed 5 0.0 -> 0.0, seed 6 -0.53 -> 0.0, each the very same text as one pass; seed 3, where
   decoding falls back to sampling: alone 11.8% against one pass 9.9% and 13.4% in two runs, now
   9.92% against 9.92% (the texts 1.3% apart). Reading the file once more for its loudest frame
-  took 2.1 s on the 607 s file (0.8 s of it decoding the audio); its windows took 46 s to decode.
+  took 0.4 to 2.1 s on the 607 s file (up to 0.8 s of it decoding the audio), as loaded as the
+  machine was; its windows took 46 s to decode.
   Peak memory on it did not move beyond the spread between runs: 573 to 619 MiB in five runs,
   against 563 to 594 MiB in three runs of windows featurized alone.
   tests/test_window_context.py pins seed 1 (5.59% both ways; windows alone 6.18%).

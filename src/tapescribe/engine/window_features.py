@@ -37,15 +37,10 @@ def feature_ceiling(extractor: Any, blocks: Iterable[np.ndarray]) -> float | Non
     own frames are kept, so every frame is computed from the same samples as in one pass; the last
     block gets the zero padding the whole file gets. Memory is that of a block.
     """
-    highest: float | None = None
+    highests: list[float] = []
     pending: list[np.ndarray] = []
     pending_samples = 0
-    lead = 0  # samples before the current block's first one that are pending (EDGE after the first)
-
-    def with_highest_of(audio: np.ndarray, padding: int, frames: int | None) -> float:
-        features = extractor(audio, padding=padding)[:, lead // HOP :][:, :frames]
-        value = float(features.max())
-        return value if highest is None else max(highest, value)
+    lead = 0  # pending samples before the block's first one: EDGE, but none before the file's start
 
     for block in blocks:
         if not len(block):
@@ -54,12 +49,14 @@ def feature_ceiling(extractor: Any, blocks: Iterable[np.ndarray]) -> float | Non
         pending_samples += len(block)
         while pending_samples >= lead + BLOCK_SAMPLES + EDGE:
             audio = np.concatenate(pending)
-            highest = with_highest_of(audio[: lead + BLOCK_SAMPLES + EDGE], 0, BLOCK_SAMPLES // HOP)
+            features = extractor(audio[: lead + BLOCK_SAMPLES + EDGE], padding=0)
+            highests.append(float(features[:, lead // HOP :][:, : BLOCK_SAMPLES // HOP].max()))
             rest = audio[lead + BLOCK_SAMPLES - EDGE :]
             pending, pending_samples, lead = [rest], len(rest), EDGE
     if not pending:
         return None
-    return with_highest_of(np.concatenate(pending), END_PADDING, None)
+    features = extractor(np.concatenate(pending), padding=END_PADDING)
+    return max([*highests, float(features[:, lead // HOP :].max())])
 
 
 def samples_before(blocks: Iterable[np.ndarray], end: int) -> np.ndarray:
