@@ -31,7 +31,10 @@ from tapescribe.engine.audio import pcm_blocks
 from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
 model = ModelPool(Path("unused"), "tiny.en", ModelSettings()).get()
-for _ in transcribe_windows(model, pcm_blocks(sys.argv[1]), DecodeOptions(), window_seconds=float(sys.argv[2])):
+def whole_file():
+    return pcm_blocks(sys.argv[1])
+window_seconds = float(sys.argv[2])
+for _ in transcribe_windows(model, whole_file(), DecodeOptions(), window_seconds=window_seconds, whole_file=whole_file):
     pass
 """
 

@@ -17,11 +17,21 @@ moves between runs: 9.5% to 10.2% on the repeating file, 9.1% to 14.5% on varied
 - repeating, 607 s, 240 s windows: before, each window starting with no context, 10.2% to 18.6%
   against 9.5% in one pass; with the carried context 9.4% (vs 9.5%); with windows also starting at
   the first cycle their edge cut, 9.0% (vs 10.2% in that run). Peak memory 547 MiB (was ~563).
-- varied seed 10, 626 s, 240 s windows: 9.2% against 9.6% in one pass.
-- varied, 180 s, 60 s windows, windowed minus one pass, before -> now: seed 1 +0.6 -> +0.6,
-  seed 2 +3.7 -> +0.3, seed 4 -2.1 -> +0.3, seed 5 -0.6 -> 0.0 (the very same text), seed 6 -> -0.5;
-  seed 3: windowed 9.1-9.4% -> 11.8%, one pass 9.1% to 14.5% (not repeatable). tests/
-  test_window_context.py pins seed 2 (now 9.04% against 8.76%; before 12.43%).
+- Whisper floors its features below the loudest frame of what it is handed, and reflects the audio
+  at its edges; windows featurized alone differed from one pass in quiet windows and in every
+  window's first frames. Featurized as one pass's slice (engine/window_features.py), windowed
+  minus one pass, alone -> now:
+  varied seed 10, 626 s, 240 s windows: -0.4 (9.2% vs 9.6%) -> 0.0, the very same text (the
+  whole file's floor alone, without the audio around the windows, gave +2.1);
+  varied, 180 s, 60 s windows: seed 1 +0.59 -> 0.0, seed 2 +0.28 -> 0.0, seed 4 +0.27 -> 0.0,
+  seed 5 0.0 -> 0.0, seed 6 -0.53 -> 0.0, each the very same text as one pass; seed 3, where
+  decoding falls back to sampling: alone 11.8% against one pass 9.9% and 13.4% in two runs, now
+  9.92% against 9.92% (the texts 1.3% apart). Reading the file once more for its loudest frame
+  took 0.4 to 2.1 s on the 607 s file (up to 0.8 s of it decoding the audio), as loaded as the
+  machine was; its windows took 46 s to decode.
+  Peak memory on it did not move beyond the spread between runs: 573 to 619 MiB in five runs,
+  against 563 to 594 MiB in three runs of windows featurized alone.
+  tests/test_window_context.py pins seed 1 (5.59% both ways; windows alone 6.18%).
 - The same context as text (a string prompt, or these tokens without their timestamp tokens) is
   far worse: 21.0% on the repeating file, 52.0% on varied seed 2. Without timestamps in the context
   tiny.en answers in the same style, one segment per 30 s cycle of which it writes a sentence or
@@ -63,10 +73,11 @@ def whole_file(model, audio: np.ndarray, options) -> str:
 
 
 def windowed(model, audio: np.ndarray, options, window_seconds: float) -> str:
-    blocks = (audio[i : i + SAMPLE_RATE] for i in range(0, len(audio), SAMPLE_RATE))
-    return "".join(
-        record["text"] for record in transcribe_windows(model, blocks, options, window_seconds=window_seconds)
-    )
+    def blocks():
+        return (audio[i : i + SAMPLE_RATE] for i in range(0, len(audio), SAMPLE_RATE))
+
+    records = transcribe_windows(model, blocks(), options, window_seconds=window_seconds, whole_file=blocks)
+    return "".join(record["text"] for record in records)
 
 
 def main() -> None:

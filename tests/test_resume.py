@@ -115,7 +115,11 @@ def check_resumed(runtime, session_id, uninterrupted, saved, label) -> dict:
 
 def test_resumed_at_any_saved_segment_gives_the_uninterrupted_text(runtime, long_recording, uninterrupted):
     path, _ = long_recording
-    _, journal, _ = uninterrupted
+    reference, journal, _ = uninterrupted
+    # each record journals the feature ceiling its window was floored below, so a resumed window is
+    # featurized as it was; it is no part of the transcript
+    assert len({record["feature_ceiling"] for record in journal}) == 1
+    assert not any("feature_ceiling" in segment for segment in reference["segments"])
     for label, count in stop_points(journal).items():
         saved = journal[:count]
         session_id = crash_after(runtime, path, uninterrupted, saved)

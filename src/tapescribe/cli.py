@@ -112,6 +112,7 @@ def worker(workers, data_dir, model) -> None:
 def transcribe(files, language, fmt, output_dir, model) -> None:
     """Transcribe files locally, without a server."""
     from dataclasses import replace
+    from functools import partial
 
     from tapescribe.engine.audio import measure_duration, pcm_blocks, probe
     from tapescribe.engine.transcriber import for_transcript, transcribe_windows
@@ -141,6 +142,7 @@ def transcribe(files, language, fmt, output_dir, model) -> None:
                     options,
                     window_seconds=settings.window_seconds,
                     on_language=remember,
+                    whole_file=partial(pcm_blocks, path),
                 ):
                     segments.append(for_transcript(segment))
                     bar.update(int(segment["end"] * 1000) - bar.pos)

@@ -13,10 +13,12 @@ kept one ended.)
 Each window starts from the text context one pass would have there: the token ids of the segments
 kept before it, timestamps included, cut and reset as faster-whisper does (`carried_context`),
 passed as a token prompt. Without it every window began with no context and tiny.en spelled and
-punctuated differently after each window edge. What still differs: Whisper floors its log-mel
-features relative to the loudest frame of the audio it is handed (the window, or the whole file),
-so a window's quiet frames differ slightly from one pass's and tiny.en may hear a word differently.
-The figures are in bench/windows.py.
+punctuated differently after each window edge. And each window's features are those one pass
+computes there (engine/window_features.py): Whisper floors them below the loudest frame of the
+audio it is handed, and reflects the audio at its edges. A file longer than one window is read once
+more first, for its loudest frame; each window is floored below it and featurized with the audio
+just before and after it. The ceiling is journaled with each record, so a resumed job featurizes
+its windows the same. The figures are in bench/windows.py.
 
 Where windows fall is therefore a function of the audio and the settings alone, counted from the
 start of the file, and each segment says which window produced it (`window_start`). A resumed
@@ -40,6 +42,7 @@ import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.speech_regions import speech_clips
+from tapescribe.engine.window_features import EDGE, feature_ceiling, featurizes_windows, for_window, samples_before
 
 # The VAD (engine/speech_regions.py) only skips stretches of at least 7 s that are surely not
 # speech, judged on a copy of the audio evened to one loudness. faster-whisper's VAD defaults on the
@@ -101,11 +104,13 @@ class Resume:
     saved_until: float | None = None
     language: str | None = None
     language_probability: float | None = None
+    feature_ceiling: float | None = None  # the whole file's, as the saved records carry it
     earlier: list[dict[str, Any]] = field(default_factory=list)  # saved segments of the windows before `start`
 
 
-def segment_record(segment: Any, offset: float) -> dict[str, Any]:
-    """A segment with absolute times; `window_start` (exact, not rounded) is where its window began."""
+def segment_record(segment: Any, offset: float, ceiling: float | None = None) -> dict[str, Any]:
+    """A segment with absolute times; `window_start` (exact, not rounded) is where its window began,
+    `feature_ceiling` the whole file's highest feature its window was floored below (None: its own)."""
     record: dict[str, Any] = {
         "window_start": offset,
         "start": round(segment.start + offset, 3),
@@ -118,6 +123,8 @@ def segment_record(segment: Any, offset: float) -> dict[str, Any]:
         "avg_logprob": round(segment.avg_logprob, 4),
         "no_speech_prob": round(segment.no_speech_prob, 4),
     }
+    if ceiling is not None:
+        record["feature_ceiling"] = ceiling
     if segment.words:
         record["words"] = [
             {
@@ -131,9 +138,12 @@ def segment_record(segment: Any, offset: float) -> dict[str, Any]:
     return record
 
 
+JOURNAL_ONLY = ("tokens", "feature_ceiling")  # the next window's context and floor, and a resume's
+
+
 def for_transcript(record: dict[str, Any]) -> dict[str, Any]:
-    """A record as a transcript keeps it: its token ids are only the next window's context (and a resume's)."""
-    return {key: value for key, value in record.items() if key != "tokens"}
+    """A record as a transcript keeps it, without what only the decoding (and a resume) needs."""
+    return {key: value for key, value in record.items() if key not in JOURNAL_ONLY}
 
 
 def carried_context(context: list[int], records: Iterable[dict[str, Any]]) -> list[int]:
@@ -178,11 +188,15 @@ def transcribe_windows(
     window_seconds: float = 240.0,
     on_language: Callable[[LanguageFound], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
+    whole_file: Callable[[], Iterable[np.ndarray]] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield final segments (absolute times, seconds) of the audio in `blocks`, which starts at resume.start.
 
     `on_progress` hears the second reached after each window, also when it held no speech, so a
-    caller can show progress through long silence.
+    caller can show progress through long silence. `whole_file` gives the audio again from 0, read
+    when the file does not fit in one window: for the feature ceiling (unless the resume carries it)
+    and, on a resume, for the audio just before the first window. Without it each window is
+    featurized alone.
     """
     resume = resume or Resume()
     window_samples = int(window_seconds * SAMPLE_RATE)
@@ -207,11 +221,15 @@ def transcribe_windows(
     if resume.start > 0:
         context = carried_context(prompt_tokens(model, options.initial_prompt), resume.earlier)
 
+    ceiling = resume.feature_ceiling
+    before = np.zeros(0, dtype=np.float32)  # the EDGE samples before the window (none at the file's start)
+    as_one_pass: bool | None = None  # whether windows are featurized as one pass's slices; decided once
+
     def new(record: dict[str, Any]) -> bool:
         return resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until
 
     while True:
-        while not finished_input and pending_samples < window_samples:
+        while not finished_input and pending_samples < window_samples + EDGE:
             block = next(source, None)
             if block is None:
                 finished_input = True
@@ -225,11 +243,23 @@ def transcribe_windows(
         window = audio[:window_samples]
         is_last = finished_input and len(audio) <= window_samples
         buffer_start = buffer_sample / SAMPLE_RATE
+        if as_one_pass is None:
+            # Unless the window is the whole file, featurize every window as one pass over the file does.
+            as_one_pass = False
+            if whole_file is not None and featurizes_windows(model) and not (buffer_sample == 0 and is_last):
+                if ceiling is None:
+                    ceiling = feature_ceiling(model.feature_extractor, whole_file())
+                if buffer_sample > 0:
+                    before = samples_before(whole_file(), buffer_sample)
+                as_one_pass = ceiling is not None
+        decoder, floored_below = model, None  # the ceiling the window's records say it was floored below
+        if as_one_pass and ceiling is not None:
+            decoder, floored_below = for_window(model, ceiling, window, before, audio[window_samples:]), ceiling
         clips = speech_clips(window, options.vad_parameters) if options.vad_filter else None
         segments: Iterable[Any] = ()
         info: Any = None
         if clips != []:  # [] is nothing that may be speech: nothing to decode, no text to invent
-            segments, info = model.transcribe(
+            segments, info = decoder.transcribe(
                 window,
                 language=language,
                 initial_prompt=options.initial_prompt if context is None else (context or None),
@@ -246,9 +276,11 @@ def transcribe_windows(
 
         kept: list[dict[str, Any]] = []
 
-        def keep(segment: Any, offset: float, kept: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        def keep(
+            segment: Any, offset: float, kept: list[dict[str, Any]], ceiling: float | None
+        ) -> Iterator[dict[str, Any]]:
             """The segment's record, for the context, and for the caller unless a resumed run saved it."""
-            record = segment_record(segment, offset)
+            record = segment_record(segment, offset, ceiling)
             kept.append(record)
             if new(record):
                 yield record
@@ -263,19 +295,19 @@ def transcribe_windows(
                 break
             if held is not None:
                 kept_end = held.end
-                yield from keep(held, buffer_start, kept)
+                yield from keep(held, buffer_start, kept, floored_below)
             held = segment
         if restart is not None:
             # Everything before the first cycle the edge cut came out as one pass gives it; the next
             # window starts with that cycle, from the context one pass has there.
             if held is not None:
-                yield from keep(held, buffer_start, kept)
+                yield from keep(held, buffer_start, kept, floored_below)
             kept_end = restart
         elif is_last or kept_end is None:
             # The last window keeps its final segment; so does a window with zero or one segment
             # (nothing better will come for it).
             if held is not None:
-                yield from keep(held, buffer_start, kept)
+                yield from keep(held, buffer_start, kept, floored_below)
             if is_last:
                 if on_progress is not None:
                     on_progress(buffer_start + window_length)
@@ -287,6 +319,7 @@ def transcribe_windows(
         context = carried_context(context, kept)
         advance = round(kept_end * SAMPLE_RATE)
         advance = max(1, min(advance, len(window)))
+        before = np.concatenate([before, audio[:advance]])[-EDGE:]
         rest = audio[advance:]
         pending = [rest] if len(rest) else []
         pending_samples = len(rest)

@@ -72,7 +72,8 @@ def resume_point(session: dict[str, Any], saved: list[dict[str, Any]]) -> Resume
     skipped when that window is decoded again (the journal stays append-only: nothing saved is ever
     rewritten or lost). A journal written before segments carried `window_start` starts again at 0,
     where its windows were counted from too: the saved part is decoded again, not lost or repeated.
-    The segments of the windows before carry the text context that window starts from.
+    The segments of the windows before carry the text context that window starts from, and the
+    records the whole file's feature ceiling the windows were floored below.
     """
     if not saved:
         return Resume()
@@ -80,11 +81,13 @@ def resume_point(session: dict[str, Any], saved: list[dict[str, Any]]) -> Resume
     window_start = saved[-1].get("window_start")
     if not isinstance(window_start, (int, float)) or not 0 <= window_start <= saved_until:
         window_start = 0.0
+    ceiling = saved[-1].get("feature_ceiling")
     return Resume(
         start=float(window_start),
         saved_until=saved_until,
         language=session.get("language"),
         language_probability=session.get("language_probability"),
+        feature_ceiling=ceiling if isinstance(ceiling, float) else None,
         earlier=[segment for segment in saved if _number(segment.get("window_start"), window_start) < window_start],
     )
 
@@ -252,10 +255,11 @@ class TranscriptionJob:
                 session = self._patiently(session_id, sessions.update_session, session_id, **choice)
                 slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
             model = self.models.for_files(session.get("model"))  # batched on a GPU
-            if audio is not None:
-                blocks = pcm_blocks(audio, start=resume.start)
-            else:
-                blocks = _skip(chunks_pcm(store.chunk_paths(session_id)), resume.start)
+
+            def whole_file():
+                return pcm_blocks(audio) if audio is not None else chunks_pcm(store.chunk_paths(session_id))
+
+            blocks = pcm_blocks(audio, start=resume.start) if audio is not None else _skip(whole_file(), resume.start)
             segments = list(saved)
             last_save = time.monotonic()
             for segment in transcribe_windows(
@@ -266,6 +270,7 @@ class TranscriptionJob:
                 self.settings.window_seconds,
                 remember_language,
                 window_done,
+                whole_file,
             ):
                 lease.check()  # never a line in the journal of a job another worker has taken over
                 self._patiently(session_id, store.append_journal, session_id, segment)
