@@ -14,6 +14,21 @@ same (busy) machine; both are timed in wall seconds and in this process's CPU se
 Audio is decoded once beforehand for all. Prints x-realtime (audio seconds per wall second), the ratio
 to library_default in the same pair, WERs (Whisper's English normaliser), the load average before and
 after the pair, and the lanes' CTranslate2 calls (how many, rows per call, seconds).
+
+Measured (tiny.en int8, 2 CPU cores shared with another engineer's WER runs; load 1.5-4; ratio is
+library_default's wall seconds over the lanes' in the same pair; library_default 12.8x-16.5x realtime,
+its WER 8.7-10.5% on the repeating file, 9.6-13.3% on varied seed 10 as its sampling fallback moves):
+- 4t (4 lanes, beam 5): repeating 1.44, 1.48 (load 3-4), 1.91 (load 1.8); varied 1.41, 1.66 (load
+  3.1-3.5), 2.08 (load 1.6). WER 8.18% / 9.22% (lanes decode the same at temperature 0 every run):
+  -0.5 to -2.0 points against library_default. Untrimmed 4 lanes: 1.74 once at load ~1, WER 7.81%.
+- 6t: repeating 1.47, 1.48 (WER 9.68%, -0.8 to +0.4); varied 1.42, 1.60, WER 13.4% (+3.7): worse.
+- 8t: repeating 1.47, 2.08 (WER 9.91%, -0.3 to +0.7); varied 1.88, 2.37, WER 11.0% (+1.4).
+- 4t-b3 (beam 3): repeating 2.00 (load 2.1), 2.22 (load 1.8), WER 8.03% (-0.7); varied 1.73 (load
+  3.4), 2.22 (load 1.6), WER 7.93% (-1.7, -5.3). 4t-b2 was no faster (1.73, 1.66) and no better.
+- Where the time goes (4t): encodes ~0.25-0.4 s a row, in batches no cheaper on a CPU; generates
+  ~0.45-0.55 s a row in batches of 4-7 (about half an unbatched beam search's time), so the lanes
+  spend ~0.85 s a 30 s window against ~1.5 s for library_default (4 CTranslate2 threads on 2 cores).
+  Two groups of lanes on 2 single-thread CTranslate2 workers ("8/2") were slower: 1.36-1.55.
 """
 
 from __future__ import annotations
@@ -48,10 +63,17 @@ def library_default(model, audio: np.ndarray) -> str:
 
 def in_lanes(model, audio: np.ndarray, lanes: str) -> tuple[str, list[tuple[str, int, float]]]:
     """`lanes` is a count, then "t" to trim the contexts of a batch to the shortest one's length, then
-    "/G" for G groups batched apart (each on a CTranslate2 worker of its own: "8/2" is 2 groups of 4)."""
+    "/G" for G groups batched apart (each on a CTranslate2 worker of its own: "8/2" is 2 groups of 4),
+    then "-bN" for beam size N instead of the default 5 ("4t-b3")."""
+    lanes, _, beam = lanes.partition("-b")
     count, _, groups = lanes.partition("/")
     segments, calls = transcribe_in_lanes(
-        model, audio, int(count.rstrip("t")), groups=int(groups or 1), trim_context=count.endswith("t")
+        model,
+        audio,
+        int(count.rstrip("t")),
+        groups=int(groups or 1),
+        trim_context=count.endswith("t"),
+        beam_size=int(beam or 5),
     )
     return "".join(segment["text"] for segment in segments), calls
 
@@ -63,7 +85,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=10, help="of the varied file")
     parser.add_argument("--lanes", nargs="+", default=["4t", "6t", "8t"], help='counts; "4t": 4, contexts trimmed')
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--lane-threads", type=int, default=2, help="CTranslate2 threads per worker of the lanes' model")
+    parser.add_argument("--lane-threads", type=int, default=2, help="CTranslate2 threads per worker, lanes' model")
     parser.add_argument("--lane-workers", type=int, default=1, help="CTranslate2 workers of the lanes' model")
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
     args = parser.parse_args()
@@ -72,7 +94,9 @@ def main() -> None:
 
     path = str(resolve_model("tiny.en", Settings().models_dir))
     library = WhisperModel(path, device="cpu", compute_type="int8")
-    lanes_model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=args.lane_threads, num_workers=args.lane_workers)
+    lanes_model = WhisperModel(
+        path, device="cpu", compute_type="int8", cpu_threads=args.lane_threads, num_workers=args.lane_workers
+    )
     for name in args.files:
         seed = args.seed if name == "varied" else None
         kind = name if seed is None else f"{name} seed={seed}"
@@ -90,7 +114,8 @@ def main() -> None:
                 wer = error_rate("en", [reference], [text])
                 ratios.setdefault(lanes, []).append(base_s / lanes_s)
                 print(
-                    f"file={kind} seconds={seconds:.0f} run={run} lanes={lanes} load={load:.2f},{os.getloadavg()[0]:.2f}"
+                    f"file={kind} seconds={seconds:.0f} run={run} lanes={lanes}"
+                    f" load={load:.2f},{os.getloadavg()[0]:.2f}"
                     f" lanes_x_realtime={seconds / lanes_s:.1f} library_default_x_realtime={seconds / base_s:.1f}"
                     f" ratio_vs_library_default={base_s / lanes_s:.2f} cpu_ratio={base_cpu_s / lanes_cpu_s:.2f}"
                     f" lanes_wer={wer:.2f} library_default_wer={base_wer:.2f} wer_difference={wer - base_wer:+.2f}"

@@ -1,13 +1,16 @@
-"""Lockstep lanes: one long file decoded as a few contiguous lanes whose model calls run as one batch.
+"""Lockstep lanes: one long file decoded as contiguous lanes whose model calls are batched.
 
 Pieces decoded independently lose the text before them, and tiny.en needs it (WER 10-19% against
 9.3% in one pass). A lane instead is a long contiguous stretch (75-150 s) that faster-whisper's
 ordinary sequential `transcribe` decodes with its own context; only the B-1 lane starts over a file
 lose it. Each lane runs in its own thread on a shallow copy of the WhisperModel whose `.model` (the
-CTranslate2 Whisper) is a `BatchingWhisper`: the lanes' concurrent `encode` calls, and their
-`generate` calls with the same options, are gathered into one CTranslate2 call, and each lane gets
-its own rows back. One beam search over B prompts costs far less than B searches on a CPU, where a
-decoding step of tiny.en is mostly per-call overhead.
+CTranslate2 Whisper) is a `BatchingWhisper`: the lanes' concurrent `generate` calls with the same
+options run as one CTranslate2 call (each lane gets its own result back), and their `encode` calls
+run together, row by row. On 2 CPU cores one beam search over 4 prompts took 2.2 s against 3.7-3.9 s
+for 4 searches; a batch of 4 encodes was no faster than 4 single ones (1.8 s against 1.25-1.8 s).
+CTranslate2 batches only prompts whose <|startoftranscript|> is at one place; `trim_context` cuts
+the context of a batch to its shortest one's latest tokens so that most prompts line up.
+bench/lanes.py measures lanes against faster-whisper's default sequential transcribe.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ GATHER_SECONDS = 0.1  # a lane busy in Python longer than this is left for the n
 
 
 def lane_edges(audio: np.ndarray, lanes: int) -> list[float]:
-    """Start seconds of `lanes` contiguous lanes (the first is 0), each cut in the quietest 100 ms near an even share."""
+    """Start seconds of `lanes` contiguous lanes (the first at 0), cut at the quietest 100 ms near even shares."""
     duration = len(audio) / SAMPLE_RATE
     edges = [0.0]
     for lane in range(1, lanes):
@@ -59,11 +62,13 @@ class _Call:
 
 
 class BatchingWhisper:
-    """A CTranslate2 Whisper whose `encode` and `generate` calls from concurrent lanes run as one batch.
+    """A CTranslate2 Whisper whose `generate` calls from concurrent lanes run as one batch.
 
-    A batch goes when every live lane has a call waiting, or GATHER_SECONDS after the oldest call
-    came; calls that differ in kind or options (a temperature fallback) run as batches of their own.
-    Every other attribute is the wrapped model's.
+    Calls go when every live lane has one waiting, or GATHER_SECONDS after the oldest came (or the
+    last batch ended). Waiting encodes go first, alone: lanes out of step (some encoding, some
+    generating) then meet again at their next generate. Generates that differ in options (a
+    temperature fallback) or in where their prompt starts run as batches of their own. Every other
+    attribute is the wrapped model's. Its thread ends when the `lanes` block does.
     """
 
     def __init__(
@@ -189,7 +194,7 @@ class BatchingWhisper:
                     call.result = results[first : first + len(call.prompts)]
                     first += len(call.prompts)
             self.calls.append((group[0].kind, sum(rows), time.perf_counter() - started))
-        except BaseException as error:  # noqa: BLE001 - handed to every lane of the batch
+        except BaseException as error:  # handed to every lane of the batch
             for call in group:
                 call.error = error
         for call in group:
