@@ -137,5 +137,6 @@ def timed(function, *args):
     result = function(*args)
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
+
 if __name__ == "__main__":
     main()
