@@ -1,7 +1,7 @@
 """Lockstep lanes (engine/lanes.py) against faster-whisper's default sequential transcribe, on long real speech.
 
-    python bench/lanes.py [--seconds 600] [--files repeating varied] [--seed 10] [--lanes 4 8] [--runs 2]
-                          [--lane-threads 2]
+    python bench/lanes.py [--seconds 600] [--files repeating varied] [--seed 10] [--lanes 4t 6t 8t] [--runs 2]
+                          [--lane-threads 2] [--lane-workers 1]
 
 Each lanes contender runs right after a library_default run of its own, so each pair sees about the
 same (busy) machine; both are timed in wall seconds and in this process's CPU seconds:
@@ -11,6 +11,7 @@ same (busy) machine; both are timed in wall seconds and in this process's CPU se
   `transcribe` defaults in its own thread, their model calls batched (a model with --lane-threads).
   CTranslate2 batches only prompts whose start token is at one place: lanes_B batches the prompts
   with as much context as each other, lanes_Bt cuts the context of a batch to its shortest one's.
+  "4t-b3": the same with beam 3; "8/2": 2 groups of 4 lanes, batched apart (see `in_lanes`).
 Audio is decoded once beforehand for all. Prints x-realtime (audio seconds per wall second), the ratio
 to library_default in the same pair, WERs (Whisper's English normaliser), the load average before and
 after the pair, and the lanes' CTranslate2 calls (how many, rows per call, seconds).

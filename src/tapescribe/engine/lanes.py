@@ -110,7 +110,7 @@ class BatchingWhisper:
             self._ready.notify_all()
         self._server.join()
 
-    def encode(self, features: Any, to_cpu: bool = False) -> Any:
+    def encode(self, features: Any, to_cpu: bool = False) -> Any:  # to_cpu: outputs are on the CPU already
         return self._call(_Call("encode", np.asarray(features), [], {}))
 
     def generate(self, features: Any, prompts: list[Any], **options: Any) -> list[Any]:
