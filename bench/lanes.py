@@ -26,6 +26,10 @@ its WER 8.7-10.5% on the repeating file, 9.6-13.3% on varied seed 10 as its samp
 - 8t: repeating 1.47, 2.08 (WER 9.91%, -0.3 to +0.7); varied 1.88, 2.37, WER 11.0% (+1.4).
 - 4t-b3 (beam 3): repeating 2.00 (load 2.1), 2.22 (load 1.8), WER 8.03% (-0.7); varied 1.73 (load
   3.4), 2.22 (load 1.6), WER 7.93% (-1.7, -5.3). 4t-b2 was no faster (1.73, 1.66) and no better.
+- varied seed 2 (601 s), load 0.6-1.5, library_default 17.2x-19.1x at WER 8.31%: 4t 1.72, 1.66 at
+  WER 6.51% (-1.8); 4t-b3 1.97, 2.11 at WER 7.37% (-0.9). Load 0.1-1.5: 4t-b4 2.10 (WER 6.60%,
+  -1.7), repeating 1.87 (8.78% against 8.71%); 5t-b3 1.90 (WER 11.31%, +3.0), repeating 2.27 (10.51%,
+  +1.8): where the lane starts fall matters more than how many there are.
 - Where the time goes (4t): encodes ~0.25-0.4 s a row, in batches no cheaper on a CPU; generates
   ~0.45-0.55 s a row in batches of 4-7 (about half an unbatched beam search's time), so the lanes
   spend ~0.85 s a 30 s window against ~1.5 s for library_default (4 CTranslate2 threads on 2 cores).
