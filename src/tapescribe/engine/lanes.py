@@ -1,0 +1,237 @@
+"""Lockstep lanes: one long file decoded as contiguous lanes whose model calls are batched.
+
+Pieces decoded independently lose the text before them, and tiny.en needs it (WER 10-19% against
+9.3% in one pass). A lane instead is a long contiguous stretch (75-150 s) that faster-whisper's
+ordinary sequential `transcribe` decodes with its own context; only the B-1 lane starts over a file
+lose it. Each lane runs in its own thread on a shallow copy of the WhisperModel whose `.model` (the
+CTranslate2 Whisper) is a `BatchingWhisper`: the lanes' concurrent `generate` calls with the same
+options run as one CTranslate2 call (each lane gets its own result back), and their `encode` calls
+run together, row by row. On 2 CPU cores one beam search over 4 prompts took 2.2 s against 3.7-3.9 s
+for 4 searches; a batch of 4 encodes was no faster than 4 single ones (1.8 s against 1.25-1.8 s).
+CTranslate2 batches only prompts whose <|startoftranscript|> is at one place; `trim_context` cuts
+the context of a batch to its shortest one's latest tokens so that most prompts line up.
+bench/lanes.py measures lanes against faster-whisper's default sequential transcribe.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.batched import quietest_moment
+
+CUT_SEARCH_SECONDS = 10.0  # a lane edge is the quietest moment within this much of its even share
+GATHER_SECONDS = 0.1  # a lane busy in Python longer than this is left for the next batch
+
+
+def lane_edges(audio: np.ndarray, lanes: int) -> list[float]:
+    """Start seconds of `lanes` contiguous lanes (the first at 0), cut at the quietest 100 ms near even shares."""
+    duration = len(audio) / SAMPLE_RATE
+    edges = [0.0]
+    for lane in range(1, lanes):
+        target = duration * lane / lanes
+        start, end = max(edges[-1] + 1.0, target - CUT_SEARCH_SECONDS), min(duration, target + CUT_SEARCH_SECONDS)
+        if end - start > 0.2:
+            edges.append(quietest_moment(audio, start, end))
+    return edges
+
+
+@dataclass(eq=False)  # calls are told apart by identity
+class _Call:
+    kind: str  # "encode" or "generate"
+    features: np.ndarray
+    prompts: list[Any]
+    options: dict[str, Any]
+    since: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+    @property
+    def batch_key(self) -> tuple[str, str]:
+        return self.kind, repr(sorted(self.options.items()))
+
+
+class BatchingWhisper:
+    """A CTranslate2 Whisper whose `generate` calls from concurrent lanes run as one batch.
+
+    Calls go when every live lane has one waiting, or GATHER_SECONDS after the oldest came (or the
+    last batch ended). Waiting encodes go first, alone: lanes out of step (some encoding, some
+    generating) then meet again at their next generate. Generates that differ in options (a
+    temperature fallback) or in where their prompt starts run as batches of their own. Every other
+    attribute is the wrapped model's. Its thread ends when the `lanes` block does.
+    """
+
+    def __init__(
+        self, model: Any, start_token: int, trim_context: bool = False, gather_seconds: float = GATHER_SECONDS
+    ) -> None:
+        self._model = model
+        self._start_token = start_token  # <|startoftranscript|>: CTranslate2 batches only prompts with it at one place
+        self._trim_context = trim_context
+        self._gather_seconds = gather_seconds
+        self._ready = threading.Condition()
+        self._waiting: list[_Call] = []
+        self._live_lanes = 0
+        self._closed = False
+        self.calls: list[tuple[str, int, float]] = []  # (kind, rows, seconds) per CTranslate2 call, for measuring
+        self._server = threading.Thread(target=self._serve, name="lane-batcher", daemon=True)
+        self._server.start()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    @contextmanager
+    def lanes(self, count: int) -> Iterator[None]:
+        """Count `count` lanes live (before any of them calls); each leaves with `lane_done`."""
+        with self._ready:
+            self._live_lanes += count
+        try:
+            yield
+        finally:
+            self.close()
+
+    def lane_done(self) -> None:
+        with self._ready:
+            self._live_lanes -= 1
+            self._ready.notify_all()
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+        self._server.join()
+
+    def encode(self, features: Any, to_cpu: bool = False) -> Any:  # to_cpu: outputs are on the CPU already
+        return self._call(_Call("encode", np.asarray(features), [], {}))
+
+    def generate(self, features: Any, prompts: list[Any], **options: Any) -> list[Any]:
+        return self._call(_Call("generate", np.asarray(features), list(prompts), options))
+
+    def _call(self, call: _Call) -> Any:
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("the lanes are closed")
+            self._waiting.append(call)
+            self._ready.notify_all()
+        call.done.wait()
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _serve(self) -> None:
+        last_batch = time.monotonic()
+        while True:
+            with self._ready:
+                while True:
+                    if self._waiting:
+                        since = max(self._waiting[0].since, last_batch)
+                        left = since + self._gather_seconds - time.monotonic()
+                        if len(self._waiting) >= self._live_lanes or left <= 0 or self._closed:
+                            break
+                    elif self._closed:
+                        return
+                    else:
+                        left = None
+                    self._ready.wait(left)
+                calls = self._next_calls()
+            groups: dict[tuple[Any, ...], list[_Call]] = {}
+            for call in calls:
+                groups.setdefault((*call.batch_key, self._start_place(call)), []).append(call)
+            for group in groups.values():
+                self._run(group)
+            last_batch = time.monotonic()
+
+    def _next_calls(self) -> list[_Call]:
+        """The waiting encodes if there are any, else every waiting call.
+
+        Lanes out of step (some encoding, some generating) would stay so if both ran at once; the
+        generates wait for the encoding lanes to come back with generates of their own.
+        """
+        encodes = [call for call in self._waiting if call.kind == "encode"]
+        calls = encodes or self._waiting
+        self._waiting = [call for call in self._waiting if call not in calls] if encodes else []
+        return calls
+
+    def _start_place(self, call: _Call) -> int:
+        """Where the prompts' start token is; with trim_context only whether there is context before it."""
+        if call.kind != "generate":
+            return 0
+        places = {prompt.index(self._start_token) for prompt in call.prompts}
+        place = places.pop() if len(places) == 1 else -1
+        return min(place, 1) if self._trim_context else place
+
+    def _trimmed(self, prompts: list[list[int]]) -> list[list[int]]:
+        """Prompts whose context is cut to the shortest one's latest tokens, so the start tokens line up."""
+        shortest = min(prompt.index(self._start_token) for prompt in prompts)
+        if shortest == 0:
+            return prompts
+        return [prompt[:1] + prompt[prompt.index(self._start_token) - shortest + 1 :] for prompt in prompts]
+
+    def _run(self, group: list[_Call]) -> None:
+        import ctranslate2
+
+        try:
+            rows = [len(call.features) for call in group]
+            started = time.perf_counter()
+            if group[0].kind == "encode":  # row by row: a batch of encodes was no faster on a CPU, often slower
+                for call in group:
+                    call.result = self._model.encode(ctranslate2.StorageView.from_array(call.features), to_cpu=False)
+            else:
+                features = ctranslate2.StorageView.from_array(np.concatenate([call.features for call in group]))
+                prompts = self._trimmed([p for c in group for p in c.prompts])
+                results = self._model.generate(features, prompts, **group[0].options)
+                first = 0
+                for call in group:
+                    call.result = results[first : first + len(call.prompts)]
+                    first += len(call.prompts)
+            self.calls.append((group[0].kind, sum(rows), time.perf_counter() - started))
+        except BaseException as error:  # handed to every lane of the batch
+            for call in group:
+                call.error = error
+        for call in group:
+            call.done.set()
+
+
+def transcribe_in_lanes(
+    model: Any, audio: np.ndarray, lanes: int, groups: int = 1, trim_context: bool = False, **options: Any
+) -> tuple[list[dict[str, Any]], list[tuple[str, int, float]]]:
+    """Segments ({start, end, text}, absolute seconds) of `audio` decoded as `lanes` lockstep lanes,
+    and (kind, rows, seconds) of each batched model call.
+
+    The lanes form `groups` groups, each batched on its own: with a model of as many CTranslate2
+    workers (`num_workers`), one group can encode while another generates. `options` go to every
+    lane's `WhisperModel.transcribe`.
+    """
+    edges = lane_edges(audio, lanes)
+    bounds = list(zip(edges, [*edges[1:], len(audio) / SAMPLE_RATE], strict=True))
+    start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
+    batchers = [BatchingWhisper(model.model, start_token, trim_context) for _ in range(min(groups, len(bounds)))]
+    lane_models = []
+    for batcher in batchers:
+        lane_models.append(copy.copy(model))
+        lane_models[-1].model = batcher
+
+    def run_lane(lane: int) -> list[dict[str, Any]]:
+        start, end = bounds[lane]
+        try:
+            piece = audio[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+            segments, _ = lane_models[lane % len(batchers)].transcribe(piece, **options)
+            return [{"start": start + s.start, "end": start + s.end, "text": s.text} for s in segments]
+        finally:
+            batchers[lane % len(batchers)].lane_done()
+
+    with ExitStack() as stack:
+        for number, batcher in enumerate(batchers):
+            stack.enter_context(batcher.lanes(len(range(number, len(bounds), len(batchers)))))
+        with ThreadPoolExecutor(len(bounds)) as pool:
+            per_lane = list(pool.map(run_lane, range(len(bounds))))
+    return [segment for lane in per_lane for segment in lane], [call for b in batchers for call in b.calls]
