@@ -16,6 +16,9 @@ Audio is decoded once beforehand for all. Prints x-realtime (audio seconds per w
 to library_default in the same pair, WERs (Whisper's English normaliser), the load average before and
 after the pair, and the lanes' CTranslate2 calls (how many, rows per call, seconds).
 
+Idle machine (load 1.0-1.75), `--lanes 4t 4t-b3 --runs 2`, medians of the pair ratios: 4t 1.80
+(repeating) and 1.95 (varied seed 10), WER -0.53 and -0.40; 4t-b3 2.32 and 2.22, WER -0.83 to -1.70.
+
 Measured (tiny.en int8, 2 CPU cores shared with another engineer's WER runs; load 1.5-4; ratio is
 library_default's wall seconds over the lanes' in the same pair; library_default 12.8x-16.5x realtime,
 its WER 8.7-10.5% on the repeating file, 9.6-13.3% on varied seed 10 as its sampling fallback moves):
