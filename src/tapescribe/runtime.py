@@ -98,7 +98,12 @@ class Runtime:
         self.transcription = TranscriptionJob(
             self.sessions,
             self.models,
-            JobSettings(settings.window_seconds, decode_defaults(settings)),
+            JobSettings(
+                settings.window_seconds,
+                decode_defaults(settings),
+                file_lanes=settings.file_lanes,
+                lane_beam_size=settings.lane_beam_size,
+            ),
             self.decodes,
             self.speakers,
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -68,13 +68,21 @@ class BatchingWhisper:
     last batch ended). Waiting encodes go first, alone: lanes out of step (some encoding, some
     generating) then meet again at their next generate. Generates that differ in options (a
     temperature fallback) or in where their prompt starts run as batches of their own. Every other
-    attribute is the wrapped model's. Its thread ends when the `lanes` block does.
+    attribute is the wrapped model's. Its thread ends when the `lanes` block does. `between_calls`
+    runs on that thread before each batch (a file job lends its decode slot there); what it raises
+    is raised in the lanes of that batch.
     """
 
     def __init__(
-        self, model: Any, start_token: int, trim_context: bool = False, gather_seconds: float = GATHER_SECONDS
+        self,
+        model: Any,
+        start_token: int,
+        trim_context: bool = False,
+        gather_seconds: float = GATHER_SECONDS,
+        between_calls: Callable[[], None] | None = None,
     ) -> None:
         self._model = model
+        self._between_calls = between_calls
         self._start_token = start_token  # <|startoftranscript|>: CTranslate2 batches only prompts with it at one place
         self._trim_context = trim_context
         self._gather_seconds = gather_seconds
@@ -180,6 +188,8 @@ class BatchingWhisper:
         import ctranslate2
 
         try:
+            if self._between_calls is not None:
+                self._between_calls()
             rows = [len(call.features) for call in group]
             started = time.perf_counter()
             if group[0].kind == "encode":  # row by row: a batch of encodes was no faster on a CPU, often slower

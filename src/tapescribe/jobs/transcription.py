@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, pcm_blocks
+from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
 from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, for_transcript, transcribe_windows
@@ -48,6 +49,8 @@ class JobSettings:
     window_seconds: float = 240.0
     decoding: DecodeOptions = field(default_factory=DecodeOptions)
     detection_parts: int = 3  # parts of a file its language is detected on, when the language decides the model
+    file_lanes: int = 1  # above 1: sequential models decode files in lockstep lanes (engine/lane_groups.py)
+    lane_beam_size: int = 3
 
 
 class Cancelled(Exception):
@@ -245,6 +248,13 @@ class TranscriptionJob:
             show_progress(seconds)
             slot.give_way()
 
+        def between_model_calls() -> None:
+            """Between the lanes' batched model calls (on the batching thread, while this one waits):
+            a cancel stops the lanes, and shorter jobs and live steps go first."""
+            if self._cancel_requested(session_id):
+                raise Cancelled
+            slot.give_way()
+
         try:
             if self._cancel_requested(session_id):
                 raise Cancelled
@@ -262,16 +272,32 @@ class TranscriptionJob:
             blocks = pcm_blocks(audio, start=resume.start) if audio is not None else _skip(whole_file(), resume.start)
             segments = list(saved)
             last_save = time.monotonic()
-            for segment in transcribe_windows(
-                model,
-                blocks,
-                self.options_for(session),
-                resume,
-                self.settings.window_seconds,
-                remember_language,
-                window_done,
-                whole_file,
-            ):
+            settings = self.settings
+            if settings.file_lanes > 1 and not self.models.plan.batched:  # lanes batch a sequential model's calls
+                records = transcribe_lane_groups(
+                    model,
+                    blocks,
+                    self.options_for(session),
+                    resume,
+                    settings.window_seconds,
+                    settings.file_lanes,
+                    settings.lane_beam_size,
+                    remember_language,
+                    window_done,
+                    between_model_calls,
+                )
+            else:
+                records = transcribe_windows(
+                    model,
+                    blocks,
+                    self.options_for(session),
+                    resume,
+                    settings.window_seconds,
+                    remember_language,
+                    window_done,
+                    whole_file,
+                )
+            for segment in records:
                 lease.check()  # never a line in the journal of a job another worker has taken over
                 self._patiently(session_id, store.append_journal, session_id, segment)
                 segments.append(segment)

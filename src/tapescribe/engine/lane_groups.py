@@ -1,0 +1,200 @@
+"""File jobs decoded as lockstep lanes (engine/lanes.py), group by group, so memory stays bounded and a job can resume.
+
+The audio is read in groups of at most lanes * window_seconds. A group that is not the file's last
+ends at the quietest 100 ms of its last GROUP_CUT_SECONDS, and the next group starts there, so
+where groups fall depends on the audio alone, counted from the start of the file. A group is cut
+into one lane per LANE_SECONDS (at most `lanes`) at quiet moments (`lane_edges`); each lane is
+faster-whisper's own sequential `transcribe` at `lane_beam_size`, and the lanes' model calls are
+batched. A group too short for two lanes is one plain `transcribe` with the job's own options, so a
+file under two minutes decodes exactly as transcribe_windows decodes it.
+
+Every record says its group's start as `window_start`, so `resume_point` (jobs/transcription.py)
+starts a resumed job again at the group of the last saved segment and the segments of that group
+already saved are skipped by time, as transcribe_windows does. The first lane of a group starts
+from the text context one pass would carry there (`carried_context` over the records before it,
+which a resume has as `Resume.earlier`); the other lanes start from the caller's prompt only.
+Lanes are featurized alone (no whole-file feature ceiling): that is how bench/lanes.py measured them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.batched import quietest_moment
+from tapescribe.engine.lanes import BatchingWhisper, lane_edges
+from tapescribe.engine.speech_regions import speech_clips
+from tapescribe.engine.transcriber import (
+    DecodeOptions,
+    LanguageFound,
+    Resume,
+    carried_context,
+    prompt_tokens,
+    segment_record,
+)
+
+LANE_SECONDS = 60.0  # a group gets one lane per this much audio: lanes shorter than a minute lose too much context
+GROUP_CUT_SECONDS = 10.0  # a group that is not the last ends at the quietest moment of its last this many seconds
+LANGUAGE_SECONDS = 30.0  # the language is detected once, on this much of the first group
+
+
+def lane_count(group_samples: int, lanes: int) -> int:
+    """Lanes for a group of that length: one per LANE_SECONDS, at least one, at most `lanes`."""
+    return max(1, min(lanes, int(group_samples / SAMPLE_RATE // LANE_SECONDS)))
+
+
+def read_groups(
+    blocks: Iterable[np.ndarray], group_samples: int, first_sample: int = 0
+) -> Iterator[tuple[int, np.ndarray, bool]]:
+    """(first sample in the file, audio, whether it is the last) of each group of `blocks` (from `first_sample`).
+
+    At most one group and one block are held at once. Group ends are a function of the audio from
+    `first_sample` on, whatever the block sizes, so a resume at a group start finds the same groups.
+    """
+    source = iter(blocks)
+    pending: list[np.ndarray] = []
+    pending_samples = 0
+    finished = False
+    position = first_sample
+    while True:
+        while not finished and pending_samples <= group_samples:
+            block = next(source, None)
+            if block is None:
+                finished = True
+            elif len(block):
+                pending.append(block)
+                pending_samples += len(block)
+        if pending_samples == 0:
+            return
+        audio = np.concatenate(pending) if len(pending) > 1 else pending[0]
+        if finished and len(audio) <= group_samples:
+            yield position, audio, True
+            return
+        seconds = group_samples / SAMPLE_RATE
+        end = round(quietest_moment(audio[:group_samples], seconds - GROUP_CUT_SECONDS, seconds) * SAMPLE_RATE)
+        yield position, audio[:end], False
+        pending, pending_samples, position = [audio[end:]], len(audio) - end, position + end
+
+
+def transcribe_lane(
+    model: Any, audio: np.ndarray, options: DecodeOptions, language: str | None, prompt: str | list[int] | None
+) -> tuple[list[Any], Any]:
+    """One lane (or a one-lane group): faster-whisper's `transcribe` over the speech the VAD keeps, as
+    transcribe_windows calls it. ([], None) when nothing may be speech."""
+    clips = speech_clips(audio, options.vad_parameters) if options.vad_filter else None
+    if clips == []:
+        return [], None
+    segments, info = model.transcribe(
+        audio, language=language, initial_prompt=prompt, clip_timestamps=clips or "0", **options.as_kwargs()
+    )
+    return list(segments), info
+
+
+def transcribe_in_step(
+    model: Any,
+    audio: np.ndarray,
+    starts: list[int],
+    options: DecodeOptions,
+    language: str | None,
+    prompts: list[str | list[int] | None],
+    between_calls: Callable[[], None] | None,
+) -> list[list[Any]]:
+    """The segments of each lane of `audio` (lanes start at sample `starts`), decoded in lockstep threads."""
+    start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
+    batcher = BatchingWhisper(model.model, start_token, trim_context=True, between_calls=between_calls)
+    lane_model = copy.copy(model)
+    lane_model.model = batcher
+    bounds = list(zip(starts, [*starts[1:], len(audio)], strict=True))
+
+    def run_lane(lane: int) -> list[Any]:
+        try:
+            start, end = bounds[lane]
+            segments, _ = transcribe_lane(lane_model, audio[start:end], options, language, prompts[lane])
+            return segments
+        finally:
+            batcher.lane_done()
+
+    with batcher.lanes(len(bounds)), ThreadPoolExecutor(len(bounds), thread_name_prefix="lane") as pool:
+        return list(pool.map(run_lane, range(len(bounds))))
+
+
+def transcribe_lane_groups(
+    model: Any,
+    blocks: Iterable[np.ndarray],
+    options: DecodeOptions,
+    resume: Resume | None = None,
+    window_seconds: float = 240.0,
+    lanes: int = 4,
+    lane_beam_size: int = 3,
+    on_language: Callable[[LanguageFound], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    between_calls: Callable[[], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield final segments (absolute seconds, transcribe_windows' records) of the audio in `blocks`,
+    which starts at resume.start, a group start of an uninterrupted run.
+
+    `on_progress` hears the second reached after each group. `between_calls` runs before each
+    batched model call of a group in lanes (from the batching thread, while the caller waits for
+    this generator): a job gives way to shorter work there, as it does between segments.
+    """
+    resume = resume or Resume()
+    language = options.language or resume.language
+    reported_language = resume.language is not None
+    multilingual = getattr(getattr(model, "model", None), "is_multilingual", True)
+    context: list[int] | None = None  # None: the file's start, where the caller's prompt is the context
+    if resume.start > 0:
+        context = carried_context(prompt_tokens(model, options.initial_prompt), resume.earlier)
+    lane_options = replace(options, beam_size=lane_beam_size)
+
+    def report(found: LanguageFound) -> None:
+        nonlocal reported_language
+        if not reported_language and on_language is not None:
+            on_language(found)
+        reported_language = True
+
+    group_samples = int(lanes * window_seconds * SAMPLE_RATE)
+    for first_sample, audio, _ in read_groups(blocks, group_samples, round(resume.start * SAMPLE_RATE)):
+        group_start = first_sample / SAMPLE_RATE
+        first_prompt = options.initial_prompt if context is None else (context or None)
+        count = lane_count(len(audio), lanes)
+        if count == 1:
+            segments, info = transcribe_lane(model, audio, options, language, first_prompt)
+            if info is not None and not reported_language:
+                probability = 1.0 if language not in (None, info.language) else float(info.language_probability)
+                language = language or info.language
+                report(LanguageFound(language, probability))
+            per_lane = [segments]
+            starts = [0]
+        else:
+            if language is None and multilingual:  # once, not in every lane
+                language, probability, _ = model.detect_language(audio=audio[: int(LANGUAGE_SECONDS * SAMPLE_RATE)])
+                report(LanguageFound(language, float(probability)))
+            language = language or "en"
+            report(LanguageFound(language, 1.0))
+            starts = [round(edge * SAMPLE_RATE) for edge in lane_edges(audio, count)]
+            prompts = [first_prompt, *[options.initial_prompt] * (len(starts) - 1)]
+            per_lane = transcribe_in_step(model, audio, starts, lane_options, language, prompts, between_calls)
+        records = []
+        for start, segments in zip(starts, per_lane, strict=True):
+            for segment in segments:
+                record = segment_record(segment, (first_sample + start) / SAMPLE_RATE)
+                record["window_start"] = group_start
+                records.append(record)
+        if context is None:
+            context = prompt_tokens(model, options.initial_prompt)
+        context = carried_context(context, records)
+        for record in records:
+            if resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until:
+                yield record
+        if on_progress is not None:
+            on_progress((first_sample + len(audio)) / SAMPLE_RATE)
+    if language is None and not multilingual:
+        language = "en"
+    if language is not None:
+        report(LanguageFound(language, 1.0))
