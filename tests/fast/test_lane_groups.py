@@ -6,6 +6,8 @@ find the very groups an uninterrupted run found from there, or its segments woul
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
@@ -35,7 +37,7 @@ def test_groups_fall_where_the_audio_says_whatever_the_blocks():
     assert found == groups(audio, 7777) == groups(audio, len(audio))
     starts = [start for start, _, _ in found]
     assert starts[0] == 0 and len(found) >= 4
-    for (start, length, last), (following, _, _) in zip(found, found[1:], strict=False):
+    for (start, length, last), (following, _, _) in itertools.pairwise(found):
         assert not last and start + length == following  # contiguous: nothing lost, nothing twice
         assert (GROUP_SECONDS - GROUP_CUT_SECONDS) * SAMPLE_RATE <= length <= GROUP_SECONDS * SAMPLE_RATE
     assert found[-1][2] and found[-1][0] + found[-1][1] == len(audio)
