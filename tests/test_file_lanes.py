@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -106,3 +107,27 @@ def test_a_file_too_short_for_two_lanes_decodes_as_in_windows(runtime, long_spee
     windows = list(transcribe_windows(model, pcm_blocks(short), options))
     lanes = list(transcribe_lane_groups(model, pcm_blocks(short), options, lanes=LANES))
     assert [(r["start"], r["end"], r["text"]) for r in lanes] == [(r["start"], r["end"], r["text"]) for r in windows]
+
+
+class Stop(Exception):
+    pass
+
+
+def test_what_between_calls_raises_stops_the_lanes(runtime, long_speech):
+    """A job gives way and notices a cancel between the lanes' batched calls: what it raises there
+    ends every lane and comes out of the generator, and the batching thread ends."""
+    path, _ = long_speech
+    audio = np.concatenate(list(pcm_blocks(path)))[: 150 * SAMPLE_RATE]
+    calls = []
+
+    def between_calls() -> None:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise Stop
+
+    model = runtime.models.get()
+    options = decode_defaults(runtime.settings)
+    with pytest.raises(Stop):
+        list(transcribe_lane_groups(model, [audio], options, lanes=LANES, between_calls=between_calls))
+    assert len(calls) >= 3 and set(calls) == {"lane-batcher"}
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith(("lane", "lane-batcher"))]

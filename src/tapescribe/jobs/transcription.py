@@ -4,7 +4,7 @@ The same code runs inside a queue worker (uploads) and inline in a request (`/tr
 per session (sessions/locks.py: flock on one host, a Redis lease across hosts) makes sure only one of
 them works on a session at a time; a holder that lost its lease stops before its next write. Either
 way the model work holds a slot of the process's DecodeScheduler, and lends it between segments to
-a shorter job that waits.
+a shorter job that waits (in lanes, TAPESCRIBE_FILE_LANES > 1, also between batched model calls).
 """
 
 from __future__ import annotations
