@@ -171,7 +171,14 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, l
         assert {row["id"] for row in rows} == on_disk
         for row in rows:
             status = json.loads((sessions_dir / row["id"] / "status.json").read_text())
-            assert row["status"] == status["status"] == "done", (row, status, server.log())
+            assert row["status"] == status["status"], (row, status)
+            if row["id"] not in ledger.acknowledged and status["status"] == "error":
+                # A live stream killed before its first audio was stored (its client never heard of the
+                # session): an error that says so, and nothing in it to lose.
+                assert "before any audio was stored" in status["message"], status
+                assert sorted(os.listdir(sessions_dir / row["id"])) == ["session.json", "status.json"]
+                continue
+            assert status["status"] == "done", (row, status, server.log())
         # each transcript equals an uninterrupted run over its stored audio
         rates = []
         with server.client() as client:
