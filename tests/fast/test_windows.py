@@ -1,5 +1,5 @@
 """The window hold-back of file jobs (engine/transcriber.py) and where a job resumes
-(jobs/transcription.py `resume_point`), on exact inputs.
+(jobs/journal.py `resume_point`), on exact inputs.
 
 A scripted model stands in for Whisper: the policy under test is which audio each window gets and
 which segments are kept, so the model's answers are written out per window. The audio's samples
@@ -22,7 +22,7 @@ from tapescribe.engine.transcriber import (
     for_transcript,
     transcribe_windows,
 )
-from tapescribe.jobs.transcription import resume_point
+from tapescribe.jobs.journal import resume_point
 
 WINDOW = 30.0
 

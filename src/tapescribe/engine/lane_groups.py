@@ -8,7 +8,7 @@ faster-whisper's own sequential `transcribe` at `lane_beam_size`, and the lanes'
 batched. A group too short for two lanes is one plain `transcribe` with the job's own options, so a
 file under two minutes decodes exactly as transcribe_windows decodes it.
 
-Every record says its group's start as `window_start`, so `resume_point` (jobs/transcription.py)
+Every record says its group's start as `window_start`, so `resume_point` (jobs/journal.py)
 starts a resumed job again at the group of the last saved segment and the segments of that group
 already saved are skipped by time, as transcribe_windows does. The first lane of a group starts
 from the text context one pass would carry there (`carried_context` over the records before it,

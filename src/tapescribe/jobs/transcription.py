@@ -19,8 +19,9 @@ from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, p
 from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
-from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, for_transcript, transcribe_windows
+from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, transcribe_windows
 from tapescribe.errors import NotFound, TapescribeError, is_disk_full
+from tapescribe.jobs.journal import build_transcription, resume_point
 from tapescribe.jobs.routing import choose_model
 from tapescribe.jobs.scheduler import DecodeScheduler, Slot
 from tapescribe.jobs.speakers import SPEAKERS_STEP, SpeakerLabelling, wanted
@@ -55,48 +56,6 @@ class JobSettings:
 
 class Cancelled(Exception):
     pass
-
-
-def build_transcription(session: dict[str, Any], segments: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
-    return {
-        "text": "".join(segment["text"] for segment in segments).strip(),
-        "language": session.get("language"),
-        "language_probability": session.get("language_probability"),
-        "model": session.get("model"),
-        "complete": complete,
-        "segments": [{"id": number, **for_transcript(segment)} for number, segment in enumerate(segments)],
-    }
-
-
-def resume_point(session: dict[str, Any], saved: list[dict[str, Any]]) -> Resume:
-    """Where a job starts again: the start of the window of the last saved segment.
-
-    The windows then fall where an uninterrupted run puts them, and the segments already saved are
-    skipped when that window is decoded again (the journal stays append-only: nothing saved is ever
-    rewritten or lost). A journal written before segments carried `window_start` starts again at 0,
-    where its windows were counted from too: the saved part is decoded again, not lost or repeated.
-    The segments of the windows before carry the text context that window starts from, and the
-    records the whole file's feature ceiling the windows were floored below.
-    """
-    if not saved:
-        return Resume()
-    saved_until = max(segment["end"] for segment in saved)
-    window_start = saved[-1].get("window_start")
-    if not isinstance(window_start, (int, float)) or not 0 <= window_start <= saved_until:
-        window_start = 0.0
-    ceiling = saved[-1].get("feature_ceiling")
-    return Resume(
-        start=float(window_start),
-        saved_until=saved_until,
-        language=session.get("language"),
-        language_probability=session.get("language_probability"),
-        feature_ceiling=ceiling if isinstance(ceiling, float) else None,
-        earlier=[segment for segment in saved if _number(segment.get("window_start"), window_start) < window_start],
-    )
-
-
-def _number(value: Any, default: float) -> float:
-    return value if isinstance(value, (int, float)) else default
 
 
 class TranscriptionJob:
