@@ -155,6 +155,24 @@ def measure_duration(source: AudioSource) -> float:
     return sum(len(block) for block in pcm_blocks(source)) / SAMPLE_RATE
 
 
+def read_ahead(
+    source: Iterator[np.ndarray], held: list[np.ndarray], held_samples: int, wanted: int
+) -> tuple[int, bool]:
+    """Append blocks of `source` to `held` (which has `held_samples`) until it holds at least `wanted`
+    samples: (samples held, whether `source` ended first). Empty blocks are dropped.
+
+    Windows and lane groups are read so: what one needs, and at most one block more, is held.
+    """
+    while held_samples < wanted:
+        block = next(source, None)
+        if block is None:
+            return held_samples, True
+        if len(block):
+            held.append(block)
+            held_samples += len(block)
+    return held_samples, False
+
+
 class ChainedFiles(io.RawIOBase):
     """Several files read as one stream: live chunks that together make one recording."""
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.audio import SAMPLE_RATE, read_ahead
 from tapescribe.engine.batched import quietest_moment
 from tapescribe.engine.lanes import BatchingWhisper, lane_edges
 from tapescribe.engine.speech_regions import speech_clips
@@ -63,13 +63,8 @@ def read_groups(
     finished = False
     position = first_sample
     while True:
-        while not finished and pending_samples <= group_samples:
-            block = next(source, None)
-            if block is None:
-                finished = True
-            elif len(block):
-                pending.append(block)
-                pending_samples += len(block)
+        if not finished:  # more than a group, so a group that is not the last is known as such
+            pending_samples, finished = read_ahead(source, pending, pending_samples, group_samples + 1)
         if pending_samples == 0:
             return
         audio = np.concatenate(pending) if len(pending) > 1 else pending[0]

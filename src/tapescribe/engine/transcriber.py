@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.audio import SAMPLE_RATE, read_ahead
 from tapescribe.engine.speech_regions import speech_clips
 from tapescribe.engine.window_features import EDGE, feature_ceiling, featurizes_windows, for_window, samples_before
 
@@ -229,13 +229,8 @@ def transcribe_windows(
         return resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until
 
     while True:
-        while not finished_input and pending_samples < window_samples + EDGE:
-            block = next(source, None)
-            if block is None:
-                finished_input = True
-            elif len(block):
-                pending.append(block)
-                pending_samples += len(block)
+        if not finished_input:
+            pending_samples, finished_input = read_ahead(source, pending, pending_samples, window_samples + EDGE)
         if pending_samples == 0:
             report_unheard_language()
             return
