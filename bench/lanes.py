@@ -54,14 +54,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from defaults import error_rate  # noqa: E402
-from make_long_audio import REPO, make  # noqa: E402
+from make_long_audio import FILES, REPO, bench_file  # noqa: E402
 
 from tapescribe.config import Settings  # noqa: E402
-from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks  # noqa: E402
+from tapescribe.engine.audio import SAMPLE_RATE  # noqa: E402
 from tapescribe.engine.lanes import transcribe_in_lanes  # noqa: E402
 from tapescribe.engine.models import resolve_model  # noqa: E402
-
-FILES = ("repeating", "varied")
 
 
 def library_default(model, audio: np.ndarray) -> str:
@@ -106,11 +104,7 @@ def main() -> None:
         path, device="cpu", compute_type="int8", cpu_threads=args.lane_threads, num_workers=args.lane_workers
     )
     for name in args.files:
-        seed = args.seed if name == "varied" else None
-        kind = name if seed is None else f"{name} seed={seed}"
-        wav = HERE / "audio" / f"{kind.replace(' seed=', '_seed')}_{args.seconds:g}s.wav"
-        _, reference = make(args.seconds, wav, args.audio_dir, seed)
-        audio = np.concatenate(list(pcm_blocks(wav)))
+        kind, _, reference, audio = bench_file(name, args.seconds, args.audio_dir, args.seed)
         seconds = len(audio) / SAMPLE_RATE
         ratios: dict[str, list[float]] = {}
         for run in range(args.runs):

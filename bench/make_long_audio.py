@@ -20,6 +20,7 @@ import numpy as np
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 
 REPO = Path(__file__).resolve().parents[1]
+FILES = ("repeating", "varied")  # the plain file, and the --varied one
 
 
 def english_recordings(audio_dir: Path) -> list[Path]:
@@ -67,6 +68,16 @@ def make(seconds: float, out: Path, audio_dir: Path, seed: int | None = None) ->
     reference = " ".join(texts)
     out.with_suffix(".txt").write_text(reference + "\n")
     return out, reference
+
+
+def bench_file(name: str, seconds: float, audio_dir: Path, seed: int) -> tuple[str, Path, str, np.ndarray]:
+    """(label, path, reference transcript, samples) of the long file `name` (one of FILES), made `seconds`
+    long under bench/audio, for the benchmarks that compare decoders on it; `seed` is the varied file's."""
+    seed_of_file = seed if name == "varied" else None
+    kind = name if seed_of_file is None else f"{name} seed={seed_of_file}"
+    path = REPO / "bench" / "audio" / f"{kind.replace(' seed=', '_seed')}_{seconds:g}s.wav"
+    _, reference = make(seconds, path, audio_dir, seed_of_file)
+    return kind, path, reference, np.concatenate(list(pcm_blocks(path)))
 
 
 if __name__ == "__main__":

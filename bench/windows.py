@@ -51,16 +51,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from defaults import error_rate  # noqa: E402
-from make_long_audio import REPO, make  # noqa: E402
+from make_long_audio import FILES, REPO, bench_file  # noqa: E402
 from memory import ENGINE, peak_mib  # noqa: E402
 
 from tapescribe.config import Settings  # noqa: E402
-from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks  # noqa: E402
+from tapescribe.engine.audio import SAMPLE_RATE  # noqa: E402
 from tapescribe.engine.speech_regions import speech_clips  # noqa: E402
 from tapescribe.engine.transcriber import transcribe_windows  # noqa: E402
 from tapescribe.runtime import decode_defaults, model_pool  # noqa: E402
-
-FILES = ("repeating", "varied")
 
 
 def whole_file(model, audio: np.ndarray, options) -> str:
@@ -95,11 +93,7 @@ def main() -> None:
     options = decode_defaults(settings)
     model = model_pool(settings).get("tiny.en")
     for name in args.files:
-        seed = args.seed if name == "varied" else None
-        kind = name if seed is None else f"{name} seed={seed}"
-        path = HERE / "audio" / f"{kind.replace(' seed=', '_seed')}_{args.seconds:g}s.wav"
-        _, reference = make(args.seconds, path, args.audio_dir, seed)
-        audio = np.concatenate(list(pcm_blocks(path)))
+        kind, path, reference, audio = bench_file(name, args.seconds, args.audio_dir, args.seed)
         seconds = len(audio) / SAMPLE_RATE
         label = f"file={kind} seconds={seconds:.0f} window_seconds={args.window_seconds:g}"
         if args.memory:
