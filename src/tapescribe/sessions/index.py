@@ -112,6 +112,12 @@ def _spellings(phrase: str) -> tuple[str, ...]:
     return (phrase, *(other for other in others if other != lowered))
 
 
+def segment_values(session_id: str, position: int, segment: dict[str, Any]) -> tuple[Any, ...]:
+    """What both backends store of a transcript segment besides its text, in their column order:
+    (session_id, position, start, end, speaker, speaker_name)."""
+    return (session_id, position, segment["start"], segment["end"], segment.get("speaker"), segment.get("speaker_name"))
+
+
 def redacted_url(url: str) -> str:
     """The URL with its password replaced by ***, for logs and error messages."""
     parts = urlsplit(url)

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tapescribe.errors import IndexUnavailable
-from tapescribe.sessions.index import RANKED_CANDIDATES, ROW_FIELDS, query_parts, redacted_url
+from tapescribe.sessions.index import RANKED_CANDIDATES, ROW_FIELDS, query_parts, redacted_url, segment_values
 from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
 from tapescribe.sessions.scripts import TERM_SEPARATOR
 from tapescribe.sessions.search_terms import marked_spans, tsquery, tsvector
@@ -194,18 +194,7 @@ class PostgresSessionIndex:
         with cursor.copy(f"COPY segments ({columns}) FROM STDIN") as copy:
             for position, segment in enumerate(segments):
                 text = segment["text"].strip()
-                copy.write_row(
-                    (
-                        session_id,
-                        position,
-                        segment["start"],
-                        segment["end"],
-                        segment.get("speaker"),
-                        segment.get("speaker_name"),
-                        text,
-                        tsvector(text),
-                    )
-                )
+                copy.write_row((*segment_values(session_id, position, segment), text, tsvector(text)))
 
     def remove(self, session_id: str) -> None:
         with self._pool.connection() as connection, connection.cursor() as cursor:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tapescribe.sessions.index import RANKED_CANDIDATES, ROW_FIELDS, QueryPart, query_parts
+from tapescribe.sessions.index import RANKED_CANDIDATES, ROW_FIELDS, QueryPart, query_parts, segment_values
 from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
 from tapescribe.sessions.scripts import TERM_SEPARATOR, index_terms
 
@@ -217,14 +217,7 @@ class SqliteSessionIndex:
             rowid = connection.execute(
                 "INSERT INTO segment_rows (session_id, position, start, end, speaker, speaker_name) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    session_id,
-                    position,
-                    segment["start"],
-                    segment["end"],
-                    segment.get("speaker"),
-                    segment.get("speaker_name"),
-                ),
+                segment_values(session_id, position, segment),
             ).lastrowid
             connection.execute(
                 "INSERT INTO segment_text (rowid, text) VALUES (?, ?)", (rowid, index_terms(segment["text"].strip()))
