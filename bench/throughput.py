@@ -1,12 +1,15 @@
 """Server throughput against the library it wraps, on one file, in one run.
 
-    python bench/throughput.py FILE [--url http://127.0.0.1:8000] [--runs 3]
+    python bench/throughput.py FILE [--url http://127.0.0.1:8000] [--runs 3] [--model tiny.en] [--set file_lanes=4]
 
 Each run uploads FILE to `/transcribe-file` and waits for `done` (upload, queue, decoding,
-transcription and saving all counted), then transcribes FILE with faster-whisper directly, with
-the same model and settings (beam 5, VAD on, int8 on CPU). Runs alternate so both see the same
-machine. Without --url a server is started with its data in bench/.data (kept, like all data).
-Prints x-realtime figures (audio seconds per wall second; medians) and server/library ratio.
+transcription and saving all counted), then transcribes FILE with faster-whisper directly: its
+default sequential `transcribe` (beam 5, int8 on CPU) and its `BatchedInferencePipeline` (batch 8,
+beam 5, its own VAD). Contenders alternate so all see the same machine. Without --url a server is
+started with its data in bench/.data (kept, like all data), with the settings given by --set.
+Prints x-realtime figures (audio seconds per wall second; medians), each one's ratio to the library
+default (median of the per-run ratios), and, when FILE has a reference transcript beside it
+(FILE with .txt, as bench/make_long_audio.py writes), each one's WER.
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ def start_server(data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str
     raise SystemExit("server did not start")
 
 
-def through_server(client: httpx.Client, path: Path) -> tuple[float, float]:
-    """Wall seconds from upload to done, and the seconds the job itself reported."""
+def through_server(client: httpx.Client, path: Path) -> tuple[float, float, str]:
+    """Wall seconds from upload to done, the seconds the job itself reported, and the session id."""
     started = time.perf_counter()
     with open(path, "rb") as handle:
         response = client.post("/transcribe-file", files={"file": (path.name, handle)})
@@ -68,15 +71,38 @@ def through_server(client: httpx.Client, path: Path) -> tuple[float, float]:
     elapsed = time.perf_counter() - started
     if status is None or status["status"] != "done":
         raise SystemExit(f"server job ended as {status}")
-    return elapsed, status["runs"][-1]["seconds"]
+    return elapsed, status["runs"][-1]["seconds"], session_id
 
 
-def through_library(model, path: Path, settings: Settings) -> float:
+def through_server_text(client: httpx.Client, path: Path) -> tuple[float, str]:
+    """Wall seconds from upload to done, and the transcript the server saved."""
+    elapsed, _, session_id = through_server(client, path)
+    return elapsed, client.get(f"/session/{session_id}").json()["transcription"]["text"]
+
+
+def through_library(model, path: Path, settings: Settings) -> tuple[float, str]:
     started = time.perf_counter()
     segments, _ = model.transcribe(str(path), beam_size=settings.beam_size)  # faster-whisper's defaults
-    for _ in segments:
-        pass
-    return time.perf_counter() - started
+    text = "".join(segment.text for segment in segments)
+    return time.perf_counter() - started, text
+
+
+def through_library_batched(model, path: Path, settings: Settings) -> tuple[float, str]:
+    from faster_whisper import BatchedInferencePipeline
+
+    started = time.perf_counter()
+    segments, _ = BatchedInferencePipeline(model).transcribe(str(path), batch_size=8, beam_size=settings.beam_size)
+    text = "".join(segment.text for segment in segments)
+    return time.perf_counter() - started, text
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """WER in percent after Whisper's English normalisation (as tests/conftest.py measures it)."""
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalise = EnglishTextNormalizer()
+    return 100.0 * jiwer.wer(normalise(reference), normalise(hypothesis))
 
 
 def main() -> None:
@@ -84,6 +110,8 @@ def main() -> None:
     parser.add_argument("file", type=Path)
     parser.add_argument("--url", help="a running tapescribe server (default: start one)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], help="NAME=VALUE: a setting of the started server")
+    parser.add_argument("--model", default="tiny.en", help="the model of both (the server's must match)")
     args = parser.parse_args()
 
     from faster_whisper import WhisperModel
@@ -92,39 +120,47 @@ def main() -> None:
 
     settings = Settings()
     model = WhisperModel(
-        str(resolve_model(settings.model if settings.model != "auto" else "tiny.en", settings.models_dir)),
+        str(resolve_model(args.model, settings.models_dir)),
         device="cpu",
         compute_type="int8",
         cpu_threads=settings.cpu_threads,
     )
     duration = measure_duration(args.file)
+    reference_path = args.file.with_suffix(".txt")
+    reference = reference_path.read_text() if reference_path.is_file() else None
     process = None
     url = args.url
     if url is None:
-        process, url = start_server(HERE / ".data")
+        server_settings = dict(item.split("=", 1) for item in args.set)
+        server_settings.setdefault("model", args.model)
+        process, url = start_server(HERE / ".data", **server_settings)
+    contenders = {
+        "server": None,
+        "library_default": lambda: through_library(model, args.file, settings),
+        "library_batched": lambda: through_library_batched(model, args.file, settings),
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    texts: dict[str, str] = {}
     try:
-        server_times, job_times, library_times = [], [], []
         with httpx.Client(base_url=url, timeout=3600) as client:
+            contenders["server"] = lambda: through_server_text(client, args.file)
             through_server(client, args.file)  # warm-up: the server loads its model on the first job
             through_library(model, args.file, settings)
             for run in range(args.runs):
-                wall, job = through_server(client, args.file)
-                server_times.append(wall)
-                job_times.append(job)
-                library_times.append(through_library(model, args.file, settings))
-                print(f"run {run + 1}: server {wall:.2f} s (job {job:.2f} s), library {library_times[-1]:.2f} s")
+                for name, contender in contenders.items():
+                    seconds, texts[name] = contender()
+                    times[name].append(seconds)
+                print(f"run {run + 1}: " + ", ".join(f"{name} {times[name][-1]:.2f} s" for name in contenders))
     finally:
         if process is not None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
-    server_x = duration / statistics.median(server_times)
-    library_x = duration / statistics.median(library_times)
-    print(f"file={args.file.name} duration_s={duration:.1f} cpus={os.cpu_count()} runs={args.runs}")
-    pair_ratio = statistics.median(lib / srv for srv, lib in zip(server_times, library_times, strict=True))
-    print(
-        f"server_x_realtime={server_x:.1f} library_x_realtime={library_x:.1f} "
-        f"ratio={server_x / library_x:.3f} median_pair_ratio={pair_ratio:.3f}"
-    )
+    print(f"file={args.file.name} duration_s={duration:.1f} cpus={os.cpu_count()} runs={args.runs} model={args.model}")
+    for name in contenders:
+        x_realtime = duration / statistics.median(times[name])
+        ratio = statistics.median(base / mine for base, mine in zip(times["library_default"], times[name], strict=True))
+        error = f" wer={word_error_rate(reference, texts[name]):.2f}" if reference is not None else ""
+        print(f"{name}: x_realtime={x_realtime:.1f} ratio_vs_library_default={ratio:.3f}{error}")
 
 
 if __name__ == "__main__":
