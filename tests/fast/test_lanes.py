@@ -8,6 +8,7 @@ tokens of faster-whisper's own sequential transcribe of that recording.
 from __future__ import annotations
 
 import copy
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -50,3 +51,29 @@ def test_lanes_are_cut_in_pauses():
     assert edges[0] == 0.0 and len(edges) == 3
     for edge, pause_start in zip(edges[1:], pauses, strict=True):
         assert pause_start <= edge <= pause_start + 1.0
+
+
+def test_without_a_gather_time_a_slow_lane_still_shares_the_batch(library_model):
+    """File jobs batch without a gather time (lane_groups), so which calls share a batch, and so how
+    contexts are trimmed and what a resumed job decodes, never depends on the machine's load."""
+    start_token = library_model.hf_tokenizer.token_to_id("<|startoftranscript|>")
+    features = library_model.feature_extractor(read_pcm(audio_file("jfk.flac")))[:, :3000]
+    features = np.pad(features, ((0, 0), (0, 3000 - features.shape[1])))[None].astype(np.float32)
+    prompt = [start_token, *library_model.hf_tokenizer.encode("").ids]
+
+    def rows_per_call(gather_seconds: float | None) -> list[int]:
+        batcher = BatchingWhisper(library_model.model, start_token, gather_seconds=gather_seconds)
+
+        def lane(delay: float) -> None:
+            try:
+                time.sleep(delay)  # a lane busy in Python (features, VAD, word times) before its call
+                batcher.generate(features, [prompt], beam_size=1, max_length=8)
+            finally:
+                batcher.lane_done()
+
+        with batcher.lanes(3), ThreadPoolExecutor(3) as pool:
+            list(pool.map(lane, (0.0, 0.0, 1.0)))
+        return [rows for kind, rows, _ in batcher.calls if kind == "generate"]
+
+    assert rows_per_call(0.1) == [2, 1]  # what a busy machine did to the lanes of a job before
+    assert rows_per_call(None) == [3]

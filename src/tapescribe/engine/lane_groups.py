@@ -19,6 +19,7 @@ Lanes are featurized alone (no whole-file feature ceiling): that is how bench/la
 from __future__ import annotations
 
 import copy
+import queue
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -78,17 +79,23 @@ def read_groups(
 
 
 def transcribe_lane(
-    model: Any, audio: np.ndarray, options: DecodeOptions, language: str | None, prompt: str | list[int] | None
-) -> tuple[list[Any], Any]:
+    model: Any,
+    audio: np.ndarray,
+    options: DecodeOptions,
+    language: str | None,
+    prompt: str | list[int] | None,
+    lazily: bool = False,
+) -> tuple[Iterable[Any], Any]:
     """One lane (or a one-lane group): faster-whisper's `transcribe` over the speech the VAD keeps, as
-    transcribe_windows calls it. ([], None) when nothing may be speech."""
+    transcribe_windows calls it; its segments as a list, or `lazily` as they are decoded. ([], None)
+    when nothing may be speech."""
     clips = speech_clips(audio, options.vad_parameters) if options.vad_filter else None
     if clips == []:
         return [], None
     segments, info = model.transcribe(
         audio, language=language, initial_prompt=prompt, clip_timestamps=clips or "0", **options.as_kwargs()
     )
-    return list(segments), info
+    return (segments if lazily else list(segments)), info
 
 
 def transcribe_in_step(
@@ -99,24 +106,44 @@ def transcribe_in_step(
     language: str | None,
     prompts: list[str | list[int] | None],
     between_calls: Callable[[], None] | None,
-) -> list[list[Any]]:
-    """The segments of each lane of `audio` (lanes start at sample `starts`), decoded in lockstep threads."""
+) -> Iterator[tuple[int, Any]]:
+    """(lane, segment) of each lane of `audio` (lanes start at sample `starts`), decoded in lockstep
+    threads: the first lane's segments as they are decoded, the others' once every lane is done.
+
+    Closing the generator early (a cancel, a lost lease) ends the lanes at their next model call."""
     start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
-    batcher = BatchingWhisper(model.model, start_token, trim_context=True, between_calls=between_calls)
+    batcher = BatchingWhisper(
+        model.model, start_token, trim_context=True, gather_seconds=None, between_calls=between_calls
+    )
     lane_model = copy.copy(model)
     lane_model.model = batcher
     bounds = list(zip(starts, [*starts[1:], len(audio)], strict=True))
+    first_lane: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    finished = object()
 
     def run_lane(lane: int) -> list[Any]:
+        segments: list[Any] = []
         try:
             start, end = bounds[lane]
-            segments, _ = transcribe_lane(lane_model, audio[start:end], options, language, prompts[lane])
+            found, _ = transcribe_lane(lane_model, audio[start:end], options, language, prompts[lane], lazily=True)
+            for segment in found:
+                segments.append(segment)
+                if lane == 0:
+                    first_lane.put(segment)
             return segments
         finally:
             batcher.lane_done()
+            if lane == 0:
+                first_lane.put(finished)
 
-    with batcher.lanes(len(bounds)), ThreadPoolExecutor(len(bounds), thread_name_prefix="lane") as pool:
-        return list(pool.map(run_lane, range(len(bounds))))
+    with ThreadPoolExecutor(len(bounds), thread_name_prefix="lane") as pool, batcher.lanes(len(bounds)):
+        futures = [pool.submit(run_lane, lane) for lane in range(len(bounds))]
+        while (segment := first_lane.get()) is not finished:
+            yield 0, segment
+        futures[0].result()  # what ended the first lane early, raised here
+        for lane, future in enumerate(futures[1:], 1):
+            for segment in future.result():
+                yield lane, segment
 
 
 def transcribe_lane_groups(
@@ -134,9 +161,12 @@ def transcribe_lane_groups(
     """Yield final segments (absolute seconds, transcribe_windows' records) of the audio in `blocks`,
     which starts at resume.start, a group start of an uninterrupted run.
 
-    `on_progress` hears the second reached after each group. `between_calls` runs before each
-    batched model call of a group in lanes (from the batching thread, while the caller waits for
-    this generator): a job gives way to shorter work there, as it does between segments.
+    Segments come in time order: a group's first lane's as they are decoded (so a job saves them as
+    it goes, and a crash costs at most the rest of the group, decoded again the same), the other
+    lanes' when the group is done. `on_progress` hears the second reached after each group.
+    `between_calls` runs before each batched model call of a group in lanes (on the batching thread)
+    and after each segment of a one-lane group: a job gives way to shorter work there and notices a
+    cancel. A caller must not wait between this generator's segments: lanes may be running.
     """
     resume = resume or Resume()
     language = options.language or resume.language
@@ -159,13 +189,13 @@ def transcribe_lane_groups(
         first_prompt = options.initial_prompt if context is None else (context or None)
         count = lane_count(len(audio), lanes)
         if count == 1:
-            segments, info = transcribe_lane(model, audio, options, language, first_prompt)
+            segments, info = transcribe_lane(model, audio, options, language, first_prompt, lazily=True)
             if info is not None and not reported_language:
                 probability = 1.0 if language not in (None, info.language) else float(info.language_probability)
                 language = language or info.language
                 report(LanguageFound(language, probability))
-            per_lane = [segments]
             starts = [0]
+            per_segment: Iterable[tuple[int, Any]] = ((0, segment) for segment in segments)
         else:
             if language is None and multilingual:  # once, not in every lane
                 language, probability, _ = model.detect_language(audio=audio[: int(LANGUAGE_SECONDS * SAMPLE_RATE)])
@@ -174,19 +204,19 @@ def transcribe_lane_groups(
             report(LanguageFound(language, 1.0))
             starts = [round(edge * SAMPLE_RATE) for edge in lane_edges(audio, count)]
             prompts = [first_prompt, *[options.initial_prompt] * (len(starts) - 1)]
-            per_lane = transcribe_in_step(model, audio, starts, lane_options, language, prompts, between_calls)
+            per_segment = transcribe_in_step(model, audio, starts, lane_options, language, prompts, between_calls)
         records = []
-        for start, segments in zip(starts, per_lane, strict=True):
-            for segment in segments:
-                record = segment_record(segment, (first_sample + start) / SAMPLE_RATE)
-                record["window_start"] = group_start
-                records.append(record)
+        for lane, segment in per_segment:  # in time order: the first lane's as they come, then the others'
+            record = segment_record(segment, (first_sample + starts[lane]) / SAMPLE_RATE)
+            record["window_start"] = group_start
+            records.append(record)
+            if resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until:
+                yield record
+            if count == 1 and between_calls is not None:  # no lanes run meanwhile: this thread may wait
+                between_calls()
         if context is None:
             context = prompt_tokens(model, options.initial_prompt)
         context = carried_context(context, records)
-        for record in records:
-            if resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until:
-                yield record
         if on_progress is not None:
             on_progress((first_sample + len(audio)) / SAMPLE_RATE)
     if language is None and not multilingual:

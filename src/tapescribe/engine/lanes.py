@@ -64,8 +64,10 @@ class _Call:
 class BatchingWhisper:
     """A CTranslate2 Whisper whose `generate` calls from concurrent lanes run as one batch.
 
-    Calls go when every live lane has one waiting, or GATHER_SECONDS after the oldest came (or the
-    last batch ended). Waiting encodes go first, alone: lanes out of step (some encoding, some
+    Calls go when every live lane has one waiting, or `gather_seconds` after the oldest came (or the
+    last batch ended); with `gather_seconds` None only when every live lane has one waiting, so which
+    calls share a batch depends on the audio alone, never on timing, and a run decodes as any other.
+    Waiting encodes go first, alone: lanes out of step (some encoding, some
     generating) then meet again at their next generate. Generates that differ in options (a
     temperature fallback) or in where their prompt starts run as batches of their own. Every other
     attribute is the wrapped model's. Its thread ends when the `lanes` block does. `between_calls`
@@ -78,7 +80,7 @@ class BatchingWhisper:
         model: Any,
         start_token: int,
         trim_context: bool = False,
-        gather_seconds: float = GATHER_SECONDS,
+        gather_seconds: float | None = GATHER_SECONDS,
         between_calls: Callable[[], None] | None = None,
     ) -> None:
         self._model = model
@@ -141,9 +143,10 @@ class BatchingWhisper:
             with self._ready:
                 while True:
                     if self._waiting:
-                        since = max(self._waiting[0].since, last_batch)
-                        left = since + self._gather_seconds - time.monotonic()
-                        if len(self._waiting) >= self._live_lanes or left <= 0 or self._closed:
+                        left = None
+                        if self._gather_seconds is not None:
+                            left = max(self._waiting[0].since, last_batch) + self._gather_seconds - time.monotonic()
+                        if len(self._waiting) >= self._live_lanes or (left is not None and left <= 0) or self._closed:
                             break
                     elif self._closed:
                         return

@@ -208,8 +208,8 @@ class TranscriptionJob:
             slot.give_way()
 
         def between_model_calls() -> None:
-            """Between the lanes' batched model calls (on the batching thread, while this one waits):
-            a cancel stops the lanes, and shorter jobs and live steps go first."""
+            """Between the lanes' batched model calls (on the batching thread) and the segments of a group
+            without lanes: a cancel stops the lanes, and shorter jobs and live steps go first."""
             if self._cancel_requested(session_id):
                 raise Cancelled
             slot.give_way()
@@ -232,7 +232,8 @@ class TranscriptionJob:
             segments = list(saved)
             last_save = time.monotonic()
             settings = self.settings
-            if settings.file_lanes > 1 and not self.models.plan.batched:  # lanes batch a sequential model's calls
+            laned = settings.file_lanes > 1 and not self.models.plan.batched  # lanes batch a sequential model's calls
+            if laned:
                 records = transcribe_lane_groups(
                     model,
                     blocks,
@@ -274,7 +275,8 @@ class TranscriptionJob:
                         index=False,
                     )
                 show_progress(segment["end"])
-                slot.give_way()  # a shorter job that waits runs now; this one goes on from here after it
+                if not laned:  # lanes give way between their model calls (between_model_calls)
+                    slot.give_way()  # a shorter job that waits runs now; this one goes on from here after it
         except Cancelled:
             lease.check()
             sessions.save_transcription(session_id, build_transcription(session, store.journal(session_id), False))
