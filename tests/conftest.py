@@ -176,12 +176,25 @@ def library_model():
     return WhisperModel(str(resolve_model("tiny.en", settings.models_dir)), device="cpu", compute_type="int8")
 
 
-def library_text(model, path: Path) -> str:
-    """The server's engine run in-process over the whole file with its default settings (what a job writes)."""
+def engine_records(model, path: Path, window_seconds: float | None = None) -> list[dict]:
+    """The records of the server's file engine run in-process over the whole file, from the start with
+    nothing in between, with its default settings (lanes or windows, as TAPESCRIBE_FILE_LANES says)."""
+    from tapescribe.config import Settings
     from tapescribe.engine.audio import pcm_blocks
+    from tapescribe.engine.lane_groups import transcribe_lane_groups
     from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
 
-    return "".join(record["text"] for record in transcribe_windows(model, pcm_blocks(path), DecodeOptions())).strip()
+    settings = Settings()
+    window = window_seconds or settings.window_seconds
+    if settings.file_lanes > 1:
+        lanes, beam = settings.file_lanes, settings.lane_beam_size
+        return list(transcribe_lane_groups(model, pcm_blocks(path), DecodeOptions(), None, window, lanes, beam))
+    return list(transcribe_windows(model, pcm_blocks(path), DecodeOptions(), window_seconds=window))
+
+
+def library_text(model, path: Path) -> str:
+    """The server's engine run in-process over the whole file with its default settings (what a job writes)."""
+    return "".join(record["text"] for record in engine_records(model, path)).strip()
 
 
 def library_default_text(model, path: Path) -> str:

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, audio_file, encode_webm_opus, make_server, reference_text, wer
-from tapescribe.engine.audio import pcm_blocks
-from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
+from conftest import REPO, audio_file, encode_webm_opus, engine_records, make_server, reference_text, wer
+from tapescribe.engine.transcriber import DecodeOptions
 
 WINDOW_SECONDS = 60  # short windows, so the long recording spans several of them and resumes mid-file
 
@@ -88,10 +87,8 @@ def test_kill_mid_file_resumes_after_saved_segments(durable, long_recording, lib
     print(f"long file, killed and resumed: WER {resumed_wer:.2f}% vs faster-whisper {library_wer:.2f}%")
     assert resumed_wer <= library_wer + 1.0
 
-    # The same windows as one uninterrupted run of the server's code give the same text.
-    uninterrupted = list(
-        transcribe_windows(library_model, pcm_blocks(path), DecodeOptions(), window_seconds=WINDOW_SECONDS)
-    )
+    # One uninterrupted run of the server's engine (lanes or windows) gives the same text.
+    uninterrupted = engine_records(library_model, path, WINDOW_SECONDS)
     difference = wer(["".join(s["text"] for s in uninterrupted)], [body["transcription"]["text"]])
     print(f"killed after {len(saved)} segments and resumed: WER {difference:.2f}% against an uninterrupted run")
     assert difference <= 1.0

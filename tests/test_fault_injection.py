@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from websockets.sync.client import connect
 
-from conftest import ENGLISH_FILES, audio_file, make_server, read_pcm, wer, write_wav
+from conftest import ENGLISH_FILES, audio_file, engine_records, make_server, read_pcm, wer, write_wav
 
 KILLS = 32
 SEED = int(os.environ.get("TAPESCRIBE_FAULT_SEED", "20261124"))
@@ -115,11 +115,7 @@ def wait_all_finished(server, timeout: float = 600) -> list[dict]:
 
 def uninterrupted_text(model, audio_path) -> str:
     """The same engine over the same stored audio, from the start, with nothing in between."""
-    from tapescribe.engine.audio import pcm_blocks
-    from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
-
-    segments = transcribe_windows(model, pcm_blocks(audio_path), DecodeOptions(), window_seconds=WINDOW_SECONDS)
-    return "".join(segment["text"] for segment in segments).strip()
+    return "".join(segment["text"] for segment in engine_records(model, audio_path, WINDOW_SECONDS)).strip()
 
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, library_model):

@@ -24,7 +24,9 @@ LONGEST_HOLE = 2.0
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("resume") / "data", window_seconds=WINDOW_SECONDS)
+    settings = Settings(  # windows, with their journaled feature ceiling (lanes: tests/test_file_lanes.py)
+        data_dir=tmp_path_factory.mktemp("resume") / "data", window_seconds=WINDOW_SECONDS, file_lanes=1
+    )
     return Runtime(settings)
 
 
