@@ -1,11 +1,11 @@
 """Lockstep lanes (engine/lanes.py) against faster-whisper's default sequential transcribe, on long real speech.
 
     python bench/lanes.py [--seconds 600] [--files repeating varied] [--seed 10] [--lanes 4t 6t 8t] [--runs 2]
-                          [--lane-threads 2] [--lane-workers 1]
+                          [--lane-threads 2] [--lane-workers 1] [--model tiny.en]
 
 Each lanes contender runs right after a library_default run of its own, so each pair sees about the
 same (busy) machine; both are timed in wall seconds and in this process's CPU seconds:
-- library_default: `WhisperModel(tiny.en, device="cpu", compute_type="int8")`, `transcribe(audio)` with
+- library_default: `WhisperModel(--model, device="cpu", compute_type="int8")`, `transcribe(audio)` with
   faster-whisper's defaults (beam 5, condition_on_previous_text, no VAD), over the whole file.
 - lanes_B (lanes_Bt): the file cut into B contiguous lanes at quiet moments, each decoded by the same
   `transcribe` defaults in its own thread, their model calls batched (a model with --lane-threads).
@@ -94,11 +94,12 @@ def main() -> None:
     parser.add_argument("--lane-threads", type=int, default=2, help="CTranslate2 threads per worker, lanes' model")
     parser.add_argument("--lane-workers", type=int, default=1, help="CTranslate2 workers of the lanes' model")
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
+    parser.add_argument("--model", default="tiny.en", help="of both; a multilingual one detects the language in each")
     args = parser.parse_args()
 
     from faster_whisper import WhisperModel
 
-    path = str(resolve_model("tiny.en", Settings().models_dir))
+    path = str(resolve_model(args.model, Settings().models_dir))
     library = WhisperModel(path, device="cpu", compute_type="int8")
     lanes_model = WhisperModel(
         path, device="cpu", compute_type="int8", cpu_threads=args.lane_threads, num_workers=args.lane_workers
