@@ -5,6 +5,7 @@ removal work end to end, with the same answers from either."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -425,3 +426,39 @@ def test_a_query_matching_many_sessions_ranks_the_ones_indexed_last(tmp_path, po
     finally:
         for made in backends:
             made.close()
+
+
+def test_a_writer_paused_mid_transaction_holds_the_session_only_briefly(postgres_database):
+    """A worker SIGSTOPped inside an index write (seen in the scale-out test: the job another worker
+    took over) held the session's lock until it died; PostgreSQL now ends its idle transaction."""
+    import threading
+
+    import psycopg
+
+    from tapescribe.sessions.index_postgres import PostgresSessionIndex, _lock
+
+    index = PostgresSessionIndex(postgres_database, idle_transaction_seconds=1)
+    index.upsert(row("a", "2025-01-01T10:00:00"))
+    holder = PostgresSessionIndex(postgres_database, idle_transaction_seconds=1)
+    locked, resumed = threading.Event(), threading.Event()
+    ended: list[BaseException] = []
+
+    def paused_writer() -> None:
+        try:
+            with holder._pool.connection() as connection, connection.cursor() as cursor:
+                _lock(cursor, "a")
+                locked.set()
+                time.sleep(4)  # paused mid-write
+                resumed.set()
+        except psycopg.Error as error:  # its transaction was ended meanwhile
+            ended.append(error)
+
+    thread = threading.Thread(target=paused_writer)
+    thread.start()
+    assert locked.wait(30)
+    index.update("a", status="processing")  # another worker's write to the same session
+    assert not resumed.is_set()  # it went through while the paused writer still held its transaction
+    thread.join()
+    assert ended and index.page(10, 0, None)[0][0]["status"] == "processing"
+    index.close()
+    holder.close()

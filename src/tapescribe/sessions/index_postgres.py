@@ -8,7 +8,9 @@ are matched in PostgreSQL too, and their marked spans are found from the same to
 
 Connections come from a pool, so the server's threads each use their own. Writes to one session
 take a transaction-scoped advisory lock on its id: concurrent writers queue up instead of mixing
-segments.
+segments. A transaction left idle longer than `idle_transaction_seconds` is ended by PostgreSQL:
+ours take milliseconds, so such a one belongs to a process that was paused or hung mid-write (a
+worker whose job another one took over), and its locks must not hold that session's writers back.
 """
 
 from __future__ import annotations
@@ -76,15 +78,26 @@ SCHEMA_VERSION = latest(MIGRATIONS)
 _TABLES = ("segments", "sessions")
 _MIGRATION_LOCK = 0x7A9E5C01  # an advisory lock id: one process at a time migrates
 _SEGMENT_COLUMNS = ("session_id", "position", "start", "end", "speaker", "speaker_name", "text", "terms")
+IDLE_TRANSACTION_SECONDS = (
+    30.0  # a transaction of ours idle this long is a paused or hung process's: PostgreSQL ends it
+)
 
 
 class PostgresSessionIndex:
     def __init__(
-        self, url: str, pool_size: int = 8, connect_timeout: float = 10.0, ranked_candidates: int = RANKED_CANDIDATES
+        self,
+        url: str,
+        pool_size: int = 8,
+        connect_timeout: float = 10.0,
+        ranked_candidates: int = RANKED_CANDIDATES,
+        idle_transaction_seconds: float = IDLE_TRANSACTION_SECONDS,
     ) -> None:
         self.url = redacted_url(url)  # what logs and errors may show
         self.ranked_candidates = ranked_candidates
-        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, name="tapescribe-index")
+        idle = f"-c idle_in_transaction_session_timeout={round(idle_transaction_seconds * 1000)}"
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=pool_size, open=False, name="tapescribe-index", kwargs={"options": idle}
+        )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout as error:
