@@ -11,6 +11,7 @@ import socket
 from collections.abc import Iterable
 
 from tapescribe.config import Settings, confine_scratch_files
+from tapescribe.engine.lanes import cap_malloc_arenas
 from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.speakers import INSTALL_HINT, DiarizerSettings, SpeakerDiarizer, speakers_installed
 from tapescribe.engine.transcriber import DecodeOptions
@@ -71,6 +72,8 @@ class Runtime:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         confine_scratch_files(settings)
+        if settings.file_lanes > 1:
+            cap_malloc_arenas()  # the lanes' threads would each grow an arena of their own
         store = SessionStore(settings.sessions_dir, settings.incoming_dir)
         self.sessions = SessionService(
             store,
