@@ -20,6 +20,7 @@ from tapescribe.engine.transcriber import (
     Resume,
     carried_context,
     for_transcript,
+    segment_record,
     transcribe_windows,
 )
 from tapescribe.jobs.journal import resume_point
@@ -163,6 +164,16 @@ def test_records_carry_absolute_times_words_and_the_decoder_fields():
         "no_speech_prob": 0.01,
     }
     assert "words" not in records[0]
+
+
+def test_words_that_stick_out_of_their_segment_are_kept_inside_it():
+    """faster-whisper lets a first or last word it shortened stick out of its segment by up to the
+    median word length (seen through the server: 12.96-13.22 s in a segment ending at 13.0 s)."""
+    sticking_out = segment(6.84, 13.0, "you")
+    sticking_out.words = [Word(6.6, 7.1, " thank", 0.9), Word(12.96, 13.22, " you.", 0.99), Word(13.1, 13.3, "!", 0.5)]
+    record = segment_record(sticking_out, offset=100.0)
+    kept = [(word["start"], word["end"]) for word in record["words"]]
+    assert kept == [(106.84, 107.1), (112.96, 113.0), (113.0, 113.0)]
 
 
 def test_each_window_starts_from_the_tokens_kept_before_it():

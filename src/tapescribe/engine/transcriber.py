@@ -128,14 +128,21 @@ def segment_record(segment: Any, offset: float, ceiling: float | None = None) ->
     if segment.words:
         record["words"] = [
             {
-                "start": round(word.start + offset, 3),
-                "end": round(word.end + offset, 3),
+                **_within(record, word.start + offset, word.end + offset),
                 "word": word.word,
                 "probability": round(word.probability, 4),
             }
             for word in segment.words
         ]
     return record
+
+
+def _within(record: dict[str, Any], start: float, end: float) -> dict[str, float]:
+    """A word's times kept inside its segment's. faster-whisper shortens a first or last word that
+    looks too long to the segment's timestamp, but not below the median word length, so such a word
+    may stick out of its segment by a few tenths of a second (seen with and without lanes)."""
+    first = min(max(round(start, 3), record["start"]), record["end"])
+    return {"start": first, "end": max(min(round(end, 3), record["end"]), first)}
 
 
 JOURNAL_ONLY = ("tokens", "feature_ceiling")  # the next window's context and floor, and a resume's
