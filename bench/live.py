@@ -14,7 +14,9 @@ with its data in bench/.data (kept, like all data). With --streams N, N streams 
 run at once (one model shared, more streams than cores: each stream's steps get longer); latencies
 are over all of them and the word error rates are the means. With --with-long-job FILE the streams
 run again while FILE (a 10-minute recording from bench/make_long_audio.py) transcribes on the same
-server, which is how live captions fare beside an upload. The last line of each round is its result:
+server, which is how live captions fare beside an upload; when the job ends before the streams do,
+the latencies of the words sent while it still ran are printed as well (`while the job ran:`).
+The last line of each round is its result:
 
     median_latency_s=... p95_latency_s=... live_wer=... second_pass_wer=...
 """
@@ -138,8 +140,9 @@ def stream(url: str, samples: np.ndarray, fmt: str, speed: float, title: str) ->
     return {"sent": sent, "received": received}
 
 
-def latencies(run: dict, offline: list[dict]) -> list[tuple[float, str, float]]:
-    """(latency, word, end of the word in the recording) for each live word matched to an offline one."""
+def latencies(run: dict, offline: list[dict], sent_before: float | None = None) -> list[tuple[float, str, float]]:
+    """(latency, word, end of the word in the recording) for each live word matched to an offline one
+    (with `sent_before`, a perf_counter time, only words whose audio was all sent before it)."""
     sent_times = [wall for _, wall in run["sent"]]
     sent_ends = [audio_end for audio_end, _ in run["sent"]]
     used: set[int] = set()
@@ -158,7 +161,8 @@ def latencies(run: dict, offline: list[dict]) -> list[tuple[float, str, float]]:
                 continue
             used.add(best)
             index = min(int(np.searchsorted(sent_ends, offline[best]["end"] - 1e-6)), len(sent_times) - 1)
-            found.append((arrived - sent_times[index], word["word"], offline[best]["end"]))
+            if sent_before is None or sent_times[index] < sent_before:
+                found.append((arrived - sent_times[index], word["word"], offline[best]["end"]))
     return sorted(found)
 
 
@@ -217,7 +221,34 @@ def second_passes(url: str, runs: list[dict]) -> tuple[list, dict]:
     return sessions, versions
 
 
-def report(label: str, runs: list, sessions: list, versions: dict, samples, offline, offline_text, reference, args):
+def job_end_watcher(client: httpx.Client, session_id: str) -> tuple[threading.Event, dict]:
+    """Polls the long job until it leaves `processing` or the returned event is set; the dict gets
+    `ended`, the perf_counter time it ended (None while it still runs)."""
+    stop, found = threading.Event(), {"ended": None}
+
+    def watch() -> None:
+        while not stop.is_set():
+            if client.get(f"/session/{session_id}").json()["status"]["status"] != "processing":
+                found["ended"] = time.perf_counter()
+                return
+            stop.wait(0.2)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return stop, found
+
+
+def report(
+    label: str,
+    runs: list,
+    sessions: list,
+    versions: dict,
+    samples,
+    offline,
+    offline_text,
+    reference,
+    args,
+    job_ended: float | None = None,
+):
     def live_text(run: dict) -> str:
         return "".join(message["text"] for _, message in run["received"] if message["type"] == "final")
 
@@ -247,6 +278,13 @@ def report(label: str, runs: list, sessions: list, versions: dict, samples, offl
     )
     live_wer = statistics.mean(word_error_rate(reference, live_text(run)) for run in runs)
     second_wer = statistics.mean(word_error_rate(reference, second_text(session)) for session in sessions)
+    if job_ended is not None:  # the long job ended during the streams: the words sent while it ran
+        beside = sorted(latency for run in runs for latency, _, _ in latencies(run, offline, job_ended))
+        if beside:
+            print(
+                f"while the job ran: words={len(beside)} median_latency_s={statistics.median(beside):.2f} "
+                f"p95_latency_s={beside[int(0.95 * (len(beside) - 1))]:.2f}"
+            )
     print(
         f"median_latency_s={statistics.median(found):.2f} p95_latency_s={found[int(0.95 * (len(found) - 1))]:.2f} "
         f"live_wer={live_wer:.2f} second_pass_wer={second_wer:.2f}"
@@ -287,20 +325,25 @@ def main() -> None:
             with httpx.Client(base_url=url, timeout=600) as client:
                 long_id = start_long_job(client, args.with_long_job)
                 before = client.get(f"/session/{long_id}").json()["status"]["progress"]
-                runs = run_streams(url, samples, args, "beside a long job")
+                with httpx.Client(base_url=url, timeout=60) as watching:
+                    stop_watching, job = job_end_watcher(watching, long_id)
+                    started = time.perf_counter()
+                    runs = run_streams(url, samples, args, "beside a long job")
+                    stop_watching.set()
                 after = client.get(f"/session/{long_id}").json()["status"]
                 client.post(f"/session/{long_id}/cancel")
+            ran = f"it ended {job['ended'] - started:.1f} s into the streams" if job["ended"] else "it still ran"
             label = (
                 f"beside a long job ({args.with_long_job.name}: progress {before:.3f} -> "
-                f"{after['progress'] or 0:.3f}, {after['status']} when the streams ended)"
+                f"{after['progress'] or 0:.3f}, {after['status']} when the streams ended; {ran})"
             )
-            rounds.append((label, runs, *second_passes(url, runs)))
+            rounds.append((label, runs, *second_passes(url, runs), job["ended"]))
     finally:
         if process is not None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-    for label, runs, sessions, versions in rounds:
-        report(label, runs, sessions, versions, samples, offline, offline_text, reference, args)
+    for label, runs, sessions, versions, *job_ended in rounds:
+        report(label, runs, sessions, versions, samples, offline, offline_text, reference, args, *job_ended)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Peak memory against file length: tapescribe's windowed engine and faster-whisper's own transcribe().
 
-    python bench/memory.py [--minutes 1 10 30]
+    python bench/memory.py [--minutes 1 10 30] [--lanes 4] [--file RECORDING.wav] [--skip-library]
 
 Builds recordings of real speech of each length (bench/audio/, from ../shared/audio), then
 transcribes each in a fresh process and reports that process's peak resident memory (maxrss
 from wait4). tapescribe decodes in blocks into windows of TAPESCRIBE_WINDOW_SECONDS (240 s by
-default), so its peak should stay flat; the library decodes the whole file first.
+default), so its peak should stay flat; the library decodes the whole file first. With --lanes N
+tapescribe decodes in lockstep lanes (engine/lane_groups.py: groups of up to N windows held at once).
 """
 
 from __future__ import annotations
@@ -29,12 +30,17 @@ import sys
 from pathlib import Path
 from tapescribe.engine.audio import pcm_blocks
 from tapescribe.engine.models import ModelPool, ModelSettings
+from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
 model = ModelPool(Path("unused"), "tiny.en", ModelSettings()).get()
 def whole_file():
     return pcm_blocks(sys.argv[1])
-window_seconds = float(sys.argv[2])
-for _ in transcribe_windows(model, whole_file(), DecodeOptions(), window_seconds=window_seconds, whole_file=whole_file):
+seconds, lanes = float(sys.argv[2]), int(sys.argv[3])
+if lanes > 1:
+    records = transcribe_lane_groups(model, whole_file(), DecodeOptions(), window_seconds=seconds, lanes=lanes)
+else:
+    records = transcribe_windows(model, whole_file(), DecodeOptions(), window_seconds=seconds, whole_file=whole_file)
+for _ in records:
     pass
 """
 
@@ -68,13 +74,15 @@ def main() -> None:
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
     parser.add_argument("--skip-library", action="store_true")
     parser.add_argument("--window-seconds", type=float, default=Settings().window_seconds)
+    parser.add_argument("--lanes", type=int, default=1, help="tapescribe in lockstep lanes (TAPESCRIBE_FILE_LANES)")
+    parser.add_argument("--file", type=Path, help="measure this recording instead of the --minutes ones")
     args = parser.parse_args()
-    for minutes in args.minutes:
-        path = HERE / "audio" / f"speech_{minutes:g}min.wav"
+    for minutes in [None] if args.file else args.minutes:
+        path = args.file or HERE / "audio" / f"speech_{minutes:g}min.wav"
         if not path.exists():
             make(minutes * 60, path, args.audio_dir)
-        engine_mib, engine_s = peak_mib(ENGINE, path, str(args.window_seconds))
-        line = f"minutes={minutes:g} tapescribe_peak_mib={engine_mib:.0f} tapescribe_s={engine_s:.1f}"
+        engine_mib, engine_s = peak_mib(ENGINE, path, str(args.window_seconds), str(args.lanes))
+        line = f"file={path.name} lanes={args.lanes} tapescribe_peak_mib={engine_mib:.0f} tapescribe_s={engine_s:.1f}"
         if not args.skip_library:
             library_mib, library_s = peak_mib(LIBRARY, path)
             line += f" library_peak_mib={library_mib:.0f} library_s={library_s:.1f}"
