@@ -5,7 +5,7 @@ Two servers, one with 4 lanes and one without. The English file is 250 s of the 
 (bench/make_long_audio.py, varied, fixed seed): one group of 4 lanes, whose threads call the model's
 `align` (word times) at once. The conversation for speakers is 264 s of two known voices taking
 turns (tests/conversations.py). The Spanish file is the one shared Spanish recording said 15 times
-(about 135 s: 2 lanes), each time 8% slower to 8% faster and 6 dB softer to 3 dB louder with a
+(148 s: 2 lanes), each time 8% slower to 8% faster and 6 dB softer to 3 dB louder with a
 0.3-2 s pause (bench/make_long_audio.py's `varied`), decoded with `base` named in the request and
 no language, so the lanes detect the language themselves.
 """
