@@ -11,6 +11,7 @@ checks of tests/test_resume.py).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import sys
 import threading
@@ -21,6 +22,7 @@ from test_resume import crash_after, holes, text
 
 from conftest import AUDIO_DIR, REPO, library_default_text, make_server, queue_file, wer, write_wav
 from tapescribe.config import Settings
+from tapescribe.engine import lane_groups
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.transcriber import transcribe_windows
@@ -155,3 +157,75 @@ def test_the_first_lane_is_saved_as_it_decodes_and_closing_early_ends_the_lanes(
     closed_after = len(calls)
     assert not [thread for thread in threading.enumerate() if thread.name.startswith(("lane", "lane-batcher"))]
     assert closed_after <= calls_before_first + 2  # the lanes stopped; they did not decode the group to its end
+
+
+def test_a_group_in_lanes_shows_progress_while_its_lanes_decode(runtime, long_speech):
+    """The other lanes' records come when the group ends, so a job's progress follows where the lanes
+    have about got to (the first lane's share of its length): else a 4-lane group of a file under 16
+    minutes would move the bar only through its first quarter, then jump."""
+    path, _ = long_speech
+    audio = np.concatenate(list(pcm_blocks(path)))[: 150 * SAMPLE_RATE]
+    heard: list[float] = []
+    model = runtime.models.get()
+    options = decode_defaults(runtime.settings)
+    records = list(transcribe_lane_groups(model, [audio], options, lanes=LANES, on_position=heard.append))
+    assert {record["window_start"] for record in records} == {0.0}  # one group, of two lanes
+    first_lane_end = max(record["end"] for record in records if record["start"] < 75)
+    assert heard == sorted(heard) and heard[-1] <= 150.0
+    assert [seconds for seconds in heard if seconds > first_lane_end + 10], (heard, first_lane_end)
+
+
+class Overlaps:
+    """Counts how many of the spied calls run at once. A call waits up to a second for another one to
+    come in, so calls that may overlap do."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+        self.threads: set[str] = set()
+        self.changed = threading.Condition()
+
+    def spy(self, call):
+        def counted(*args, **kwargs):
+            with self.changed:
+                self.running += 1
+                self.most = max(self.most, self.running)
+                self.threads.add(threading.current_thread().name)
+                self.changed.notify_all()
+                self.changed.wait_for(lambda: self.running > 1, timeout=1.0)
+            try:
+                return call(*args, **kwargs)
+            finally:
+                with self.changed:
+                    self.running -= 1
+
+        return counted
+
+
+class SpiedExtractor:
+    """The model's real feature extractor, its calls counted."""
+
+    def __init__(self, extractor, overlaps: Overlaps) -> None:
+        self.extractor = extractor
+        self.counted = overlaps.spy(extractor)
+
+    def __call__(self, *args, **kwargs):
+        return self.counted(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.extractor, name)
+
+
+def test_the_lanes_of_a_group_pass_over_their_whole_audio_on_one_thread(runtime, long_speech, monkeypatch):
+    """Each lane's whole audio is featurized and searched for speech (VAD) at once, at about 0.8 and
+    0.6 MiB a second at the peak, and a thread keeps what it freed: four lane threads doing that
+    raised a 30-minute file's peak from 678 to 1266 MiB (engine/lanes.py OnOneThread)."""
+    path, _ = long_speech
+    audio = np.concatenate(list(pcm_blocks(path)))[: 150 * SAMPLE_RATE]
+    overlaps = Overlaps()
+    monkeypatch.setattr(lane_groups, "speech_clips", overlaps.spy(lane_groups.speech_clips))
+    model = copy.copy(runtime.models.get())
+    model.feature_extractor = SpiedExtractor(model.feature_extractor, overlaps)
+    records = list(transcribe_lane_groups(model, [audio], decode_defaults(runtime.settings), lanes=LANES))
+    assert records and {record["window_start"] for record in records} == {0.0}  # one group, of two lanes
+    assert overlaps.most == 1 and len(overlaps.threads) == 1, overlaps.threads

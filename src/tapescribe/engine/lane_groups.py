@@ -23,13 +23,14 @@ import queue
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE, read_ahead
 from tapescribe.engine.batched import quietest_moment
-from tapescribe.engine.lanes import BatchingWhisper, lane_edges
+from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges
 from tapescribe.engine.speech_regions import speech_clips
 from tapescribe.engine.transcriber import (
     DecodeOptions,
@@ -85,11 +86,16 @@ def transcribe_lane(
     language: str | None,
     prompt: str | list[int] | None,
     lazily: bool = False,
+    passes: ThreadPoolExecutor | None = None,
 ) -> tuple[Iterable[Any], Any]:
     """One lane (or a one-lane group): faster-whisper's `transcribe` over the speech the VAD keeps, as
     transcribe_windows calls it; its segments as a list, or `lazily` as they are decoded. ([], None)
-    when nothing may be speech."""
-    clips = speech_clips(audio, options.vad_parameters) if options.vad_filter else None
+    when nothing may be speech. The VAD's pass over the whole lane runs on `passes` if given
+    (engine/lanes.py OnOneThread says why)."""
+    clips = None
+    if options.vad_filter:
+        find_speech = partial(speech_clips, audio, options.vad_parameters)
+        clips = passes.submit(find_speech).result() if passes is not None else find_speech()
     if clips == []:
         return [], None
     segments, info = model.transcribe(
@@ -115,8 +121,10 @@ def transcribe_in_step(
     batcher = BatchingWhisper(
         model.model, start_token, trim_context=True, gather_seconds=None, between_calls=between_calls
     )
+    passes = ThreadPoolExecutor(1, thread_name_prefix="lane-passes")  # over a lane's whole audio: VAD, features
     lane_model = copy.copy(model)
     lane_model.model = batcher
+    lane_model.feature_extractor = OnOneThread(model.feature_extractor, passes)
     bounds = list(zip(starts, [*starts[1:], len(audio)], strict=True))
     first_lane: queue.SimpleQueue[Any] = queue.SimpleQueue()
     finished = object()
@@ -125,7 +133,8 @@ def transcribe_in_step(
         segments: list[Any] = []
         try:
             start, end = bounds[lane]
-            found, _ = transcribe_lane(lane_model, audio[start:end], options, language, prompts[lane], lazily=True)
+            piece, prompt = audio[start:end], prompts[lane]
+            found, _ = transcribe_lane(lane_model, piece, options, language, prompt, lazily=True, passes=passes)
             for segment in found:
                 segments.append(segment)
                 if lane == 0:
@@ -136,7 +145,7 @@ def transcribe_in_step(
             if lane == 0:
                 first_lane.put(finished)
 
-    with ThreadPoolExecutor(len(bounds), thread_name_prefix="lane") as pool, batcher.lanes(len(bounds)):
+    with passes, ThreadPoolExecutor(len(bounds), thread_name_prefix="lane") as pool, batcher.lanes(len(bounds)):
         futures = [pool.submit(run_lane, lane) for lane in range(len(bounds))]
         while (segment := first_lane.get()) is not finished:
             yield 0, segment
@@ -157,13 +166,17 @@ def transcribe_lane_groups(
     on_language: Callable[[LanguageFound], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
     between_calls: Callable[[], None] | None = None,
+    on_position: Callable[[float], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield final segments (absolute seconds, transcribe_windows' records) of the audio in `blocks`,
     which starts at resume.start, a group start of an uninterrupted run.
 
     Segments come in time order: a group's first lane's as they are decoded (so a job saves them as
     it goes, and a crash costs at most the rest of the group, decoded again the same), the other
-    lanes' when the group is done. `on_progress` hears the second reached after each group.
+    lanes' when the group is done. `on_progress` hears the second reached after each group, and
+    `on_position` (from the caller's thread, between segments) where a group in lanes has about got
+    to after each of its first lane's segments: lanes decode in step, so the first lane's share of
+    its own length is about the whole group's.
     `between_calls` runs before each batched model call of a group in lanes (on the batching thread)
     and after each segment of a one-lane group: a job gives way to shorter work there and notices a
     cancel. A caller must not wait between this generator's segments: lanes may be running.
@@ -214,6 +227,9 @@ def transcribe_lane_groups(
                 yield record
             if count == 1 and between_calls is not None:  # no lanes run meanwhile: this thread may wait
                 between_calls()
+            elif lane == 0 and on_position is not None:
+                share = min(1.0, segment.end * SAMPLE_RATE / max(1, starts[1]))
+                on_position(group_start + share * len(audio) / SAMPLE_RATE)
         if context is None:
             context = prompt_tokens(model, options.initial_prompt)
         context = carried_context(context, records)

@@ -61,6 +61,30 @@ def lane_edges(audio: np.ndarray, lanes: int) -> list[float]:
     return edges
 
 
+class OnOneThread:
+    """A lane model's feature extractor that runs on one thread for all the lanes (`thread`, which
+    lane_groups also gives each lane's voice activity detection).
+
+    faster-whisper featurizes a lane's whole audio at once, and Silero VAD runs over all of it too,
+    at their peaks about 0.8 and 0.6 MiB per second of it. glibc keeps what a thread freed in that
+    thread's own arena, so four lane threads doing it kept four such peaks: a 10-minute file's peak
+    went from 567 MiB (240 s windows) to 886 MiB in lanes, a 30-minute file's (groups of four 240 s
+    lanes) from 678 to 1266 MiB (bench/memory.py); one lane at a time on their own threads changed
+    little, and capping malloc's arenas (cap_malloc_arenas) alone left 1377 MiB on the 30-minute file
+    (912 with both). Every other attribute is the extractor's.
+    """
+
+    def __init__(self, extractor: Any, thread: ThreadPoolExecutor) -> None:
+        self._extractor = extractor
+        self._thread = thread
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._thread.submit(self._extractor, *args, **kwargs).result()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._extractor, name)
+
+
 @dataclass(eq=False)  # calls are told apart by identity
 class _Call:
     kind: str  # "encode" or "generate"

@@ -245,6 +245,7 @@ class TranscriptionJob:
                     remember_language,
                     window_done,
                     between_model_calls,
+                    show_progress,
                 )
             else:
                 records = transcribe_windows(
