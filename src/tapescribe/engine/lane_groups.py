@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import copy
 import queue
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -112,7 +113,7 @@ def transcribe_in_step(
     language: str | None,
     prompts: list[str | list[int] | None],
     between_calls: Callable[[], None] | None,
-) -> Iterator[tuple[int, Any]]:
+) -> Generator[tuple[int, Any], None, None]:
     """(lane, segment) of each lane of `audio` (lanes start at sample `starts`), decoded in lockstep
     threads: the first lane's segments as they are decoded, the others' once every lane is done.
 
@@ -208,7 +209,7 @@ def transcribe_lane_groups(
                 language = language or info.language
                 report(LanguageFound(language, probability))
             starts = [0]
-            per_segment: Iterable[tuple[int, Any]] = ((0, segment) for segment in segments)
+            per_segment: Generator[tuple[int, Any], None, None] = ((0, segment) for segment in segments)
         else:
             if language is None and multilingual:  # once, not in every lane
                 language, probability, _ = model.detect_language(audio=audio[: int(LANGUAGE_SECONDS * SAMPLE_RATE)])
@@ -219,17 +220,18 @@ def transcribe_lane_groups(
             prompts = [first_prompt, *[options.initial_prompt] * (len(starts) - 1)]
             per_segment = transcribe_in_step(model, audio, starts, lane_options, language, prompts, between_calls)
         records = []
-        for lane, segment in per_segment:  # in time order: the first lane's as they come, then the others'
-            record = segment_record(segment, (first_sample + starts[lane]) / SAMPLE_RATE)
-            record["window_start"] = group_start
-            records.append(record)
-            if resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until:
-                yield record
-            if count == 1 and between_calls is not None:  # no lanes run meanwhile: this thread may wait
-                between_calls()
-            elif lane == 0 and on_position is not None:
-                share = min(1.0, segment.end * SAMPLE_RATE / max(1, starts[1]))
-                on_position(group_start + share * len(audio) / SAMPLE_RATE)
+        with closing(per_segment):  # stopped early (a cancel, a lost lease): the lanes end now
+            for lane, segment in per_segment:  # in time order: the first lane's as they come, then the others'
+                record = segment_record(segment, (first_sample + starts[lane]) / SAMPLE_RATE)
+                record["window_start"] = group_start
+                records.append(record)
+                if resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until:
+                    yield record
+                if count == 1 and between_calls is not None:  # no lanes run meanwhile: this thread may wait
+                    between_calls()
+                elif lane == 0 and on_position is not None:
+                    share = min(1.0, segment.end * SAMPLE_RATE / max(1, starts[1]))
+                    on_position(group_start + share * len(audio) / SAMPLE_RATE)
         if context is None:
             context = prompt_tokens(model, options.initial_prompt)
         context = carried_context(context, records)
