@@ -3,8 +3,8 @@
 The same code runs inside a queue worker (uploads) and inline in a request (`/transcribe`). A lock
 per session (sessions/locks.py: flock on one host, a Redis lease across hosts) makes sure only one of
 them works on a session at a time; a holder that lost its lease stops before its next write. Either
-way the model work holds a slot of the process's DecodeScheduler, and lends it between segments to
-a shorter job that waits (in lanes, TAPESCRIBE_FILE_LANES > 1, also between batched model calls).
+way the model work holds a slot of the process's DecodeScheduler, and lends it to a shorter job that
+waits: between segments in windows, between the batched model calls of lanes (TAPESCRIBE_FILE_LANES).
 """
 
 from __future__ import annotations
