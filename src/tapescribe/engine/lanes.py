@@ -39,8 +39,8 @@ def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Let glibc's malloc keep at most `arenas` arenas in this process (M_ARENA_MAX); False where it is
     not glibc. By default each thread that allocates may get an arena of its own, and the lanes'
     threads, each allocating and freeing features and segments, grew a job's resident memory while it
-    decoded: 973 MiB at the peak on the 10-minute file against 685 MiB with 2 arenas (and lanes
-    featurized one at a time), 584 MiB in windows, one thread. Call it once, before the lanes start."""
+    decoded: 973 MiB at the peak on the 10-minute file; 582 MiB with 2 arenas and the lanes' passes on
+    one thread (OnOneThread), against 556 MiB in windows (bench/memory.py). Call it before lanes start."""
     import ctypes
 
     try:
@@ -71,7 +71,7 @@ class OnOneThread:
     went from 567 MiB (240 s windows) to 886 MiB in lanes, a 30-minute file's (groups of four 240 s
     lanes) from 678 to 1266 MiB (bench/memory.py); one lane at a time on their own threads changed
     little, and capping malloc's arenas (cap_malloc_arenas) alone left 1377 MiB on the 30-minute file
-    (912 with both). Every other attribute is the extractor's.
+    (844 with both). Every other attribute is the extractor's.
     """
 
     def __init__(self, extractor: Any, thread: ThreadPoolExecutor) -> None:

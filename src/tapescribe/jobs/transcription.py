@@ -50,7 +50,7 @@ class JobSettings:
     window_seconds: float = 240.0
     decoding: DecodeOptions = field(default_factory=DecodeOptions)
     detection_parts: int = 3  # parts of a file its language is detected on, when the language decides the model
-    file_lanes: int = 1  # above 1: sequential models decode files in lockstep lanes (engine/lane_groups.py)
+    file_lanes: int = 4  # as Settings: above 1, sequential models decode files in lanes (engine/lane_groups.py)
     lane_beam_size: int = 3
 
 
