@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, pcm_blocks
@@ -129,10 +130,20 @@ class TranscriptionJob:
             return PROCESSING
 
     def _patiently(self, session_id: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Do one of the job's writes; on a full disk wait for space and do it again. Inside the segment
-        loop the model keeps its place, so the transcript is the one an uninterrupted run makes."""
+        """Do `write`; on a full disk wait for space and do it again."""
+        return self._fenced(None, session_id, write, *args, **kwargs)
+
+    def _fenced(
+        self, lease: Lease | None, session_id: str, write: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Do one of the job's writes, each try only while `lease` is still this job's (a worker paused
+        past its lease, or waiting for disk space, finds the job taken over and writes nothing); on a
+        full disk wait for space and do it again. Inside the segment loop the model keeps its place, so
+        the transcript is the one an uninterrupted run makes."""
         waited = False
         while True:
+            if lease is not None:
+                lease.check()
             try:
                 result = write(*args, **kwargs)
             except Exception as error:
@@ -153,9 +164,10 @@ class TranscriptionJob:
     def _transcribe(
         self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, slot: Slot, lease: Lease
     ) -> str:
-        """Every write is made only while `lease` is this job's (lease.check); the commit of the whole
-        transcript after the lease was proved and renewed (lease.confirm)."""
+        """Every write goes through `write`, made only while `lease` is this job's (lease.check before
+        each); the commit of the whole transcript after the lease was proved and renewed (lease.confirm)."""
         sessions, store = self.sessions, self.sessions.store
+        write = partial(self._fenced, lease, session_id)
         lease.check()  # it may have waited long for a decode slot
         session = sessions.session(session_id)
         saved = store.journal(session_id)
@@ -173,19 +185,18 @@ class TranscriptionJob:
         duration = session.get("duration")
         shown_progress = min(0.999, (resume.saved_until or 0.0) / duration) if duration else 0.0
         shown_at = time.monotonic()
-        sessions.set_status(session_id, PROCESSING, progress=shown_progress, runs=runs)
+        write(sessions.set_status, session_id, PROCESSING, progress=shown_progress, runs=runs)
 
         def status(state: str, progress: float | None, message: str | None = None) -> None:
-            lease.check()
-            self._patiently(
-                session_id, sessions.set_status, session_id, state, progress=progress, message=message, runs=runs
-            )
+            write(sessions.set_status, session_id, state, progress=progress, message=message, runs=runs)
 
         def remember_language(found: LanguageFound) -> None:
             nonlocal session
-            lease.check()
-            session = sessions.update_session(
-                session_id, language=found.language, language_probability=round(found.probability, 4)
+            session = write(
+                sessions.update_session,
+                session_id,
+                language=found.language,
+                language_probability=round(found.probability, 4),
             )
 
         def show_progress(seconds: float) -> None:
@@ -220,8 +231,7 @@ class TranscriptionJob:
             audio = store.audio_path(session_id)
             if not session.get("model_reason"):  # decided once: a resumed job keeps the choice
                 choice = choose_model(session, self.models, lambda: self._detect(session_id, duration))
-                lease.check()
-                session = self._patiently(session_id, sessions.update_session, session_id, **choice)
+                session = write(sessions.update_session, session_id, **choice)
                 slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
             model = self.models.for_files(session.get("model"))  # batched on a GPU
 
@@ -259,8 +269,7 @@ class TranscriptionJob:
                     whole_file,
                 )
             for segment in records:
-                lease.check()  # never a line in the journal of a job another worker has taken over
-                self._patiently(session_id, store.append_journal, session_id, segment)
+                write(store.append_journal, session_id, segment)
                 segments.append(segment)
                 if on_segment is not None:
                     on_segment(segment)
@@ -268,8 +277,7 @@ class TranscriptionJob:
                     last_save = time.monotonic()
                     if self._cancel_requested(session_id):
                         raise Cancelled
-                    self._patiently(
-                        session_id,
+                    write(
                         sessions.save_transcription,
                         session_id,
                         build_transcription(session, segments, False),
@@ -279,8 +287,8 @@ class TranscriptionJob:
                 if not laned:  # lanes give way between their model calls (between_model_calls)
                     slot.give_way()  # a shorter job that waits runs now; this one goes on from here after it
         except Cancelled:
-            lease.check()
-            sessions.save_transcription(session_id, build_transcription(session, store.journal(session_id), False))
+            saved_now = build_transcription(session, store.journal(session_id), False)
+            write(sessions.save_transcription, session_id, saved_now)
             status(CANCELLED, None, "Cancelled by the user.")
             return CANCELLED
         except (NotFound, LeaseLost):
@@ -300,11 +308,9 @@ class TranscriptionJob:
             measured = round(measure_duration(audio), 3)
         lease.confirm()  # the commit: only by the holder of the lease, with the whole lease time ahead
         if measured and not duration:
-            session = sessions.update_session(session_id, duration=measured)
-        self._patiently(
-            session_id, sessions.save_transcription, session_id, build_transcription(session, segments, True)
-        )
-        store.clear_journal(session_id)
+            session = write(sessions.update_session, session_id, duration=measured)
+        write(sessions.save_transcription, session_id, build_transcription(session, segments, True))
+        write(store.clear_journal, session_id)
         runs[-1]["seconds"] = round(time.monotonic() - clock, 3)
         log.info("session %s: transcript committed (%d segments)", session_id, len(segments))
         if wanted(session):
@@ -318,12 +324,11 @@ class TranscriptionJob:
         transcribes again. A failure here leaves the transcript done, with the reason in the message."""
         sessions = self.sessions
         request = wanted(sessions.session(session_id))
-        lease.check()
+        write = partial(self._fenced, lease, session_id)
         if request is None or self.speakers is None:
-            self._patiently(session_id, sessions.set_status, session_id, DONE, progress=1.0, runs=runs)
+            write(sessions.set_status, session_id, DONE, progress=1.0, runs=runs)
             return DONE
-        self._patiently(
-            session_id,
+        write(
             sessions.set_status,
             session_id,
             PROCESSING,
@@ -335,8 +340,8 @@ class TranscriptionJob:
         message = None
         clock = time.monotonic()
         try:
-            self._patiently(session_id, self.speakers.label, session_id, request)
-        except NotFound:
+            write(self.speakers.label, session_id, request)
+        except (NotFound, LeaseLost):
             raise
         except Exception as error:
             log.exception("speaker labels for %s failed", session_id)
@@ -345,7 +350,7 @@ class TranscriptionJob:
         if runs:
             runs[-1]["speakers_seconds"] = round(time.monotonic() - clock, 3)
         lease.confirm()
-        self._patiently(session_id, sessions.set_status, session_id, DONE, progress=1.0, message=message, runs=runs)
+        write(sessions.set_status, session_id, DONE, progress=1.0, message=message, runs=runs)
         return DONE
 
     def _detect(self, session_id: str, duration: float | None) -> DetectedLanguage | None:

@@ -12,9 +12,10 @@ puts it back on the queue).
 Fencing: a holder that was paused past its expiry may find its session taken over. Its heartbeat
 then finds the token gone and marks the lease lost; `check()` also asks Redis itself when the last
 renewal is older than half the lease time (a paused process has not heard from its heartbeat), and
-`confirm()` always does, renewing the lease, before a commit. A holder paused for longer than a whole
-lease time between `confirm()` and its rename could still write: leases without fencing tokens checked
-by the storage itself cannot exclude that, so the lease time must be far above any expected pause.
+`confirm()` always does, renewing the lease, before a commit. A job checks its lease before each of
+its writes (jobs/transcription.py `_fenced`). A holder paused for longer than a whole lease time
+between that check and the write itself could still write: leases without fencing tokens checked by
+the storage itself cannot exclude that, so the lease time must be far above any expected pause.
 """
 
 from __future__ import annotations
