@@ -259,6 +259,30 @@ def test_a_resumed_run_decodes_the_same_windows_and_skips_what_was_saved(saved):
     assert languages == [] and {language for _, _, language in model.calls} == {"de"}  # not detected again
 
 
+def test_between_segments_runs_after_each_segment_the_caller_took_and_not_for_skipped_ones():
+    """Where a job gives way and notices a cancel: after it saved each new segment, never inside a window
+    before the caller has its segment, and not for the segments a resumed run skips."""
+    events: list[str] = []
+
+    def taken(records):
+        for record in records:
+            events.append(record["text"].strip())
+            yield record
+
+    uninterrupted, _, _ = run(ScriptedModel(SCRIPT))
+    resume = resume_point({}, uninterrupted[:3])  # "a", "b", "c" saved; "c"'s window starts at 20
+    records = transcribe_windows(
+        ScriptedModel(SCRIPT),
+        blocks(100.0, resume.start),
+        DecodeOptions(vad_filter=False),
+        resume=resume,
+        window_seconds=WINDOW,
+        between_segments=lambda: events.append("between"),
+    )
+    list(taken(records))
+    assert events == [step for text, _, _ in KEPT[3:] for step in (text, "between")]
+
+
 def test_resume_point_from_a_journal():
     session = {"language": "en", "language_probability": 0.97}
     assert resume_point(session, []) == Resume()

@@ -196,11 +196,14 @@ def transcribe_windows(
     on_language: Callable[[LanguageFound], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
     whole_file: Callable[[], Iterable[np.ndarray]] | None = None,
+    between_segments: Callable[[], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield final segments (absolute times, seconds) of the audio in `blocks`, which starts at resume.start.
 
     `on_progress` hears the second reached after each window, also when it held no speech, so a
-    caller can show progress through long silence. `whole_file` gives the audio again from 0, read
+    caller can show progress through long silence. `between_segments` runs after each segment the
+    caller took (a job gives way to shorter work there and notices a cancel), as
+    engine/lane_groups.py runs its `between_calls`. `whole_file` gives the audio again from 0, read
     when the file does not fit in one window: for the feature ceiling (unless the resume carries it)
     and, on a resume, for the audio just before the first window. Without it each window is
     featurized alone.
@@ -286,6 +289,8 @@ def transcribe_windows(
             kept.append(record)
             if new(record):
                 yield record
+                if between_segments is not None:
+                    between_segments()
 
         window_length = len(window) / SAMPLE_RATE
         held: Any = None

@@ -219,8 +219,9 @@ class TranscriptionJob:
             slot.give_way()
 
         def between_model_calls() -> None:
-            """Between the lanes' batched model calls (on the batching thread) and the segments of a group
-            without lanes: a cancel stops the lanes, and shorter jobs and live steps go first."""
+            """Between the lanes' batched model calls (on the batching thread), and after each segment of
+            windows or of a group without lanes: a cancel stops the decoding, and a shorter job or a live
+            step that waits runs now; this one goes on from here after it."""
             if self._cancel_requested(session_id):
                 raise Cancelled
             slot.give_way()
@@ -267,6 +268,7 @@ class TranscriptionJob:
                     remember_language,
                     window_done,
                     whole_file,
+                    between_model_calls,
                 )
             for segment in records:
                 write(store.append_journal, session_id, segment)
@@ -284,8 +286,6 @@ class TranscriptionJob:
                         index=False,
                     )
                 show_progress(segment["end"])
-                if not laned:  # lanes give way between their model calls (between_model_calls)
-                    slot.give_way()  # a shorter job that waits runs now; this one goes on from here after it
         except Cancelled:
             saved_now = build_transcription(session, store.journal(session_id), False)
             write(sessions.save_transcription, session_id, saved_now)
