@@ -46,3 +46,29 @@ def test_a_torn_journal_line_is_ignored(tmp_path):
     with open(journal, "ab") as handle:
         handle.write(b'{"start": 1, "en')  # the crash came mid-append
     assert files.read_json_lines(journal) == [{"start": 0, "end": 1}]
+
+
+def test_a_write_refused_right_before_its_rename_leaves_the_file_as_it_was(tmp_path):
+    """A job's lease found lost after the bytes were written and fsynced: nothing replaces the file,
+    and no temporary file is left behind."""
+    target = tmp_path / "status.json"
+    files.write_json_atomic(target, {"status": "done", "by": "the worker that took the job over"})
+    before = target.read_bytes()
+    checked: list[bool] = []
+
+    class LeaseLost(Exception):
+        pass
+
+    def lost() -> None:
+        checked.append(any(path.name.endswith(".partial") for path in tmp_path.iterdir()))  # written by now
+        raise LeaseLost
+
+    try:
+        files.write_json_atomic(target, {"status": "processing", "by": "a paused worker"}, before_replace=lost)
+    except LeaseLost:
+        pass
+    else:
+        raise AssertionError("the refused write went through")
+    assert checked == [True]
+    assert target.read_bytes() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["status.json"]

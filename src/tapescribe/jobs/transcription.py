@@ -185,10 +185,18 @@ class TranscriptionJob:
         duration = session.get("duration")
         shown_progress = min(0.999, (resume.saved_until or 0.0) / duration) if duration else 0.0
         shown_at = time.monotonic()
-        write(sessions.set_status, session_id, PROCESSING, progress=shown_progress, runs=runs)
+        write(sessions.set_status, session_id, PROCESSING, progress=shown_progress, runs=runs, fence=lease.check)
 
         def status(state: str, progress: float | None, message: str | None = None) -> None:
-            write(sessions.set_status, session_id, state, progress=progress, message=message, runs=runs)
+            write(
+                sessions.set_status,
+                session_id,
+                state,
+                progress=progress,
+                message=message,
+                runs=runs,
+                fence=lease.check,
+            )
 
         def remember_language(found: LanguageFound) -> None:
             nonlocal session
@@ -197,6 +205,7 @@ class TranscriptionJob:
                 session_id,
                 language=found.language,
                 language_probability=round(found.probability, 4),
+                fence=lease.check,
             )
 
         def show_progress(seconds: float) -> None:
@@ -232,7 +241,7 @@ class TranscriptionJob:
             audio = store.audio_path(session_id)
             if not session.get("model_reason"):  # decided once: a resumed job keeps the choice
                 choice = choose_model(session, self.models, lambda: self._detect(session_id, duration))
-                session = write(sessions.update_session, session_id, **choice)
+                session = write(sessions.update_session, session_id, fence=lease.check, **choice)
                 slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
             model = self.models.for_files(session.get("model"))  # batched on a GPU
 
@@ -284,11 +293,12 @@ class TranscriptionJob:
                         session_id,
                         build_transcription(session, segments, False),
                         index=False,
+                        fence=lease.check,
                     )
                 show_progress(segment["end"])
         except Cancelled:
             saved_now = build_transcription(session, store.journal(session_id), False)
-            write(sessions.save_transcription, session_id, saved_now)
+            write(sessions.save_transcription, session_id, saved_now, fence=lease.check)
             status(CANCELLED, None, "Cancelled by the user.")
             return CANCELLED
         except (NotFound, LeaseLost):
@@ -308,8 +318,8 @@ class TranscriptionJob:
             measured = round(measure_duration(audio), 3)
         lease.confirm()  # the commit: only by the holder of the lease, with the whole lease time ahead
         if measured and not duration:
-            session = write(sessions.update_session, session_id, duration=measured)
-        write(sessions.save_transcription, session_id, build_transcription(session, segments, True))
+            session = write(sessions.update_session, session_id, duration=measured, fence=lease.check)
+        write(sessions.save_transcription, session_id, build_transcription(session, segments, True), fence=lease.check)
         write(store.clear_journal, session_id)
         runs[-1]["seconds"] = round(time.monotonic() - clock, 3)
         log.info("session %s: transcript committed (%d segments)", session_id, len(segments))
@@ -326,7 +336,7 @@ class TranscriptionJob:
         request = wanted(sessions.session(session_id))
         write = partial(self._fenced, lease, session_id)
         if request is None or self.speakers is None:
-            write(sessions.set_status, session_id, DONE, progress=1.0, runs=runs)
+            write(sessions.set_status, session_id, DONE, progress=1.0, runs=runs, fence=lease.check)
             return DONE
         write(
             sessions.set_status,
@@ -336,6 +346,7 @@ class TranscriptionJob:
             message="Finding who speaks when.",
             step=SPEAKERS_STEP,
             runs=runs,
+            fence=lease.check,
         )
         message = None
         clock = time.monotonic()
@@ -350,7 +361,7 @@ class TranscriptionJob:
         if runs:
             runs[-1]["speakers_seconds"] = round(time.monotonic() - clock, 3)
         lease.confirm()
-        write(sessions.set_status, session_id, DONE, progress=1.0, message=message, runs=runs)
+        write(sessions.set_status, session_id, DONE, progress=1.0, message=message, runs=runs, fence=lease.check)
         return DONE
 
     def _detect(self, session_id: str, duration: float | None) -> DetectedLanguage | None:

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,16 +25,21 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
+def atomic_file(path: Path, before_replace: Callable[[], None] | None = None) -> Iterator[BinaryIO]:
     """Write `path` whole or not at all: the bytes go to a temporary file beside it, which is fsynced
     and renamed over it. Readers see the old file or the new one, never a mix. The temporary name is
-    unique to this write, so two writers at once (a cancel and a progress update) cannot interleave."""
+    unique to this write, so two writers at once (a cancel and a progress update) cannot interleave.
+    `before_replace` runs after the fsync, right before the rename: what it raises leaves `path` as it
+    was (a job checks its lease there, so a worker paused mid-write cannot finish it over the files of
+    the worker that took its job over)."""
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
         with open(partial, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(partial, path)
     except BaseException:  # a full disk, say: leave no half-written temporary behind
         with contextlib.suppress(OSError):
@@ -43,9 +48,9 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     fsync_dir(path.parent)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, before_replace: Callable[[], None] | None = None) -> None:
     payload = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
-    with atomic_file(path) as handle:
+    with atomic_file(path, before_replace) as handle:
         handle.write(payload)
 
 

@@ -13,9 +13,11 @@ Fencing: a holder that was paused past its expiry may find its session taken ove
 then finds the token gone and marks the lease lost; `check()` also asks Redis itself when the last
 renewal is older than half the lease time (a paused process has not heard from its heartbeat), and
 `confirm()` always does, renewing the lease, before a commit. A job checks its lease before each of
-its writes (jobs/transcription.py `_fenced`). A holder paused for longer than a whole lease time
-between that check and the write itself could still write: leases without fencing tokens checked by
-the storage itself cannot exclude that, so the lease time must be far above any expected pause.
+its writes (jobs/transcription.py `_fenced`), and for each JSON file again after its bytes are
+fsynced, right before the rename that replaces the old file (`fence`). A holder paused for longer
+than a whole lease time between that last check and the rename (or a journal line's write) could
+still write: leases without fencing tokens checked by the storage itself cannot exclude that, so the
+lease time must be far above any expected pause.
 """
 
 from __future__ import annotations

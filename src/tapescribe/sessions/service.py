@@ -37,6 +37,7 @@ STATUSES = (QUEUED, PROCESSING, DONE, ERROR, CANCELLED)
 UNFINISHED = (QUEUED, PROCESSING)
 MAX_TITLE_LENGTH = 200
 MAX_SEGMENT_LENGTH = 5000
+Fence = Callable[[], None]  # a writer's last check before a file is replaced: what it raises stops the write
 
 
 @dataclass
@@ -184,9 +185,10 @@ class SessionService:
 
     # -- changing -----------------------------------------------------------------------------
 
-    def update_session(self, session_id: str, **fields: Any) -> dict[str, Any]:
+    def update_session(self, session_id: str, *, fence: Fence | None = None, **fields: Any) -> dict[str, Any]:
+        """`fence` (here and in set_status, save_transcription): run right before the file is replaced."""
         session = {**self.session(session_id), **fields}
-        self.store.write(session_id, SESSION_FILE, session)
+        self.store.write(session_id, SESSION_FILE, session, fence)
         self._index(session_id, lambda: self.reindex_one(session_id, with_segments=False))
         return session
 
@@ -236,10 +238,17 @@ class SessionService:
         return listing
 
     def set_status(
-        self, session_id: str, status: str, progress: float | None = None, message: str | None = None, **extra: Any
+        self,
+        session_id: str,
+        status: str,
+        progress: float | None = None,
+        message: str | None = None,
+        *,
+        fence: Fence | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         record = status_record(status, progress, message, **extra)
-        self.store.write(session_id, STATUS_FILE, record)
+        self.store.write(session_id, STATUS_FILE, record, fence)
         size = self.store.size(session_id)
         self._index(
             session_id,
@@ -254,8 +263,10 @@ class SessionService:
         )
         return record
 
-    def save_transcription(self, session_id: str, transcription: dict[str, Any], *, index: bool = True) -> None:
-        self.store.write(session_id, TRANSCRIPTION_FILE, transcription)
+    def save_transcription(
+        self, session_id: str, transcription: dict[str, Any], *, index: bool = True, fence: Fence | None = None
+    ) -> None:
+        self.store.write(session_id, TRANSCRIPTION_FILE, transcription, fence)
         if index:
             segments = self._indexed_segments(session_id, transcription)
             self._index(session_id, lambda: self.index.set_segments(session_id, segments))

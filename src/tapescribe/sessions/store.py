@@ -22,7 +22,7 @@ import contextlib
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +153,9 @@ class SessionStore:
     def read(self, session_id: str, name: str) -> Any:
         return files.read_json(self.dir(session_id) / name)
 
-    def write(self, session_id: str, name: str, data: Any) -> None:
-        files.write_json_atomic(self.dir(session_id) / name, data)
+    def write(self, session_id: str, name: str, data: Any, fence: Callable[[], None] | None = None) -> None:
+        """Write one JSON file of the session; `fence` runs right before it replaces the old one."""
+        files.write_json_atomic(self.dir(session_id) / name, data, fence)
 
     def journal(self, session_id: str) -> list[dict[str, Any]]:
         return files.read_json_lines(self.dir(session_id) / JOURNAL_FILE)
