@@ -126,6 +126,9 @@ def spanish(tmp_path_factory):
     return path, " ".join([reference_text(SPANISH)] * SPANISH_TIMES)
 
 
+SAMPLING_SPREAD = 12.0  # WER points (see the test below)
+
+
 def spanish_wer(reference: str, hypothesis: str) -> float:
     import jiwer
     from whisper_normalizer.basic import BasicTextNormalizer
@@ -147,7 +150,10 @@ def test_the_multilingual_model_in_lanes_finds_the_language_and_is_as_accurate(s
         f"without {found['off'][0]:.2f}%"
     )
     assert {segment["window_start"] for segment in found["lanes"][1]["segments"]} == {0.0}
-    assert found["lanes"][0] <= found["off"][0] + 2.0
+    # base falls back to sampling on this file, so both figures move from run to run: lanes 11.7-21.1%
+    # and without 11.1-22.2% over five runs, each way up to 10 points apart. A lane's text lost (a
+    # quarter of the file, 25 points) still fails this.
+    assert found["lanes"][0] <= found["off"][0] + SAMPLING_SPREAD
 
 
 def test_a_live_stream_beside_a_job_in_lanes_gets_its_words(servers, tmp_path, library_model):
