@@ -177,7 +177,7 @@ def reindex(data_dir, model) -> None:
         runtime = Runtime(make_settings(data_dir=data_dir, model=model))
     except IndexUnavailable as error:
         raise click.ClickException(error.message) from error
-    count = runtime.reindexed if runtime.reindexed is not None else runtime.sessions.reindex()
+    count = runtime.reindexed if runtime.reindexed is not None else runtime.sessions.index_sync.reindex()
     runtime.sessions.index.close()
     click.echo(f"indexed {count} session(s)")
 

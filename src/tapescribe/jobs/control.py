@@ -165,7 +165,7 @@ class JobControl:
     def recover(self, session_ids: Iterable[str] | None = None) -> list[str]:
         """After a start (or when disk space is back): every session whose files say it is unfinished goes
         back on the queue. `session_ids` limits the look to those sessions (a start has listed the
-        unfinished ones already); the index is not touched here (SessionService.reconcile_index, or the
+        unfinished ones already); the index is not touched here (IndexSync.reconcile, or the
         full-disk catch-up, keeps it in step)."""
         recovered = []
         for session_id in self.sessions.store.ids() if session_ids is None else session_ids:

@@ -1,6 +1,6 @@
 """SessionIndex: what both index backends offer, and the parts of a search they share.
 
-The index is a cache of the session files for fast listing and search (SessionService.reindex
+The index is a cache of the session files for fast listing and search (IndexSync.reindex
 recreates it from the files at any time). It lives in an SQLite file in the data directory
 (index_sqlite.py, the default: nothing to run) or in PostgreSQL (index_postgres.py), which every
 host of a multi-host deployment can reach. Both read what a person types the same way

@@ -6,20 +6,28 @@ and an index write that fails on a full disk is redone from the files once space
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tapescribe.engine.audio import ChainedFiles, chunk_recordings
-from tapescribe.errors import BadRequest, Conflict, NotFound, is_disk_full
+from tapescribe.errors import BadRequest, Conflict, NotFound
 from tapescribe.sessions import files
 from tapescribe.sessions.files import utc_now
 from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.index_sync import IndexSync
 from tapescribe.sessions.locks import FileLocks, SessionLocks
 from tapescribe.sessions.space import DiskSpace
+
+# the status names, re-exported for the modules that import them from here
+from tapescribe.sessions.statuses import CANCELLED as CANCELLED
+from tapescribe.sessions.statuses import DONE as DONE
+from tapescribe.sessions.statuses import ERROR as ERROR
+from tapescribe.sessions.statuses import PROCESSING as PROCESSING
+from tapescribe.sessions.statuses import QUEUED as QUEUED
+from tapescribe.sessions.statuses import STATUSES as STATUSES
+from tapescribe.sessions.statuses import UNFINISHED as UNFINISHED
+from tapescribe.sessions.statuses import read_status, status_record
 from tapescribe.sessions.store import (
     SESSION_FILE,
     STATUS_FILE,
@@ -30,28 +38,9 @@ from tapescribe.sessions.store import (
 if TYPE_CHECKING:
     from tapescribe.sessions.watch import SessionWatch
 
-log = logging.getLogger(__name__)
-
-QUEUED, PROCESSING, DONE, ERROR, CANCELLED = "queued", "processing", "done", "error", "cancelled"
-STATUSES = (QUEUED, PROCESSING, DONE, ERROR, CANCELLED)
-UNFINISHED = (QUEUED, PROCESSING)
 MAX_TITLE_LENGTH = 200
 MAX_SEGMENT_LENGTH = 5000
 Fence = Callable[[], None]  # a writer's last check before a file is replaced: what it raises stops the write
-
-
-@dataclass
-class IndexCheck:
-    """What reconcile_index did and found."""
-
-    mended: list[str] = field(default_factory=list)  # rows rebuilt from the files, or removed
-    unfinished: list[str] = field(default_factory=list)  # sessions whose status.json says queued or processing
-
-
-def status_record(status: str, progress: float | None = None, message: str | None = None, **extra: Any) -> dict:
-    if status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
-    return {"status": status, "progress": progress, "message": message, "updated": utc_now(), **extra}
 
 
 class SessionService:
@@ -62,10 +51,7 @@ class SessionService:
         self.locks = locks or FileLocks(store)  # who may work on a session (sessions/locks.py)
         self.index = index
         self.space = space
-        # Sessions whose index row is behind their files because an index write failed on a full disk.
-        self._unindexed: set[str] = set()
-        self._unindexed_lock = threading.Lock()
-        space.on_space_back(self.catch_up_index)
+        self.index_sync = IndexSync(store, index, space)
 
     # -- creating -----------------------------------------------------------------------------
 
@@ -87,7 +73,7 @@ class SessionService:
     def publish(self, session_id: str, session: dict[str, Any], status: dict[str, Any]) -> None:
         """Make a received upload a session: files first, then the index."""
         self.store.publish(session_id, session, status)
-        self._index(session_id, lambda: self.reindex_one(session_id))
+        self.index_sync.write(session_id, lambda: self.index_sync.reindex_one(session_id))
 
     def new_incoming(self) -> tuple[str, Path]:
         """A fresh session id and the private directory its upload is received into."""
@@ -101,7 +87,7 @@ class SessionService:
         """Take back an upload whose client was told it failed (507): the client sends it again, so
         keeping it would leave a duplicate nobody asked for. Never used on an acknowledged session."""
         self.store.withdraw(session_id)
-        self._index(session_id, lambda: self.index.remove(session_id))
+        self.index_sync.write(session_id, lambda: self.index.remove(session_id))
 
     def create(self, *, source: str, title: str, status: dict[str, Any], **fields: Any) -> str:
         session_id, _ = self.store.new_incoming()
@@ -115,7 +101,7 @@ class SessionService:
         return self.store.read(session_id, SESSION_FILE)
 
     def status(self, session_id: str) -> dict[str, Any]:
-        return self.store.read(session_id, STATUS_FILE) or status_record(QUEUED)
+        return read_status(self.store, session_id)
 
     def transcription(self, session_id: str) -> dict[str, Any] | None:
         return self.store.read(session_id, TRANSCRIPTION_FILE)
@@ -189,7 +175,7 @@ class SessionService:
         """`fence` (here and in set_status, save_transcription): run right before the file is replaced."""
         session = {**self.session(session_id), **fields}
         self.store.write(session_id, SESSION_FILE, session, fence)
-        self._index(session_id, lambda: self.reindex_one(session_id, with_segments=False))
+        self.index_sync.write(session_id, lambda: self.index_sync.reindex_one(session_id, with_segments=False))
         return session
 
     def rename(self, session_id: str, title: str) -> dict[str, Any]:
@@ -250,7 +236,7 @@ class SessionService:
         record = status_record(status, progress, message, **extra)
         self.store.write(session_id, STATUS_FILE, record, fence)
         size = self.store.size(session_id)
-        self._index(
+        self.index_sync.write(
             session_id,
             lambda: self.index.update(
                 session_id,
@@ -268,8 +254,8 @@ class SessionService:
     ) -> None:
         self.store.write(session_id, TRANSCRIPTION_FILE, transcription, fence)
         if index:
-            segments = self._indexed_segments(session_id, transcription)
-            self._index(session_id, lambda: self.index.set_segments(session_id, segments))
+            segments = self.index_sync.segments(session_id, transcription)
+            self.index_sync.write(session_id, lambda: self.index.set_segments(session_id, segments))
 
     def delete(self, session_id: str) -> None:
         """The user's own deletion: the only code path that removes stored data.
@@ -278,32 +264,8 @@ class SessionService:
         `finish_deletes` at the next start, so a delete is all or nothing.
         """
         self.store.begin_delete(session_id)
-        self._index(session_id, lambda: self.index.remove(session_id))
+        self.index_sync.write(session_id, lambda: self.index.remove(session_id))
         self.store.finish_delete(session_id)
-
-    def reconcile_index(self) -> IndexCheck:
-        """At start, one pass over every session's status.json: rows a crash left behind their files (the
-        file was written, the process died before the index was) are rebuilt from the files, rows of
-        sessions that are gone are removed, and the unfinished sessions are listed for the steps of
-        the start that follow (finishing cut-off streams, re-queueing), so they need not read them again."""
-        indexed = self.index.states()
-        check = IndexCheck()
-        for session_id in self.store.ids():
-            try:
-                status = self.status(session_id)
-                if indexed.pop(session_id, None) != (status.get("status"), status.get("updated")):
-                    self.reindex_one(session_id)
-                    check.mended.append(session_id)
-            except NotFound:
-                continue
-            if status.get("status") in UNFINISHED:
-                check.unfinished.append(session_id)
-        for ghost in indexed:  # rows without a session directory
-            self.index.remove(ghost)
-            check.mended.append(ghost)
-        if check.mended:
-            log.info("brought %d index row(s) back in step with the session files", len(check.mended))
-        return check
 
     def finish_deletes(self) -> list[str]:
         """At start: finish deletions a crash interrupted (index row and files)."""
@@ -312,92 +274,3 @@ class SessionService:
             self.index.remove(session_id)
             self.store.finish_delete(session_id)
         return unfinished
-
-    # -- the index as a cache of the files -------------------------------------------------------
-
-    def _index(self, session_id: str, write: Callable[[], None]) -> None:
-        """Bring the index in step with a file just written. On a full disk the file (the record) has
-        changed already, so the change stands: the session's row is rebuilt from its files later."""
-        self.catch_up_index()
-        try:
-            write()
-        except Exception as error:
-            if not is_disk_full(error):
-                raise
-            with self._unindexed_lock:
-                self._unindexed.add(session_id)
-            self.space.note_full("updating the index")
-
-    def catch_up_index(self) -> None:
-        """Rebuild the rows that index writes on a full disk missed (rows of deleted sessions go)."""
-        while True:
-            with self._unindexed_lock:
-                if not self._unindexed:
-                    return
-                session_id = self._unindexed.pop()
-            try:
-                if self.store.exists(session_id):
-                    self.reindex_one(session_id)
-                else:
-                    self.index.remove(session_id)
-            except Exception as error:
-                if not is_disk_full(error):  # not for lack of space: `reindex` rebuilds the row
-                    log.exception("could not bring the index row of session %s up to date", session_id)
-                    continue
-                with self._unindexed_lock:
-                    self._unindexed.add(session_id)
-                self.space.note_full("bringing the index up to date")
-                return
-
-    def index_row(self, session_id: str) -> dict[str, Any]:
-        session = self.session(session_id)
-        status = self.status(session_id)
-        return {
-            "id": session_id,
-            "title": session.get("title") or "",
-            "created": session.get("created") or utc_now(),
-            "source": session.get("source") or "",
-            "filename": session.get("original_filename"),
-            "duration": session.get("duration"),
-            "model": session.get("model"),
-            "language": session.get("language"),
-            "status": status.get("status", QUEUED),
-            "progress": status.get("progress"),
-            "message": status.get("message"),
-            "updated": status.get("updated"),
-            "size_bytes": self.store.size(session_id),
-        }
-
-    def reindex_one(self, session_id: str, with_segments: bool = True) -> None:
-        self.index.upsert(self.index_row(session_id))
-        if with_segments:
-            self.index.set_segments(session_id, self._indexed_segments(session_id))
-        try:
-            self.store.dir(session_id)
-        except NotFound:  # deleted meanwhile (a job racing the user's delete): leave no ghost row
-            self.index.remove(session_id)
-            raise
-
-    def _indexed_segments(self, session_id: str, transcription: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """The transcript's segments as the index takes them: with the name of each one's speaker."""
-        segments = (transcription or self.transcription(session_id) or {}).get("segments") or []
-        names = (self.session(session_id).get("speaker_names") or {}) if segments else {}
-        return [{**segment, "speaker_name": names.get(segment.get("speaker") or "")} for segment in segments]
-
-    def reindex(self, batch: int = 500) -> int:
-        """Rebuild the whole index from the session directories, `batch` sessions per transaction."""
-        self.index.clear()
-        count = 0
-        pending: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-        for session_id in self.store.ids():
-            try:
-                pending.append((self.index_row(session_id), self._indexed_segments(session_id)))
-            except NotFound:
-                continue  # deleted while we were scanning
-            if len(pending) >= batch:
-                self.index.upsert_many(pending)
-                count += len(pending)
-                pending = []
-        self.index.upsert_many(pending)
-        self.index.optimize()
-        return count + len(pending)

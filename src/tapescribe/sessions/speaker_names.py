@@ -48,7 +48,7 @@ def rename_speaker(sessions: SessionService, session_id: str, speaker: str, name
     else:
         names.pop(speaker, None)
     session = sessions.update_session(session_id, speaker_names=names, speaker_names_history=history)
-    sessions.reindex_one(session_id)  # search by speaker finds the new name
+    sessions.index_sync.reindex_one(session_id)  # search by speaker finds the new name
     return session
 
 
