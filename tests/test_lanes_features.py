@@ -5,9 +5,9 @@ Two servers, one with 4 lanes and one without. The English file is 250 s of the 
 (bench/make_long_audio.py, varied, fixed seed): one group of 4 lanes, whose threads call the model's
 `align` (word times) at once. The conversation for speakers is 264 s of two known voices taking
 turns (tests/conversations.py). The Spanish file is the one shared Spanish recording said 15 times
-(148 s: 2 lanes), each time 8% slower to 8% faster and 6 dB softer to 3 dB louder with a
+(148 s), each time 8% slower to 8% faster and 6 dB softer to 3 dB louder with a
 0.3-2 s pause (bench/make_long_audio.py's `varied`), decoded with `base` named in the request and
-no language, so the lanes detect the language themselves.
+no language: it decodes in windows on both servers (lanes are for English-only models).
 """
 
 from __future__ import annotations
@@ -126,9 +126,6 @@ def spanish(tmp_path_factory):
     return path, " ".join([reference_text(SPANISH)] * SPANISH_TIMES)
 
 
-SAMPLING_SPREAD = 12.0  # WER points (see the test below)
-
-
 def spanish_wer(reference: str, hypothesis: str) -> float:
     import jiwer
     from whisper_normalizer.basic import BasicTextNormalizer
@@ -137,23 +134,25 @@ def spanish_wer(reference: str, hypothesis: str) -> float:
     return 100.0 * jiwer.wer(normalise(reference), normalise(hypothesis))
 
 
-def test_the_multilingual_model_in_lanes_finds_the_language_and_is_as_accurate(servers, spanish):
+def test_the_multilingual_model_decodes_in_windows_on_a_server_with_lanes(servers, spanish, english):
+    """Lanes are for English-only models: base in lanes once looped for 30 s under its sampling
+    fallback on this file (90.6% WER against 11-22% in windows). On the server with lanes, a base job
+    runs in windows, finds the language, and is as accurate as on the server without lanes (both fall
+    back to sampling on this one sentence said 15 times, so within that spread); a tiny.en job there
+    still runs in lanes."""
     path, reference = spanish
     found = {}
     for lanes in ("lanes", "off"):
         body = transcribe(servers[lanes], path, model="base")
         transcription = body["transcription"]
         assert body["model"] == "base" and transcription["language"] == "es", (body["model"], transcription["language"])
+        assert [run["engine"] for run in body["status"]["runs"]] == ["windows"]
         found[lanes] = spanish_wer(reference, transcription["text"]), transcription
-    print(
-        f"Spanish with base, {len(found['lanes'][1]['segments'])} segments: WER in lanes {found['lanes'][0]:.2f}%, "
-        f"without {found['off'][0]:.2f}%"
-    )
-    assert {segment["window_start"] for segment in found["lanes"][1]["segments"]} == {0.0}
-    # base falls back to sampling on this file, so both figures move from run to run: lanes 11.7-21.1%
-    # and without 11.1-22.2% over five runs, each way up to 10 points apart. A lane's text lost (a
-    # quarter of the file, 25 points) still fails this.
-    assert found["lanes"][0] <= found["off"][0] + SAMPLING_SPREAD
+    print(f"Spanish with base: WER on the server with lanes {found['lanes'][0]:.2f}%, without {found['off'][0]:.2f}%")
+    # 11.1-22.2% over six runs in windows: sampling moves it; 30 s of loops (90.6%) would not pass
+    assert found["lanes"][0] <= 35.0 and found["off"][0] <= 35.0, found
+    english_path, _ = english
+    assert [run["engine"] for run in transcribe(servers["lanes"], english_path)["status"]["runs"]] == ["lanes"]
 
 
 def test_a_live_stream_beside_a_job_in_lanes_gets_its_words(servers, tmp_path, library_model):

@@ -252,7 +252,13 @@ class TranscriptionJob:
             segments = list(saved)
             last_save = time.monotonic()
             settings = self.settings
-            laned = settings.file_lanes > 1 and not self.models.plan.batched  # lanes batch a sequential model's calls
+            # Lanes batch a sequential model's calls, and only an English-only model's: base in lanes
+            # once looped for 30 s under its sampling fallback (90.6% WER on tests/test_lanes_features.py's
+            # Spanish file, against 11-22% in windows), and it gained only 1.26x there.
+            laned = (
+                settings.file_lanes > 1 and english_only(session.get("model") or "") and not self.models.plan.batched
+            )
+            runs[-1]["engine"] = "lanes" if laned else "windows"
             if laned:
                 records = transcribe_lane_groups(
                     model,
