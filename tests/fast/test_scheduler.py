@@ -164,3 +164,44 @@ def test_a_long_job_waits_to_start_while_a_live_step_runs():
         assert not started.is_set()
     waiting.join(10)
     assert started.is_set() and scheduler.state().live_steps == 0
+
+
+def test_short_clips_that_may_batch_join_one_batch_which_holds_one_slot():
+    """Clips beyond the slots join the clip batch up to its size, and one waits for a member to leave;
+    the batch counts as one slot, so a long job beside it steps aside as beside one clip."""
+    scheduler = DecodeScheduler(slots=2, max_waiting=10, clip_batch=3)
+    release = threading.Event()
+    batched: list[bool] = []
+
+    def clip(seconds: float) -> None:
+        with scheduler.slot(seconds, batchable=True) as slot:
+            batched.append(slot.batched)
+            release.wait(10)
+
+    with scheduler.slot(600.0) as long_slot:
+        clips = [threading.Thread(target=clip, args=(5.0 + number,)) for number in range(4)]
+        for thread in clips:
+            thread.start()
+        wait_until(lambda: scheduler.state().waiting == 1)
+        state = scheduler.state()
+        assert (state.running, state.batched) == (4, 3)  # the long job and a batch of three clips
+        pausing = threading.Thread(target=long_slot.give_way)
+        pausing.start()
+        wait_until(lambda: scheduler.state().paused == 1)  # beside short audio the long job steps aside
+        release.set()
+        for thread in [*clips, pausing]:
+            thread.join(10)
+    assert batched == [True] * 4  # the fourth clip joined once one left
+    state = scheduler.state()
+    assert (state.running, state.peak_running, state.preemptions) == (0, 4, 1)
+
+
+def test_with_a_clip_batch_of_one_clips_take_slots_as_before():
+    scheduler = DecodeScheduler(slots=1, max_waiting=10, clip_batch=1)
+    with scheduler.slot(5.0, batchable=True) as slot:
+        assert not slot.batched
+        waiting = threading.Thread(target=lambda: scheduler.slot(6.0, batchable=True).__enter__())
+        waiting.start()
+        wait_until(lambda: scheduler.state().waiting == 1)
+        assert scheduler.state().running == 1
+    waiting.join(10)

@@ -112,7 +112,8 @@ class BatchingWhisper:
     temperature fallback) or in where their prompt starts run as batches of their own. Every other
     attribute is the wrapped model's. Its thread ends when the `lanes` block does. `between_calls`
     runs on that thread before each batch (a file job lends its decode slot there); what it raises
-    is raised in the lanes of that batch.
+    is raised in the lanes of that batch. A batch the model fails is made again call by call, so only
+    a call whose own input fails gets an error (clip batches put calls of several requests together).
     """
 
     def __init__(
@@ -148,6 +149,11 @@ class BatchingWhisper:
             yield
         finally:
             self.close()
+
+    def join(self) -> None:
+        """Count one more lane live, on a batcher already serving (a clip joining a clip batch)."""
+        with self._ready:
+            self._live_lanes += 1
 
     def lane_done(self) -> None:
         with self._ready:
@@ -228,30 +234,42 @@ class BatchingWhisper:
         return [prompt[:1] + prompt[prompt.index(self._start_token) - shortest + 1 :] for prompt in prompts]
 
     def _run(self, group: list[_Call]) -> None:
-        import ctranslate2
-
         try:
             if self._between_calls is not None:
-                self._between_calls()
-            rows = [len(call.features) for call in group]
-            started = time.perf_counter()
-            if group[0].kind == "encode":  # row by row: a batch of encodes was no faster on a CPU, often slower
-                for call in group:
-                    call.result = self._model.encode(ctranslate2.StorageView.from_array(call.features), to_cpu=False)
-            else:
-                features = ctranslate2.StorageView.from_array(np.concatenate([call.features for call in group]))
-                prompts = self._trimmed([p for c in group for p in c.prompts])
-                results = self._model.generate(features, prompts, **group[0].options)
-                first = 0
-                for call in group:
-                    call.result = results[first : first + len(call.prompts)]
-                    first += len(call.prompts)
-            self.calls.append((group[0].kind, sum(rows), time.perf_counter() - started))
-        except BaseException as error:  # handed to every lane of the batch
+                self._between_calls()  # what it raises (a cancel, a lost lease) is every caller's
+            try:
+                self._call_model(group)
+            except Exception:
+                if len(group) == 1:
+                    raise
+                for call in group:  # each alone: a call whose input fails the model fails alone
+                    try:
+                        self._call_model([call])
+                    except Exception as error:
+                        call.error = error
+        except BaseException as error:
             for call in group:
                 call.error = error
         for call in group:
             call.done.set()
+
+    def _call_model(self, group: list[_Call]) -> None:
+        import ctranslate2
+
+        rows = [len(call.features) for call in group]
+        started = time.perf_counter()
+        if group[0].kind == "encode":  # row by row: a batch of encodes was no faster on a CPU, often slower
+            for call in group:
+                call.result = self._model.encode(ctranslate2.StorageView.from_array(call.features), to_cpu=False)
+        else:
+            features = ctranslate2.StorageView.from_array(np.concatenate([call.features for call in group]))
+            prompts = self._trimmed([p for c in group for p in c.prompts])
+            results = self._model.generate(features, prompts, **group[0].options)
+            first = 0
+            for call in group:
+                call.result = results[first : first + len(call.prompts)]
+                first += len(call.prompts)
+        self.calls.append((group[0].kind, sum(rows), time.perf_counter() - started))
 
 
 def transcribe_in_lanes(

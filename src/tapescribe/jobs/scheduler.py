@@ -21,6 +21,11 @@ between two steps of one utterance. Beside a 10-minute upload on 2 shared cores,
 a median 6.7 s after the words without this and 1.4 s with it (bench/live.py --with-long-job). Short
 clips go on beside live steps: each is done within a window. Only this process's jobs step aside: a
 `tapescribe worker` process has its own scheduler.
+
+Short clips batch (`clip_batch` above 1): a clip that may be batched (`slot(..., batchable=True)`)
+and finds a clip batch running joins it instead of waiting for a slot, up to `clip_batch` members;
+the batch holds one slot between them all, and its members' model calls run as one CTranslate2
+batch (engine/clip_batches.py). Members never give way: the clips beside them are as short.
 """
 
 from __future__ import annotations
@@ -43,12 +48,14 @@ class _Ticket:
     audio_seconds: float
     arrival: int
     paused: bool = field(default=False, compare=False)
+    batched: bool = field(default=False, compare=False)  # a member of the clip batch
 
 
 @dataclass(frozen=True)
 class SchedulerState:
     slots: int
     running: int
+    batched: int  # of the running, members of the clip batch (which hold one slot between them)
     waiting: int
     paused: int
     peak_running: int
@@ -63,6 +70,11 @@ class Slot:
         self._scheduler = scheduler
         self._ticket = ticket
 
+    @property
+    def batched(self) -> bool:
+        """Whether this job is a member of the clip batch: its model calls are to be batched with the others'."""
+        return self._ticket.batched
+
     def give_way(self) -> None:
         """Between segments: if a shorter job waits or a live step runs, let it go first, then continue
         (blocks meanwhile)."""
@@ -70,10 +82,11 @@ class Slot:
 
 
 class DecodeScheduler:
-    def __init__(self, slots: int, max_waiting: int) -> None:
+    def __init__(self, slots: int, max_waiting: int, clip_batch: int = 1) -> None:
         self.slots = max(1, slots)
         self._long_slots = max(1, self.slots - 1)
         self.max_waiting = max(0, max_waiting)
+        self.clip_batch = max(1, clip_batch)
         self._changed = threading.Condition()
         self._arrivals = itertools.count()
         self._running: list[_Ticket] = []
@@ -87,6 +100,7 @@ class DecodeScheduler:
             return SchedulerState(
                 slots=self.slots,
                 running=len(self._running),
+                batched=self._batch_members(),
                 waiting=sum(not ticket.paused for ticket in self._waiting),
                 paused=sum(ticket.paused for ticket in self._waiting),
                 peak_running=self._peak_running,
@@ -100,13 +114,18 @@ class DecodeScheduler:
             self._refuse_if_full()
 
     @contextlib.contextmanager
-    def slot(self, audio_seconds: float | None, *, refuse_when_busy: bool = False) -> Iterator[Slot]:
-        """Hold a decode slot for the block; `audio_seconds` orders the wait (None: after all known lengths)."""
+    def slot(
+        self, audio_seconds: float | None, *, refuse_when_busy: bool = False, batchable: bool = False
+    ) -> Iterator[Slot]:
+        """Hold a decode slot for the block; `audio_seconds` orders the wait (None: after all known lengths).
+        `batchable`: short audio whose model calls may be batched with other clips' (Slot.batched says
+        whether they are to be)."""
         length = float(audio_seconds) if audio_seconds and audio_seconds > 0 else math.inf
+        batched = batchable and self.clip_batch > 1 and length <= SHORT_AUDIO_SECONDS
         with self._changed:
             if refuse_when_busy:
                 self._refuse_if_full()
-            ticket = _Ticket(length, next(self._arrivals))
+            ticket = _Ticket(length, next(self._arrivals), batched=batched)
             self._wait_for_turn(ticket)
         try:
             yield Slot(self, ticket)
@@ -130,9 +149,18 @@ class DecodeScheduler:
 
     # -- under self._changed ----------------------------------------------------------------------
 
+    def _batch_members(self) -> int:
+        return sum(ticket.batched for ticket in self._running)
+
+    def _slots_taken(self) -> int:
+        """Running jobs, the members of the clip batch counted as one."""
+        members = self._batch_members()
+        return len(self._running) - members + (1 if members else 0)
+
     def _refuse_if_full(self) -> None:
         waiting = sum(not ticket.paused for ticket in self._waiting)
-        if len(self._running) >= self.slots and waiting >= self.max_waiting:
+        batch_has_room = 0 < self._batch_members() < self.clip_batch
+        if self._slots_taken() >= self.slots and not batch_has_room and waiting >= self.max_waiting:
             raise ServerBusy(
                 "The server is transcribing as much as it can and its queue of requests is full; "
                 f"send this again in {RETRY_AFTER_SECONDS} seconds.",
@@ -142,9 +170,11 @@ class DecodeScheduler:
             )
 
     def _has_room(self, ticket: _Ticket) -> bool:
+        if ticket.batched and self._batch_members():  # joins the batch running, which holds its slot
+            return self._batch_members() < self.clip_batch
         if ticket.audio_seconds <= SHORT_AUDIO_SECONDS:
-            return len(self._running) < self.slots
-        return len(self._running) < self._long_slots and not self._live_steps
+            return self._slots_taken() < self.slots
+        return self._slots_taken() < self._long_slots and not self._live_steps
 
     def _wait_for_turn(self, ticket: _Ticket) -> None:
         self._waiting.append(ticket)
@@ -159,6 +189,8 @@ class DecodeScheduler:
         self._changed.notify_all()  # another slot may be free for the next in line
 
     def _should_give_way(self, ticket: _Ticket) -> bool:
+        if ticket.batched:  # the clips it could give way to are as short, and join its batch
+            return False
         if ticket.audio_seconds > SHORT_AUDIO_SECONDS and self._live_steps:
             return True
         if self._waiting:
@@ -169,7 +201,7 @@ class DecodeScheduler:
         # until the short one is done, which then runs about as fast as it would alone.
         return (
             ticket.audio_seconds > SHORT_AUDIO_SECONDS
-            and len(self._running) > self._long_slots
+            and self._slots_taken() > self._long_slots
             and any(other.audio_seconds <= SHORT_AUDIO_SECONDS for other in self._running)
         )
 

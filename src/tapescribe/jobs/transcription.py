@@ -5,6 +5,8 @@ per session (sessions/locks.py: flock on one host, a Redis lease across hosts) m
 them works on a session at a time; a holder that lost its lease stops before its next write. Either
 way the model work holds a slot of the process's DecodeScheduler, and lends it to a shorter job that
 waits: between segments in windows, between the batched model calls of lanes (TAPESCRIBE_FILE_LANES).
+Short clips that decode at the same time share one slot and batch their model calls
+(TAPESCRIBE_CLIP_BATCH, engine/clip_batches.py).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, pcm_blocks
+from tapescribe.engine.clip_batches import ClipBatches
 from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
@@ -73,6 +77,7 @@ class TranscriptionJob:
         self.settings = settings
         self.scheduler = scheduler
         self.speakers = speakers
+        self.clip_batches = ClipBatches()
 
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
         requested = session.get("options") or {}
@@ -120,7 +125,9 @@ class TranscriptionJob:
                 if status.get("step") == SPEAKERS_STEP:  # transcribed already: only the speakers are left
                     return self._label_speakers(session_id, list(status.get("runs") or []), lease)
                 duration = self.sessions.session(session_id).get("duration")
-                with self.scheduler.slot(duration, refuse_when_busy=refuse_when_busy) as slot:
+                # a GPU's batched pipeline decodes a clip in one call already
+                batchable = not self.models.plan.batched
+                with self.scheduler.slot(duration, refuse_when_busy=refuse_when_busy, batchable=batchable) as slot:
                     return self._transcribe(session_id, on_segment, slot, lease)
         except NotFound:
             log.info("session %s was deleted before or during its job", session_id)
@@ -235,6 +242,7 @@ class TranscriptionJob:
                 raise Cancelled
             slot.give_way()
 
+        clip_batch = ExitStack()  # the clip batch this job joins, left as soon as its decoding ends
         try:
             if self._cancel_requested(session_id):
                 raise Cancelled
@@ -244,6 +252,8 @@ class TranscriptionJob:
                 session = write(sessions.update_session, session_id, fence=lease.check, **choice)
                 slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
             model = self.models.for_files(session.get("model"))  # batched on a GPU
+            if slot.batched:
+                model = clip_batch.enter_context(self.clip_batches.join(model))
 
             def whole_file():
                 return pcm_blocks(audio) if audio is not None else chunks_pcm(store.chunk_paths(session_id))
@@ -256,9 +266,12 @@ class TranscriptionJob:
             # once looped for 30 s under its sampling fallback (90.6% WER on tests/test_lanes_features.py's
             # Spanish file, against 11-22% in windows), and it gained only 1.26x there.
             laned = (
-                settings.file_lanes > 1 and english_only(session.get("model") or "") and not self.models.plan.batched
+                settings.file_lanes > 1
+                and english_only(session.get("model") or "")
+                and not self.models.plan.batched
+                and not slot.batched  # a clip: files under 2 minutes decode in lanes as in windows
             )
-            runs[-1]["engine"] = "lanes" if laned else "windows"
+            runs[-1]["engine"] = "lanes" if laned else "clip batch" if slot.batched else "windows"
             if laned:
                 records = transcribe_lane_groups(
                     model,
@@ -318,6 +331,8 @@ class TranscriptionJob:
             log.exception("transcription of %s failed", session_id)
             status(ERROR, None, f"Transcription failed: {type(error).__name__}: {error}")
             return ERROR
+        finally:
+            clip_batch.close()
 
         measured = round(segments[-1]["end"], 3) if segments else None
         if not duration and audio is not None:
