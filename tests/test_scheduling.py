@@ -44,16 +44,19 @@ def server_with(tmp_path_factory):
     """A server with this many decode slots, started once for the module."""
     started = {}
 
-    def server(slots: int, clip_batch: int = 16):
-        if (slots, clip_batch) not in started:
-            started[slots, clip_batch] = make_server(
+    def server(slots: int, **settings: int):
+        """`settings`: more TAPESCRIBE_* variables by lower-case name (clip_batch=1)."""
+        key = (slots, *sorted(settings.items()))
+        if key not in started:
+            more = {f"TAPESCRIBE_{name.upper()}": value for name, value in settings.items()}
+            started[key] = make_server(
                 tmp_path_factory,
-                f"slots-{slots}-batch-{clip_batch}",
+                "-".join(map(str, ("slots", slots, *(f"{name}-{value}" for name, value in sorted(settings.items()))))),
                 TAPESCRIBE_MAX_CONCURRENT_DECODES=slots,
-                TAPESCRIBE_CLIP_BATCH=clip_batch,
                 TAPESCRIBE_WORKERS=2,
+                **more,
             ).start()
-        return started[slots, clip_batch]
+        return started[key]
 
     yield server
     for running in started.values():
@@ -111,8 +114,8 @@ def test_concurrent_requests_never_decode_more_than_the_limit_at_once(server_wit
 def test_clips_sent_together_decode_as_one_batch_each_with_its_own_text(server_with):
     """With one slot, four different clips sent at once all decode together (their model calls batched),
     and each comes back with the text it has when sent alone."""
-    server = server_with(1, clip_batch=4)  # a server of its own: the peak of running decodes is this test's
     clips = [audio_file(name) for name in ENGLISH_FILES[:4]]
+    server = server_with(1, clip_batch=len(clips))  # a server of its own: the peak of running decodes is this test's
     with server.client() as client:
         alone = [post_file(client, "/transcribe", "audio", clip).json()["text"] for clip in clips]
         with ThreadPoolExecutor(len(clips)) as pool:
