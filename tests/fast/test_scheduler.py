@@ -205,3 +205,26 @@ def test_with_a_clip_batch_of_one_clips_take_slots_as_before():
         wait_until(lambda: scheduler.state().waiting == 1)
         assert scheduler.state().running == 1
     waiting.join(10)
+
+
+def test_clips_waiting_for_a_full_batch_count_against_the_wait_bound():
+    """A full batch holds one of two slots: a clip cannot use the other (there is one batch), so it waits,
+    and beyond the bound a request that may be refused is."""
+    scheduler = DecodeScheduler(slots=2, max_waiting=1, clip_batch=2)
+    release = threading.Event()
+
+    def clip() -> None:
+        with scheduler.slot(5.0, batchable=True):
+            release.wait(10)
+
+    clips = [threading.Thread(target=clip) for _ in range(3)]
+    for thread in clips:
+        thread.start()
+    wait_until(lambda: scheduler.state().waiting == 1)
+    assert (scheduler.state().running, scheduler.state().batched) == (2, 2)
+    with pytest.raises(ServerBusy):
+        scheduler.check_room()
+    release.set()
+    for thread in clips:
+        thread.join(10)
+    scheduler.check_room()  # room again

@@ -157,10 +157,18 @@ class DecodeScheduler:
         members = self._batch_members()
         return len(self._running) - members + (1 if members else 0)
 
+    def _could_start_now(self) -> bool:
+        """Whether a request arriving now could start at once (its length is not known yet): into the
+        clip batch while it has room, else into a free slot. With a batch running, clips join it or wait
+        for it (there is one batch), whatever slots are free."""
+        members = self._batch_members()
+        if members:
+            return members < self.clip_batch
+        return self._slots_taken() < self.slots
+
     def _refuse_if_full(self) -> None:
         waiting = sum(not ticket.paused for ticket in self._waiting)
-        batch_has_room = 0 < self._batch_members() < self.clip_batch
-        if self._slots_taken() >= self.slots and not batch_has_room and waiting >= self.max_waiting:
+        if not self._could_start_now() and waiting >= self.max_waiting:
             raise ServerBusy(
                 "The server is transcribing as much as it can and its queue of requests is full; "
                 f"send this again in {RETRY_AFTER_SECONDS} seconds.",
