@@ -184,6 +184,7 @@ class Decodes(Record):
 
     slots: int = Field(description="Decodes allowed at once (max_concurrent_decodes)")
     running: int
+    batched: int = Field(description="Of the running, clips of the clip batch, which holds one slot between them")
     waiting: int = Field(description="Jobs and requests waiting to start")
     paused: int = Field(description="Longer jobs that gave their slot to a shorter one or to live captions")
     peak_running: int = Field(description="Most decodes that ran at once since the server started")
