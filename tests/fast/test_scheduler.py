@@ -198,13 +198,20 @@ def test_short_clips_that_may_batch_join_one_batch_which_holds_one_slot():
 
 def test_with_a_clip_batch_of_one_clips_take_slots_as_before():
     scheduler = DecodeScheduler(slots=1, max_waiting=10, clip_batch=1)
+    batched: list[bool] = []
+
+    def second_clip() -> None:
+        with scheduler.slot(6.0, batchable=True) as slot:
+            batched.append(slot.batched)
+
     with scheduler.slot(5.0, batchable=True) as slot:
         assert not slot.batched
-        waiting = threading.Thread(target=lambda: scheduler.slot(6.0, batchable=True).__enter__())
+        waiting = threading.Thread(target=second_clip)
         waiting.start()
-        wait_until(lambda: scheduler.state().waiting == 1)
+        wait_until(lambda: scheduler.state().waiting == 1)  # no batch to join: it waits for the slot
         assert scheduler.state().running == 1
     waiting.join(10)
+    assert batched == [False] and scheduler.state().peak_running == 1
 
 
 def test_clips_waiting_for_a_full_batch_count_against_the_wait_bound():

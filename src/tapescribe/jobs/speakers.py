@@ -7,15 +7,20 @@ the same audio (after a retranscription, or asking again) reuses the turns inste
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tapescribe.engine.audio import chunks_pcm, pcm_blocks
 from tapescribe.engine.speaker_labels import SpeakerTurn, label_segments
 from tapescribe.engine.speakers import SpeakerDiarizer, collect_samples
-from tapescribe.errors import BadRequest, Conflict
-from tapescribe.sessions.service import SessionService, utc_now
+from tapescribe.errors import BadRequest, Conflict, NotFound, TapescribeError
+from tapescribe.sessions.locks import Lease, LeaseLost
+from tapescribe.sessions.service import DONE, PROCESSING, SessionService, utc_now
 from tapescribe.sessions.store import SPEAKERS_FILE
+
+log = logging.getLogger(__name__)
 
 SPEAKERS_STEP = "speakers"
 MAX_SPEAKER_COUNT = 20
@@ -85,3 +90,39 @@ class SpeakerLabelling:
         }
         self.sessions.save_transcription(session_id, labelled)
         return labelled
+
+    def run_step(self, session_id: str, runs: list[dict[str, Any]], lease: Lease, write: Callable[..., Any]) -> str:
+        """The job's step after transcription: who speaks when. Its status says `step: speakers` first, so
+        a restart goes on with this step (from speakers.json when the turns were saved) and never
+        transcribes again. A failure here leaves the transcript done, with the reason in the message.
+        Every write goes through the job's `write` (lease checked, disk-full waited out)."""
+        sessions = self.sessions
+        request = wanted(sessions.session(session_id))
+        if request is None:
+            write(sessions.set_status, session_id, DONE, progress=1.0, runs=runs, fence=lease.check)
+            return DONE
+        write(
+            sessions.set_status,
+            session_id,
+            PROCESSING,
+            progress=0.999,
+            message="Finding who speaks when.",
+            step=SPEAKERS_STEP,
+            runs=runs,
+            fence=lease.check,
+        )
+        message = None
+        clock = time.monotonic()
+        try:
+            write(self.label, session_id, request)
+        except (NotFound, LeaseLost):
+            raise
+        except Exception as error:
+            log.exception("speaker labels for %s failed", session_id)
+            detail = error.message if isinstance(error, TapescribeError) else f"{type(error).__name__}: {error}"
+            message = f"Transcribed, but speaker labels failed: {detail}"
+        if runs:
+            runs[-1]["speakers_seconds"] = round(time.monotonic() - clock, 3)
+        lease.confirm()
+        write(sessions.set_status, session_id, DONE, progress=1.0, message=message, runs=runs, fence=lease.check)
+        return DONE

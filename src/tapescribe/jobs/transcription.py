@@ -350,40 +350,12 @@ class TranscriptionJob:
         return DONE
 
     def _label_speakers(self, session_id: str, runs: list[dict[str, Any]], lease: Lease) -> str:
-        """The step after transcription: who speaks when. Its status says `step: speakers` first, so a
-        restart goes on with this step (from speakers.json when the turns were saved) and never
-        transcribes again. A failure here leaves the transcript done, with the reason in the message."""
-        sessions = self.sessions
-        request = wanted(sessions.session(session_id))
+        """The step after transcription (jobs/speakers.py), its writes fenced as the transcription's."""
         write = partial(self._fenced, lease, session_id)
-        if request is None or self.speakers is None:
-            write(sessions.set_status, session_id, DONE, progress=1.0, runs=runs, fence=lease.check)
+        if self.speakers is None:
+            write(self.sessions.set_status, session_id, DONE, progress=1.0, runs=runs, fence=lease.check)
             return DONE
-        write(
-            sessions.set_status,
-            session_id,
-            PROCESSING,
-            progress=0.999,
-            message="Finding who speaks when.",
-            step=SPEAKERS_STEP,
-            runs=runs,
-            fence=lease.check,
-        )
-        message = None
-        clock = time.monotonic()
-        try:
-            write(self.speakers.label, session_id, request)
-        except (NotFound, LeaseLost):
-            raise
-        except Exception as error:
-            log.exception("speaker labels for %s failed", session_id)
-            detail = error.message if isinstance(error, TapescribeError) else f"{type(error).__name__}: {error}"
-            message = f"Transcribed, but speaker labels failed: {detail}"
-        if runs:
-            runs[-1]["speakers_seconds"] = round(time.monotonic() - clock, 3)
-        lease.confirm()
-        write(sessions.set_status, session_id, DONE, progress=1.0, message=message, runs=runs, fence=lease.check)
-        return DONE
+        return self.speakers.run_step(session_id, runs, lease, write)
 
     def _detect(self, session_id: str, duration: float | None) -> DetectedLanguage | None:
         """The session's language, detected by the multilingual model over several parts of its audio."""
