@@ -235,3 +235,75 @@ def test_clips_waiting_for_a_full_batch_count_against_the_wait_bound():
     for thread in clips:
         thread.join(10)
     scheduler.check_room()  # room again
+
+
+def test_a_long_request_is_not_let_in_on_room_only_the_clip_batch_has():
+    """With one slot held by a clip batch that has room, a long request that may be refused cannot start
+    and, beyond the wait bound, is refused: the batch's room is for clips only."""
+    scheduler = DecodeScheduler(slots=1, max_waiting=1, clip_batch=4)
+    release = threading.Event()
+    refused: list[float] = []
+
+    def request(seconds: float, **kwargs) -> None:
+        try:
+            with scheduler.slot(seconds, **kwargs):
+                release.wait(10)
+        except ServerBusy:
+            refused.append(seconds)
+
+    clip = threading.Thread(target=request, args=(5.0,), kwargs={"batchable": True})
+    clip.start()
+    wait_until(lambda: scheduler.state().batched == 1)
+    first_long = threading.Thread(target=request, args=(600.0,), kwargs={"refuse_when_busy": True})
+    first_long.start()
+    wait_until(lambda: scheduler.state().waiting == 1)  # within the bound: it waits
+    second_long = threading.Thread(target=request, args=(600.0,), kwargs={"refuse_when_busy": True})
+    second_long.start()
+    second_long.join(10)
+    assert refused == [600.0] and scheduler.state().waiting == 1
+    another_clip = threading.Thread(target=request, args=(6.0,), kwargs={"batchable": True, "refuse_when_busy": True})
+    another_clip.start()
+    wait_until(lambda: scheduler.state().batched == 2)  # a clip still joins the batch
+    release.set()
+    for thread in (clip, first_long, another_clip):
+        thread.join(10)
+    assert refused == [600.0] and scheduler.state().running == 0
+
+
+def test_long_jobs_do_not_pause_for_a_clip_that_waits_for_the_full_batch():
+    """A clip waiting for a full clip batch cannot use a slot a long job would lend it (there is one
+    batch): the long job goes on, and a long job that arrives starts in a free slot ahead of that clip."""
+    scheduler = DecodeScheduler(slots=4, max_waiting=10, clip_batch=2)
+    release_clips = threading.Event()
+    clip_ran: list[bool] = []
+
+    def clip(seconds: float) -> None:
+        with scheduler.slot(seconds, batchable=True) as slot:
+            clip_ran.append(slot.batched)
+            release_clips.wait(10)
+
+    with scheduler.slot(600.0) as long_slot:
+        clips = [threading.Thread(target=clip, args=(5.0 + number,)) for number in range(3)]
+        for thread in clips:
+            thread.start()
+        wait_until(lambda: scheduler.state().waiting == 1)  # the third clip waits for the full batch
+        assert (scheduler.state().running, scheduler.state().batched) == (3, 2)
+        giving_way = threading.Thread(target=long_slot.give_way)
+        giving_way.start()
+        giving_way.join(2)
+        assert not giving_way.is_alive()  # it went on: pausing would only leave its slot idle
+        assert scheduler.state().paused == 0 and scheduler.state().preemptions == 0
+        started = threading.Event()
+
+        def second_long_job() -> None:
+            with scheduler.slot(900.0):
+                started.set()
+
+        second = threading.Thread(target=second_long_job)
+        second.start()
+        second.join(2)
+        assert started.is_set()  # a free long slot went to it, not kept for the clip that cannot use it
+        release_clips.set()
+        for thread in [*clips, giving_way, second]:
+            thread.join(10)
+    assert clip_ran == [True] * 3 and scheduler.state().running == 0

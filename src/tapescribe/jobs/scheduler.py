@@ -25,7 +25,10 @@ clips go on beside live steps: each is done within a window. Only this process's
 Short clips batch (`clip_batch` above 1): a clip that may be batched (`slot(..., batchable=True)`)
 and finds a clip batch running joins it instead of waiting for a slot, up to `clip_batch` members;
 the batch holds one slot between them all, and its members' model calls run as one CTranslate2
-batch (engine/clip_batches.py). Members never give way: the clips beside them are as short.
+batch (engine/clip_batches.py). Members never give way: the clips beside them are as short. A clip
+waiting for a full batch can only join it, so a free slot goes to the next request in line after it
+and no long job steps aside for it; and a request whose length is known is refused by the wait bound
+on its own prospects (a long one never counts the batch's room as its own).
 """
 
 from __future__ import annotations
@@ -123,9 +126,9 @@ class DecodeScheduler:
         length = float(audio_seconds) if audio_seconds and audio_seconds > 0 else math.inf
         batched = batchable and self.clip_batch > 1 and length <= SHORT_AUDIO_SECONDS
         with self._changed:
-            if refuse_when_busy:
-                self._refuse_if_full()
             ticket = _Ticket(length, next(self._arrivals), batched=batched)
+            if refuse_when_busy:
+                self._refuse_if_full(ticket)
             self._wait_for_turn(ticket)
         try:
             yield Slot(self, ticket)
@@ -157,18 +160,21 @@ class DecodeScheduler:
         members = self._batch_members()
         return len(self._running) - members + (1 if members else 0)
 
-    def _could_start_now(self) -> bool:
-        """Whether a request arriving now could start at once (its length is not known yet): into the
-        clip batch while it has room, else into a free slot. With a batch running, clips join it or wait
-        for it (there is one batch), whatever slots are free."""
+    def _could_start_now(self, ticket: _Ticket | None) -> bool:
+        """Whether a request arriving now could start at once. `ticket` None: its length is not known
+        yet, so it may be a clip: into the clip batch while that has room, else into a free slot (with
+        a batch running, clips join it or wait for it: there is one batch). A known request: where it
+        would go, so a long job is not let in on room only the batch has."""
+        if ticket is not None:
+            return self._has_room(ticket)
         members = self._batch_members()
         if members:
             return members < self.clip_batch
         return self._slots_taken() < self.slots
 
-    def _refuse_if_full(self) -> None:
-        waiting = sum(not ticket.paused for ticket in self._waiting)
-        if not self._could_start_now() and waiting >= self.max_waiting:
+    def _refuse_if_full(self, ticket: _Ticket | None = None) -> None:
+        waiting = sum(not waiter.paused for waiter in self._waiting)
+        if not self._could_start_now(ticket) and waiting >= self.max_waiting:
             raise ServerBusy(
                 "The server is transcribing as much as it can and its queue of requests is full; "
                 f"send this again in {RETRY_AFTER_SECONDS} seconds.",
@@ -184,10 +190,20 @@ class DecodeScheduler:
             return self._slots_taken() < self.slots
         return self._slots_taken() < self._long_slots and not self._live_steps
 
+    def _waits_for_the_batch(self, ticket: _Ticket) -> bool:
+        """A clip that can only join the running clip batch, and that batch is full: no free slot helps it."""
+        return ticket.batched and self._batch_members() >= self.clip_batch
+
+    def _first_in_line(self) -> _Ticket | None:
+        """The waiting request a free slot goes to: the shortest, then the earliest, passing over clips
+        that wait for the full clip batch (a slot would stay idle for them, and long jobs behind them
+        paused for nothing)."""
+        return min((ticket for ticket in self._waiting if not self._waits_for_the_batch(ticket)), default=None)
+
     def _wait_for_turn(self, ticket: _Ticket) -> None:
         self._waiting.append(ticket)
         try:
-            while not (self._has_room(ticket) and min(self._waiting) is ticket):
+            while not (self._has_room(ticket) and self._first_in_line() is ticket):
                 self._changed.wait()
         finally:
             self._waiting.remove(ticket)
@@ -201,10 +217,9 @@ class DecodeScheduler:
             return False
         if ticket.audio_seconds > SHORT_AUDIO_SECONDS and self._live_steps:
             return True
-        if self._waiting:
-            first = min(self._waiting)
-            if first < ticket and not self._has_room(first):  # shorter, and waits for a slot
-                return True
+        first = self._first_in_line()
+        if first is not None and first < ticket and not self._has_room(first):  # shorter, and waits for a slot
+            return True
         # Beside a short job in the slot kept for it, the cores are shared: the long job steps aside
         # until the short one is done, which then runs about as fast as it would alone.
         return (
