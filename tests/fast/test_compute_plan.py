@@ -47,6 +47,15 @@ def test_what_is_set_explicitly_wins(tmp_path, settings, expected):
     assert plan_for(tmp_path, **settings) == expected
 
 
+def test_lanes_and_clip_batches_share_model_calls_on_a_cpu_only(tmp_path):
+    """Their batcher stacks encoder outputs as numpy arrays; a GPU's stay on the GPU, so on CUDA even
+    sequential decoding (batch size 1) must not go through it."""
+    assert plan_for(tmp_path).shares_calls
+    assert not plan_for(tmp_path, device="cuda", batch_size=1).shares_calls
+    assert not plan_for(tmp_path, device="cuda").shares_calls
+    assert not plan_for(tmp_path, device="cpu", batch_size=4).shares_calls  # the batched pipeline instead
+
+
 def test_auto_is_cuda_only_when_a_gpu_is_found():
     assert compute_plan(ModelSettings(device="auto"), cuda_devices=1) == ComputePlan("cuda", "float16", GPU_BATCH_SIZE)
     assert compute_plan(ModelSettings(device="auto"), cuda_devices=0) == ComputePlan("cpu", "int8", 1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -31,6 +32,7 @@ from tapescribe.engine.batched import quietest_moment
 
 CUT_SEARCH_SECONDS = 10.0  # a lane edge is the quietest moment within this much of its even share
 GATHER_SECONDS = 0.1  # a lane busy in Python longer than this is left for the next batch
+CALLS_KEPT = 10_000  # BatchingWhisper.calls kept (a group of file lanes makes a few dozen calls)
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 MALLOC_ARENAS = 2
 
@@ -133,7 +135,9 @@ class BatchingWhisper:
         self._waiting: list[_Call] = []
         self._live_lanes = 0
         self._closed = False
-        self.calls: list[tuple[str, int, float]] = []  # (kind, rows, seconds) per CTranslate2 call, for measuring
+        # (kind, rows, seconds) of the latest CTranslate2 calls, for measuring; bounded, since a clip batch
+        # under steady traffic may serve for as long as the server runs
+        self.calls: deque[tuple[str, int, float]] = deque(maxlen=CALLS_KEPT)
         self._server = threading.Thread(target=self._serve, name="lane-batcher", daemon=True)
         self._server.start()
 

@@ -150,6 +150,13 @@ class ComputePlan:
     def batched(self) -> bool:
         return self.batch_size > 1
 
+    @property
+    def shares_calls(self) -> bool:
+        """Whether sequential decodes may share CTranslate2 calls (file lanes, clip batches): on a CPU
+        only. Their batcher (engine/lanes.py) stacks encoder outputs as numpy arrays, which a GPU's are
+        not, so there it would fail every job; and they were only ever measured on CPUs."""
+        return self.device == "cpu" and not self.batched
+
 
 def compute_plan(settings: ModelSettings, cuda_devices: int | None = None) -> ComputePlan:
     """The device, compute type and batch size the settings mean here. A GPU decodes many pieces at once

@@ -125,8 +125,7 @@ class TranscriptionJob:
                 if status.get("step") == SPEAKERS_STEP:  # transcribed already: only the speakers are left
                     return self._label_speakers(session_id, list(status.get("runs") or []), lease)
                 duration = self.sessions.session(session_id).get("duration")
-                # a GPU's batched pipeline decodes a clip in one call already
-                batchable = not self.models.plan.batched
+                batchable = self.models.plan.shares_calls  # clip batches: on a CPU only
                 with self.scheduler.slot(duration, refuse_when_busy=refuse_when_busy, batchable=batchable) as slot:
                     return self._transcribe(session_id, on_segment, slot, lease)
         except NotFound:
@@ -268,7 +267,7 @@ class TranscriptionJob:
             laned = (
                 settings.file_lanes > 1
                 and english_only(session.get("model") or "")
-                and not self.models.plan.batched
+                and self.models.plan.shares_calls
                 and not slot.batched  # a clip: files under 2 minutes decode in lanes as in windows
             )
             runs[-1]["engine"] = "lanes" if laned else "clip batch" if slot.batched else "windows"
