@@ -27,8 +27,9 @@ and finds a clip batch running joins it instead of waiting for a slot, up to `cl
 the batch holds one slot between them all, and its members' model calls run as one CTranslate2
 batch (engine/clip_batches.py). Members never give way: the clips beside them are as short. A clip
 waiting for a full batch can only join it, so a free slot goes to the next request in line after it
-and no long job steps aside for it; and a request whose length is known is refused by the wait bound
-on its own prospects (a long one never counts the batch's room as its own).
+and no long job steps aside for it; and a request that may be refused is judged by the wait bound on
+its own prospects once it has a ticket (a long one, or one of unknown length, never counts the
+batch's room or the slot kept for short audio as its own).
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ class DecodeScheduler:
             )
 
     def check_room(self) -> None:
-        """ServerBusy if a request arriving now would be refused (asked before receiving its upload)."""
+        """ServerBusy if a request arriving now would be refused whatever its length (asked before its upload
+        is received, when its length is not known yet: a long one may still be refused once it is)."""
         with self._changed:
             self._refuse_if_full()
 
@@ -164,7 +166,8 @@ class DecodeScheduler:
         """Whether a request arriving now could start at once. `ticket` None: its length is not known
         yet, so it may be a clip: into the clip batch while that has room, else into a free slot (with
         a batch running, clips join it or wait for it: there is one batch). A known request: where it
-        would go, so a long job is not let in on room only the batch has."""
+        would go (unknown length waits as long audio), so a long job is not let in on room only the batch
+        or the slot kept for short audio has."""
         if ticket is not None:
             return self._has_room(ticket)
         members = self._batch_members()
