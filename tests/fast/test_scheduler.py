@@ -166,22 +166,29 @@ def test_a_long_job_waits_to_start_while_a_live_step_runs():
     assert started.is_set() and scheduler.state().live_steps == 0
 
 
-def test_short_clips_that_may_batch_join_one_batch_which_holds_one_slot():
-    """Clips beyond the slots join the clip batch up to its size, and one waits for a member to leave;
-    the batch counts as one slot, so a long job beside it steps aside as beside one clip."""
-    scheduler = DecodeScheduler(slots=2, max_waiting=10, clip_batch=3)
-    release = threading.Event()
-    batched: list[bool] = []
+def clips_that_may_batch(scheduler: DecodeScheduler, count: int, release: threading.Event, batched: list[bool]):
+    """`count` clips (5 s, 6 s, ...) that may batch, started now, each holding its slot until `release`
+    and noting in `batched` whether it ran in the clip batch."""
 
     def clip(seconds: float) -> None:
         with scheduler.slot(seconds, batchable=True) as slot:
             batched.append(slot.batched)
             release.wait(10)
 
+    clips = [threading.Thread(target=clip, args=(5.0 + number,)) for number in range(count)]
+    for thread in clips:
+        thread.start()
+    return clips
+
+
+def test_short_clips_that_may_batch_join_one_batch_which_holds_one_slot():
+    """Clips beyond the slots join the clip batch up to its size, and one waits for a member to leave;
+    the batch counts as one slot, so a long job beside it steps aside as beside one clip."""
+    scheduler = DecodeScheduler(slots=2, max_waiting=10, clip_batch=3)
+    release = threading.Event()
+    batched: list[bool] = []
     with scheduler.slot(600.0) as long_slot:
-        clips = [threading.Thread(target=clip, args=(5.0 + number,)) for number in range(4)]
-        for thread in clips:
-            thread.start()
+        clips = clips_that_may_batch(scheduler, 4, release, batched)
         wait_until(lambda: scheduler.state().waiting == 1)
         state = scheduler.state()
         assert (state.running, state.batched) == (4, 3)  # the long job and a batch of three clips
@@ -276,16 +283,8 @@ def test_long_jobs_do_not_pause_for_a_clip_that_waits_for_the_full_batch():
     scheduler = DecodeScheduler(slots=4, max_waiting=10, clip_batch=2)
     release_clips = threading.Event()
     clip_ran: list[bool] = []
-
-    def clip(seconds: float) -> None:
-        with scheduler.slot(seconds, batchable=True) as slot:
-            clip_ran.append(slot.batched)
-            release_clips.wait(10)
-
     with scheduler.slot(600.0) as long_slot:
-        clips = [threading.Thread(target=clip, args=(5.0 + number,)) for number in range(3)]
-        for thread in clips:
-            thread.start()
+        clips = clips_that_may_batch(scheduler, 3, release_clips, clip_ran)
         wait_until(lambda: scheduler.state().waiting == 1)  # the third clip waits for the full batch
         assert (scheduler.state().running, scheduler.state().batched) == (3, 2)
         giving_way = threading.Thread(target=long_slot.give_way)
