@@ -31,6 +31,9 @@ from tapescribe.config import Settings
 from tapescribe.engine.audio import measure_duration
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from defaults import joined_digits  # noqa: E402
 
 
 def start_server(data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str]:
@@ -96,11 +99,14 @@ def through_library_batched(model, path: Path, settings: Settings) -> tuple[floa
     return time.perf_counter() - started, text
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """WER in percent after Whisper's English normalisation (as tests/conftest.py measures it)."""
+def word_error_rate(reference: str, hypothesis: str, digits_joined: bool = True) -> float:
+    """WER in percent after Whisper's English normalisation, digit strings first written without separators
+    (bench/defaults.py `joined_digits` says why); `digits_joined=False` as tests/conftest.py measures it."""
     import jiwer
     from whisper_normalizer.english import EnglishTextNormalizer
 
+    if digits_joined:
+        reference, hypothesis = joined_digits(reference), joined_digits(hypothesis)
     normalise = EnglishTextNormalizer()
     return 100.0 * jiwer.wer(normalise(reference), normalise(hypothesis))
 
@@ -119,12 +125,8 @@ def main() -> None:
     from tapescribe.engine.models import resolve_model
 
     settings = Settings()
-    model = WhisperModel(
-        str(resolve_model(args.model, settings.models_dir)),
-        device="cpu",
-        compute_type="int8",
-        cpu_threads=settings.cpu_threads,
-    )
+    # faster-whisper's own thread default (CTranslate2 decides: 4), not the server's cpu_threads; int8 as the server
+    model = WhisperModel(str(resolve_model(args.model, settings.models_dir)), device="cpu", compute_type="int8")
     duration = measure_duration(args.file)
     reference_path = args.file.with_suffix(".txt")
     reference = reference_path.read_text() if reference_path.is_file() else None
@@ -159,7 +161,10 @@ def main() -> None:
     for name in contenders:
         x_realtime = duration / statistics.median(times[name])
         ratio = statistics.median(base / mine for base, mine in zip(times["library_default"], times[name], strict=True))
-        error = f" wer={word_error_rate(reference, texts[name]):.2f}" if reference is not None else ""
+        error = ""
+        if reference is not None:
+            error = f" wer={word_error_rate(reference, texts[name]):.2f}"
+            error += f" wer_digits_apart={word_error_rate(reference, texts[name], digits_joined=False):.2f}"
         print(f"{name}: x_realtime={x_realtime:.1f} ratio_vs_library_default={ratio:.3f}{error}")
 
 
