@@ -6,7 +6,9 @@ Builds recordings of real speech of each length (bench/audio/, from ../shared/au
 transcribes each in a fresh process and reports that process's peak resident memory (maxrss
 from wait4). tapescribe decodes in blocks into windows of TAPESCRIBE_WINDOW_SECONDS (240 s by
 default), so its peak should stay flat; the library decodes the whole file first. With --lanes N
-tapescribe decodes in lockstep lanes (engine/lane_groups.py: groups of up to N windows held at once).
+tapescribe decodes in lanes (engine/lane_groups.py: groups of up to N windows held at once). tapescribe's
+model is loaded as the server loads it (TAPESCRIBE_CPU_THREADS, TAPESCRIBE_CPU_DECODERS), the library's
+with faster-whisper's defaults.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ ENGINE = """
 import sys
 from pathlib import Path
 from tapescribe.engine.audio import pcm_blocks
-from tapescribe.engine.models import ModelPool, ModelSettings
+from tapescribe.config import Settings
 from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
-model = ModelPool(Path("unused"), "tiny.en", ModelSettings()).get()
+from tapescribe.runtime import model_pool
+model = model_pool(Settings(model="tiny.en")).get()  # the server's decoders: one single-thread one per core
 def whole_file():
     return pcm_blocks(sys.argv[1])
 seconds, lanes = float(sys.argv[2]), int(sys.argv[3])
@@ -77,7 +80,7 @@ def main() -> None:
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
     parser.add_argument("--skip-library", action="store_true")
     parser.add_argument("--window-seconds", type=float, default=Settings().window_seconds)
-    parser.add_argument("--lanes", type=int, default=1, help="tapescribe in lockstep lanes (TAPESCRIBE_FILE_LANES)")
+    parser.add_argument("--lanes", type=int, default=1, help="tapescribe in lanes (TAPESCRIBE_FILE_LANES)")
     parser.add_argument("--file", type=Path, help="measure this recording instead of the --minutes ones")
     args = parser.parse_args()
     for minutes in [None] if args.file else args.minutes:

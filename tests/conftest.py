@@ -173,7 +173,13 @@ def library_model():
     from tapescribe.engine.models import resolve_model
 
     settings = Settings()
-    return WhisperModel(str(resolve_model("tiny.en", settings.models_dir)), device="cpu", compute_type="int8")
+    return WhisperModel(
+        str(resolve_model("tiny.en", settings.models_dir)),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=settings.cpu_threads,
+        num_workers=settings.decoders,  # lanes run apart on these decoders, as on the server
+    )
 
 
 def engine_records(model, path: Path, window_seconds: float | None = None) -> list[dict]:

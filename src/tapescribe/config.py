@@ -15,6 +15,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 CT2_DEFAULT_THREADS = 4  # CTranslate2's threads per decode on CPU when cpu_threads is 0
 
 
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class Settings(BaseSettings):
     """Everything that can be configured. Each field is documented; a test fails if one is not."""
 
@@ -64,7 +69,20 @@ class Settings(BaseSettings):
         "decoding: a batch only shares the same cores). 1 keeps sequential decoding on a GPU too. Live "
         "captions are never batched.",
     )
-    cpu_threads: int = Field(0, ge=0, description="Threads per model on CPU; 0 lets CTranslate2 decide.")
+    cpu_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads per decoder on CPU (CTranslate2's intra_threads); 0 lets CTranslate2 decide (4). "
+        "One thread per decoder, and one decoder per core, was the fastest on a CPU: a beam search ran 2-3.5x "
+        "faster on one thread than on CTranslate2's 4 on 2 cores (bench/threads.py).",
+    )
+    cpu_decoders: int = Field(
+        0,
+        ge=0,
+        description="Decoders per loaded model on a CPU (CTranslate2 replicas, num_workers): each runs one model "
+        "call at a time on cpu_threads threads, so this many calls (lanes of a file, clips, live steps) run at "
+        "once. 0: one per cpu_threads cores of this machine, at least 1.",
+    )
     beam_size: int = Field(5, ge=1, le=16, description="Beam size for decoding (faster-whisper's default is 5).")
     vad_filter: bool = Field(
         True,
@@ -102,10 +120,11 @@ class Settings(BaseSettings):
         "text one transcribe over the whole file gives.",
     )
     lane_beam_size: int = Field(
-        3,
+        5,
         ge=1,
         le=16,
-        description="Beam size of the lanes when file_lanes is above 1 (3: faster than 5, and no worse with lanes).",
+        description="Beam size of the lanes when file_lanes is above 1 (5, faster-whisper's default: on "
+        "single-thread decoders the lanes reach twice its speed at its own beam size).",
     )
     workers: int = Field(
         3,
@@ -117,9 +136,9 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="Decodes (uploads, /transcribe, /v1, retranscribe) run at once per process; more wait in "
-        "order, shortest audio first. With 2 or more, one is kept for audio of 30 s or less. 0: one per 4 CPU "
-        "cores (one decode already uses up to 4), at least 1, plus the one for short audio; 2 on CUDA. Live "
-        "captions are not counted.",
+        "order, shortest audio first. With 2 or more, one is kept for audio of 30 s or less. 0: one per "
+        "cpu_threads x file_lanes CPU cores (the decoders one file job in lanes keeps busy), at least 1, plus the "
+        "one for short audio; 2 on CUDA. Live captions are not counted.",
     )
     clip_batch: int = Field(
         4,
@@ -250,8 +269,13 @@ class Settings(BaseSettings):
             return self.max_concurrent_decodes
         if self.device == "cuda":
             return 2
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, cores // (self.cpu_threads or CT2_DEFAULT_THREADS)) + 1  # + the one kept for short audio
+        # a file job uses file_lanes decoders at once; + the one kept for short audio
+        return max(1, _cores() // ((self.cpu_threads or CT2_DEFAULT_THREADS) * self.file_lanes)) + 1
+
+    @property
+    def decoders(self) -> int:
+        """cpu_decoders, with 0 resolved for this machine."""
+        return self.cpu_decoders or max(1, _cores() // (self.cpu_threads or CT2_DEFAULT_THREADS))
 
     @property
     def sessions_dir(self) -> Path:

@@ -58,6 +58,7 @@ def model_pool(settings: Settings) -> ModelPool:
             settings.cpu_threads,
             settings.max_loaded_models,
             batch_size=settings.batch_size,
+            cpu_decoders=settings.decoders,
         ),
         operator_models=settings.models,
         live_name=settings.live_model,

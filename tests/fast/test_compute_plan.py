@@ -6,6 +6,8 @@ batched path itself runs on the CPU with the real tiny.en model when a batch siz
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -28,9 +30,18 @@ def test_cuda_means_float16_and_batched_file_jobs(tmp_path):
     assert plan_for(tmp_path, device="cuda").batched
 
 
-def test_cpu_is_unchanged_int8_and_sequential(tmp_path):
+def test_cpu_is_int8_and_sequential_with_one_single_thread_decoder_per_core(tmp_path):
     plan = plan_for(tmp_path)
-    assert plan == ComputePlan("cpu", "int8", 1) and not plan.batched
+    cores = len(os.sched_getaffinity(0))
+    assert plan == ComputePlan("cpu", "int8", 1, decoders=cores) and not plan.batched
+    assert plan_for(tmp_path, cpu_threads=2).decoders == max(1, cores // 2)
+    assert plan_for(tmp_path, cpu_decoders=3).decoders == 3
+    assert plan_for(tmp_path, device="cuda", cpu_decoders=3).decoders == 1  # replicas of the CPU only
+
+
+def test_a_loaded_model_runs_as_many_calls_at_once_as_it_has_decoders(tmp_path):
+    model = model_pool(Settings(data_dir=tmp_path, cpu_decoders=2)).get("tiny.en")
+    assert model.model.num_workers == 2
 
 
 @pytest.mark.parametrize(
@@ -39,8 +50,8 @@ def test_cpu_is_unchanged_int8_and_sequential(tmp_path):
         ({"device": "cuda", "compute_type": "int8_float16"}, ComputePlan("cuda", "int8_float16", GPU_BATCH_SIZE)),
         ({"device": "cuda", "batch_size": 1}, ComputePlan("cuda", "float16", 1)),
         ({"device": "cuda", "batch_size": 16}, ComputePlan("cuda", "float16", 16)),
-        ({"device": "cpu", "compute_type": "float32"}, ComputePlan("cpu", "float32", 1)),
-        ({"device": "cpu", "batch_size": 4}, ComputePlan("cpu", "int8", 4)),
+        ({"device": "cpu", "compute_type": "float32", "cpu_decoders": 1}, ComputePlan("cpu", "float32", 1)),
+        ({"device": "cpu", "batch_size": 4, "cpu_decoders": 1}, ComputePlan("cpu", "int8", 4)),
     ],
 )
 def test_what_is_set_explicitly_wins(tmp_path, settings, expected):

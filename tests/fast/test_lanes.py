@@ -1,4 +1,5 @@
-"""Lockstep lanes (engine/lanes.py): batched model calls give each lane what an unbatched call gives it.
+"""Lanes (engine/lanes.py): batched model calls, or calls run apart on several decoders, give each lane
+what faster-whisper's own transcribe of its audio gives it.
 
 Three short real recordings are decoded as three lanes through one BatchingWhisper (a long gather
 time, so the batches always form whatever the machine's load), and each must come back with the very
@@ -8,14 +9,17 @@ tokens of faster-whisper's own sequential transcribe of that recording.
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from conftest import audio_file, read_pcm
+from tapescribe.config import Settings
 from tapescribe.engine.audio import SAMPLE_RATE
-from tapescribe.engine.lanes import BatchingWhisper, lane_edges
+from tapescribe.engine.lanes import BatchingWhisper, lane_edges, replicas
+from tapescribe.runtime import model_pool
 
 RECORDINGS = ("jfk.flac", "61-70968-0000.flac", "goforward.wav")
 
@@ -77,3 +81,62 @@ def test_without_a_gather_time_a_slow_lane_still_shares_the_batch(library_model)
 
     assert rows_per_call(0.1) == [2, 1]  # what a busy machine did to the lanes of a job before
     assert rows_per_call(None) == [3]
+
+
+class _CallsInFlight:
+    """A CTranslate2 model that counts the calls running on it at once."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+        self._lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+
+    def _counted(self, method, *args, **kwargs):
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def encode(self, *args, **kwargs):
+        return self._counted(self._model.encode, *args, **kwargs)
+
+    def generate(self, *args, **kwargs):
+        return self._counted(self._model.generate, *args, **kwargs)
+
+
+def test_apart_each_call_runs_alone_on_a_free_decoder_and_each_lane_gets_its_own_tokens(tmp_path):
+    """With several single-thread decoders (the default on a CPU: one beam search ran 2-3.5x faster
+    on one thread than on CTranslate2's 4 on 2 cores), the lanes' calls are not stacked into one:
+    each runs alone on a free decoder as soon as it comes, so each lane gets the very tokens of
+    faster-whisper's own transcribe of its audio, and two calls run at once."""
+    model = model_pool(Settings(data_dir=tmp_path, cpu_threads=1, cpu_decoders=2)).get("tiny.en")
+    assert replicas(model) == 2
+    recordings = [read_pcm(audio_file(name)) for name in RECORDINGS]
+    alone = [[segment.tokens for segment in model.transcribe(audio)[0]] for audio in recordings]
+
+    counting = _CallsInFlight(model.model)
+    start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
+    batcher = BatchingWhisper(counting, start_token, gather_seconds=None, apart=replicas(model))
+    lane_model = copy.copy(model)
+    lane_model.model = batcher
+
+    def lane(audio: np.ndarray) -> list[list[int]]:
+        try:
+            return [segment.tokens for segment in lane_model.transcribe(audio)[0]]
+        finally:
+            batcher.lane_done()
+
+    with batcher.lanes(len(recordings)), ThreadPoolExecutor(len(recordings)) as pool:
+        in_lanes = list(pool.map(lane, recordings))
+
+    assert in_lanes == alone
+    assert {rows for _, rows, _ in batcher.calls} == {1}  # nothing stacked
+    assert counting.most == 2  # both decoders busy at once, never more calls than decoders

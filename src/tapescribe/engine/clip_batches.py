@@ -10,7 +10,10 @@ another (a batch of encodes is no faster on a CPU). A clip needs no text before 
 its decoding changes but the batch it shares: ten clips in-process took 3.2-3.6 s batched against
 4.7 s one by one, with the same text for each (bench/fairness.py measures it through the server).
 Which clips share a call depends on when they came (a call waits GATHER_SECONDS for the others);
-the batcher of a model ends with its last clip, so none is kept while no clip decodes.
+the batcher of a model ends with its last clip, so none is kept while no clip decodes. On a model of
+several single-thread decoders (the default on a CPU) a batch is no cheaper than its calls, so the
+batch's calls run apart instead, each on a free decoder (engine/lanes.py): the clips still share one
+decode slot, and as many of their calls run at once as there are decoders.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tapescribe.engine.lanes import GATHER_SECONDS, BatchingWhisper
+from tapescribe.engine.lanes import GATHER_SECONDS, BatchingWhisper, replicas
 
 
 @dataclass
@@ -49,7 +52,9 @@ class ClipBatches:
             batch = self._batches.get(id(model))
             if batch is None:
                 start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
-                batcher = BatchingWhisper(model.model, start_token, gather_seconds=self._gather_seconds)
+                batcher = BatchingWhisper(
+                    model.model, start_token, gather_seconds=self._gather_seconds, apart=replicas(model)
+                )
                 member_model = copy.copy(model)
                 member_model.model = batcher
                 batch = self._batches[id(model)] = _Batch(model, batcher, member_model)

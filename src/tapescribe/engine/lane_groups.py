@@ -1,12 +1,14 @@
-"""File jobs decoded as lockstep lanes (engine/lanes.py), group by group, so memory stays bounded and a job can resume.
+"""File jobs decoded as lanes (engine/lanes.py), group by group, so memory stays bounded and a job can resume.
 
 The audio is read in groups of at most lanes * window_seconds. A group that is not the file's last
 ends at the quietest 100 ms of its last GROUP_CUT_SECONDS, and the next group starts there, so
 where groups fall depends on the audio alone, counted from the start of the file. A group is cut
 into one lane per LANE_SECONDS (at most `lanes`) at quiet moments (`lane_edges`); each lane is
-faster-whisper's own sequential `transcribe` at `lane_beam_size`, and the lanes' model calls are
-batched. A group too short for two lanes is one plain `transcribe` with the job's own options, so a
-file under two minutes decodes exactly as transcribe_windows decodes it.
+faster-whisper's own sequential `transcribe` at `lane_beam_size`, and the lanes' model calls run
+apart on the model's decoders (several single-thread ones, the default on a CPU), else batched.
+Either way a lane's calls and what they return depend on the audio alone, never on timing. A group
+too short for two lanes is one plain `transcribe` with the job's own options, so a file under two
+minutes decodes exactly as transcribe_windows decodes it.
 
 Every record says its group's start as `window_start`, so `resume_point` (jobs/journal.py)
 starts a resumed job again at the group of the last saved segment and the segments of that group
@@ -31,7 +33,7 @@ import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE, read_ahead
 from tapescribe.engine.batched import quietest_moment
-from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges
+from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges, replicas
 from tapescribe.engine.speech_regions import speech_clips
 from tapescribe.engine.transcriber import (
     DecodeOptions,
@@ -114,13 +116,19 @@ def transcribe_in_step(
     prompts: list[str | list[int] | None],
     between_calls: Callable[[], None] | None,
 ) -> Generator[tuple[int, Any], None, None]:
-    """(lane, segment) of each lane of `audio` (lanes start at sample `starts`), decoded in lockstep
-    threads: the first lane's segments as they are decoded, the others' once every lane is done.
+    """(lane, segment) of each lane of `audio` (lanes start at sample `starts`), decoded in threads of
+    their own (their calls apart on the model's decoders, or batched in lockstep): the first lane's
+    segments as they are decoded, the others' once every lane is done.
 
     Closing the generator early (a cancel, a lost lease) ends the lanes at their next model call."""
     start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
     batcher = BatchingWhisper(
-        model.model, start_token, trim_context=True, gather_seconds=None, between_calls=between_calls
+        model.model,
+        start_token,
+        trim_context=True,
+        gather_seconds=None,
+        between_calls=between_calls,
+        apart=replicas(model),
     )
     passes = ThreadPoolExecutor(1, thread_name_prefix="lane-passes")  # over a lane's whole audio: VAD, features
     lane_model = copy.copy(model)
@@ -163,7 +171,7 @@ def transcribe_lane_groups(
     resume: Resume | None = None,
     window_seconds: float = 240.0,
     lanes: int = 4,
-    lane_beam_size: int = 3,
+    lane_beam_size: int = 5,
     on_language: Callable[[LanguageFound], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
     between_calls: Callable[[], None] | None = None,

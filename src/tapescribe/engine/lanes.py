@@ -1,15 +1,22 @@
-"""Lockstep lanes: one long file decoded as contiguous lanes whose model calls are batched.
+"""Lanes: one long file decoded as contiguous lanes at once, each lane faster-whisper's own transcribe.
 
 Pieces decoded independently lose the text before them, and tiny.en needs it (WER 10-19% against
 9.3% in one pass). A lane instead is a long contiguous stretch (75-150 s) that faster-whisper's
 ordinary sequential `transcribe` decodes with its own context; only the B-1 lane starts over a file
 lose it. Each lane runs in its own thread on a shallow copy of the WhisperModel whose `.model` (the
-CTranslate2 Whisper) is a `BatchingWhisper`: the lanes' concurrent `generate` calls with the same
-options run as one CTranslate2 call (each lane gets its own result back), and their `encode` calls
-run together, row by row. On 2 CPU cores one beam search over 4 prompts took 2.2 s against 3.7-3.9 s
-for 4 searches; a batch of 4 encodes was no faster than 4 single ones (1.8 s against 1.25-1.8 s).
-CTranslate2 batches only prompts whose <|startoftranscript|> is at one place; `trim_context` cuts
-the context of a batch to its shortest one's latest tokens so that most prompts line up.
+CTranslate2 Whisper) is a `BatchingWhisper`, which hands the lanes' calls to CTranslate2 in one of two ways:
+- apart (the default on a CPU): the model has several single-thread decoders (CTranslate2 replicas,
+  `num_workers`), and each call runs alone on a free one as soon as it comes. On 2 cores one beam
+  search of a 30 s window took 0.34 s on one thread against 1.1-1.2 s on CTranslate2's default 4
+  (bench/threads.py; an encode 0.29 s against 0.19 s), and a 10-minute file in 4 lanes on two such
+  decoders took 12-13 s against 17 s batched on 4 threads. Each lane's text is exactly its own
+  transcribe's, whatever the load.
+- batched (a model of one decoder): concurrent `generate` calls with the same options run as one
+  CTranslate2 call (each lane gets its own result back), and their `encode` calls run together, row
+  by row. On 4 threads one beam search over 4 prompts took 2.2 s against 3.7-3.9 s for 4 searches;
+  on one thread a batch is no cheaper than its calls one by one. CTranslate2 batches only prompts
+  whose <|startoftranscript|> is at one place; `trim_context` cuts the context of a batch to its
+  shortest one's latest tokens so that most prompts line up.
 bench/lanes.py measures lanes against faster-whisper's default sequential transcribe.
 """
 
@@ -49,6 +56,11 @@ def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
         return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas))
     except (OSError, AttributeError):
         return False
+
+
+def replicas(model: Any) -> int:
+    """How many calls a faster_whisper.WhisperModel's CTranslate2 model runs at once (its `num_workers`)."""
+    return max(1, int(getattr(getattr(model, "model", None), "num_workers", 1) or 1))
 
 
 def lane_edges(audio: np.ndarray, lanes: int) -> list[float]:
@@ -104,18 +116,22 @@ class _Call:
 
 
 class BatchingWhisper:
-    """A CTranslate2 Whisper whose `generate` calls from concurrent lanes run as one batch.
+    """A CTranslate2 Whisper whose calls from concurrent lanes run as one batch, or apart on its decoders.
 
-    Calls go when every live lane has one waiting, or `gather_seconds` after the oldest came (or the
-    last batch ended); with `gather_seconds` None only when every live lane has one waiting, so which
-    calls share a batch depends on the audio alone, never on timing, and a run decodes as any other.
-    Waiting encodes go first, alone: lanes out of step (some encoding, some
-    generating) then meet again at their next generate. Generates that differ in options (a
-    temperature fallback) or in where their prompt starts run as batches of their own. Every other
-    attribute is the wrapped model's. Its thread ends when the `lanes` block does. `between_calls`
-    runs on that thread before each batch (a file job lends its decode slot there); what it raises
-    is raised in the lanes of that batch. A batch the model fails is made again call by call, so only
-    a call whose own input fails gets an error (clip batches put calls of several requests together).
+    Batched: calls go when every live lane has one waiting, or `gather_seconds` after the oldest came
+    (or the last batch ended); with `gather_seconds` None only when every live lane has one waiting, so
+    which calls share a batch depends on the audio alone, never on timing, and a run decodes as any
+    other. Waiting encodes go first, alone: lanes out of step (some encoding, some generating) then
+    meet again at their next generate. Generates that differ in options (a temperature fallback) or in
+    where their prompt starts run as batches of their own.
+    Apart (`apart` > 1, the model's decoder count): every call goes as soon as it comes, alone, to one
+    of `apart` threads, each waiting on a free decoder; nothing is gathered, so no lane waits for
+    another's call and each call's result is the one it gets alone.
+    Every other attribute is the wrapped model's. Its thread ends when the `lanes` block does.
+    `between_calls` runs on that thread before each batch, or each handing-out of calls (a file job
+    lends its decode slot there, and no call goes meanwhile); what it raises is raised in the lanes of
+    those calls. A batch the model fails is made again call by call, so only a call whose own input
+    fails gets an error (clip batches put calls of several requests together).
     """
 
     def __init__(
@@ -125,9 +141,12 @@ class BatchingWhisper:
         trim_context: bool = False,
         gather_seconds: float | None = GATHER_SECONDS,
         between_calls: Callable[[], None] | None = None,
+        apart: int = 1,
     ) -> None:
         self._model = model
         self._between_calls = between_calls
+        # apart > 1: each call runs alone, as soon as it comes, on one of that many CTranslate2 replicas
+        self._apart = ThreadPoolExecutor(apart, thread_name_prefix="lane-call") if apart > 1 else None
         self._start_token = start_token  # <|startoftranscript|>: CTranslate2 batches only prompts with it at one place
         self._trim_context = trim_context
         self._gather_seconds = gather_seconds
@@ -169,6 +188,8 @@ class BatchingWhisper:
             self._closed = True
             self._ready.notify_all()
         self._server.join()
+        if self._apart is not None:
+            self._apart.shutdown(wait=True)
 
     def encode(self, features: Any, to_cpu: bool = False) -> Any:  # to_cpu: outputs are on the CPU already
         return self._call(_Call("encode", np.asarray(features), [], {}))
@@ -192,6 +213,8 @@ class BatchingWhisper:
         while True:
             with self._ready:
                 while True:
+                    if self._waiting and self._apart is not None:
+                        break  # nothing to gather: each call goes alone as soon as it comes
                     if self._waiting:
                         left = None
                         if self._gather_seconds is not None:
@@ -204,6 +227,9 @@ class BatchingWhisper:
                         left = None
                     self._ready.wait(left)
                 calls = self._next_calls()
+            if self._apart is not None:
+                self._run_apart(calls)
+                continue
             groups: dict[tuple[Any, ...], list[_Call]] = {}
             for call in calls:
                 groups.setdefault((*call.batch_key, self._start_place(call)), []).append(call)
@@ -217,6 +243,9 @@ class BatchingWhisper:
         Lanes out of step (some encoding, some generating) would stay so if both ran at once; the
         generates wait for the encoding lanes to come back with generates of their own.
         """
+        if self._apart is not None:
+            calls, self._waiting = self._waiting, []
+            return calls
         encodes = [call for call in self._waiting if call.kind == "encode"]
         calls = encodes or self._waiting
         self._waiting = [call for call in self._waiting if call not in calls] if encodes else []
@@ -256,6 +285,28 @@ class BatchingWhisper:
                 call.error = error
         for call in group:
             call.done.set()
+
+    def _run_apart(self, calls: list[_Call]) -> None:
+        """Hand each call alone to a free replica (the model's `num_workers`); the serving thread goes
+        on at once, so a call never waits for another lane's."""
+        assert self._apart is not None
+        try:
+            if self._between_calls is not None:
+                self._between_calls()  # what it raises (a cancel, a lost lease) is every caller's
+        except BaseException as error:
+            for call in calls:
+                call.error = error
+                call.done.set()
+            return
+        for call in calls:
+            self._apart.submit(self._run_alone, call)
+
+    def _run_alone(self, call: _Call) -> None:
+        try:
+            self._call_model([call])
+        except BaseException as error:
+            call.error = error
+        call.done.set()
 
     def _call_model(self, group: list[_Call]) -> None:
         import ctranslate2

@@ -133,9 +133,10 @@ GPU_BATCH_SIZE = 8  # file jobs' pieces per model call on CUDA when batch_size i
 class ModelSettings:
     device: str = "cpu"
     compute_type: str = "default"
-    cpu_threads: int = 0
+    cpu_threads: int = 1  # per decoder; 0 lets CTranslate2 decide (4 threads)
     max_loaded: int = 2
     batch_size: int | None = None  # None: GPU_BATCH_SIZE on CUDA, 1 (sequential) on CPU
+    cpu_decoders: int = 1  # CTranslate2 replicas per model on a CPU, each running one call at a time
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class ComputePlan:
     device: str  # "cpu" or "cuda"
     compute_type: str
     batch_size: int  # 1: faster-whisper's sequential `transcribe`; more: its BatchedInferencePipeline
+    decoders: int = 1  # CTranslate2 replicas per loaded model (num_workers): calls run at once on a CPU
 
     @property
     def batched(self) -> bool:
@@ -159,10 +161,12 @@ class ComputePlan:
 
 
 def compute_plan(settings: ModelSettings, cuda_devices: int | None = None) -> ComputePlan:
-    """The device, compute type and batch size the settings mean here. A GPU decodes many pieces at once
-    for little more than one, so CUDA defaults to float16 and batches; on a CPU a batch only shares the
-    same cores, so it stays sequential (the accuracy the defaults were measured with). What is set
-    explicitly wins. `cuda_devices` is asked of CTranslate2 for device 'auto' when not given."""
+    """The device, compute type, batch size and decoders the settings mean here. A GPU decodes many
+    pieces at once for little more than one, so CUDA defaults to float16 and batches; on a CPU a batch
+    only shares the same cores, so it stays sequential (the accuracy the defaults were measured with),
+    and the model gets `cpu_decoders` replicas, so that many calls run at once (one per core by default,
+    each on one thread; a GPU gets one). What is set explicitly wins. `cuda_devices` is asked of
+    CTranslate2 for device 'auto' when not given."""
     device = settings.device
     if device == "auto":
         if cuda_devices is None:
@@ -174,7 +178,8 @@ def compute_plan(settings: ModelSettings, cuda_devices: int | None = None) -> Co
     if compute_type == "default":
         compute_type = "float16" if device == "cuda" else "int8"
     batch_size = settings.batch_size or (GPU_BATCH_SIZE if device == "cuda" else 1)
-    return ComputePlan(device, compute_type, batch_size)
+    decoders = max(1, settings.cpu_decoders) if device == "cpu" else 1
+    return ComputePlan(device, compute_type, batch_size, decoders)
 
 
 class ModelPool:
@@ -324,6 +329,7 @@ class ModelPool:
                 device=self.plan.device,
                 compute_type=self.plan.compute_type,
                 cpu_threads=self.settings.cpu_threads,
+                num_workers=self.plan.decoders,
                 local_files_only=True,
             )
             self._loaded[name] = model

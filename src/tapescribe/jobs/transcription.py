@@ -56,7 +56,7 @@ class JobSettings:
     decoding: DecodeOptions = field(default_factory=DecodeOptions)
     detection_parts: int = 3  # parts of a file its language is detected on, when the language decides the model
     file_lanes: int = 4  # as Settings: above 1, sequential models decode files in lanes (engine/lane_groups.py)
-    lane_beam_size: int = 3
+    lane_beam_size: int = 5
 
 
 class Cancelled(Exception):
