@@ -261,12 +261,12 @@ class TranscriptionJob:
             segments = list(saved)
             last_save = time.monotonic()
             settings = self.settings
-            # Lanes batch a sequential model's calls, and only an English-only model's: base in lanes
-            # once looped for 30 s under its sampling fallback (90.6% WER on tests/test_lanes_features.py's
-            # Spanish file, against 11-22% in windows), and it gained only 1.26x there.
+            # Lanes for every sequential model on a CPU. base was kept to windows while lanes were batched
+            # (a lane once looped at temperature 1.0 on tests/test_lanes_features.py's Spanish file), but
+            # windows loop there too under the same sampling fallback (142% WER once), and on single-thread
+            # decoders base in lanes is 2-3x faster than in windows.
             laned = (
                 settings.file_lanes > 1
-                and english_only(session.get("model") or "")
                 and self.models.plan.shares_calls
                 and not slot.batched  # a clip: files under 2 minutes decode in lanes as in windows
             )
