@@ -32,10 +32,12 @@ import sys
 from pathlib import Path
 from tapescribe.engine.audio import pcm_blocks
 from tapescribe.config import Settings
+from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
-from tapescribe.runtime import model_pool
-model = model_pool(Settings(model="tiny.en")).get()  # the server's decoders: one single-thread one per core
+settings = Settings()  # the server's decoders (one single-thread one per core), without importing the server
+decoders = ModelSettings(cpu_threads=settings.cpu_threads, cpu_decoders=settings.decoders)
+model = ModelPool(Path("unused"), "tiny.en", decoders).get()
 def whole_file():
     return pcm_blocks(sys.argv[1])
 seconds, lanes = float(sys.argv[2]), int(sys.argv[3])

@@ -330,8 +330,8 @@ class BatchingWhisper:
 def transcribe_in_lanes(
     model: Any, audio: np.ndarray, lanes: int, groups: int = 1, trim_context: bool = False, **options: Any
 ) -> tuple[list[dict[str, Any]], list[tuple[str, int, float]]]:
-    """Segments ({start, end, text}, absolute seconds) of `audio` decoded as `lanes` lockstep lanes,
-    and (kind, rows, seconds) of each batched model call.
+    """Segments ({start, end, text}, absolute seconds) of `audio` decoded as `lanes` lockstep lanes whose
+    calls are batched (as bench/lanes.py measures them), and (kind, rows, seconds) of each model call.
 
     The lanes form `groups` groups, each batched on its own: with a model of as many CTranslate2
     workers (`num_workers`), one group can encode while another generates. `options` go to every
