@@ -24,13 +24,9 @@ from tapescribe.runtime import model_pool
 RECORDINGS = ("jfk.flac", "61-70968-0000.flac", "goforward.wav")
 
 
-def test_each_lane_gets_the_tokens_of_an_unbatched_decode(library_model):
-    recordings = [read_pcm(audio_file(name)) for name in RECORDINGS]
-    alone = [[segment.tokens for segment in library_model.transcribe(audio)[0]] for audio in recordings]
-
-    start_token = library_model.hf_tokenizer.token_to_id("<|startoftranscript|>")
-    batcher = BatchingWhisper(library_model.model, start_token, gather_seconds=30.0)
-    lane_model = copy.copy(library_model)
+def tokens_in_lanes(model, batcher: BatchingWhisper, recordings: list[np.ndarray]) -> list[list[list[int]]]:
+    """Each recording's segment tokens, decoded as one lane of `model` whose calls go through `batcher`."""
+    lane_model = copy.copy(model)
     lane_model.model = batcher
 
     def lane(audio: np.ndarray) -> list[list[int]]:
@@ -40,9 +36,16 @@ def test_each_lane_gets_the_tokens_of_an_unbatched_decode(library_model):
             batcher.lane_done()
 
     with batcher.lanes(len(recordings)), ThreadPoolExecutor(len(recordings)) as pool:
-        in_lanes = list(pool.map(lane, recordings))
+        return list(pool.map(lane, recordings))
 
-    assert in_lanes == alone
+
+def test_each_lane_gets_the_tokens_of_an_unbatched_decode(library_model):
+    recordings = [read_pcm(audio_file(name)) for name in RECORDINGS]
+    alone = [[segment.tokens for segment in library_model.transcribe(audio)[0]] for audio in recordings]
+
+    start_token = library_model.hf_tokenizer.token_to_id("<|startoftranscript|>")
+    batcher = BatchingWhisper(library_model.model, start_token, gather_seconds=30.0)
+    assert tokens_in_lanes(library_model, batcher, recordings) == alone
     assert ("generate", len(recordings)) in [(kind, rows) for kind, rows, _ in batcher.calls]
 
 
@@ -125,18 +128,6 @@ def test_apart_each_call_runs_alone_on_a_free_decoder_and_each_lane_gets_its_own
     counting = _CallsInFlight(model.model)
     start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
     batcher = BatchingWhisper(counting, start_token, gather_seconds=None, apart=replicas(model))
-    lane_model = copy.copy(model)
-    lane_model.model = batcher
-
-    def lane(audio: np.ndarray) -> list[list[int]]:
-        try:
-            return [segment.tokens for segment in lane_model.transcribe(audio)[0]]
-        finally:
-            batcher.lane_done()
-
-    with batcher.lanes(len(recordings)), ThreadPoolExecutor(len(recordings)) as pool:
-        in_lanes = list(pool.map(lane, recordings))
-
-    assert in_lanes == alone
+    assert tokens_in_lanes(model, batcher, recordings) == alone
     assert {rows for _, rows, _ in batcher.calls} == {1}  # nothing stacked
     assert counting.most == 2  # both decoders busy at once, never more calls than decoders
