@@ -15,11 +15,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 CT2_DEFAULT_THREADS = 4  # CTranslate2's threads per decode on CPU when cpu_threads is 0
 
 
-def _cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 class Settings(BaseSettings):
     """Everything that can be configured. Each field is documented; a test fails if one is not."""
 
@@ -138,8 +133,8 @@ class Settings(BaseSettings):
         ge=0,
         description="Decodes (uploads, /transcribe, /v1, retranscribe) run at once per process; more wait in "
         "order, shortest audio first. With 2 or more, one is kept for audio of 30 s or less. 0: one per "
-        "cpu_threads x file_lanes CPU cores (the decoders one file job in lanes keeps busy), at least 1, plus the "
-        "one for short audio; 2 on CUDA. Live captions are not counted.",
+        "file_lanes decoders (cpu_decoders: what one file job in lanes keeps busy), at least 1, plus the one for "
+        "short audio; 2 on CUDA. Live captions are not counted.",
     )
     clip_batch: int = Field(
         4,
@@ -270,13 +265,14 @@ class Settings(BaseSettings):
             return self.max_concurrent_decodes
         if self.device == "cuda":
             return 2
-        # a file job uses file_lanes decoders at once; + the one kept for short audio
-        return max(1, _cores() // ((self.cpu_threads or CT2_DEFAULT_THREADS) * self.file_lanes)) + 1
+        # a file job in lanes keeps file_lanes decoders busy; + the one kept for short audio
+        return max(1, self.decoders // self.file_lanes) + 1
 
     @property
     def decoders(self) -> int:
         """cpu_decoders, with 0 resolved for this machine."""
-        return self.cpu_decoders or max(1, _cores() // (self.cpu_threads or CT2_DEFAULT_THREADS))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return self.cpu_decoders or max(1, cores // (self.cpu_threads or CT2_DEFAULT_THREADS))
 
     @property
     def sessions_dir(self) -> Path:

@@ -39,6 +39,15 @@ def test_cpu_is_int8_and_sequential_with_one_single_thread_decoder_per_core(tmp_
     assert plan_for(tmp_path, device="cuda", cpu_decoders=3).decoders == 1  # replicas of the CPU only
 
 
+def test_decode_slots_follow_the_decoders_a_job_in_lanes_keeps_busy(tmp_path):
+    """One slot per file_lanes decoders, plus the one kept for short audio; a GPU has 2."""
+    assert Settings(data_dir=tmp_path, cpu_decoders=2, file_lanes=4).decode_slots == 2
+    assert Settings(data_dir=tmp_path, cpu_decoders=8, file_lanes=4).decode_slots == 3
+    assert Settings(data_dir=tmp_path, cpu_decoders=8, file_lanes=1).decode_slots == 9
+    assert Settings(data_dir=tmp_path, device="cuda", cpu_decoders=8).decode_slots == 2
+    assert Settings(data_dir=tmp_path, max_concurrent_decodes=5).decode_slots == 5
+
+
 def test_a_loaded_model_runs_as_many_calls_at_once_as_it_has_decoders(tmp_path):
     model = model_pool(Settings(data_dir=tmp_path, cpu_decoders=2)).get("tiny.en")
     assert model.model.num_workers == 2
