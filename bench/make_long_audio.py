@@ -41,10 +41,13 @@ def varied(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return sped * min(gain, 0.99 / peak)
 
 
-def make(seconds: float, out: Path, audio_dir: Path, seed: int | None = None) -> tuple[Path, str]:
-    """Write the file and return it with its reference transcript; a `seed` makes the varied file."""
+def make(seconds: float, out: Path, audio_dir: Path, seed: int | None = None, first: int = 0) -> tuple[Path, str]:
+    """Write the file and return it with its reference transcript; a `seed` makes the varied file, and
+    the plain file's passes start at the `first` recording."""
     rng = np.random.default_rng(seed) if seed is not None else None
-    recordings = {path: np.concatenate(list(pcm_blocks(path))) for path in english_recordings(audio_dir)}
+    paths = english_recordings(audio_dir)
+    paths = paths[first % len(paths) :] + paths[: first % len(paths)]
+    recordings = {path: np.concatenate(list(pcm_blocks(path))) for path in paths}
     texts_of = {path: path.with_suffix(".txt").read_text().strip() for path in recordings}
     pieces, texts, total = [], [], 0
     while total < seconds * SAMPLE_RATE:
@@ -87,6 +90,7 @@ if __name__ == "__main__":
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
     parser.add_argument("--varied", action="store_true", help="shuffled order, varied pauses, speed and level")
     parser.add_argument("--seed", type=int, default=10)
+    parser.add_argument("--first", type=int, default=0, help="the plain file starts at this recording (0: the first)")
     args = parser.parse_args()
-    path, _ = make(args.seconds, args.out, args.audio_dir, args.seed if args.varied else None)
+    path, _ = make(args.seconds, args.out, args.audio_dir, args.seed if args.varied else None, args.first)
     print(path)

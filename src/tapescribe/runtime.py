@@ -107,6 +107,7 @@ class Runtime:
                 decode_defaults(settings),
                 file_lanes=settings.file_lanes,
                 lane_beam_size=settings.lane_beam_size,
+                lane_context_tokens=settings.lane_context_tokens,
             ),
             self.decodes,
             self.speakers,

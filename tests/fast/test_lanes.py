@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from conftest import audio_file, read_pcm
+from conftest import AUDIO_DIR, audio_file, read_pcm
 from tapescribe.config import Settings
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.lanes import BatchingWhisper, lane_edges, replicas
@@ -131,3 +131,45 @@ def test_apart_each_call_runs_alone_on_a_free_decoder_and_each_lane_gets_its_own
     assert tokens_in_lanes(model, batcher, recordings) == alone
     assert {rows for _, rows, _ in batcher.calls} == {1}  # nothing stacked
     assert counting.most == 2  # both decoders busy at once, never more calls than decoders
+
+
+class _PromptsSeen:
+    """A CTranslate2 model that keeps the prompts of its generate calls."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+        self.prompts: list[list[int]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def generate(self, features, prompts, **kwargs):
+        self.prompts += [list(prompt) for prompt in prompts]
+        return self._model.generate(features, prompts, **kwargs)
+
+
+def test_a_lane_keeps_only_its_latest_context_tokens_and_decodes_as_with_that_prompt(library_model):
+    """With context_tokens (a multilingual model's lanes keep 128, engine/lane_groups.py) the model
+    sees at most that many tokens of the text before a window, the latest ones, and the lane's text is
+    faster-whisper's own transcribe given just those as its prompt."""
+    tokenizer = library_model.hf_tokenizer
+    start_token = tokenizer.token_to_id("<|startoftranscript|>")
+    earlier = (AUDIO_DIR / "acoustic_corpus.txt").read_text().strip()
+    context = tokenizer.encode(" " + earlier, add_special_tokens=False).ids
+    kept = 16
+    assert len(context) > 3 * kept
+    audio = read_pcm(audio_file("jfk.flac"))
+    expected = [segment.tokens for segment in library_model.transcribe(audio, initial_prompt=context[-kept:])[0]]
+
+    seen = _PromptsSeen(library_model.model)
+    lane_model = copy.copy(library_model)
+    lane_model.model = BatchingWhisper(seen, start_token, gather_seconds=None, context_tokens=kept)
+    with lane_model.model.lanes(1):
+        try:
+            got = [segment.tokens for segment in lane_model.transcribe(audio, initial_prompt=context)[0]]
+        finally:
+            lane_model.model.lane_done()
+    assert got == expected
+    first = seen.prompts[0]
+    assert first[0] == tokenizer.token_to_id("<|startofprev|>")
+    assert first[1 : first.index(start_token)] == context[-kept:]

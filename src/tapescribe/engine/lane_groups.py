@@ -4,8 +4,9 @@ The audio is read in groups of at most lanes * window_seconds. A group that is n
 ends at the quietest 100 ms of its last GROUP_CUT_SECONDS, and the next group starts there, so
 where groups fall depends on the audio alone, counted from the start of the file. A group is cut
 into one lane per LANE_SECONDS (at most `lanes`) at quiet moments (`lane_edges`); each lane is
-faster-whisper's own sequential `transcribe` at `lane_beam_size`, and the lanes' model calls run
-apart on the model's decoders (several single-thread ones, the default on a CPU), else batched.
+faster-whisper's own sequential `transcribe` at `lane_beam_size` (a multilingual model's prompts
+keeping the latest 128 tokens of its context: MULTILINGUAL_CONTEXT_TOKENS), and the lanes' model
+calls run apart on the model's decoders (several single-thread ones, the default on a CPU), else batched.
 Either way a lane's calls and what they return depend on the audio alone, never on timing. A group
 too short for two lanes is one plain `transcribe` with the job's own options, so a file under two
 minutes decodes exactly as transcribe_windows decodes it.
@@ -47,6 +48,19 @@ from tapescribe.engine.transcriber import (
 LANE_SECONDS = 60.0  # a group gets one lane per this much audio: lanes shorter than a minute lose too much context
 GROUP_CUT_SECONDS = 10.0  # a group that is not the last ends at the quietest moment of its last this many seconds
 LANGUAGE_SECONDS = 30.0  # the language is detected once, on this much of the first group
+# Context a multilingual model's lanes keep (faster-whisper gives up to 223 tokens of the text before a
+# window). With all of it base's lanes looped (beam searches to the 448-token limit, then sampling
+# fallbacks) in 1-3 windows of every 10-minute bench file; with 128 none did, its WER was the same
+# (4.41/4.41, 3.68/3.43, 3.30/3.38) and a file took 23 s instead of 28-44 s (bench/lanes.py
+# --context). tiny.en lost 0.4 point of WER at 128 and gained 10%, so English-only models keep it all.
+MULTILINGUAL_CONTEXT_TOKENS = 128
+
+
+def lane_context_tokens(setting: int, multilingual: bool) -> int | None:
+    """Context tokens a lane's prompts keep: `setting` when 0 or more, else by the model (None: all)."""
+    if setting >= 0:
+        return setting
+    return MULTILINGUAL_CONTEXT_TOKENS if multilingual else None
 
 
 def lane_count(group_samples: int, lanes: int) -> int:
@@ -115,6 +129,7 @@ def transcribe_in_step(
     language: str | None,
     prompts: list[str | list[int] | None],
     between_calls: Callable[[], None] | None,
+    context_tokens: int | None = None,
 ) -> Generator[tuple[int, Any], None, None]:
     """(lane, segment) of each lane of `audio` (lanes start at sample `starts`), decoded in threads of
     their own (their calls apart on the model's decoders, or batched in lockstep): the first lane's
@@ -129,6 +144,7 @@ def transcribe_in_step(
         gather_seconds=None,
         between_calls=between_calls,
         apart=replicas(model),
+        context_tokens=context_tokens,
     )
     passes = ThreadPoolExecutor(1, thread_name_prefix="lane-passes")  # over a lane's whole audio: VAD, features
     lane_model = copy.copy(model)
@@ -176,6 +192,7 @@ def transcribe_lane_groups(
     on_progress: Callable[[float], None] | None = None,
     between_calls: Callable[[], None] | None = None,
     on_position: Callable[[float], None] | None = None,
+    lane_context: int = -1,
 ) -> Iterator[dict[str, Any]]:
     """Yield final segments (absolute seconds, transcribe_windows' records) of the audio in `blocks`,
     which starts at resume.start, a group start of an uninterrupted run.
@@ -189,6 +206,8 @@ def transcribe_lane_groups(
     `between_calls` runs before each batched model call of a group in lanes (on the batching thread)
     and after each segment of a one-lane group: a job gives way to shorter work there and notices a
     cancel. A caller must not wait between this generator's segments: lanes may be running.
+    `lane_context` is how many tokens of the text before a window a lane's prompts keep (-1: by the
+    model, lane_context_tokens); a one-lane group keeps what faster-whisper gives it.
     """
     resume = resume or Resume()
     language = options.language or resume.language
@@ -198,6 +217,7 @@ def transcribe_lane_groups(
     if resume.start > 0:
         context = carried_context(prompt_tokens(model, options.initial_prompt), resume.earlier)
     lane_options = replace(options, beam_size=lane_beam_size)
+    context_tokens = lane_context_tokens(lane_context, multilingual)
 
     def report(found: LanguageFound) -> None:
         nonlocal reported_language
@@ -226,7 +246,9 @@ def transcribe_lane_groups(
             report(LanguageFound(language, 1.0))
             starts = [round(edge * SAMPLE_RATE) for edge in lane_edges(audio, count)]
             prompts = [first_prompt, *[options.initial_prompt] * (len(starts) - 1)]
-            per_segment = transcribe_in_step(model, audio, starts, lane_options, language, prompts, between_calls)
+            per_segment = transcribe_in_step(
+                model, audio, starts, lane_options, language, prompts, between_calls, context_tokens
+            )
         records = []
         with closing(per_segment):  # stopped early (a cancel, a lost lease): the lanes end now
             for lane, segment in per_segment:  # in time order: the first lane's as they come, then the others'

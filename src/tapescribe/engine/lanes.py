@@ -127,6 +127,8 @@ class BatchingWhisper:
     Apart (`apart` > 1, the model's decoder count): every call goes as soon as it comes, alone, to one
     of `apart` threads, each waiting on a free decoder; nothing is gathered, so no lane waits for
     another's call and each call's result is the one it gets alone.
+    With `context_tokens` every prompt keeps at most that many tokens of the text before its window
+    (engine/lane_groups.py says why the multilingual model's lanes do).
     Every other attribute is the wrapped model's. Its thread ends when the `lanes` block does.
     `between_calls` runs on that thread before each batch, or each handing-out of calls (a file job
     lends its decode slot there, and no call goes meanwhile); what it raises is raised in the lanes of
@@ -142,8 +144,10 @@ class BatchingWhisper:
         gather_seconds: float | None = GATHER_SECONDS,
         between_calls: Callable[[], None] | None = None,
         apart: int = 1,
+        context_tokens: int | None = None,
     ) -> None:
         self._model = model
+        self._context_tokens = context_tokens  # None: prompts keep all the context faster-whisper gives them
         self._between_calls = between_calls
         # apart > 1: each call runs alone, as soon as it comes, on one of that many CTranslate2 replicas
         self._apart = ThreadPoolExecutor(apart, thread_name_prefix="lane-call") if apart > 1 else None
@@ -259,6 +263,15 @@ class BatchingWhisper:
         place = places.pop() if len(places) == 1 else -1
         return min(place, 1) if self._trim_context else place
 
+    def _limited(self, prompt: list[int]) -> list[int]:
+        """The prompt with at most `context_tokens` of its context (the latest; none at 0)."""
+        place = len(prompt) - 1 - prompt[::-1].index(self._start_token)  # context: prompt[1:place]
+        if self._context_tokens is None or place - 1 <= self._context_tokens:
+            return prompt
+        if self._context_tokens == 0:
+            return prompt[place:]
+        return prompt[:1] + prompt[place - self._context_tokens :]
+
     def _trimmed(self, prompts: list[list[int]]) -> list[list[int]]:
         """Prompts whose context is cut to the shortest one's latest tokens, so the start tokens line up."""
         shortest = min(prompt.index(self._start_token) for prompt in prompts)
@@ -318,7 +331,7 @@ class BatchingWhisper:
                 call.result = self._model.encode(ctranslate2.StorageView.from_array(call.features), to_cpu=False)
         else:
             features = ctranslate2.StorageView.from_array(np.concatenate([call.features for call in group]))
-            prompts = self._trimmed([p for c in group for p in c.prompts])
+            prompts = self._trimmed([self._limited(p) for c in group for p in c.prompts])
             results = self._model.generate(features, prompts, **group[0].options)
             first = 0
             for call in group:

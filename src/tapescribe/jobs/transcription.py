@@ -57,6 +57,7 @@ class JobSettings:
     detection_parts: int = 3  # parts of a file its language is detected on, when the language decides the model
     file_lanes: int = 4  # as Settings: above 1, sequential models decode files in lanes (engine/lane_groups.py)
     lane_beam_size: int = 5
+    lane_context_tokens: int = -1  # as Settings: -1 by the model (engine/lane_groups.py)
 
 
 class Cancelled(Exception):
@@ -284,6 +285,7 @@ class TranscriptionJob:
                     window_done,
                     between_model_calls,
                     show_progress,
+                    settings.lane_context_tokens,
                 )
             else:
                 records = transcribe_windows(
