@@ -16,7 +16,8 @@ Measured (2 cores, quiet; `--runs 2`):
 - base: all context 27.7-34.0 s (varied:11, 1-3 looping windows, 29-30 calls), 27.7-28.8 s
   (varied:12), 44 s (repeating); 128 tokens 23.0-23.9 s, 22.7-22.9 s, 29.9 s, no window looped,
   no fallback. WER all / 128: 4.41 / 4.41, 3.68 / 3.43, 3.30 / 3.38 (the library default's: 4.41,
-  6.30, 4.20). 64 tokens: WER 4.66, 3.92, 3.90.
+  6.30, 4.20). 64 tokens: WER 4.66, 3.92, 3.90. varied:10 (`--runs 1`): all 30.3 s at 4.61, 128
+  29.0 s at 4.69; both made 2 sampled fallbacks there and none looped, so the WER moves between runs.
 - tiny.en: 128 tokens 5-15% faster but WER 3.99-4.91 against 3.23-4.33 with all (varied:10, 11, 12,
   repeating; +0.4 point on average), so English-only models keep it all.
 """
