@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         le=223,
         description="Tokens of the text before a window that a lane gives the model as context (faster-whisper "
         "gives up to 223). -1: by the model: all for English-only models, 128 for multilingual ones (with all "
-        "of it base's lanes looped in 1-3 windows of each 10-minute bench file, with 128 never, at the same "
+        "of it base's lanes looped in 1-3 windows of three of four 10-minute bench files, with 128 never, at the same "
         "WER and 1.2-1.5x the speed).",
     )
     workers: int = Field(

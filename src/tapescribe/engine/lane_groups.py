@@ -50,7 +50,7 @@ GROUP_CUT_SECONDS = 10.0  # a group that is not the last ends at the quietest mo
 LANGUAGE_SECONDS = 30.0  # the language is detected once, on this much of the first group
 # Context a multilingual model's lanes keep (faster-whisper gives up to 223 tokens of the text before a
 # window). With all of it base's lanes looped (beam searches to the 448-token limit, then sampling
-# fallbacks) in 1-3 windows of every 10-minute bench file; with 128 none did, its WER was the same
+# fallbacks) in 1-3 windows of three of the four 10-minute bench files; with 128 none did, its WER was the same
 # (4.41/4.41, 3.68/3.43, 3.30/3.38) and a file took 23-30 s instead of 28-44 s
 # (bench/lane_context.py). tiny.en lost 0.4 point of WER at 128 and gained 10%, so English-only models keep it all.
 MULTILINGUAL_CONTEXT_TOKENS = 128
