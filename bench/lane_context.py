@@ -41,8 +41,8 @@ from make_long_audio import REPO, bench_file  # noqa: E402
 from tapescribe.config import Settings  # noqa: E402
 from tapescribe.engine.audio import SAMPLE_RATE  # noqa: E402
 from tapescribe.engine.lane_groups import transcribe_lane_groups  # noqa: E402
-from tapescribe.engine.models import ModelPool, ModelSettings  # noqa: E402
 from tapescribe.engine.transcriber import DecodeOptions  # noqa: E402
+from tapescribe.runtime import model_pool  # noqa: E402
 
 MAX_LENGTH = 448  # a Whisper prompt and its text together
 ALL_CONTEXT = 223  # faster-whisper's prompts hold at most this much context
@@ -79,9 +79,8 @@ def main() -> None:
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
     args = parser.parse_args()
 
-    settings = Settings()  # the server's decoders (one single-thread one per core)
-    decoders = ModelSettings(cpu_threads=settings.cpu_threads, cpu_decoders=settings.decoders)
-    model = ModelPool(settings.models_dir, args.model, decoders).get()
+    settings = Settings()
+    model = model_pool(settings).get(args.model)  # as the server loads it: one single-thread decoder per core
     counted = CountedCalls(model.model)
     model.model = counted
     for file in args.files:

@@ -263,21 +263,18 @@ class BatchingWhisper:
         place = places.pop() if len(places) == 1 else -1
         return min(place, 1) if self._trim_context else place
 
-    def _limited(self, prompt: list[int]) -> list[int]:
-        """The prompt with at most `context_tokens` of its context (the latest; none at 0)."""
-        place = len(prompt) - 1 - prompt[::-1].index(self._start_token)  # context: prompt[1:place]
-        if self._context_tokens is None or place - 1 <= self._context_tokens:
-            return prompt
-        if self._context_tokens == 0:
-            return prompt[place:]
-        return prompt[:1] + prompt[place - self._context_tokens :]
-
     def _trimmed(self, prompts: list[list[int]]) -> list[list[int]]:
-        """Prompts whose context is cut to the shortest one's latest tokens, so the start tokens line up."""
-        shortest = min(prompt.index(self._start_token) for prompt in prompts)
-        if shortest == 0:
+        """Prompts whose context (after <|startofprev|>) is cut to the same latest tokens: as many as the
+        shortest one has, so that the start tokens line up in a batch, and at most `context_tokens`."""
+        places = [prompt.index(self._start_token) for prompt in prompts]
+        if min(places) == 0:  # no context (a batch's prompts all have some, or none: _start_place)
             return prompts
-        return [prompt[:1] + prompt[prompt.index(self._start_token) - shortest + 1 :] for prompt in prompts]
+        keep = min(places) - 1
+        if self._context_tokens is not None:
+            keep = min(keep, self._context_tokens)
+        if keep == 0:
+            return [prompt[place:] for prompt, place in zip(prompts, places, strict=True)]
+        return [prompt[:1] + prompt[place - keep :] for prompt, place in zip(prompts, places, strict=True)]
 
     def _run(self, group: list[_Call]) -> None:
         try:
@@ -331,7 +328,7 @@ class BatchingWhisper:
                 call.result = self._model.encode(ctranslate2.StorageView.from_array(call.features), to_cpu=False)
         else:
             features = ctranslate2.StorageView.from_array(np.concatenate([call.features for call in group]))
-            prompts = self._trimmed([self._limited(p) for c in group for p in c.prompts])
+            prompts = self._trimmed([p for c in group for p in c.prompts])
             results = self._model.generate(features, prompts, **group[0].options)
             first = 0
             for call in group:
