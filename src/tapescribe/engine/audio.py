@@ -19,6 +19,10 @@ import numpy as np
 from tapescribe.errors import UnsupportedMedia
 
 SAMPLE_RATE = 16000
+# Sample rates of real recordings: telephone audio is 8 kHz, studio audio up to 768 kHz. Outside these a
+# header is forged or damaged (a 142 kB WAV claiming 1 Hz "lasted" 71,424 s and cost 227 s of CPU).
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
 AudioSource = Path | BinaryIO | io.RawIOBase  # a stored file, or bytes read as they come
 
 _EXTENSIONS = {
@@ -82,7 +86,9 @@ def probe(source: AudioSource) -> MediaInfo:
             elif stream.duration and stream.time_base:
                 duration = float(stream.duration * stream.time_base)
             extension = _extension(container)
-            for _ in container.decode(stream):
+            check_sample_rate(stream.codec_context.sample_rate)
+            for frame in container.decode(stream):
+                check_sample_rate(frame.sample_rate)
                 break
             else:
                 raise UnsupportedMedia("The audio track holds no sound that could be decoded.")
@@ -104,41 +110,133 @@ def _reason(error: Exception) -> str:
 def pcm_blocks(source: AudioSource, start: float = 0.0) -> Iterator[np.ndarray]:
     """Yield 16 kHz mono float32 blocks from `start` seconds on. Memory stays at one block.
 
-    A stream that breaks off (a truncated file, a live recording still being written) ends the
-    iteration at the last good frame instead of failing.
+    A stream that breaks off after some audio (a truncated file, a live recording still being
+    written) ends the iteration at the last good frame instead of failing. Audio that cannot be
+    decoded or converted at all raises UnsupportedMedia: it must never pass for silence.
     """
     skip = int(round(start * SAMPLE_RATE))
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     try:
         container = av.open(source, mode="r", metadata_errors="ignore")
     except (av.FFmpegError, OSError) as error:
         raise UnsupportedMedia("This file is not audio that can be decoded.", reason=_reason(error)) from error
     with container:
-        frames = container.decode(audio=0)
-        while True:
-            try:
-                frame = next(frames)
-            except StopIteration:
-                break
-            except (av.FFmpegError, ValueError, IndexError):
-                break  # truncated or damaged tail: keep what decoded
-            frame.pts = None
-            try:
-                resampled = resampler.resample(frame)
-            except (av.FFmpegError, ValueError):
-                break
-            for out in resampled:
+        mono = MonoConverter()
+        for frame in _frames(container):
+            for out in mono.convert(frame):
                 block, skip = _trim(out, skip)
                 if block is not None:
                     yield block
-        try:
-            flushed = resampler.resample(None)
-        except (av.FFmpegError, ValueError):
-            flushed = []
-        for out in flushed:
+        for out in mono.flush():
             block, skip = _trim(out, skip)
             if block is not None:
                 yield block
+
+
+def _frames(container: av.container.InputContainer) -> Iterator[av.AudioFrame]:
+    """The first audio track's frames. A damaged tail ends them; a first frame that fails is an error."""
+    frames = container.decode(audio=0)
+    decoded = False
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except (av.FFmpegError, ValueError, IndexError) as error:
+            if decoded:
+                return  # truncated or damaged tail: keep what decoded
+            raise UnsupportedMedia(
+                "The audio could not be decoded: its first frame is damaged or in a form no decoder here reads.",
+                reason=_reason(error),
+            ) from error
+        decoded = True
+        yield frame
+
+
+def check_sample_rate(rate: int | None) -> None:
+    """UnsupportedMedia for a sample rate no real recording has (a forged header claiming 1 Hz makes
+    a few kilobytes "last" a day, and resampling it costs minutes of CPU for nothing)."""
+    if rate is None or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise UnsupportedMedia(
+            f"The audio claims a sample rate of {rate} Hz, which no real recording has: tapescribe reads "
+            f"audio from {MIN_SAMPLE_RATE:,} Hz to {MAX_SAMPLE_RATE:,} Hz. The file's header may be damaged.",
+            sample_rate=rate,
+        )
+
+
+class MonoConverter:
+    """Frames of any sample format, channel count and rate to 16 kHz mono s16, as FFmpeg mixes them
+    for faster-whisper. FFmpeg cannot mix down a layout of more than 8 channels in no named order
+    (a 9-, 17- or 32-channel WAV): such frames are averaged over their channels here first. A stream
+    whose format, layout or rate changes part-way (a mono FLAC and a stereo one joined) gets a new
+    resampler at the change; the frames after it used to be dropped."""
+
+    def __init__(self) -> None:
+        self._resampler: av.AudioResampler | None = None
+        self._shape: tuple[str, str, int] | None = None
+        self._average = False
+
+    def convert(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
+        check_sample_rate(frame.sample_rate)
+        frame.pts = None
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if shape == self._shape and self._resampler is not None:
+            return self._resample(frame)
+        done = self.flush()
+        self._shape, self._average = shape, False
+        self._resampler = _to_mono()
+        try:
+            return done + self._resampler.resample(frame)
+        except (av.FFmpegError, ValueError):
+            pass  # FFmpeg has no mix-down for this layout: average the channels
+        self._average, self._resampler = True, _to_mono()
+        return done + self._resample(frame)
+
+    def flush(self) -> list[av.AudioFrame]:
+        if self._resampler is None:
+            return []
+        resampler, self._resampler = self._resampler, None
+        try:
+            return resampler.resample(None)
+        except (av.FFmpegError, ValueError) as error:
+            raise _unconvertible(self._shape, error) from error
+
+    def _resample(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
+        assert self._resampler is not None
+        try:
+            return self._resampler.resample(_averaged(frame) if self._average else frame)
+        except (av.FFmpegError, ValueError) as error:
+            raise _unconvertible(self._shape, error) from error
+
+
+def _to_mono() -> av.AudioResampler:
+    return av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+
+
+def _unconvertible(shape: tuple[str, str, int] | None, error: Exception) -> UnsupportedMedia:
+    sample_format, layout, rate = shape or ("?", "?", 0)
+    return UnsupportedMedia(
+        f"The audio ({layout}, {sample_format}, {rate} Hz) could not be converted to mono 16 kHz for transcription.",
+        reason=_reason(error),
+    )
+
+
+_FULL_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
+
+
+def _averaged(frame: av.AudioFrame) -> av.AudioFrame:
+    """One mono float frame: the mean of the frame's channels (no channel is dropped, nothing clips)."""
+    channels = frame.layout.nb_channels
+    samples = frame.to_ndarray()
+    if not frame.format.is_planar:
+        samples = samples.reshape(-1, channels).T
+    base = frame.format.name.rstrip("p")
+    values = samples.astype(np.float64)
+    if base == "u8":
+        values -= 128.0
+    mean = values.mean(axis=0) / _FULL_SCALE.get(base, 1.0)
+    out = av.AudioFrame.from_ndarray(mean.astype(np.float32).reshape(1, -1), format="flt", layout="mono")
+    out.sample_rate = frame.sample_rate
+    return out
 
 
 def _trim(frame: av.AudioFrame, skip: int) -> tuple[np.ndarray | None, int]:
@@ -150,9 +248,19 @@ def _trim(frame: av.AudioFrame, skip: int) -> tuple[np.ndarray | None, int]:
     return samples.astype(np.float32) / 32768.0, 0
 
 
-def measure_duration(source: AudioSource) -> float:
-    """Seconds of decodable audio, by decoding (for containers that do not say, like MediaRecorder webm)."""
-    return sum(len(block) for block in pcm_blocks(source)) / SAMPLE_RATE
+def measure_duration(source: AudioSource, limit: float | None = None) -> float:
+    """Seconds of decodable audio, by decoding (for containers that do not say, like MediaRecorder webm).
+
+    With `limit`, decoding stops once more than `limit` seconds were found (and that much is returned):
+    the caller only needs to know the audio is longer than it can believe.
+    """
+    wanted = None if limit is None else int(limit * SAMPLE_RATE)
+    samples = 0
+    for block in pcm_blocks(source):
+        samples += len(block)
+        if wanted is not None and samples > wanted:
+            break
+    return samples / SAMPLE_RATE
 
 
 def read_ahead(
@@ -228,10 +336,17 @@ def chunk_recordings(paths: list[Path]) -> list[list[Path]]:
 
 
 def chunks_pcm(paths: list[Path]) -> Iterator[np.ndarray]:
-    """All audio of a list of live chunks, in order."""
+    """All audio of a list of live chunks, in order. A recording among them that cannot be decoded is
+    passed over; when none of them can be, UnsupportedMedia (the last one's), never silence."""
+    failed: UnsupportedMedia | None = None
+    decoded = False
     for group in chunk_recordings(paths):
         with ChainedFiles(group) as stream:
             try:
                 yield from pcm_blocks(stream)
-            except UnsupportedMedia:
+            except UnsupportedMedia as error:
+                failed = error
                 continue
+            decoded = True
+    if failed is not None and not decoded:
+        raise failed
