@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE, measure_duration
-from tapescribe.errors import NotFound
+from tapescribe.errors import NotFound, UnsupportedMedia
 from tapescribe.sessions import files
 from tapescribe.sessions.service import CANCELLED, ERROR, QUEUED, UNFINISHED, SessionService
 from tapescribe.sessions.store import AUDIO_STEM, chunk_name
@@ -135,10 +135,13 @@ def finish_stream(
     directory = store.dir(session_id)
     recording = store.audio_path(session_id) or write_recording(directory, fmt, chunks)
     if duration is None:
-        duration = measure_duration(recording)
+        try:
+            duration = measure_duration(recording)
+        except UnsupportedMedia:  # the second pass ends in error and says why
+            log.warning("live session %s: its recording cannot be decoded", session_id)
     sessions.update_session(
         session_id,
-        duration=round(duration, 3),
+        duration=None if duration is None else round(duration, 3),
         size=sum(c.stat().st_size for c in chunks),
         live_chunks=len(chunks),
         language=language,

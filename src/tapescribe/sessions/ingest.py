@@ -26,6 +26,28 @@ def plausible_duration(claimed: float | None, size: int) -> bool:
     return MIN_BYTES_PER_SECOND <= size / claimed <= MAX_BYTES_PER_SECOND
 
 
+def longest_duration(size: int) -> float:
+    """The most seconds `size` bytes can hold: at the lowest bitrate real audio is stored at."""
+    return size / MIN_BYTES_PER_SECOND
+
+
+def judge_duration(path: Path, claimed: float | None, size: int) -> float:
+    """The duration to store: the container's own when the bytes can hold it, else measured by decoding,
+    at most as far as the bytes can hold. Audio that decodes longer than that is a forged or damaged
+    stream (UnsupportedMedia), refused before a job spends hours of CPU on it."""
+    if claimed is not None and plausible_duration(claimed, size):
+        return claimed
+    limit = longest_duration(size)
+    measured = measure_duration(path, limit=limit)
+    if measured > limit:
+        raise UnsupportedMedia(
+            f"The audio decodes to more than {limit:,.0f} s, more than its {size:,} bytes can hold: "
+            "the file is damaged or forged.",
+            size=size,
+        )
+    return measured
+
+
 def title_from_filename(filename: str | None, fallback: str) -> str:
     if not filename:
         return fallback
@@ -49,6 +71,7 @@ def accept_audio(
     title = title_from_filename(filename, fallback=f"{source.capitalize()} {utc_now()[:16].replace('T', ' ')}")
     try:
         info = probe(received)
+        duration = judge_duration(received, info.duration, size)
     except UnsupportedMedia as error:
         received.rename(received.with_name(f"{AUDIO_STEM}.bin"))
         session = sessions.new_session_record(
@@ -57,9 +80,6 @@ def accept_audio(
         sessions.publish(session_id, session, status_record(ERROR, message=error.message))
         error.details["session_id"] = session_id
         raise
-    duration = info.duration
-    if duration is None or not plausible_duration(duration, size):
-        duration = round(measure_duration(received), 3)
     received.rename(received.with_name(f"{AUDIO_STEM}.{info.extension}"))
     session = sessions.new_session_record(
         session_id,
