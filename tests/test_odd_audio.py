@@ -123,3 +123,61 @@ def test_an_absurd_sample_rate_is_refused_at_once_and_kept(server, tmp_path, rou
         assert stored["status"]["status"] == "error" and stored["status"]["message"] == error["message"]
         assert client.get(f"/session/{stored['id']}/audio").content == payload
     assert os.listdir(server.data_dir / "incoming") == []
+
+
+def flac_with_hours_of_silence(path: Path, hours: float) -> bytes:
+    """JFK, then `hours` of digital silence in FLAC's largest frames: about 26 bytes a second, below
+    what any real recording is stored at (the duration in its header is the true one)."""
+    with av.open(str(path), "w", format="flac") as container:
+        stream = container.add_stream("flac", rate=16000)
+        stream.layout = "mono"
+        stream.codec_context.options = {"frame_size": "65535"}
+
+        def put(samples: np.ndarray) -> None:
+            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = 16000
+            for packet in stream.encode(frame):
+                container.mux(packet)
+
+        put(jfk_s16())
+        for _ in range(int(hours * 6)):
+            put(np.zeros(16000 * 600, dtype="<i2"))
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path.read_bytes()
+
+
+def test_audio_longer_than_its_bytes_can_hold_is_refused_and_kept(server, tmp_path):
+    """Decoding to measure stops where the bytes (at 32 B/s) run out; it used to measure all of it and
+    queue hours of silence."""
+    payload = flac_with_hours_of_silence(tmp_path / "long.flac", 3)
+    assert len(payload) / (3 * 3600 + 11) < 32
+    started = time.monotonic()
+    with server.client() as client:
+        error = assert_error(
+            client.post("/transcribe-file", files={"file": ("long.flac", payload)}), 415, "unsupported_media"
+        )
+        assert time.monotonic() - started < 30
+        assert "more than its" in error["message"] and error["details"]["size"] == len(payload)
+        stored = client.get(f"/session/{error['details']['session_id']}").json()
+        assert stored["status"]["status"] == "error" and stored["status"]["message"] == error["message"]
+        assert client.get(f"/session/{stored['id']}/audio").content == payload
+
+
+def test_a_live_recording_that_holds_no_audio_ends_in_error(server, tmp_path):
+    """A stream of a container header and no samples: its second pass decoded nothing and said "done"
+    with an empty transcript. Decoding nothing is an error on every way in, whatever the cause."""
+    header = wav_bytes(tmp_path / "empty.wav", np.zeros((0, 1), dtype="<i2"), 16000)
+    url = server.url.replace("http://", "ws://") + "/ws/live"
+    with connect(url, max_size=None, open_timeout=30, close_timeout=5) as websocket:
+        websocket.send(json.dumps({"type": "start", "format": "webm"}))
+        assert json.loads(websocket.recv(timeout=30))["type"] == "ready"
+        websocket.send(header)
+        websocket.send(json.dumps({"type": "stop"}))
+        while (message := json.loads(websocket.recv(timeout=180)))["type"] not in ("done", "error"):
+            pass
+    session_id = message.get("session_id") or message["details"]["session_id"]
+    session = server.wait_done(session_id)
+    assert session["status"]["status"] == "error", session["status"]
+    assert "no sound that could be decoded" in session["status"]["message"]
+    assert (server.data_dir / "sessions" / session_id / "original_audio.webm").read_bytes() == header

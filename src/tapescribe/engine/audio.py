@@ -263,6 +263,23 @@ def measure_duration(source: AudioSource, limit: float | None = None) -> float:
     return samples / SAMPLE_RATE
 
 
+class CountedBlocks:
+    """Blocks passed through as they are, their samples counted: a job tells "decoded nothing" (an
+    error, whatever the cause) from "decoded silence" (done, no text)."""
+
+    def __init__(self, blocks: Iterator[np.ndarray]) -> None:
+        self._blocks = blocks
+        self.samples = 0
+
+    def __iter__(self) -> CountedBlocks:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        block = next(self._blocks)
+        self.samples += len(block)
+        return block
+
+
 def read_ahead(
     source: Iterator[np.ndarray], held: list[np.ndarray], held_samples: int, wanted: int
 ) -> tuple[int, bool]:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, measure_duration, pcm_blocks
+from tapescribe.engine.audio import SAMPLE_RATE, CountedBlocks, chunks_pcm, measure_duration, pcm_blocks
 from tapescribe.engine.clip_batches import ClipBatches
 from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
 from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, transcribe_windows
-from tapescribe.errors import NotFound, TapescribeError, is_disk_full
+from tapescribe.errors import NotFound, TapescribeError, UnsupportedMedia, is_disk_full
 from tapescribe.jobs.journal import build_transcription, resume_point
 from tapescribe.jobs.routing import choose_model
 from tapescribe.jobs.scheduler import DecodeScheduler, Slot
@@ -48,6 +48,7 @@ SAVE_EVERY_SECONDS = 1.0
 # Progress is written when it moved this much, or when a second passed: a handful of writes for a
 # short file, at most one a second for a long one, and windows of silence still move the bar.
 PROGRESS_STEP = 0.05
+NO_AUDIO = "The audio holds no sound that could be decoded, so there is nothing to transcribe; the file is kept."
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,9 @@ class TranscriptionJob:
             def whole_file():
                 return pcm_blocks(audio) if audio is not None else chunks_pcm(store.chunk_paths(session_id))
 
-            blocks = pcm_blocks(audio, start=resume.start) if audio is not None else _skip(whole_file(), resume.start)
+            blocks = CountedBlocks(
+                pcm_blocks(audio, start=resume.start) if audio is not None else _skip(whole_file(), resume.start)
+            )
             segments = list(saved)
             last_save = time.monotonic()
             settings = self.settings
@@ -316,6 +319,8 @@ class TranscriptionJob:
                         fence=lease.check,
                     )
                 show_progress(segment["end"])
+            if not blocks.samples and not saved:  # however decoding failed, it is not "done" with nothing
+                raise UnsupportedMedia(NO_AUDIO)
         except Cancelled:
             saved_now = build_transcription(session, store.journal(session_id), False)
             write(sessions.save_transcription, session_id, saved_now, fence=lease.check)
