@@ -29,7 +29,24 @@ def _event(name: str, data: object) -> str:
 EVENTS_RESPONSES: dict[int | str, dict] = {
     200: {
         "description": "A text/event-stream of `status` and `segments` events, each with JSON data",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        # Before OpenAPI 3.2 the schema of an event stream describes each event.
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": ["status", "segments", "deleted"]},
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "description": "JSON: status.json as it is now (status), the segments not sent yet as "
+                            "{from, segments} (segments), or {session_id} (deleted)",
+                        },
+                    },
+                }
+            }
+        },
     },
     **error_responses(404),
 }
