@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -353,3 +354,56 @@ def test_websockets_count_against_their_address(capped):
                 return
         time.sleep(0.2)
     pytest.fail("closed WebSockets kept their address's places")
+
+
+@contextlib.contextmanager
+def foreign_site(page: bytes):
+    """Another site on this machine serving `page`: http://localhost:<port>/ (localhost is not the same
+    site as 127.0.0.1, and a local page may frame a local server as far as the browser's own rules go)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_on_another_site_cannot_frame_the_ui(guarded):
+    """Clickjacking of Delete: a real browser on a foreign page shows nothing of ours in its iframe."""
+    chromium = Path(os.environ.get("TAPESCRIBE_TEST_CHROMIUM", "/usr/bin/chromium"))
+    if not chromium.is_file():
+        pytest.fail(f"Chromium is needed and was not found at {chromium}; set TAPESCRIBE_TEST_CHROMIUM.")
+    from playwright.sync_api import sync_playwright
+
+    attacker = f'<html><body><iframe src="{guarded.url}/login" width="800" height="600"></iframe></body></html>'
+    with sync_playwright() as playwright, foreign_site(attacker.encode()) as foreign:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(foreign, timeout=60_000)
+            frames = [frame for frame in page.frames if frame != page.main_frame]
+            assert frames, "the iframe was not created"
+            frames[0].wait_for_load_state("load", timeout=60_000)
+            shown = frames[0].evaluate("document.body ? document.body.innerText : ''")
+            assert "Sign in to tapescribe" not in shown, "the login page loaded inside another site's frame"
+            # The server's own page still loads at the top level.
+            page.goto(guarded.url + "/login", timeout=60_000)
+            assert "Sign in to tapescribe" in page.inner_text("body")
+        finally:
+            browser.close()
