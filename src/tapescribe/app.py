@@ -13,6 +13,7 @@ from tapescribe import __version__
 from tapescribe.api import events, live_ws, login, openai_compat, sessions, speakers, system, transcribe
 from tapescribe.api.errors import error_responses, install_error_handlers
 from tapescribe.api.security import TrustBoundary
+from tapescribe.api.throttle import KeyThrottle
 from tapescribe.config import Settings
 from tapescribe.live.chunk_service import LiveChunkService
 from tapescribe.runtime import Runtime, decode_defaults
@@ -45,11 +46,16 @@ def create_app(settings: Settings) -> FastAPI:
         runtime.decodes,
         decode_defaults(settings),
     )
+    # Wrong keys per client address, this process's own: the login form and Bearer keys share it.
+    app.state.key_throttle = KeyThrottle(
+        settings.login_free_failures, settings.login_max_wait_seconds, settings.login_forget_seconds
+    )
     install_error_handlers(app)
-    app.add_middleware(TrustBoundary, settings=settings)
+    app.add_middleware(TrustBoundary, settings=settings, throttle=app.state.key_throttle)
     app.include_router(login.router)
-    # Every route sits behind the trust boundary: a foreign Host or Origin (403), a missing key (401).
-    guarded = error_responses(401, 403)
+    # Every route sits behind the trust boundary: a foreign Host or Origin (403), a missing key (401),
+    # a key from an address that sent too many wrong ones (429).
+    guarded = error_responses(401, 403, 429)
     routers = (transcribe.router, sessions.router, speakers.router, events.router, live_ws.router, openai_compat.router)
     for router in routers:
         app.include_router(router, responses=guarded)

@@ -221,6 +221,42 @@ class Settings(BaseSettings):
         ge=1,
         description="Open connections (WebSockets and event streams included) above which new requests get 503.",
     )
+    request_head_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="The whole head of a request (request line and headers) must arrive within this long of the "
+        "connection opening or the previous response ending, or the connection is closed: a client sending a "
+        "header a byte at a time cannot hold it open.",
+    )
+    max_connections_per_client: int = Field(
+        100,
+        ge=0,
+        description="Open connections one client address may hold (WebSockets and event streams included); one "
+        "more is answered 503 and closed, so one address cannot take all of max_connections. 0: no limit. "
+        "Behind a reverse proxy every connection comes from the proxy's address: raise it or set 0 there, "
+        "and let the proxy limit its clients.",
+    )
+    login_free_failures: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="Wrong keys (login form or Bearer, each different one counted once) a client address may send "
+        "before it must wait between tries.",
+    )
+    login_max_wait_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="After login_free_failures, each further wrong key makes its address wait 1 s, 2 s, 4 s ... "
+        "up to this long before a key from it is looked at again (keys sent meanwhile get 429 with Retry-After, "
+        "the right one too). Another address, and a browser already signed in, are not affected.",
+    )
+    login_forget_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="An address's wrong keys are forgotten this long after the last one, or at once when it "
+        "sends the right key.",
+    )
 
     speakers: str = Field(
         "off",

@@ -66,7 +66,9 @@ _MEANING = {
     409: "Conflicts with the session's state; nothing was changed",
     413: "Larger than the upload limit; nothing was kept",
     415: "Not audio that can be decoded (uploads are kept as a session in state error)",
+    416: "The Range asks for bytes past the end of the file",
     422: "Invalid parameters, or the transcription failed",
+    429: "Too many wrong keys came from this address; send a key again after Retry-After seconds",
     503: "Every decode slot is taken and too many requests wait already; send it again after Retry-After seconds",
     507: "The disk is full; nothing already stored was lost",
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from tapescribe.api.deps import runtime_of
@@ -26,7 +26,33 @@ def _event(name: str, data: object) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-@router.get("/session/{session_id}/events", responses=error_responses(404))
+EVENTS_RESPONSES: dict[int | str, dict] = {
+    200: {
+        "description": "A text/event-stream of `status` and `segments` events, each with JSON data",
+        # Before OpenAPI 3.2 the schema of an event stream describes each event.
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": ["status", "segments", "deleted"]},
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "description": "JSON: status.json as it is now (status), the segments not sent yet as "
+                            "{from, segments} (segments), or {session_id} (deleted)",
+                        },
+                    },
+                }
+            }
+        },
+    },
+    **error_responses(404),
+}
+
+
+@router.get("/session/{session_id}/events", response_class=Response, responses=EVENTS_RESPONSES)
 async def session_events(request: Request, session_id: str) -> StreamingResponse:
     """`status` events (status.json as it changes) and `segments` events (segments not sent yet);
     the stream ends after the status is done, error or cancelled."""

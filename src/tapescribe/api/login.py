@@ -1,7 +1,8 @@
 """The login page: a browser trades the key for an HttpOnly, SameSite=Strict cookie (scripts send Bearer).
 
 The form is plain HTML and needs no JavaScript. The cookie holds a signed issue time, never the key
-(see security.login_token); signing out clears it in the browser.
+(see security.login_token); signing out clears it in the browser. Wrong keys are counted per client
+address with the Bearer ones (api/throttle.py): after a few, the address waits before its next try.
 """
 
 from __future__ import annotations
@@ -15,12 +16,21 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tapescribe.api.deps import runtime_of
 from tapescribe.api.errors import error_response
-from tapescribe.api.security import LOGIN_COOKIE, LOGIN_MAX_AGE, LOGIN_PATH, key_matches, login_token
+from tapescribe.api.security import (
+    LOGIN_COOKIE,
+    LOGIN_MAX_AGE,
+    LOGIN_PATH,
+    key_matches,
+    login_token,
+    too_many_attempts,
+)
+from tapescribe.api.throttle import KeyThrottle, address_key
 
 router = APIRouter(tags=["login"], include_in_schema=False)
 
 LOGIN_HTML = Path(__file__).resolve().parent.parent / "web" / "login.html"
 MAX_FORM_BYTES = 4096
+WRONG_KEY = "That key is not right."
 
 
 def login_page(error: str | None = None, status_code: int = 200) -> HTMLResponse:
@@ -51,15 +61,34 @@ def show_login(request: Request) -> Response:
     return login_page()
 
 
+def _refused(request: Request, response: Response, message: str) -> Response:
+    """`response` (the one error shape) for a script; the login page saying `message` for a browser."""
+    if "text/html" not in request.headers.get("accept", ""):
+        return response
+    page = login_page(message, status_code=response.status_code)
+    if "retry-after" in response.headers:
+        page.headers["Retry-After"] = response.headers["retry-after"]
+    return page
+
+
 @router.post(LOGIN_PATH)
 async def log_in(request: Request) -> Response:
     api_key = runtime_of(request).settings.api_key
     if not api_key:
         return RedirectResponse("/", status_code=303)
-    if not key_matches(api_key, await _submitted_key(request)):
-        if "text/html" not in request.headers.get("accept", ""):
-            return error_response(401, "unauthorized", "That key is not right.")
-        return login_page("That key is not right.", status_code=401)
+    submitted = await _submitted_key(request)
+    # From here on nothing is awaited: parallel guesses are counted one after another.
+    throttle: KeyThrottle = request.app.state.key_throttle
+    address = address_key(request.scope.get("client"))
+    wait = throttle.wait_left(address)
+    if wait:
+        refusal = too_many_attempts(wait)
+        seconds = refusal.headers["retry-after"]
+        return _refused(request, refusal, f"Too many wrong keys came from here: wait {seconds} s and try again.")
+    if not key_matches(api_key, submitted):
+        throttle.failed(address, submitted)
+        return _refused(request, error_response(401, "unauthorized", WRONG_KEY), WRONG_KEY)
+    throttle.succeeded(address)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         LOGIN_COOKIE,

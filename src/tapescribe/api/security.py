@@ -10,7 +10,10 @@ every HTTP request and every WebSocket handshake before a route does, and refuse
 - any request a browser marks `Sec-Fetch-Site: cross-site`, except a top-level navigation
   (a foreign page cannot embed the audio or post a no-cors form);
 - with a key set, any request without `Authorization: Bearer <key>` or a valid login cookie,
-  except /health (liveness probes), the login page and its stylesheet.
+  except /health (liveness probes), the login page and its stylesheet; a client address that sent
+  too many wrong keys waits before its next key is looked at (api/throttle.py, 429).
+
+Every answer says that no other site may frame it and that its content type is not to be sniffed.
 
 Refusals use the one error shape; a refused WebSocket never opens (an HTTP denial response).
 """
@@ -20,15 +23,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
+import re
 import time
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
-from starlette.responses import RedirectResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tapescribe.api.errors import error_response
+from tapescribe.api.throttle import KeyThrottle, address_key
 from tapescribe.config import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -38,6 +44,14 @@ LOGIN_PATH = "/login"
 LOGIN_COOKIE = "tapescribe_login"
 LOGIN_MAX_AGE = 30 * 24 * 3600
 CLOSE_POLICY = 1008
+ISSUED = re.compile(r"[0-9]{1,12}")  # a login cookie's issue time: ASCII digits, seconds since 1970
+# On every answer: no other site may frame the pages (clickjacking of Delete), no content sniffing.
+SECURITY_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
 
 
 def host_name(host_header: str) -> str:
@@ -105,8 +119,9 @@ def login_token(api_key: str, issued: int | None = None) -> str:
 
 
 def login_token_valid(api_key: str, token: str) -> bool:
+    """Any cookie that is not one of ours (too long, not ASCII digits, another key's) is simply not a login."""
     issued, _, _ = token.partition(".")
-    if not issued.isdigit() or not 0 <= time.time() - int(issued) <= LOGIN_MAX_AGE:
+    if not ISSUED.fullmatch(issued) or not 0 <= time.time() - int(issued) <= LOGIN_MAX_AGE:
         return False
     return hmac.compare_digest(token.encode(), login_token(api_key, int(issued)).encode())
 
@@ -115,19 +130,48 @@ def key_matches(api_key: str, given: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), api_key.encode())
 
 
-def authenticated(headers: Headers, api_key: str) -> bool:
+def bearer_token(headers: Headers) -> str | None:
+    """The token of 'Authorization: Bearer <token>', or None when the request sends none."""
     scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and key_matches(api_key, token):
-        return True
+    return token if scheme.lower() == "bearer" else None
+
+
+def signed_in(headers: Headers, api_key: str) -> bool:
+    """The request carries a valid login cookie."""
     cookie = cookie_parser(headers.get("cookie", "")).get(LOGIN_COOKIE, "")
     return bool(cookie) and login_token_valid(api_key, cookie)
+
+
+def too_many_attempts(wait_seconds: float) -> JSONResponse:
+    """429 for a key sent while its address must wait (see api/throttle.py)."""
+    seconds = max(1, math.ceil(wait_seconds))
+    return error_response(
+        429,
+        "too_many_attempts",
+        f"Too many wrong keys came from this address: wait {seconds} s before sending a key again.",
+        {"retry_after_seconds": seconds},
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+def _with_security_headers(send: Send) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] in ("http.response.start", "websocket.http.response.start"):
+            headers = list(message.get("headers", []))
+            present = {bytes(name).lower() for name, _ in headers}
+            headers += [header for header in SECURITY_HEADERS if header[0] not in present]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_headers
 
 
 class TrustBoundary:
     """ASGI middleware; one instance per app, configured from Settings."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, throttle: KeyThrottle) -> None:
         self.app = app
+        self.throttle = throttle
         self.hosts = allowed_host_names(settings)
         self.any_host = "*" in settings.allowed_hosts
         self.origins = frozenset(origin.strip().lower().rstrip("/") for origin in settings.allowed_origins)
@@ -137,6 +181,7 @@ class TrustBoundary:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        send = _with_security_headers(send)
         refusal = self.refusal(scope)
         if refusal is None:
             await self.app(scope, receive, send)
@@ -171,17 +216,34 @@ class TrustBoundary:
         cross_site = headers.get("sec-fetch-site") == "cross-site"
         if cross_site and not (headers.get("sec-fetch-mode") == "navigate" and not changes):
             return error_response(403, "forbidden_origin", "Requests from other sites are not accepted.")
-        if self.api_key and scope["path"] not in OPEN_PATHS and not authenticated(headers, self.api_key):
-            if (
-                not websocket
-                and scope["method"] in ("GET", "HEAD")
-                and (scope["path"] == "/" or "text/html" in headers.get("accept", ""))
-            ):
-                return RedirectResponse(LOGIN_PATH, status_code=303)
-            return error_response(
-                401,
-                "unauthorized",
-                "A key is required: sign in on the web page, or send 'Authorization: Bearer <key>'.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        if self.api_key and scope["path"] not in OPEN_PATHS:
+            return self.key_refusal(scope, headers, self.api_key)
         return None
+
+    def key_refusal(self, scope: Scope, headers: Headers, api_key: str) -> Response | None:
+        """None for a valid login cookie or the right Bearer key; 429 while this address must wait
+        after wrong keys (the key is not looked at); else 401, or the login page for a browser."""
+        if signed_in(headers, api_key):
+            return None  # a cookie cannot be guessed: a signed-in browser is never throttled
+        token = bearer_token(headers)
+        if token is not None:
+            address = address_key(scope.get("client"))
+            wait = self.throttle.wait_left(address)
+            if wait:
+                return too_many_attempts(wait)
+            if key_matches(api_key, token):
+                self.throttle.succeeded(address)
+                return None
+            self.throttle.failed(address, token)
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("GET", "HEAD")
+            and (scope["path"] == "/" or "text/html" in headers.get("accept", ""))
+        ):
+            return RedirectResponse(LOGIN_PATH, status_code=303)
+        return error_response(
+            401,
+            "unauthorized",
+            "A key is required: sign in on the web page, or send 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import mimetypes
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from tapescribe.api.deps import checked_language, runtime_of
-from tapescribe.api.errors import error_responses
+from tapescribe.api.errors import error_response, error_responses
 from tapescribe.api.schemas import (
     Deleted,
     SearchAnswer,
@@ -178,23 +179,74 @@ def retry_session(request: Request, session_id: str) -> dict:
     return runtime_of(request).jobs.retry(checked_session_id(session_id))
 
 
-@router.get("/session/{session_id}/audio", response_model=None, responses=error_responses(404))
-def session_audio(request: Request, session_id: str, download: bool = False) -> Response:
-    """The original bytes, with HTTP Range support so players can seek."""
+AUDIO_CONTENT = {
+    "audio/*": {"schema": {"type": "string", "format": "binary"}},
+    "video/*": {"schema": {"type": "string", "format": "binary"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+}
+AUDIO_RESPONSES: dict[int | str, dict] = {
+    200: {
+        "description": "The recording's bytes, as uploaded (or a live session's first recording)",
+        "content": AUDIO_CONTENT,
+    },
+    206: {"description": "The byte range asked for with Range", "content": AUDIO_CONTENT},
+    **error_responses(400, 404, 416),
+}
+
+
+@router.get("/session/{session_id}/audio", response_class=Response, response_model=None, responses=AUDIO_RESPONSES)
+@router.head("/session/{session_id}/audio", response_class=Response, response_model=None, include_in_schema=False)
+def session_audio(
+    request: Request,
+    session_id: str,
+    download: bool = False,
+    range_: str | None = Header(
+        None, alias="range", max_length=1000, description="Bytes to send, e.g. bytes=0-1023, so players can seek"
+    ),
+) -> Response:
+    """The original bytes, with HTTP Range support so players can seek; HEAD gives the headers alone."""
     runtime = runtime_of(request)
     session_id = checked_session_id(session_id)
     path = runtime.sessions.audio_file(session_id)
     title = runtime.sessions.session(session_id).get("title") or session_id
-    if path is not None:
-        extension = path.suffix.lstrip(".")
-        media_type = _AUDIO_TYPES.get(extension) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return FileResponse(
-            path,
-            media_type=media_type,
-            filename=f"{_safe_name(title)}.{extension}",
-            content_disposition_type="attachment" if download else "inline",
+    if path is None:
+        chunks = runtime.sessions.chunk_audio(session_id)  # NotFound when there are none
+        return StreamingResponse(iter(()) if request.method == "HEAD" else chunks, media_type="audio/webm")
+    extension = path.suffix.lstrip(".")
+    media_type = _AUDIO_TYPES.get(extension) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    response = FileResponse(
+        path,
+        media_type=media_type,
+        filename=f"{_safe_name(title)}.{extension}",
+        content_disposition_type="attachment" if download else "inline",
+        stat_result=path.stat(),
+    )
+    return range_refusal(response, range_, request.headers.get("if-range")) or response
+
+
+def range_refusal(response: FileResponse, http_range: str | None, if_range: str | None) -> Response | None:
+    """The 400 or 416 (in the one error shape) that `response` would answer `http_range` with, or None.
+
+    Starlette's FileResponse answers a bad Range itself, in plain text; this asks its own parser first.
+    """
+    if http_range is None or response.stat_result is None:
+        return None
+    if if_range is not None and if_range not in (response.headers.get("etag"), response.headers.get("last-modified")):
+        return None  # the file changed since the client's copy: the whole file is sent
+    size = response.stat_result.st_size
+    try:
+        FileResponse._parse_range_header(http_range, size)
+    except MalformedRangeHeader as malformed:
+        return error_response(400, "bad_range", f"Range {http_range!r} cannot be served: {malformed.content}")
+    except RangeNotSatisfiable:
+        return error_response(
+            416,
+            "range_not_satisfiable",
+            f"Range {http_range!r} starts past the end of the recording ({size} bytes).",
+            {"size": size},
+            headers={"Content-Range": f"bytes */{size}"},
         )
-    return StreamingResponse(runtime.sessions.chunk_audio(session_id), media_type="audio/webm")
+    return None
 
 
 def _safe_name(title: str) -> str:
