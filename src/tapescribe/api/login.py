@@ -46,14 +46,14 @@ async def _submitted_key(request: Request) -> str:
 
 @router.get(LOGIN_PATH)
 def show_login(request: Request) -> Response:
-    if not runtime_of(request).settings.api_key:
+    if not runtime_of(request).settings.api_key_value():
         return RedirectResponse("/", status_code=303)
     return login_page()
 
 
 @router.post(LOGIN_PATH)
 async def log_in(request: Request) -> Response:
-    api_key = runtime_of(request).settings.api_key
+    api_key = runtime_of(request).settings.api_key_value()
     if not api_key:
         return RedirectResponse("/", status_code=303)
     if not key_matches(api_key, await _submitted_key(request)):
