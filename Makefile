@@ -18,7 +18,7 @@ TEST_WORKERS ?= 2
 # (tests/conftest.py gives every test its file as its xdist group), so module-scoped servers start once.
 PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: run test test-fast lint docs setup setup-test setup-test-all setup-speakers bench clean-venv
+.PHONY: run test test-fast lint lint-js docs setup setup-test setup-test-all setup-speakers bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,10 +48,17 @@ setup-speakers: $(VENV)/.installed-speakers
 run: setup
 	$(BIN)/tapescribe serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
-lint: setup-test
+lint: setup-test lint-js
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
+
+# ESLint for the page's JavaScript (versions pinned in package.json and package-lock.json; needs npm)
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+lint-js: node_modules/.package-lock.json
+	npx --no-install eslint src/tapescribe/web
 
 docs: setup
 	$(BIN)/python tools/config_doc.py

@@ -131,6 +131,7 @@ class Server:
                 self.process.wait()
 
     def kill(self) -> None:
+        assert self.process is not None, "the server was never started"
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
@@ -148,7 +149,7 @@ class Server:
         raise AssertionError(f"session {session_id} did not finish:\n{self.log()}")
 
 
-def make_server(tmp_path_factory, name: str, args: tuple = (), **env) -> Server:
+def make_server(tmp_path_factory, name: str, args=(), **env) -> Server:  # args: the serve flags
     base = tmp_path_factory.mktemp(name)
     (base / "tmp").mkdir()
     return Server(
