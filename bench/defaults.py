@@ -38,7 +38,7 @@ from tapescribe.runtime import decode_defaults, model_pool
 REPO = Path(__file__).resolve().parents[1]
 
 
-CANDIDATES = {  # variations tried while choosing the defaults (README, Measured); each lost on some set
+CANDIDATES = {  # variations tried while choosing the defaults (docs/performance.md); each lost on some set
     "vad-off": lambda base: replace(base, vad_filter=False),
     "evened-0.1": lambda base: replace(base, vad_parameters={**base.vad_parameters, "threshold": 0.1}),
     "evened-5s": lambda base: replace(base, vad_parameters={**base.vad_parameters, "min_silence_duration_ms": 5000}),

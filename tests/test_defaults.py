@@ -10,14 +10,12 @@ own defaults wrote "You You" over the silence.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 
+from audio_conditions import NO_SPEECH, SPEECH_CONDITIONS, room_noise
 from conftest import (
     ENGLISH_FILES,
-    REPO,
     audio_file,
     library_default_text,
     read_pcm,
@@ -25,9 +23,6 @@ from conftest import (
     wer,
     write_wav,
 )
-
-sys.path.insert(0, str(REPO / "bench"))
-from conditions import NO_SPEECH, SPEECH_CONDITIONS, room_noise
 
 QUIET = np.zeros(16000, dtype=np.float32)
 

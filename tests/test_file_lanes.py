@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import copy
 import itertools
-import sys
 import threading
 
 import numpy as np
 import pytest
 from test_resume import crash_after, holes, text
 
-from conftest import AUDIO_DIR, REPO, library_default_text, make_server, queue_file, wer, write_wav
+from conftest import AUDIO_DIR, library_default_text, make_server, queue_file, wer, write_wav
+from long_audio import make
 from tapescribe.config import Settings
 from tapescribe.engine import lane_groups
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
@@ -28,10 +28,6 @@ from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.transcriber import transcribe_windows
 from tapescribe.runtime import Runtime, decode_defaults
 from tapescribe.sessions.service import DONE
-
-sys.path.insert(0, str(REPO / "bench"))
-
-from make_long_audio import make
 
 SECONDS = 270
 SEED = 3

@@ -13,20 +13,16 @@ no language: in lanes on the server with lanes, in windows on the other.
 from __future__ import annotations
 
 import itertools
-import sys
 import time
 
 import numpy as np
 import pytest
 from test_live_ws import LIVE_WER_MARGIN, frames, pcm_bytes, stream
 
-from conftest import AUDIO_DIR, REPO, audio_file, library_text, make_server, read_pcm, reference_text, wer, write_wav
+from conftest import AUDIO_DIR, audio_file, library_text, make_server, read_pcm, reference_text, wer, write_wav
 from conversations import scripted, words_on_wrong_speaker
+from long_audio import make, varied
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
-
-sys.path.insert(0, str(REPO / "bench"))
-
-from make_long_audio import make, varied
 
 LANES = 4
 ENGLISH_SECONDS = 250

@@ -157,7 +157,9 @@ def expected_texts(tmp_path_factory, recordings) -> dict[Path, str]:
     for path in dict.fromkeys(recordings):
         session_id = queue_file(runtime, path)
         assert runtime.transcription.run(session_id) == DONE
-        texts[path] = runtime.sessions.transcription(session_id)["text"]
+        transcription = runtime.sessions.transcription(session_id)
+        assert transcription is not None
+        texts[path] = transcription["text"]
     return texts
 
 
@@ -249,8 +251,8 @@ class Cluster:
         by_prefix = {f"{host}:{worker.pid}:": number for number, worker in enumerate(self.workers)}
         for look in itertools.count():
             for member in self.redis.zrange("tapescribe:leases", 0, -1):
-                session_id = member.decode()
-                token = (self.redis.get(f"tapescribe:lease:{session_id}") or b"").decode()
+                session_id = member.decode()  # type: ignore[union-attr]  # bytes: the client does not decode
+                token = (self.redis.get(f"tapescribe:lease:{session_id}") or b"").decode()  # type: ignore[union-attr]
                 holder = next((number for prefix, number in by_prefix.items() if token.startswith(prefix)), None)
                 if holder is not None and self.journal_lines(session_id) >= 2:
                     self.workers[holder].send_signal(signal_number)

@@ -10,22 +10,18 @@ floored below its own loudest frame, its edges reflected) gave 6.18% against 5.5
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from conftest import AUDIO_DIR, REPO, wer
+from conftest import AUDIO_DIR, wer
+from long_audio import make
 from tapescribe.config import Settings
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.speech_regions import speech_clips
 from tapescribe.engine.transcriber import transcribe_windows
 from tapescribe.runtime import decode_defaults
-
-sys.path.insert(0, str(REPO / "bench"))
-
-from make_long_audio import make
 
 WINDOW_SECONDS = 60
 SEED = 1

@@ -18,7 +18,12 @@ _COMMON = [
         default=None,
         help="Data directory (default ./data, or TAPESCRIBE_DATA_DIR).",
     ),
-    click.option("--model", default=None, help="Default model (default tiny.en, or TAPESCRIBE_MODEL)."),
+    click.option(
+        "--model",
+        default=None,
+        help="Model for jobs that name none: auto (tiny.en for English, base otherwise), a model name, "
+        "or a model directory (default auto, or TAPESCRIBE_MODEL).",
+    ),
 ]
 
 
@@ -46,7 +51,9 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000).")
-@click.option("--workers", type=int, default=None, help="Embedded job worker threads (default 1).")
+@click.option(
+    "--workers", type=int, default=None, help="Embedded job worker threads (default 3, or TAPESCRIBE_WORKERS)."
+)
 @click.option(
     "--insecure-no-auth",
     is_flag=True,
@@ -63,7 +70,7 @@ def serve(host, port, workers, insecure_no_auth, data_dir, model) -> None:
     settings = make_settings(
         host=host, port=port, workers=workers, insecure_no_auth=insecure_no_auth, data_dir=data_dir, model=model
     )
-    if not is_loopback(settings.host) and not settings.api_key and not settings.insecure_no_auth:
+    if not is_loopback(settings.host) and not settings.api_key_value() and not settings.insecure_no_auth:
         raise click.ClickException(
             f"refusing to listen on {settings.host} without a key: anyone who can reach that address could "
             "read, download and delete every recording. Set TAPESCRIBE_API_KEY (browsers then sign in on a "
@@ -74,7 +81,7 @@ def serve(host, port, workers, insecure_no_auth, data_dir, model) -> None:
     hosts = "any" if "*" in settings.allowed_hosts else ", ".join(sorted(allowed_host_names(settings)))
     click.echo(
         f"tapescribe on http://{settings.host}:{settings.port}  data: {settings.data_dir}  "
-        f"key: {'required' if settings.api_key else 'none'}  host names served: {hosts}",
+        f"key: {'required' if settings.api_key_value() else 'none'}  host names served: {hosts}",
         err=True,
     )
     run_server(app, settings)
@@ -108,7 +115,7 @@ def worker(workers, data_dir, model) -> None:
     default=None,
     help="Write FILE-stem.FORMAT here instead of printing.",
 )
-@click.option("--model", default=None, help="Model (default tiny.en).")
+@click.option("--model", default=None, help="Model (default: the one TAPESCRIBE_MODEL names, else tiny.en).")
 def transcribe(files, language, fmt, output_dir, model) -> None:
     """Transcribe files locally, without a server."""
     from dataclasses import replace

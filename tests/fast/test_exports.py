@@ -7,12 +7,12 @@ import itertools
 import json
 import unicodedata
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import srt
 import webvtt
 
+from conftest import AUDIO_DIR
 from tapescribe.errors import BadRequest
 from tapescribe.sessions.exports import (
     EXPORT_MEDIA_TYPES,
@@ -124,7 +124,7 @@ def test_a_single_word_longer_than_a_cue_stays_whole():
     assert found == [(0.0, 0.5, "Hello"), (0.5, 9.0, "thereeeee")]
 
 
-AUDIO = Path(__file__).resolve().parents[3] / "shared" / "audio"
+AUDIO = AUDIO_DIR  # TAPESCRIBE_TEST_AUDIO, else ../shared/audio (conftest)
 
 
 def reference(language: str) -> str:

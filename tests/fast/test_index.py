@@ -7,11 +7,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from conftest import AUDIO_DIR
 from tapescribe.config import Settings
 from tapescribe.sessions.index import SessionIndex, redacted_url
 from tapescribe.sessions.index_migrations import Migration, pending
@@ -207,7 +207,7 @@ def test_new_segments_replace_the_old_and_remove_takes_everything(index):
 # -- languages ----------------------------------------------------------------------------------
 # The reference transcripts of the shared recordings (tests/../shared/audio/leopard_test_*.txt),
 # plus a sentence per language for what those lack (ß, élisions, ¿¡, Chinese).
-AUDIO = Path(__file__).resolve().parents[3] / "shared" / "audio"
+AUDIO = AUDIO_DIR  # TAPESCRIBE_TEST_AUDIO, else ../shared/audio (conftest)
 LANGUAGE_SEGMENTS = {
     "de": ["Für die Straße nach Köln.", "Übermorgen fahren wir über die Brücke."],
     "fr": ["C'est l'homme qu’il faut, à l’évidence.", "« Où est-il ? » demanda-t-il."],

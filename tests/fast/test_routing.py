@@ -34,7 +34,7 @@ def test_an_english_only_model_chosen_in_the_request_still_records_the_detected_
         "detected_language_probability": 0.97,
     }
     # recorded to warn about, never passed to the English-only model as its decoding language
-    job = TranscriptionJob(None, None, JobSettings(), DecodeScheduler(1, 0))  # type: ignore[arg-type]
+    job = TranscriptionJob(None, None, JobSettings(), DecodeScheduler(1, 0))
     assert job.options_for({**choice, "requested_language": None}).language is None
     assert job.options_for({**choice, "model": "base"}).language == "de"
 

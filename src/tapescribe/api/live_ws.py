@@ -94,7 +94,7 @@ async def _send(websocket: WebSocket, message: dict[str, Any]) -> bool:
 
 @router.websocket("/ws/live")
 async def live_socket(websocket: WebSocket) -> None:
-    """Live captions: a start message, audio messages, then `partial`, `final` and `done` back (see README)."""
+    """Live captions: a start message, audio, then `partial`, `final` and `done` (docs/live-protocol.md)."""
     runtime: Runtime = websocket.app.state.runtime
     await websocket.accept()
     try:

@@ -56,7 +56,7 @@ async def _submitted_key(request: Request) -> str:
 
 @router.get(LOGIN_PATH)
 def show_login(request: Request) -> Response:
-    if not runtime_of(request).settings.api_key:
+    if not runtime_of(request).settings.api_key_value():
         return RedirectResponse("/", status_code=303)
     return login_page()
 
@@ -73,7 +73,7 @@ def _refused(request: Request, response: Response, message: str) -> Response:
 
 @router.post(LOGIN_PATH)
 async def log_in(request: Request) -> Response:
-    api_key = runtime_of(request).settings.api_key
+    api_key = runtime_of(request).settings.api_key_value()
     if not api_key:
         return RedirectResponse("/", status_code=303)
     submitted = await _submitted_key(request)

@@ -1,4 +1,4 @@
-"""The JSON the API answers with, as typed models: /openapi.json states the contract the README describes.
+"""The JSON the API answers with, as typed models: /openapi.json states the contract docs/api.md describes.
 
 Records that come from the session files allow extra fields (older sessions, fields a later
 version adds), so reading a session never fails on its shape; the fields named here are the ones

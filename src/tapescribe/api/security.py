@@ -175,7 +175,7 @@ class TrustBoundary:
         self.hosts = allowed_host_names(settings)
         self.any_host = "*" in settings.allowed_hosts
         self.origins = frozenset(origin.strip().lower().rstrip("/") for origin in settings.allowed_origins)
-        self.api_key = settings.api_key or None
+        self.api_key = settings.api_key_value()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

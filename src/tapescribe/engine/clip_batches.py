@@ -1,14 +1,14 @@
 """ClipBatches: short clips transcribed at the same time share their model calls.
 
-Ten clips sent at once ran no faster than one after another: on 2 CPU cores two decodes only share
-the cores. A beam search over ten clips' prompts in one CTranslate2 call costs little more than one
+Clips sent at once in separate slots run no faster than one after another: two decodes on the same
+CPU cores only share them. A beam search over ten clips' prompts in one CTranslate2 call costs little more than one
 over a single prompt, as with the lanes of a long file (engine/lanes.py). So each clip still runs
 faster-whisper's own `transcribe` over its own audio, in its own thread, with its own options, on a
 shallow copy of the model whose CTranslate2 object is the `BatchingWhisper` of all clips decoding
 on that model now: their generate calls with equal options go as one batch, their encodes one after
 another (a batch of encodes is no faster on a CPU). A clip needs no text before it, so nothing of
-its decoding changes but the batch it shares: ten clips in-process took 3.2-3.6 s batched against
-4.7 s one by one, with the same text for each (bench/fairness.py measures it through the server).
+its decoding changes but the batch it shares: each gets the text it gets alone (bench/fairness.py
+measures the time through the server).
 Which clips share a call depends on when they came (a call waits GATHER_SECONDS for the others);
 the batcher of a model ends with its last clip, so none is kept while no clip decodes. On a model of
 several single-thread decoders (the default on a CPU) a batch is no cheaper than its calls, so the

@@ -16,7 +16,7 @@ starts a resumed job again at the group of the last saved segment and the segmen
 already saved are skipped by time, as transcribe_windows does. The first lane of a group starts
 from the text context one pass would carry there (`carried_context` over the records before it,
 which a resume has as `Resume.earlier`); the other lanes start from the caller's prompt only.
-Lanes are featurized alone (no whole-file feature ceiling): that is how bench/lanes.py measured them.
+Lanes are featurized alone (no whole-file feature ceiling).
 """
 
 from __future__ import annotations

@@ -1,23 +1,20 @@
 """Lanes: one long file decoded as contiguous lanes at once, each lane faster-whisper's own transcribe.
 
-Pieces decoded independently lose the text before them, and tiny.en needs it (WER 10-19% against
-9.3% in one pass). A lane instead is a long contiguous stretch (75-150 s) that faster-whisper's
+Pieces decoded independently lose the text before them, and tiny.en needs it. A lane instead is a
+long contiguous stretch (75-150 s) that faster-whisper's
 ordinary sequential `transcribe` decodes with its own context; only the B-1 lane starts over a file
 lose it. Each lane runs in its own thread on a shallow copy of the WhisperModel whose `.model` (the
 CTranslate2 Whisper) is a `BatchingWhisper`, which hands the lanes' calls to CTranslate2 in one of two ways:
 - apart (the default on a CPU): the model has several single-thread decoders (CTranslate2 replicas,
-  `num_workers`), and each call runs alone on a free one as soon as it comes. On 2 cores one beam
-  search of a 30 s window took 0.34 s on one thread against 1.1-1.2 s on CTranslate2's default 4
-  (bench/threads.py; an encode 0.29 s against 0.19 s), and a 10-minute file in 4 lanes on two such
-  decoders took 12-13 s against 17 s batched on 4 threads. Each lane's text is exactly its own
-  transcribe's, whatever the load.
+  `num_workers`), and each call runs alone on a free one as soon as it comes (on one thread a beam
+  search wastes no time waiting on other threads: docs/decisions/0002-lanes-on-single-thread-decoders.md).
+  Each lane's text is exactly its own transcribe's, whatever the load.
 - batched (a model of one decoder): concurrent `generate` calls with the same options run as one
   CTranslate2 call (each lane gets its own result back), and their `encode` calls run together, row
-  by row. On 4 threads one beam search over 4 prompts took 2.2 s against 3.7-3.9 s for 4 searches;
-  on one thread a batch is no cheaper than its calls one by one. CTranslate2 batches only prompts
+  by row. On several threads a batched beam search is cheaper than its searches one by one; on one
+  thread it is not. CTranslate2 batches only prompts
   whose <|startoftranscript|> is at one place; `trim_context` cuts the context of a batch to its
   shortest one's latest tokens so that most prompts line up.
-bench/lanes.py measures lanes against faster-whisper's default sequential transcribe.
 """
 
 from __future__ import annotations
@@ -48,8 +45,7 @@ def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Let glibc's malloc keep at most `arenas` arenas in this process (M_ARENA_MAX); False where it is
     not glibc. By default each thread that allocates may get an arena of its own, and the lanes'
     threads, each allocating and freeing features and segments, grew a job's resident memory while it
-    decoded: 973 MiB at the peak on the 10-minute file; 582 MiB with 2 arenas and the lanes' passes on
-    one thread (OnOneThread), against 556 MiB in windows (bench/memory.py). Call it before lanes start."""
+    decoded (docs/performance.md, Memory). Call it before lanes start."""
     import ctypes
 
     try:
@@ -81,11 +77,9 @@ class OnOneThread:
 
     faster-whisper featurizes a lane's whole audio at once, and Silero VAD runs over all of it too,
     at their peaks about 0.8 and 0.6 MiB per second of it. glibc keeps what a thread freed in that
-    thread's own arena, so four lane threads doing it kept four such peaks: a 10-minute file's peak
-    went from 567 MiB (240 s windows) to 886 MiB in lanes, a 30-minute file's (groups of four 240 s
-    lanes) from 678 to 1266 MiB (bench/memory.py); one lane at a time on their own threads changed
-    little, and capping malloc's arenas (cap_malloc_arenas) alone left 1377 MiB on the 30-minute file
-    (844 with both). Every other attribute is the extractor's.
+    thread's own arena, so four lane threads doing it kept four such peaks; capping malloc's arenas
+    (cap_malloc_arenas) alone did not undo that, the two together did. Every other attribute is the
+    extractor's.
     """
 
     def __init__(self, extractor: Any, thread: ThreadPoolExecutor) -> None:
@@ -341,7 +335,7 @@ def transcribe_in_lanes(
     model: Any, audio: np.ndarray, lanes: int, groups: int = 1, trim_context: bool = False, **options: Any
 ) -> tuple[list[dict[str, Any]], list[tuple[str, int, float]]]:
     """Segments ({start, end, text}, absolute seconds) of `audio` decoded as `lanes` lockstep lanes whose
-    calls are batched (as bench/lanes.py measures them), and (kind, rows, seconds) of each model call.
+    calls are batched (bench/lanes.py measures them so), and (kind, rows, seconds) of each model call.
 
     The lanes form `groups` groups, each batched on its own: with a model of as many CTranslate2
     workers (`num_workers`), one group can encode while another generates. `options` go to every

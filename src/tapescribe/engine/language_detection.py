@@ -8,12 +8,8 @@ averaged over the parts. Audio is read once, block by block, and at most `scan_s
 slice is held, so memory is bounded for any length.
 
 The speech is encoded as it is, not padded to Whisper's 30 s window as the library's
-`detect_language` pads it: the encoder's cost follows the audio it is given. On a 10-minute file
-the three parts took 0.6 s instead of 1.7 s, and searching the first 30 s of a slice for speech
-before the whole 90 s took 0.16 s instead of 0.55 s. On every shared recording (clean, 30 dB
-softer, noisy at 5 dB SNR, whispered; alone and joined to 40 s) and on English openings followed
-by German, Spanish, French or Japanese, this gets 4 of 180 wrong where 30 s of padded speech per
-part got 3 wrong, all of them whispered or soft (`python bench/language_detection.py`).
+`detect_language` pads it: the encoder's cost follows the audio it is given, about a third of
+it for three parts, at nearly the same accuracy (docs/performance.md, Languages).
 """
 
 from __future__ import annotations

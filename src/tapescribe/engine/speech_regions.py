@@ -1,13 +1,12 @@
 """Where a window may hold speech: Silero VAD on a copy of the audio brought to one loudness.
 
-Silero's speech probability depends on the level: at faster-whisper's VAD defaults (threshold 0.5,
-2 s of silence, 0.4 s of padding) it dropped soft and whispered words, and even at threshold 0.1 it
-missed a 3 s sentence recorded 30 dB quieter than its neighbours, so that sentence never reached
-Whisper. Here the VAD hears a copy whose level is evened out every 0.2 s (quiet speech made as loud
+Silero's speech probability depends on the level, so on the audio as it is it drops soft and
+whispered words (docs/decisions/0003-vad-defaults.md). Here the VAD hears a copy whose level is
+evened out every 0.2 s (quiet speech made as loud
 as the rest; digital silence stays silent), and only the stretches it finds are decoded, from the
 untouched audio, through faster-whisper's `clip_timestamps` (so times stay those of the file).
 Room noise, a quiet hiss and music evened out the same way still read as no speech at threshold
-0.5 (at 0.1 to 0.3 the hiss read as speech); bench/defaults.py measures it. A stretch is skipped
+0.5 (lower thresholds read the hiss as speech). A stretch is skipped
 only when it is at least the minimum silence long, at the window's edges too, so a clip with a
 short lead-in is decoded exactly as faster-whisper decodes it whole."""
 

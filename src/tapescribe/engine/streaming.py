@@ -14,7 +14,7 @@ settled and transcribes it again at each step (what Whisper-Streaming's OnlineAS
   audio up to the end of a Whisper segment whose words are all settled is dropped, so a step never
   costs more than one window however long the stream. No text prompt is given: a prompt of the
   last 200 characters of settled text made tiny.en write what followed the prompt rather than
-  what was said (WER 7.7% against 5.4% without, the 14 English recordings streamed back to back).
+  what was said.
 - **Voice activity decides what is worth transcribing** (Silero VAD, faster_whisper.vad). Silence
   is never transcribed: it costs one VAD pass (milliseconds) instead of an encoder pass, and it
   cannot come back as "Thank you." When speech is followed by `utterance_end_silence` of silence

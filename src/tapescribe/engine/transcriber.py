@@ -18,7 +18,7 @@ computes there (engine/window_features.py): Whisper floors them below the loudes
 audio it is handed, and reflects the audio at its edges. A file longer than one window is read once
 more first, for its loudest frame; each window is floored below it and featurized with the audio
 just before and after it. The ceiling is journaled with each record, so a resumed job featurizes
-its windows the same. The figures are in bench/windows.py.
+its windows the same (docs/decisions/0001-windows-that-decode-like-one-pass.md).
 
 Where windows fall is therefore a function of the audio and the settings alone, counted from the
 start of the file, and each segment says which window produced it (`window_start`). A resumed
@@ -28,8 +28,7 @@ a window at temperature 0 is deterministic on CPU (same audio, same segments, in
 across processes). A window that falls back to sampling is not: CTranslate2 seeds its per-thread
 generator once, at random. Skipping by time (a segment lying mostly before the last saved end is
 already saved) keeps such a window free of repeats and holes at the seam. Starting at the end of
-the last saved segment instead shifted every later window: the text differed (WER 3.2%) and once
-lost 53 words.
+the last saved segment instead shifted every later window, and the text differed.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ from tapescribe.engine.window_features import EDGE, feature_ceiling, featurizes_
 # copy took a quiet hiss for speech; 5 s skipped the middle of a whispered sentence Silero could not
 # hear. With these the server kept every word faster-whisper's own defaults (no VAD) keep on the
 # shared recordings made soft, whispered and noisy, and wrote nothing over room noise, hiss, music or
-# silence (bench/defaults.py; the figures are in the README).
+# silence (bench/defaults.py; docs/decisions/0003-vad-defaults.md).
 KEEP_SOFT_SPEECH_VAD = {"threshold": 0.5, "min_silence_duration_ms": 7000, "speech_pad_ms": 1500}
 PROMPT_RESET_ON_TEMPERATURE = 0.5  # faster-whisper's `prompt_reset_on_temperature`
 CYCLE_SECONDS = 30.0  # Whisper decodes 30 s at a time, each from where the previous cycle's text ended

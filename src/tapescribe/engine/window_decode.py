@@ -32,8 +32,8 @@ def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: in
 
     faster-whisper's `transcribe` pads every window to 30 s, and the encoder pass over those 30 s
     is most of a step's cost on a CPU; a buffer of a few seconds padded to 10 s costs a third of
-    it (tiny.en on the shared English recordings: WER 4.1% against 5.9% for 30 s windows, and half
-    the time; under about 3 s of padding it loops). `transcribe` would also decode the unfinished
+    it, with no loss of accuracy on the shared recordings (under about 3 s of padding it loops).
+    `transcribe` would also decode the unfinished
     last segment again in a second window; here it is kept, as the edge of a live buffer always is.
     This uses faster-whisper's own steps (encode, generate_with_fallback, word alignment) from the
     version pinned in pyproject.toml.

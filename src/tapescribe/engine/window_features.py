@@ -6,7 +6,7 @@ frame below the file's loudest one, a window alone below its own, lower in a qui
 window kept detail one pass wipes out and tiny.en heard some words differently. And each frame
 spans 400 samples around its centre, so the first and last frames of a window alone reflected its
 edges where one pass sees the audio before and after: every window's first cycle began from other
-features, could write other timestamps, and the text context after it differed (bench/windows.py).
+features, could write other timestamps, and the text context after it differed.
 
 `feature_ceiling` reads the whole stream once more, block by block, for the highest feature one
 pass computes; `for_window` gives a window that ceiling's floor and EDGE samples of the audio on

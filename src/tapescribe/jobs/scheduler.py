@@ -1,8 +1,8 @@
 """DecodeScheduler: the one limit on model work in a process (queued uploads, `/transcribe`, `/v1`, retranscribe).
 
-A decode takes a slot; at most `slots` run at once, because on a CPU one CTranslate2 decode already
-uses up to four cores and more decodes only share them (ten clips at once each ran at a tenth of the
-speed). With two slots or more, one is kept for short audio (<= SHORT_AUDIO_SECONDS): a clip sent
+A decode takes a slot; at most `slots` run at once, because decodes beyond what the loaded models'
+decoders can run (settings.decode_slots) only share the same cores and each runs slower. With two
+slots or more, one is kept for short audio (<= SHORT_AUDIO_SECONDS): a clip sent
 while long files transcribe starts at once, and a long job beside it steps aside at its next segment
 until it is done. A request over the limit waits for a slot
 in order: shortest audio first, then arrival. A job holding a slot gives it up between segments when
@@ -17,8 +17,7 @@ work is bounded by the connections a server accepts); while one is held, long jo
 pause at their next segment and none starts, as they step aside for a clip in the kept slot, and they
 go on where they were once none is held. A /ws/live stream holds it from a step that hears an
 utterance going on until the step that settles it (live/stream.py), so no window of a long job starts
-between two steps of one utterance. Beside a 10-minute upload on 2 shared cores, live captions came
-a median 6.7 s after the words without this and 1.4 s with it (bench/live.py --with-long-job). Short
+between two steps of one utterance (docs/performance.md has the latency this keeps). Short
 clips go on beside live steps: each is done within a window. Only this process's jobs step aside: a
 `tapescribe worker` process has its own scheduler.
 

@@ -46,7 +46,7 @@ export async function openMicrophone() {
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   } catch (error) {
-    throw new Error(problemMessage(error));
+    throw new Error(problemMessage(error), { cause: error });
   }
   const context = new AudioContext();
   const analyser = context.createAnalyser();

@@ -54,7 +54,7 @@ export function modelPanel({ onStarted }) {
     form.hidden = !session.has_audio;
     start.disabled = busy;
     choice.disable(busy);
-    let models = [];
+    let models;
     try {
       models = await getModels().then((answer) => answer.models || []);
     } catch {

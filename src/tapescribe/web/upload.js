@@ -250,7 +250,7 @@ export function setupUpload() {
   // -- after a reload ---------------------------------------------------------------------------
 
   function interruptedNotice() {
-    let names = [];
+    let names;
     try {
       names = JSON.parse(sessionStorage.getItem(IN_TRANSIT_KEY) || '[]');
     } catch {
