@@ -369,6 +369,11 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
         "client_timeout_seconds",
         "keep_alive_seconds",
         "max_connections",
+        "request_head_timeout_seconds",
+        "max_connections_per_client",
+        "login_free_failures",
+        "login_max_wait_seconds",
+        "login_forget_seconds",
     ),
     "Storage and queue": (
         "data_dir",
@@ -409,6 +414,10 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
 TUNING_KNOBS = frozenset(
     {
         "max_waiting_decodes",
+        "request_head_timeout_seconds",
+        "login_free_failures",
+        "login_max_wait_seconds",
+        "login_forget_seconds",
         "client_timeout_seconds",
         "keep_alive_seconds",
         "max_connections",
