@@ -117,7 +117,8 @@ def worker(workers, data_dir, model) -> None:
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Data directory, for its model cache (default ./data, or TAPESCRIBE_DATA_DIR); nothing else is written.",
+    help="Data directory, for its model cache and scratch files (default ./data, or TAPESCRIBE_DATA_DIR); "
+    "no session is stored.",
 )
 def transcribe(files, language, fmt, output_dir, model, data_dir) -> None:
     """Transcribe files locally, without a server, as an upload's job would (same model choice and decoding)."""
