@@ -53,22 +53,24 @@ def browser():
             "(its own browser download is not needed; the system Chromium is used)."
         )
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-audio-capture={audio_file(FAKE_MICROPHONE)}",
-            ],
-        )
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(FAKE_MICROPHONE))
         yield launched
         launched.close()
+
+
+def chromium_args(microphone: str) -> list[str]:
+    """Chromium's flags, its fake microphone playing the shared recording `microphone` (looped)."""
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-audio-capture={audio_file(microphone)}",
+    ]
 
 
 @contextlib.contextmanager
@@ -733,6 +735,64 @@ def test_an_english_only_model_on_german_warns_and_one_click_fixes_it(page, ui_s
     assert (fixed["model"], fixed["language"]) == ("base", "de") and fixed["status"]["status"] == "done"
     assert "hinter diesem" in words(fixed["transcription"]["text"])
     assert [v["label"] for v in versions_of(ui_server, session_id)] == ["before-retranscribe"]
+
+
+def test_the_upload_card_warns_as_history_does_when_an_english_only_model_hears_spanish(page, browser, ui_server):
+    """The card said Done over English nonsense; only History warned. Now the card shows History's
+    warning, word for word, and its one click transcribes the file again in Spanish, followed on the card."""
+    page.goto("/#upload")
+    choice = page.locator("#upload-choice")
+    expect(choice.locator("option[value='tiny.en']")).to_be_attached()
+    choice.get_by_label("Model", exact=True).select_option("tiny.en")
+    page.set_input_files("#upload-input", [audio_file("leopard_test_es.wav")])
+    card = page.locator(".upload-card", has_text="leopard_test_es.wav")
+    expect(card).to_have_attribute("data-state", "done", timeout=120_000)
+    warning = card.locator(".language-warning")
+    expect(warning).to_contain_text("sounds like Spanish", timeout=30_000)
+    expect(warning).to_contain_text("tiny.en writes English only, so this transcript is probably wrong")
+    session_id = card.get_attribute("data-session-id")
+    stored = api(ui_server, "GET", f"/session/{session_id}").json()
+    assert (stored["model"], stored["detected_language"]) == ("tiny.en", "es"), stored
+    on_card = words(warning.inner_text())
+    screenshots(page, "upload-english-only-warning")
+
+    with page_of(browser, ui_server) as other:  # History, in another tab, says the same
+        view = open_session(other, session_id)
+        expect(view.locator(".language-warning")).to_contain_text("sounds like Spanish")
+        assert words(view.locator(".language-warning").inner_text()) == on_card
+
+    card.locator(".language-warning").get_by_role("button", name="Retranscribe with base (Spanish)").click()
+    expect(card.locator(".language-warning")).to_be_empty()
+    expect(card.locator(".transcript")).to_contain_text("blanquecinas", timeout=120_000)
+    expect(card).to_have_attribute("data-state", "done", timeout=120_000)
+    fixed = api(ui_server, "GET", f"/session/{card.get_attribute('data-session-id')}").json()
+    assert (fixed["model"], fixed["language"]) == ("base", "es") and fixed["status"]["status"] == "done"
+
+
+def test_the_record_result_warns_when_an_english_only_model_hears_spanish(browser, ui_server):
+    """A recording in Spanish (the fake microphone plays leopard_test_es.wav) with tiny.en chosen."""
+    spanish = browser.browser_type.launch(executable_path=str(CHROMIUM), args=chromium_args("leopard_test_es.wav"))
+    try:
+        with page_of(spanish, ui_server) as page:
+            page.goto("/#record")
+            choice = page.locator("#record-choice")
+            expect(choice.locator("option[value='tiny.en']")).to_be_attached()
+            choice.get_by_label("Model", exact=True).select_option("tiny.en")
+            page.get_by_role("button", name="Start recording").click()
+            page.wait_for_timeout(8000)
+            page.get_by_role("button", name="Stop recording").click()
+            result = page.locator("#record-result article.result")
+            expect(result).to_be_visible(timeout=60_000)
+            warning = result.locator(".language-warning")
+            expect(warning).to_contain_text("sounds like Spanish", timeout=30_000)
+            expect(warning).to_contain_text("tiny.en writes English only")
+            session_id = result.get_attribute("data-session-id")
+            warning.get_by_role("button", name="Retranscribe with base (Spanish)").click()
+            expect(page).to_have_url(re.compile(f"#history/{session_id}$"))
+            view = page.locator("#session-view")
+            expect(view.locator(".model-facts dd").first).to_have_text("base · chosen in the request", timeout=120_000)
+    finally:
+        spanish.close()
 
 
 # -- Signing in, when the server has a key ----------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tapescribe.config import Settings, confine_scratch_files
+from tapescribe.config import Settings
 
 _COMMON = [
     click.option(
@@ -104,7 +104,7 @@ def worker(workers, data_dir, model) -> None:
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--language", default=None, help="Language code; detected when not given.")
+@click.option("--language", default=None, help="Language code; detected on the audio when not given.")
 @click.option(
     "--format", "fmt", type=click.Choice(["txt", "srt", "vtt", "json", "tsv"]), default="txt", show_default=True
 )
@@ -115,55 +115,50 @@ def worker(workers, data_dir, model) -> None:
     default=None,
     help="Write FILE-stem.FORMAT here instead of printing.",
 )
-@click.option("--model", default=None, help="Model (default: the one TAPESCRIBE_MODEL names, else tiny.en).")
-def transcribe(files, language, fmt, output_dir, model) -> None:
-    """Transcribe files locally, without a server."""
-    from dataclasses import replace
-    from functools import partial
-
-    from tapescribe.engine.audio import measure_duration, pcm_blocks, probe
-    from tapescribe.engine.transcriber import for_transcript, transcribe_windows
+@click.option(
+    "--model",
+    default=None,
+    help="Model, as an upload names it (default auto: tiny.en for English, base for other languages).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory, for its model cache and scratch files (default ./data, or TAPESCRIBE_DATA_DIR); "
+    "no session is stored.",
+)
+def transcribe(files, language, fmt, output_dir, model, data_dir) -> None:
+    """Transcribe files locally, without a server, as an upload's job would (same model choice and decoding)."""
     from tapescribe.errors import TapescribeError
-    from tapescribe.runtime import decode_defaults, model_pool
+    from tapescribe.jobs.pipeline import AudioInput, TranscriptionPipeline
+    from tapescribe.runtime import decode_scheduler, job_settings, model_pool, prepare_process
     from tapescribe.sessions.exports import render
 
-    settings = make_settings(model=model)
-    confine_scratch_files(settings)
-    pool = model_pool(settings)
-    options = replace(decode_defaults(settings), language=language)
+    settings = make_settings(data_dir=data_dir)
+    prepare_process(settings)
+    pipeline = TranscriptionPipeline(model_pool(settings), job_settings(settings))
+    request = pipeline.request(model, language)  # an English-only model for another language: the API's 400
+    scheduler = decode_scheduler(settings)
     failed = 0
     for path in files:
         try:
-            info = probe(path)
-            duration = info.duration or measure_duration(path)
-            segments = []
-            found: dict[str, str] = {}
+            audio = AudioInput(path)
+            with click.progressbar(length=1000, label=path.name, file=sys.stderr) as bar:
+                length = audio.duration() or 1.0
 
-            def remember(language_found, found=found) -> None:
-                found["language"] = language_found.language
+                def show(seconds: float, bar=bar, length=length) -> None:
+                    bar.update(max(0, min(1000, int(1000 * seconds / length)) - bar.pos))
 
-            with click.progressbar(length=max(1, int(duration * 1000)), label=path.name, file=sys.stderr) as bar:
-                for segment in transcribe_windows(
-                    pool.get(),
-                    pcm_blocks(path),
-                    options,
-                    window_seconds=settings.window_seconds,
-                    on_language=remember,
-                    whole_file=partial(pcm_blocks, path),
-                ):
-                    segments.append(for_transcript(segment))
-                    bar.update(int(segment["end"] * 1000) - bar.pos)
-                bar.update((bar.length or 0) - bar.pos)
+                transcript = pipeline.transcribe(audio, request, scheduler, show)
+                bar.update(1000 - bar.pos)
         except TapescribeError as error:
             click.echo(f"{path}: {error.message}", err=True)
             failed += 1
             continue
-        transcription = {
-            "text": "".join(s["text"] for s in segments).strip(),
-            "language": found.get("language"),
-            "segments": segments,
-        }
-        output = render(transcription, fmt, {"source_file": str(path), "duration": duration})
+        click.echo(f"{path.name}: {transcript.model} ({transcript.model_reason})", err=True)
+        if transcript.warning():
+            click.echo(f"{path.name}: warning: {transcript.warning()}", err=True)
+        output = render(transcript.record(), fmt, {"source_file": str(path), "duration": transcript.duration})
         if output_dir:
             output_dir.mkdir(parents=True, exist_ok=True)
             (output_dir / f"{path.stem}.{fmt}").write_text(output, encoding="utf-8")

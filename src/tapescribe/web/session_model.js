@@ -3,7 +3,7 @@
 // language, with a one-click retranscription by a multilingual model in that language; and a
 // Retranscribe control (model and language, Auto by default) for any other choice.
 
-import { getModels, retranscribe } from './api.js';
+import { getModels, getSession, retranscribe } from './api.js';
 import { isEnglishOnly, modelChoice, multilingualModel } from './choice.js';
 import { h, icon, replace } from './dom.js';
 import { isUnfinished } from './format.js';
@@ -19,6 +19,43 @@ export function englishOnlyMismatch(session, models) {
   if ((session.detected_language_probability ?? 0) < CLEARLY) return null;
   const multilingual = multilingualModel(models);
   return multilingual ? { model: multilingual.id, language: detected } : null;
+}
+
+/**
+ * The warning about an English-only model that heard another language, or null: the same words on the
+ * History view, an upload card and a recording's result. Its button asks for the suggested model and
+ * language: `onFix(suggestion, button)`.
+ */
+export function languageWarning(session, models, { busy = false, onFix }) {
+  const suggestion = englishOnlyMismatch(session, models);
+  if (!suggestion || !session.has_audio) return null;
+  const name = languageName(suggestion.language);
+  const button = h('button', {
+    type: 'button', class: 'button small primary', disabled: busy,
+    onclick: () => onFix(suggestion, button),
+  }, icon('retry'), `Retranscribe with ${suggestion.model} (${name})`);
+  return h('div', { class: 'notice notice-warning', role: 'status' },
+    h('p', {}, h('strong', {}, 'This looks like the wrong model. '),
+      `The recording sounds like ${name} (${Math.round(session.detected_language_probability * 100)}% sure), `
+      + `but ${session.model} writes English only, so this transcript is probably wrong.`),
+    h('div', { class: 'notice-actions' }, button));
+}
+
+/**
+ * Fills `box` with the language warning for session `id` once it is done (nothing when all is well, or
+ * when the session or the model list cannot be read: the transcript is shown either way). Resolves to
+ * the session as stored, or null.
+ */
+export async function showLanguageWarning(box, id, onFix) {
+  let session;
+  let models;
+  try {
+    [session, models] = await Promise.all([getSession(id), getModels().then((answer) => answer.models || [])]);
+  } catch {
+    return null;
+  }
+  replace(box, languageWarning(session, models, { onFix }));
+  return session;
 }
 
 /** `onStarted(status)` is told when the server queued a retranscription, to follow it like any job. */
@@ -61,25 +98,9 @@ export function modelPanel({ onStarted }) {
       models = []; // the warning needs the list; the rest of the panel does not
     }
     if (session !== next) return;
-    showWarning(englishOnlyMismatch(session, models), busy);
+    replace(warning, languageWarning(session, models, { busy, onFix: send }));
   }
 
-  function showWarning(suggestion, busy) {
-    if (!suggestion || !session.has_audio) {
-      replace(warning);
-      return;
-    }
-    const name = languageName(suggestion.language);
-    const button = h('button', {
-      type: 'button', class: 'button small primary', disabled: busy,
-      onclick: () => send(suggestion, button),
-    }, icon('retry'), `Retranscribe with ${suggestion.model} (${name})`);
-    replace(warning, h('div', { class: 'notice notice-warning', role: 'status' },
-      h('p', {}, h('strong', {}, 'This looks like the wrong model. '),
-        `The recording sounds like ${name} (${Math.round(session.detected_language_probability * 100)}% sure), `
-        + `but ${session.model} writes English only, so this transcript is probably wrong.`),
-      h('div', { class: 'notice-actions' }, button)));
-  }
 
   async function send(chosen, button) {
     const { id } = session;

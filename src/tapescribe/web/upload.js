@@ -5,13 +5,14 @@
 // from GET /sessions. Bytes still in transit when the page goes away cannot survive, so the page
 // warns before unloading and, after a reload, says which files have to be chosen again.
 
-import { cancelSession, listSessions, uploadFile } from './api.js';
+import { cancelSession, listSessions, retranscribe, uploadFile } from './api.js';
 import { h, icon, replace, $ } from './dom.js';
-import { follow } from './events.js';
+import { follow, rewatch } from './events.js';
 import { emit, SESSIONS_CHANGED } from './bus.js';
 import { formatBytes, formatDuration, formatPercent, isUnfinished } from './format.js';
 import { transcriptView } from './transcript.js';
 import { appendChoice, modelChoice } from './choice.js';
+import { showLanguageWarning } from './session_model.js';
 
 const MAX_TRANSFERS = 2; // the rest of the browser's six connections stay free for the event streams
 const IN_TRANSIT_KEY = 'tapescribe.uploads-in-transit';
@@ -119,6 +120,8 @@ export function setupUpload() {
     const progress = h('progress', { max: 1, value: 0, 'aria-label': `Progress of ${name}` });
     const details = h('p', { class: 'muted small upload-details' }, formatBytes(size));
     const messageBox = h('div', { class: 'upload-message' });
+    // as History shows it: an English-only model that heard another language probably wrote nonsense
+    const warningBox = h('div', { class: 'language-warning' });
     const transcript = transcriptView({ label: `Transcript of ${name}` });
     const transcriptBox = h('div', { class: 'scroll-box upload-transcript', hidden: true }, transcript.el);
     const actions = h('div', { class: 'card-actions' });
@@ -129,6 +132,7 @@ export function setupUpload() {
         badge),
       h('div', { class: 'progress-block' }, progressLabel, progress),
       messageBox,
+      warningBox,
       transcriptBox,
       actions);
 
@@ -196,6 +200,17 @@ export function setupUpload() {
           progressLabel.textContent = transcript.length ? 'Transcribed' : 'Transcribed · no speech was found';
           progress.value = 1;
           setActions(openLink(), dismiss());
+          if (!card.warningAsked) {
+            card.warningAsked = true;
+            showLanguageWarning(warningBox, card.sessionId, fixLanguage).then((session) => {
+              // the transcript as stored: a run again that wrote as many segments sent none anew
+              const segments = session?.transcription?.segments;
+              if (segments?.length) {
+                transcript.set(segments);
+                transcriptBox.hidden = false;
+              }
+            });
+          }
           return;
         case 'error':
           card.failed(status.message || 'Transcription failed.', card.sessionId);
@@ -214,6 +229,25 @@ export function setupUpload() {
           openLink());
       }
     };
+
+    /** The warning's one click: transcribe it again with the suggested model and language, followed here. */
+    async function fixLanguage(suggestion, button) {
+      button.disabled = true;
+      replace(messageBox);
+      try {
+        await retranscribe(card.sessionId, suggestion);
+      } catch (error) {
+        button.disabled = false;
+        replace(messageBox, h('p', { class: 'field-error', role: 'alert' }, error.message));
+        return;
+      }
+      replace(warningBox);
+      card.warningAsked = false;
+      el.dataset.actions = '';
+      card.showStatus({ status: 'queued', progress: 0 });
+      rewatch(card.sessionId);
+      emit(SESSIONS_CHANGED, { id: card.sessionId });
+    }
 
     async function cancel(event) {
       const button = event.currentTarget;
