@@ -138,6 +138,7 @@ class SessionStore:
         source = self.incoming_dir / checked_session_id(session_id)
         files.write_json_atomic(source / STATUS_FILE, status)
         files.write_json_atomic(source / SESSION_FILE, session)
+        (source / WRITE_LOCK_FILE).touch()  # made now, so no later write needs a new file for its lock
         target = self.sessions_dir / session_id
         os.replace(source, target)
         files.fsync_dir(self.sessions_dir)
