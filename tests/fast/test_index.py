@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from conftest import AUDIO_DIR
 from tapescribe.config import Settings
-from tapescribe.sessions.index import SessionIndex, redacted_url
+from tapescribe.sessions.index import FingerprintStep, SessionIndex, redacted_url
 from tapescribe.sessions.index_migrations import Migration, pending
+from tapescribe.sessions.index_sqlite import SCHEMA_VERSION as SQLITE_VERSION
 from tapescribe.sessions.index_sqlite import SqliteSessionIndex, fts_query
 
 # Things people type, with what reaches FTS5: every word quoted (so it is text, never syntax),
@@ -138,6 +139,26 @@ def test_reopening_an_index_keeps_it(index, open_index):
     again = open_index()
     assert not again.needs_rebuild
     assert again.page(10, 0)[1] == 3
+
+
+def test_a_partial_write_moves_the_fingerprint_only_from_the_one_before_it(index):
+    """A row's fingerprint says which files it was built from; a write of some fields moves it only when
+    the row was in step before (else it is cleared: the next start rebuilds the row from the files)."""
+    index.upsert({**row("d", "2025-01-04T10:00:00", title="Fingerprinted"), "fingerprint": "f1"})
+    assert index.fingerprints()["d"] == "f1"
+    assert "fingerprint" not in index.page(10, 0)[0][0]  # not shown to clients
+    index.update("d", step=FingerprintStep("f1", "f2"), status="done")
+    assert index.fingerprints()["d"] == "f2"
+    index.update("d", step=FingerprintStep("f1", "f3"), status="error")  # the row was not at f1
+    assert index.fingerprints()["d"] is None
+    index.update("d", step=FingerprintStep("f1", "f3"), title="Renamed")  # nor is it now
+    assert index.fingerprints()["d"] is None
+    index.upsert_many([({**row("d", "2025-01-04T10:00:00", title="Renamed"), "fingerprint": "f4"}, [])])
+    index.set_segments("d", segments("Pangolins at dawn."), step=FingerprintStep("f4", "f5"))
+    assert index.fingerprints()["d"] == "f5" and [hit["id"] for hit in index.search("pangolins")] == ["d"]
+    index.set_segments("d", segments("Tapirs at dusk."))  # a write that does not say what it moved from
+    assert index.fingerprints()["d"] is None
+    assert index.fingerprints()["a"] is None  # rows written without one
 
 
 def test_search_finds_segments_with_the_offsets_of_each_match(index):
@@ -340,12 +361,14 @@ def test_sqlite_index_from_before_the_version_table_is_kept_and_an_older_schema_
     made.close()
     with sqlite3.connect(path) as connection:  # as tapescribe left it before schema_version existed
         connection.execute("DROP TABLE schema_version")
+        connection.execute("ALTER TABLE sessions DROP COLUMN fingerprint")  # version 7 had none
         connection.execute("PRAGMA user_version=7")
     again = SqliteSessionIndex(path)
     assert not again.needs_rebuild and again.page(10, 0, "kept")[1] == 1
+    assert again.fingerprints() == {"a": None}  # added in place, unknown: the next start rebuilds the row
     again.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(7,)]
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(SQLITE_VERSION,)]
         connection.execute("UPDATE schema_version SET version=6")  # a schema that cannot be changed in place
     older = SqliteSessionIndex(path)
     assert older.needs_rebuild and older.page(10, 0) == ([], 0)  # remade empty: the caller refills it

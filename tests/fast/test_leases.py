@@ -86,3 +86,56 @@ def test_a_dead_holders_lease_is_claimed_by_exactly_one_claimer(client, redis_ur
         thread.join()
     assert claimed == [SESSION]
     assert claimers[0].claim_expired() == []
+
+
+def counted_under(lock, counter, writers: int = 12) -> int:
+    """`writers` threads, released at once, each read-increment-write a counter file under `lock()`."""
+    start = threading.Barrier(writers)
+
+    def increment() -> None:
+        start.wait()
+        with lock():
+            value = int(counter.read_text())
+            time.sleep(0.01)  # wide enough for every other writer to read the same value without the lock
+            counter.write_text(str(value + 1))
+
+    threads = [threading.Thread(target=increment) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return int(counter.read_text())
+
+
+def test_redis_write_locks_queue_writers_of_one_session_across_holders(client, tmp_path):
+    """Write locks are waited for, not refused: every read-modify-write of one session happens alone,
+    whichever process (here: a RedisLeases per thread, as on different hosts) makes it."""
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    assert counted_under(lambda: leases(client, "host-x:1").write(SESSION), counter) == 12
+    assert client.keys("tapescribe:write:*") == []  # each released its own
+    with leases(client, "host-a:1").hold(SESSION) as held:  # a job's lease is another lock: both may be held
+        assert held is not None
+        with leases(client, "host-b:2").write(SESSION):
+            pass
+
+
+def test_a_dead_writers_redis_write_lock_expires(client):
+    writer = leases(client, "host-a:1", seconds=0.3)
+    client.set(writer.write_prefix + SESSION, "host-dead:9:token", px=300)  # its holder died holding it
+    began = time.monotonic()
+    with writer.write(SESSION):
+        assert client.get(writer.write_prefix + SESSION).decode().startswith("host-a:1:")
+    assert time.monotonic() - began < 10
+
+
+def test_file_write_locks_queue_writers_of_one_session_across_threads(tmp_path):
+    from tapescribe.sessions.locks import FileLocks
+    from tapescribe.sessions.store import SessionStore
+
+    store = SessionStore(tmp_path / "sessions", tmp_path / "incoming")
+    session_id, _ = store.new_incoming()
+    store.publish(session_id, {"id": session_id}, {"status": "done"})
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    assert counted_under(lambda: FileLocks(store).write(session_id), counter) == 12

@@ -232,3 +232,39 @@ def test_a_stream_still_running_is_left_alone_and_one_without_audio_is_not_left_
     assert "before any audio" in data.sessions.status(empty)["message"]
     assert data.jobs.recover() == []  # neither has a recording to transcribe yet
     assert finish_interrupted_streams(data.sessions) == [running]  # once the lock is free
+
+
+def test_writes_keep_index_rows_in_step_and_a_start_mends_any_field_a_crash_left_behind(data):
+    """Every kind of write leaves the row's fingerprint in step with the files (a start redoes nothing);
+    a file written without its index write (the process died in between) is found by its fingerprint,
+    whatever it changed, and its row rebuilt."""
+    from tapescribe.sessions.speaker_names import rename_speaker
+
+    session_id = data.upload("jfk.flac", PROCESSING)
+    data.sessions.save_transcription(session_id, DRAFT, index=False)  # a job's partial transcript
+    data.sessions.set_status(session_id, PROCESSING, progress=0.7)
+    segments = [
+        {"id": 0, "start": 0.0, "end": 2.0, "text": " And so my fellow Americans", "speaker": "S1"},
+        {"id": 1, "start": 2.0, "end": 4.0, "text": " ask not what your country", "speaker": "S2"},
+    ]
+    transcript = {"text": "", "language": "en", "speakers": ["S1", "S2"], "segments": segments}
+    data.sessions.save_transcription(session_id, transcript)
+    data.sessions.set_status(session_id, DONE, progress=1.0)
+    data.sessions.edit_segment(session_id, 1, "ask not what your quokka")
+    data.sessions.rename(session_id, "Inaugural")
+    rename_speaker(data.sessions, session_id, "S2", "Jack")
+    assert data.sessions.index_sync.reconcile().mended == []
+    assert [hit["id"] for hit in data.sessions.search("quokka", speaker="jack")] == [session_id]
+
+    # killed after the file write, before the index write: a title, then a segment's text
+    session = data.sessions.session(session_id)
+    data.sessions.store.write(session_id, "session.json", {**session, "title": "Crashed rename"})
+    transcript = data.sessions.transcription(session_id)
+    transcript["segments"][0] = {**transcript["segments"][0], "text": " And so my fellow pangolins"}
+    data.sessions.store.write(session_id, "transcription.json", transcript)
+    assert data.sessions.search("pangolins") == [] and data.sessions.listing()["sessions"][0]["title"] == "Inaugural"
+    assert data.sessions.index_sync.reconcile().mended == [session_id]
+    assert data.sessions.listing()["sessions"][0]["title"] == "Crashed rename"
+    assert [hit["id"] for hit in data.sessions.search("pangolins")] == [session_id]
+    assert data.sessions.search("americans") == []
+    assert data.sessions.index_sync.reconcile().mended == []

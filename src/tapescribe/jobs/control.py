@@ -93,74 +93,78 @@ class JobControl:
         self.queue.enqueue(session_id, self.sessions.session(session_id).get("duration"))
 
     def cancel(self, session_id: str) -> dict:
-        status = self.sessions.status(session_id)
-        if status["status"] not in UNFINISHED:
-            raise Conflict(f"Only queued or processing sessions can be cancelled; this one is {status['status']}.")
-        (self.sessions.store.dir(session_id) / CANCEL_MARKER).touch()
-        return self.sessions.set_status(
-            session_id, CANCELLED, message="Cancelled by the user.", runs=status.get("runs", [])
-        )
+        with self.sessions.writing(session_id):  # a read-modify-write of the status: one at a time
+            status = self.sessions.status(session_id)
+            if status["status"] not in UNFINISHED:
+                raise Conflict(f"Only queued or processing sessions can be cancelled; this one is {status['status']}.")
+            (self.sessions.store.dir(session_id) / CANCEL_MARKER).touch()
+            return self.sessions.set_status(
+                session_id, CANCELLED, message="Cancelled by the user.", runs=status.get("runs", [])
+            )
 
     def retry(self, session_id: str) -> dict:
         """Queue an errored or cancelled session again; it continues after the segments already saved."""
-        status = self.sessions.status(session_id)
-        if status["status"] not in (ERROR, CANCELLED):
-            raise Conflict(f"Only sessions in error or cancelled can be retried; this one is {status['status']}.")
-        if self.sessions.store.audio_path(session_id) is None and not self.sessions.store.chunk_paths(session_id):
-            raise Conflict("This session has no audio to transcribe.")
-        with contextlib.suppress(FileNotFoundError):
-            (self.sessions.store.dir(session_id) / CANCEL_MARKER).unlink()
-        record = self.sessions.set_status(session_id, QUEUED, progress=0.0, runs=status.get("runs", []))
-        self.submit(session_id)
-        return record
+        with self.sessions.writing(session_id):  # a read-modify-write of the status: one at a time
+            status = self.sessions.status(session_id)
+            if status["status"] not in (ERROR, CANCELLED):
+                raise Conflict(f"Only sessions in error or cancelled can be retried; this one is {status['status']}.")
+            if self.sessions.store.audio_path(session_id) is None and not self.sessions.store.chunk_paths(session_id):
+                raise Conflict("This session has no audio to transcribe.")
+            with contextlib.suppress(FileNotFoundError):
+                (self.sessions.store.dir(session_id) / CANCEL_MARKER).unlink()
+            record = self.sessions.set_status(session_id, QUEUED, progress=0.0, runs=status.get("runs", []))
+            self.submit(session_id)
+            return record
 
     def retranscribe(self, session_id: str, model: str | None, language: str | None) -> dict:
         """Transcribe again (another model or language; None: chosen by language as for an upload). The
         current transcript, edits included, is kept as a version; the new one replaces it when done."""
-        status = self.sessions.status(session_id)
-        if status["status"] in UNFINISHED:
-            raise Conflict("This session is already being transcribed.")
-        if self.sessions.store.audio_path(session_id) is None:
-            raise Conflict("This session has no stored audio file to transcribe again.")
-        current = self.sessions.transcription(session_id)
-        if current:
-            self.sessions.store.save_version(session_id, "before-retranscribe", current)
-        self.sessions.store.clear_journal(session_id)
-        with contextlib.suppress(FileNotFoundError):
-            (self.sessions.store.dir(session_id) / CANCEL_MARKER).unlink()
-        self.sessions.update_session(
-            session_id,
-            model=model,
-            requested_language=language,
-            language=None,
-            language_probability=None,
-            model_reason=None,  # None: the job chooses again (jobs/routing.py)
-            detected_language=None,
-            detected_language_probability=None,
-        )
-        record = self.sessions.set_status(session_id, QUEUED, progress=0.0, runs=status.get("runs", []))
-        self.submit(session_id)
-        return record
+        with self.sessions.writing(session_id):  # a read-modify-write of the status: one at a time
+            status = self.sessions.status(session_id)
+            if status["status"] in UNFINISHED:
+                raise Conflict("This session is already being transcribed.")
+            if self.sessions.store.audio_path(session_id) is None:
+                raise Conflict("This session has no stored audio file to transcribe again.")
+            current = self.sessions.transcription(session_id)
+            if current:
+                self.sessions.store.save_version(session_id, "before-retranscribe", current)
+            self.sessions.store.clear_journal(session_id)
+            with contextlib.suppress(FileNotFoundError):
+                (self.sessions.store.dir(session_id) / CANCEL_MARKER).unlink()
+            self.sessions.update_session(
+                session_id,
+                model=model,
+                requested_language=language,
+                language=None,
+                language_probability=None,
+                model_reason=None,  # None: the job chooses again (jobs/routing.py)
+                detected_language=None,
+                detected_language_probability=None,
+            )
+            record = self.sessions.set_status(session_id, QUEUED, progress=0.0, runs=status.get("runs", []))
+            self.submit(session_id)
+            return record
 
     def label_speakers(self, session_id: str, request: str | int | None) -> dict:
         """Find the speakers of a transcribed session again (or for the first time), without transcribing
         again: queued as the job's speakers step. None (off) takes the labels off the transcript now."""
-        status = self.sessions.status(session_id)
-        if status["status"] != DONE:
-            raise Conflict(f"Speakers are found in a transcribed session; this one is {status['status']}.")
-        session = self.sessions.session(session_id)
-        options = {**(session.get("options") or {}), "speakers": request}
-        if request is None:
-            options.pop("speakers")
-        self.sessions.update_session(session_id, options=options)
-        if request is None:
-            remove_speaker_labels(self.sessions, session_id)
-            return status
-        record = self.sessions.set_status(
-            session_id, QUEUED, progress=0.999, step=SPEAKERS_STEP, runs=status.get("runs", [])
-        )
-        self.submit(session_id)
-        return record
+        with self.sessions.writing(session_id):  # a read-modify-write of the status: one at a time
+            status = self.sessions.status(session_id)
+            if status["status"] != DONE:
+                raise Conflict(f"Speakers are found in a transcribed session; this one is {status['status']}.")
+            session = self.sessions.session(session_id)
+            options = {**(session.get("options") or {}), "speakers": request}
+            if request is None:
+                options.pop("speakers")
+            self.sessions.update_session(session_id, options=options)
+            if request is None:
+                remove_speaker_labels(self.sessions, session_id)
+                return status
+            record = self.sessions.set_status(
+                session_id, QUEUED, progress=0.999, step=SPEAKERS_STEP, runs=status.get("runs", [])
+            )
+            self.submit(session_id)
+            return record
 
     def recover(self, session_ids: Iterable[str] | None = None) -> list[str]:
         """After a start (or when disk space is back): every session whose files say it is unfinished goes

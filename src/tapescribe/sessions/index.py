@@ -34,6 +34,10 @@ ROW_FIELDS = (
     "updated",
     "size_bytes",
 )
+# Not shown to clients: the files a row and its segments were built from, as `IndexSync.fingerprint`
+# saw them (None: unknown, so the next start rebuilds the row). A start compares it with the files.
+FINGERPRINT = "fingerprint"
+WRITTEN_FIELDS = (*ROW_FIELDS, FINGERPRINT)
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 # Search ranks at most this many matching sessions, the ones indexed last (in normal use the newest):
 # ranking reads every candidate's positions, and a word said in most of 100,000 sessions would
@@ -51,9 +55,13 @@ class SessionIndex(Protocol):
     def upsert_many(self, entries: Iterable[tuple[dict[str, Any], list[dict[str, Any]] | None]]) -> None:
         """Rows (and, where given, their segments) in one transaction: how reindex stays fast."""
 
-    def update(self, session_id: str, **fields: Any) -> None: ...
+    def update(self, session_id: str, *, step: FingerprintStep | None = None, **fields: Any) -> None:
+        """Some fields of a row; its fingerprint moves by `step` (see FingerprintStep)."""
 
-    def set_segments(self, session_id: str, segments: Iterable[dict[str, Any]]) -> None: ...
+    def set_segments(
+        self, session_id: str, segments: Iterable[dict[str, Any]], *, step: FingerprintStep | None = None
+    ) -> None:
+        """A session's transcript segments; its fingerprint moves by `step` (see FingerprintStep)."""
 
     def remove(self, session_id: str) -> None: ...
 
@@ -72,12 +80,28 @@ class SessionIndex(Protocol):
         the [start, end) character offsets of what matched. `speaker` (an id such as S1, or a name
         the owner gave, any case) keeps only what that speaker said."""
 
-    def states(self) -> dict[str, tuple[str, str | None]]:
-        """Every row's (status, updated): what a start compares with the files to find stale rows."""
+    def fingerprints(self) -> dict[str, str | None]:
+        """Every row's fingerprint: what a start compares with the files to find stale rows."""
 
     def totals(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FingerprintStep:
+    """A change to some of a row's fields after one file write: the row's fingerprint becomes `after`
+    only if it was `before` (the row was in step with the files until this write), else it is cleared,
+    so a row that was already behind its files stays marked stale and the next start rebuilds it."""
+
+    before: str
+    after: str
+
+
+def step_values(step: FingerprintStep | None) -> dict[str, str | None]:
+    """The parameters `before` and `after` of a partial write's SQL (without a step: the row is marked
+    stale, as no fingerprint equals NULL)."""
+    return {"before": step.before, "after": step.after} if step else {"before": None, "after": None}
 
 
 @dataclass(frozen=True)

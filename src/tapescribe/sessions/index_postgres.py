@@ -25,7 +25,16 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tapescribe.errors import IndexUnavailable
-from tapescribe.sessions.index import RANKED_CANDIDATES, ROW_FIELDS, query_parts, redacted_url, segment_values
+from tapescribe.sessions.index import (
+    RANKED_CANDIDATES,
+    ROW_FIELDS,
+    WRITTEN_FIELDS,
+    FingerprintStep,
+    query_parts,
+    redacted_url,
+    segment_values,
+    step_values,
+)
 from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
 from tapescribe.sessions.scripts import TERM_SEPARATOR
 from tapescribe.sessions.search_terms import marked_spans, tsquery, tsvector
@@ -73,7 +82,11 @@ MIGRATIONS = (
     Migration(1, _SCHEMA_1, rebuild=True),
     # 2: the order rows were first indexed in (SQLite's rowid): search ranks the RANKED_CANDIDATES last
     Migration(2, ("ALTER TABLE sessions ADD COLUMN seq bigserial", "CREATE INDEX sessions_seq ON sessions (seq)")),
+    # 3: each row's fingerprint of the files it was built from (NULL: rebuilt from the files at the next start)
+    Migration(3, ("ALTER TABLE sessions ADD COLUMN fingerprint text",)),
 )
+# A partial write moves the fingerprint only from the one the row had before the file write (FingerprintStep).
+_STEP = "fingerprint = CASE WHEN fingerprint IS NOT DISTINCT FROM %(before)s THEN %(after)s ELSE NULL END"
 SCHEMA_VERSION = latest(MIGRATIONS)
 _TABLES = ("segments", "sessions")
 _MIGRATION_LOCK = 0x7A9E5C01  # an advisory lock id: one process at a time migrates
@@ -140,15 +153,15 @@ class PostgresSessionIndex:
 
     def upsert_many(self, entries: Iterable[tuple[dict[str, Any], list[dict[str, Any]] | None]]) -> None:
         """Rows (and, where given, their segments) in one transaction: how reindex stays fast."""
-        fields = (*ROW_FIELDS, "text", "terms")
+        fields = (*WRITTEN_FIELDS, "text", "terms")
         columns = ", ".join(fields)
         placeholders = ", ".join(f"%({field})s" for field in fields)
         updates = ", ".join(f"{field}=excluded.{field}" for field in fields if field != "id")
-        row_updates = ", ".join(f"{field}=excluded.{field}" for field in ROW_FIELDS if field != "id")
+        row_updates = ", ".join(f"{field}=excluded.{field}" for field in WRITTEN_FIELDS if field != "id")
         with self._pool.connection() as connection, connection.cursor() as cursor:
             for row, segments in entries:
                 title: str = row.get("title") or ""
-                values = {field: row.get(field) for field in ROW_FIELDS}
+                values = {field: row.get(field) for field in WRITTEN_FIELDS}
                 values["size_bytes"] = values["size_bytes"] or 0
                 values["title"] = title
                 values["source"] = values["source"] or ""
@@ -176,7 +189,7 @@ class PostgresSessionIndex:
                     )
                     self._replace_segments(cursor, row["id"], segments)
 
-    def update(self, session_id: str, **fields: Any) -> None:
+    def update(self, session_id: str, *, step: FingerprintStep | None = None, **fields: Any) -> None:
         unknown = set(fields) - set(ROW_FIELDS)
         if unknown:
             raise ValueError(f"not index fields: {sorted(unknown)}")
@@ -185,18 +198,27 @@ class PostgresSessionIndex:
             if "title" in fields:
                 found = cursor.execute("SELECT text FROM sessions WHERE id=%s", (session_id,)).fetchone()
                 fields = {**fields, "terms": tsvector(fields["title"] or "", found[0] if found else "")}
-            assignments = ", ".join(f"{field}=%({field})s" for field in fields)
-            cursor.execute(f"UPDATE sessions SET {assignments} WHERE id=%(id)s", {**fields, "id": session_id})
+            assignments = ", ".join([*(f"{field}=%({field})s" for field in fields), _STEP])
+            cursor.execute(
+                f"UPDATE sessions SET {assignments} WHERE id=%(id)s", {**fields, **step_values(step), "id": session_id}
+            )
 
-    def set_segments(self, session_id: str, segments: Iterable[dict[str, Any]]) -> None:
+    def set_segments(
+        self, session_id: str, segments: Iterable[dict[str, Any]], *, step: FingerprintStep | None = None
+    ) -> None:
         listed = list(segments)
         with self._pool.connection() as connection, connection.cursor() as cursor:
             _lock(cursor, session_id)
             found = cursor.execute("SELECT title FROM sessions WHERE id=%s", (session_id,)).fetchone()
             text = _joined(listed)
             cursor.execute(
-                "UPDATE sessions SET text=%s, terms=%s WHERE id=%s",
-                (text, tsvector(found[0] if found else "", text), session_id),
+                f"UPDATE sessions SET text=%(text)s, terms=%(terms)s, {_STEP} WHERE id=%(id)s",
+                {
+                    "text": text,
+                    "terms": tsvector(found[0] if found else "", text),
+                    **step_values(step),
+                    "id": session_id,
+                },
             )
             self._replace_segments(cursor, session_id, listed)
 
@@ -304,11 +326,11 @@ class PostgresSessionIndex:
                 break
         return results
 
-    def states(self) -> dict[str, tuple[str, str | None]]:
-        """Every row's (status, updated): what a start compares with the files to find stale rows."""
+    def fingerprints(self) -> dict[str, str | None]:
+        """Every row's fingerprint: what a start compares with the files to find stale rows."""
         with self._pool.connection() as connection:
-            rows = connection.execute("SELECT id, status, updated FROM sessions").fetchall()
-        return {session_id: (status, updated) for session_id, status, updated in rows}
+            rows = connection.execute("SELECT id, fingerprint FROM sessions").fetchall()
+        return dict(rows)
 
     def totals(self) -> dict[str, int]:
         with self._pool.connection() as connection:

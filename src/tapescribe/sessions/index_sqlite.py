@@ -16,7 +16,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tapescribe.sessions.index import RANKED_CANDIDATES, ROW_FIELDS, QueryPart, query_parts, segment_values
+from tapescribe.sessions.index import (
+    RANKED_CANDIDATES,
+    ROW_FIELDS,
+    WRITTEN_FIELDS,
+    FingerprintStep,
+    QueryPart,
+    query_parts,
+    segment_values,
+    step_values,
+)
 from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
 from tapescribe.sessions.scripts import TERM_SEPARATOR, index_terms
 
@@ -84,7 +93,11 @@ _TABLES = ("session_text", "sessions", "segment_rows", "segment_text", "segments
 # Versions 1-6 kept the version in PRAGMA user_version only; each was a rebuild, as is 7.
 MIGRATIONS = (
     Migration(7, (_SCHEMA,), rebuild=True),  # 7: segments keep their speaker (id and name) for search by speaker
+    # 8: each row's fingerprint of the files it was built from (NULL: rebuilt from the files at the next start)
+    Migration(8, ("ALTER TABLE sessions ADD COLUMN fingerprint TEXT",)),
 )
+# A partial write moves the fingerprint only from the one the row had before the file write (FingerprintStep).
+_STEP = "fingerprint = CASE WHEN fingerprint IS :before THEN :after ELSE NULL END"
 SCHEMA_VERSION = latest(MIGRATIONS)
 
 
@@ -181,12 +194,12 @@ class SqliteSessionIndex:
 
     def upsert_many(self, entries: Iterable[tuple[dict[str, Any], list[dict[str, Any]] | None]]) -> None:
         """Rows (and, where given, their segments) in one transaction: how reindex stays fast."""
-        columns = ", ".join(ROW_FIELDS)
-        placeholders = ", ".join(f":{field}" for field in ROW_FIELDS)
-        updates = ", ".join(f"{field}=excluded.{field}" for field in ROW_FIELDS if field != "id")
+        columns = ", ".join(WRITTEN_FIELDS)
+        placeholders = ", ".join(f":{field}" for field in WRITTEN_FIELDS)
+        updates = ", ".join(f"{field}=excluded.{field}" for field in WRITTEN_FIELDS if field != "id")
         with self._write() as connection:
             for row, segments in entries:
-                values = {field: row.get(field) for field in ROW_FIELDS}
+                values = {field: row.get(field) for field in WRITTEN_FIELDS}
                 values["size_bytes"] = values["size_bytes"] or 0
                 values["title"] = values["title"] or ""
                 values["source"] = values["source"] or ""
@@ -197,17 +210,22 @@ class SqliteSessionIndex:
                 if segments is not None:
                     self._replace_segments(connection, row["id"], segments)
 
-    def update(self, session_id: str, **fields: Any) -> None:
+    def update(self, session_id: str, *, step: FingerprintStep | None = None, **fields: Any) -> None:
         unknown = set(fields) - set(ROW_FIELDS)
         if unknown:
             raise ValueError(f"not index fields: {sorted(unknown)}")
-        assignments = ", ".join(f"{field}=:{field}" for field in fields)
+        assignments = ", ".join([*(f"{field}=:{field}" for field in fields), _STEP])
         with self._write() as connection:
-            connection.execute(f"UPDATE sessions SET {assignments} WHERE id=:id", {**fields, "id": session_id})
+            connection.execute(
+                f"UPDATE sessions SET {assignments} WHERE id=:id", {**fields, **step_values(step), "id": session_id}
+            )
 
-    def set_segments(self, session_id: str, segments: Iterable[dict[str, Any]]) -> None:
+    def set_segments(
+        self, session_id: str, segments: Iterable[dict[str, Any]], *, step: FingerprintStep | None = None
+    ) -> None:
         with self._write() as connection:
             self._replace_segments(connection, session_id, list(segments))
+            connection.execute(f"UPDATE sessions SET {_STEP} WHERE id=:id", {**step_values(step), "id": session_id})
 
     @staticmethod
     def _replace_segments(connection: sqlite3.Connection, session_id: str, segments: list[dict[str, Any]]) -> None:
@@ -336,11 +354,11 @@ class SqliteSessionIndex:
             entry["segments"].sort(key=lambda segment: segment["start"])
         return list(results.values())
 
-    def states(self) -> dict[str, tuple[str, str | None]]:
-        """Every row's (status, updated): what a start compares with the files to find stale rows."""
+    def fingerprints(self) -> dict[str, str | None]:
+        """Every row's fingerprint: what a start compares with the files to find stale rows."""
         with self._connect() as connection:
-            rows = connection.execute("SELECT id, status, updated FROM sessions").fetchall()
-        return {row["id"]: (row["status"], row["updated"]) for row in rows}
+            rows = connection.execute("SELECT id, fingerprint FROM sessions").fetchall()
+        return {row["id"]: row["fingerprint"] for row in rows}
 
     def totals(self) -> dict[str, int]:
         with self._connect() as connection:

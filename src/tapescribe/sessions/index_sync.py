@@ -4,11 +4,19 @@ Every change writes the file first, then the index (`write`). An index write tha
 disk leaves the file's change standing; the session's row is rebuilt from its files once space is
 back (`catch_up`). At start, `reconcile` mends the rows a crash left behind their files, and
 `reindex` rebuilds the whole index from the files.
+
+Each row keeps the fingerprint (`fingerprint`: size, mtime and inode) of the files it is built from,
+session.json, status.json and transcription.json. A whole row takes the fingerprint read before the
+files are; a change of one file under the session's write lock moves it from the one before the file
+write to the one after (index.FingerprintStep), and clears it when the row was not in step. So a
+process killed between a file write and its index write leaves a row whose fingerprint differs from
+its files, and the next start (`reconcile`) rebuilds it, whatever field the write changed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +24,14 @@ from typing import Any
 
 from tapescribe.errors import NotFound, is_disk_full
 from tapescribe.sessions.files import utc_now
-from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.index import FingerprintStep, SessionIndex
 from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.statuses import QUEUED, UNFINISHED, read_status
-from tapescribe.sessions.store import SESSION_FILE, TRANSCRIPTION_FILE, SessionStore
+from tapescribe.sessions.store import SESSION_FILE, STATUS_FILE, TRANSCRIPTION_FILE, SessionStore
 
 log = logging.getLogger(__name__)
+
+INDEXED_FILES = (SESSION_FILE, STATUS_FILE, TRANSCRIPTION_FILE)  # what a row and its segments are built from
 
 
 @dataclass
@@ -76,8 +86,28 @@ class IndexSync:
                 self.space.note_full("bringing the index up to date")
                 return
 
+    def fingerprint(self, session_id: str) -> str:
+        """What the index row is built from, as the file system says it is now: cheap (three stat calls),
+        and changed by every write of those files (each is a new file, renamed into place)."""
+        directory = self.store.dir(session_id)
+        parts = []
+        for name in INDEXED_FILES:
+            try:
+                found = os.stat(directory / name)
+            except FileNotFoundError:
+                parts.append("-")
+                continue
+            parts.append(f"{found.st_size}:{found.st_mtime_ns}:{found.st_ino}")
+        return " ".join(parts)
+
+    def step(self, session_id: str, before: str) -> FingerprintStep:
+        """The fingerprint's move by a file write that the caller made (under the session's write lock)."""
+        return FingerprintStep(before, self.fingerprint(session_id))
+
     def row(self, session_id: str) -> dict[str, Any]:
-        """The session's index row, from its files."""
+        """The session's index row, from its files, with their fingerprint taken before they are read (a
+        file written meanwhile makes it differ, never match, what the row holds)."""
+        fingerprint = self.fingerprint(session_id)
         session = self.store.read(session_id, SESSION_FILE)
         status = read_status(self.store, session_id)
         return {
@@ -94,12 +124,13 @@ class IndexSync:
             "message": status.get("message"),
             "updated": status.get("updated"),
             "size_bytes": self.store.size(session_id),
+            "fingerprint": fingerprint,
         }
 
-    def reindex_one(self, session_id: str, with_segments: bool = True) -> None:
-        self.index.upsert(self.row(session_id))
-        if with_segments:
-            self.index.set_segments(session_id, self.segments(session_id))
+    def reindex_one(self, session_id: str) -> None:
+        """The session's row and segments from its files, in one transaction."""
+        row = self.row(session_id)
+        self.index.upsert_many([(row, self.segments(session_id))])
         try:
             self.store.dir(session_id)
         except NotFound:  # deleted meanwhile (a job racing the user's delete): leave no ghost row
@@ -132,16 +163,18 @@ class IndexSync:
         return count + len(pending)
 
     def reconcile(self) -> IndexCheck:
-        """At start, one pass over every session's status.json: rows a crash left behind their files (the
-        file was written, the process died before the index was) are rebuilt from the files, rows of
+        """At start, one pass over every session's status.json and the fingerprint of its files: rows a crash
+        left behind their files (a file was written, the process died before the index was; any field)
+        are rebuilt from the files, rows of
         sessions that are gone are removed, and the unfinished sessions are listed for the steps of
         the start that follow (finishing cut-off streams, re-queueing), so they need not read them again."""
-        indexed = self.index.states()
+        indexed = self.index.fingerprints()
         check = IndexCheck()
         for session_id in self.store.ids():
             try:
                 status = read_status(self.store, session_id)
-                if indexed.pop(session_id, None) != (status.get("status"), status.get("updated")):
+                recorded = indexed.pop(session_id, None)
+                if recorded is None or recorded != self.fingerprint(session_id):
                     self.reindex_one(session_id)
                     check.mended.append(session_id)
             except NotFound:

@@ -18,6 +18,10 @@ fsynced, right before the rename that replaces the old file (`fence`). A holder 
 than a whole lease time between that last check and the rename (or a journal line's write) could
 still write: leases without fencing tokens checked by the storage itself cannot exclude that, so the
 lease time must be far above any expected pause.
+
+Write locks (`write`, see sessions/locks.py) are the key `<prefix>:write:<session id>`, set with NX
+and the same expiry, waited for by polling, deleted only by their holder. They are held for one
+change (milliseconds) and not renewed; the expiry only frees the lock of a holder that died.
 """
 
 from __future__ import annotations
@@ -65,6 +69,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('DEL', KEYS[1])
     redis.call('ZREM', KEYS[2], ARGV[2])
     return 1
+end
+return 0
+"""
+# KEYS: write lock key; ARGV: token
+_RELEASE_WRITE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
 end
 return 0
 """
@@ -151,10 +162,12 @@ class RedisLeases:
         self.owner = owner  # host:pid, kept in the token so an operator (or a test) sees who holds what
         self.set_key = f"{prefix}:leases"
         self.key_prefix = f"{prefix}:lease:"
+        self.write_prefix = f"{prefix}:write:"
         self._acquire = client.register_script(_ACQUIRE)
         self._extend = client.register_script(_EXTEND)
         self._release = client.register_script(_RELEASE)
         self._claim = client.register_script(_CLAIM_EXPIRED)
+        self._release_write = client.register_script(_RELEASE_WRITE)
 
     @property
     def milliseconds(self) -> int:
@@ -172,6 +185,20 @@ class RedisLeases:
             yield lease
         finally:
             lease.end()
+
+    @contextlib.contextmanager
+    def write(self, session_id: str) -> Iterator[None]:
+        key = self.write_prefix + session_id
+        token = f"{self.owner}:{secrets.token_hex(8)}"
+        wait = 0.002
+        while not self.client.set(key, token, nx=True, px=self.milliseconds):
+            time.sleep(wait)
+            wait = min(wait * 2, 0.05)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(redis.RedisError):  # unreachable: the key expires
+                self._release_write(keys=[key], args=[token])
 
     def extend(self, session_id: str, token: str) -> bool:
         keys = [self.key_prefix + session_id, self.set_key]

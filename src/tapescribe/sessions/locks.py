@@ -5,6 +5,11 @@
 and `lease.confirm()` just before it commits its result (proves the lease is still this holder's,
 and renews it, so the commit happens with the whole lease time ahead of it).
 
+`write(session_id)` is the other lock of a session: held for the few milliseconds of one change to
+its files and index (an edit, a rename, a status), waited for rather than refused, so concurrent
+read-modify-writes of one session (two people editing, two tabs, a job's progress) queue up instead
+of losing each other's changes. The job holds `hold` for its whole run and `write` for each write.
+
 FileLocks (flock on a file in the session directory) is the embedded default: the OS releases it
 when a process dies, so it never needs taking over. It does not hold across hosts on network file
 systems (NFS emulates or ignores it), so with the Redis queue the lock is a Redis lease instead
@@ -39,6 +44,9 @@ class SessionLocks(Protocol):
     def claim_expired(self) -> list[str]:
         """Sessions whose holder died (its lease expired), each returned to exactly one caller."""
 
+    def write(self, session_id: str) -> contextlib.AbstractContextManager[None]:
+        """The session's write lock for the block, waiting for it while another writer has it."""
+
 
 class HeldFile:
     """An flock held by this process: it cannot be lost while the process lives."""
@@ -63,3 +71,6 @@ class FileLocks:
 
     def claim_expired(self) -> list[str]:
         return []  # the OS drops a dead process's flock: nothing is ever left to take over
+
+    def write(self, session_id: str) -> contextlib.AbstractContextManager[None]:
+        return self.store.write_lock(session_id)

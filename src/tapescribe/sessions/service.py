@@ -1,11 +1,16 @@
 """SessionService: the session operations, keeping the files (the record) and the index (the cache) in step.
 
-Every change writes the file first, then the index; a crash between the two is repaired by `reindex`,
-and an index write that fails on a full disk is redone from the files once space is back.
+Every change writes the file first, then the index, under the session's write lock (`writing`), so
+concurrent read-modify-writes of one session queue up instead of losing each other's changes, and
+the index gets them in the order the files did. A crash between the file and the index write leaves
+the row's fingerprint behind its files, and the next start rebuilds it (index_sync.py); an index
+write that fails on a full disk is redone from the files once space is back.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +43,8 @@ from tapescribe.sessions.store import (
 if TYPE_CHECKING:
     from tapescribe.sessions.watch import SessionWatch
 
+# The index row's fields that come from session.json (the others are status.json's and the size).
+SESSION_FIELDS = ("title", "created", "source", "filename", "duration", "model", "language")
 MAX_TITLE_LENGTH = 200
 MAX_SEGMENT_LENGTH = 5000
 Fence = Callable[[], None]  # a writer's last check before a file is replaced: what it raises stops the write
@@ -52,6 +59,22 @@ class SessionService:
         self.index = index
         self.space = space
         self.index_sync = IndexSync(store, index, space)
+        self._writing = threading.local()  # the sessions whose write lock this thread holds
+
+    @contextlib.contextmanager
+    def writing(self, session_id: str) -> Iterator[None]:
+        """Hold the session's write lock (sessions/locks.py) for a change: read what it changes, write the
+        files, then the index. Waits while another thread, process or host has it; re-entrant in a thread."""
+        held: set[str] = self._writing.__dict__.setdefault("sessions", set())
+        if session_id in held:
+            yield
+            return
+        with self.locks.write(session_id):
+            held.add(session_id)
+            try:
+                yield
+            finally:
+                held.discard(session_id)
 
     # -- creating -----------------------------------------------------------------------------
 
@@ -173,9 +196,17 @@ class SessionService:
 
     def update_session(self, session_id: str, *, fence: Fence | None = None, **fields: Any) -> dict[str, Any]:
         """`fence` (here and in set_status, save_transcription): run right before the file is replaced."""
-        session = {**self.session(session_id), **fields}
-        self.store.write(session_id, SESSION_FILE, session, fence)
-        self.index_sync.write(session_id, lambda: self.index_sync.reindex_one(session_id, with_segments=False))
+        with self.writing(session_id):
+            before = self.index_sync.fingerprint(session_id)
+            session = {**self.session(session_id), **fields}
+            self.store.write(session_id, SESSION_FILE, session, fence)
+            if "speaker_names" in fields:  # the segments carry their speaker's name
+                self.index_sync.write(session_id, lambda: self.index_sync.reindex_one(session_id))
+            else:
+                row = self.index_sync.row(session_id)
+                row = {key: row[key] for key in (*SESSION_FIELDS, "size_bytes") if key != "title" or "title" in fields}
+                step = self.index_sync.step(session_id, before)
+                self.index_sync.write(session_id, lambda: self.index.update(session_id, step=step, **row))
         return session
 
     def rename(self, session_id: str, title: str) -> dict[str, Any]:
@@ -183,22 +214,27 @@ class SessionService:
         title = (title or "").strip()
         if not title:
             raise BadRequest("A title must not be empty.")
-        session = self.session(session_id)
-        history = list(session.get("title_history") or [])
-        history.append({"title": session.get("title"), "until": utc_now()})
-        return self.update_session(session_id, title=title[:MAX_TITLE_LENGTH], title_history=history)
+        with self.writing(session_id):
+            session = self.session(session_id)
+            history = list(session.get("title_history") or [])
+            history.append({"title": session.get("title"), "until": utc_now()})
+            return self.update_session(session_id, title=title[:MAX_TITLE_LENGTH], title_history=history)
 
     def edit_segment(self, session_id: str, position: int, text: str) -> dict[str, Any]:
         """Change one segment's text. The transcript as it was is kept as a version first."""
+        text = " ".join((text or "").split())
+        if len(text) > MAX_SEGMENT_LENGTH:
+            raise BadRequest(f"A segment's text is limited to {MAX_SEGMENT_LENGTH} characters.")
+        with self.writing(session_id):
+            return self._edit_segment(session_id, position, text)
+
+    def _edit_segment(self, session_id: str, position: int, text: str) -> dict[str, Any]:
         if self.status(session_id)["status"] in UNFINISHED:
             raise Conflict("The transcript is still being made; edit it once it is done.")
         transcription = self.transcription(session_id) or {}
         segments = (transcription or {}).get("segments") or []
         if not 0 <= position < len(segments):
             raise NotFound(f"This transcript has no segment {position}.")
-        text = " ".join((text or "").split())
-        if len(text) > MAX_SEGMENT_LENGTH:
-            raise BadRequest(f"A segment's text is limited to {MAX_SEGMENT_LENGTH} characters.")
         self.store.save_version(session_id, "before-edit", transcription)
         segment = {key: value for key, value in segments[position].items() if key != "words"}
         segments[position] = {**segment, "text": " " + text if text else "", "edited": utc_now()}
@@ -234,28 +270,33 @@ class SessionService:
         **extra: Any,
     ) -> dict[str, Any]:
         record = status_record(status, progress, message, **extra)
-        self.store.write(session_id, STATUS_FILE, record, fence)
-        size = self.store.size(session_id)
-        self.index_sync.write(
-            session_id,
-            lambda: self.index.update(
+        with self.writing(session_id):
+            before = self.index_sync.fingerprint(session_id)
+            self.store.write(session_id, STATUS_FILE, record, fence)
+            size = self.store.size(session_id)
+            step = self.index_sync.step(session_id, before)
+            self.index_sync.write(
                 session_id,
-                status=status,
-                progress=progress,
-                message=message,
-                updated=record["updated"],
-                size_bytes=size,
-            ),
-        )
+                lambda: self.index.update(
+                    session_id,
+                    step=step,
+                    status=status,
+                    progress=progress,
+                    message=message,
+                    updated=record["updated"],
+                    size_bytes=size,
+                ),
+            )
         return record
 
     def save_transcription(
         self, session_id: str, transcription: dict[str, Any], *, index: bool = True, fence: Fence | None = None
     ) -> None:
-        self.store.write(session_id, TRANSCRIPTION_FILE, transcription, fence)
-        if index:
-            segments = self.index_sync.segments(session_id, transcription)
-            self.index_sync.write(session_id, lambda: self.index.set_segments(session_id, segments))
+        with self.writing(session_id):
+            self.store.write(session_id, TRANSCRIPTION_FILE, transcription, fence)
+            if index:  # the whole row: its size and fingerprint change too
+                self.index_sync.write(session_id, lambda: self.index_sync.reindex_one(session_id))
+            # else the row stays behind the file (its fingerprint says so) until a later write or start
 
     def delete(self, session_id: str) -> None:
         """The user's own deletion: the only code path that removes stored data.
@@ -263,7 +304,8 @@ class SessionService:
         The rename out of sessions/ is the commit point; a crash after it is finished by
         `finish_deletes` at the next start, so a delete is all or nothing.
         """
-        self.store.begin_delete(session_id)
+        with self.writing(session_id):  # a change under way finishes first; the next finds no session
+            self.store.begin_delete(session_id)
         self.index_sync.write(session_id, lambda: self.index.remove(session_id))
         self.store.finish_delete(session_id)
 

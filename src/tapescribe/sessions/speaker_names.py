@@ -33,6 +33,11 @@ def rename_speaker(sessions: SessionService, session_id: str, speaker: str, name
     name = " ".join((name or "").split())
     if len(name) > MAX_NAME_LENGTH:
         raise BadRequest(f"A speaker's name is limited to {MAX_NAME_LENGTH} characters.")
+    with sessions.writing(session_id):  # a read-modify-write of session.json: one at a time
+        return _rename_speaker(sessions, session_id, speaker, name)
+
+
+def _rename_speaker(sessions: SessionService, session_id: str, speaker: str, name: str) -> dict[str, Any]:
     if sessions.status(session_id)["status"] in UNFINISHED:
         raise Conflict("The transcript is still being made; name the speakers once it is done.")
     session = sessions.session(session_id)
@@ -47,13 +52,17 @@ def rename_speaker(sessions: SessionService, session_id: str, speaker: str, name
         names[speaker] = name
     else:
         names.pop(speaker, None)
-    session = sessions.update_session(session_id, speaker_names=names, speaker_names_history=history)
-    sessions.index_sync.reindex_one(session_id)  # search by speaker finds the new name
-    return session
+    # the segments in the index get the new name too: search by speaker finds it
+    return sessions.update_session(session_id, speaker_names=names, speaker_names_history=history)
 
 
 def remove_speaker_labels(sessions: SessionService, session_id: str) -> None:
     """Take the speakers off the transcript (speakers=off); segments split at a change stay split."""
+    with sessions.writing(session_id):
+        _remove_speaker_labels(sessions, session_id)
+
+
+def _remove_speaker_labels(sessions: SessionService, session_id: str) -> None:
     transcription = sessions.transcription(session_id)
     if not transcription or "speakers" not in transcription:
         return

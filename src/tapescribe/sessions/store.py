@@ -12,6 +12,8 @@ Layout of one session (compatible with the original system):
     sessions/<id>/chunk_<n>.pcm       live chunks: raw 16 kHz PCM from /ws/live, ten seconds a file
     sessions/<id>/live.json           /transcribe-live's settled state
     sessions/<id>/versions/           earlier transcripts (before edits, re-transcription, live drafts)
+    sessions/<id>/.job.lock           flock of the job working on the session (SQLite queue)
+    sessions/<id>/.write.lock         flock of one change to the session's files and index (SQLite queue)
 
 Paths are only ever built from ids that passed `checked_session_id`, and from fixed names.
 """
@@ -36,6 +38,7 @@ TRANSCRIPTION_FILE = "transcription.json"
 SPEAKERS_FILE = "speakers.json"
 JOURNAL_FILE = "segments.jsonl"
 LOCK_FILE = ".job.lock"
+WRITE_LOCK_FILE = ".write.lock"
 AUDIO_STEM = "original_audio"
 VERSIONS_DIR = "versions"
 
@@ -135,6 +138,7 @@ class SessionStore:
         source = self.incoming_dir / checked_session_id(session_id)
         files.write_json_atomic(source / STATUS_FILE, status)
         files.write_json_atomic(source / SESSION_FILE, session)
+        (source / WRITE_LOCK_FILE).touch()  # made now, so no later write needs a new file for its lock
         target = self.sessions_dir / session_id
         os.replace(source, target)
         files.fsync_dir(self.sessions_dir)
@@ -230,6 +234,21 @@ class SessionStore:
                 return
             try:
                 yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def write_lock(self, session_id: str) -> Iterator[None]:
+        """Hold the session's write lock for the block, waiting while another thread or process has it
+        (each caller opens the file anew, so threads of one process exclude each other too)."""
+        path = self.dir(session_id) / WRITE_LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
