@@ -393,7 +393,7 @@ class LiveStream:
 
     def _create_session(self) -> ChunkWriter:
         """The session, made with the first audio; its first chunk is written by the caller. A session
-        made here but whose first chunk cannot be stored is taken back (`_disk_full`)."""
+        made here but whose first chunk cannot be stored is taken back (`_take_back`)."""
         title = self.request.title or f"Live {files.utc_now()[:16].replace('T', ' ')}"
         self.session_id = self.sessions.create(
             source="live",
