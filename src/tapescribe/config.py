@@ -447,12 +447,16 @@ def confine_scratch_files(settings: Settings) -> Path:
 
     tapescribe itself never makes temporary files, but libraries it loads may (onnxruntime, which
     runs the VAD, writes a '.ses' file into TMPDIR on import). Pointing TMPDIR here keeps the
-    system temp directory untouched and everything of ours under the data directory.
+    system temp directory untouched and everything of ours under the data directory. onnxruntime's
+    telemetry, which would write under the home directory, is turned off.
     """
     scratch = settings.data_dir / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     for name in ("TMPDIR", "TEMP", "TMP"):
         os.environ[name] = str(scratch)
+    # onnxruntime (1.32 here) keeps a telemetry device id and an event store under ~/.cache/Microsoft/
+    # (or $XDG_CACHE_HOME) when its first session is made: this turns that off, so nothing is written there.
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
     reclaim_numba_cache(settings.numba_cache_dir)
     return scratch
 

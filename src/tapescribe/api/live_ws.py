@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +20,11 @@ from tapescribe.api.deps import checked_language, checked_speakers
 from tapescribe.api.errors import error_fields
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.models import AUTO
-from tapescribe.errors import BadRequest, TapescribeError
+from tapescribe.errors import BadRequest, TapescribeError, TranscriptionFailed
 from tapescribe.live.stream import LiveRequest, LiveStream, live_request
 from tapescribe.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["transcribe"])
 
@@ -30,6 +33,7 @@ CLOSE_CODE_FOR = {
     "unsupported_media": CLOSE_UNSUPPORTED,
     "upload_too_large": CLOSE_TOO_BIG,
     "transcription_failed": CLOSE_ERROR,
+    "insufficient_storage": CLOSE_ERROR,  # the server's disk is full
 }
 
 
@@ -41,18 +45,26 @@ def _close_code(message: dict[str, Any]) -> int:
     return CLOSE_CODE_FOR.get(message.get("code", ""), CLOSE_POLICY)
 
 
+def _json(text: str | None) -> Any:
+    """A client's JSON text message, or None if it is not JSON (or nested too deep to read)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
 async def _first_request(websocket: WebSocket, runtime: Runtime) -> LiveRequest | None:
     """The start message, checked; None if the client left first."""
     message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         return None
-    text = message.get("text")
-    try:
-        parsed = json.loads(text) if text is not None else None
-    except json.JSONDecodeError:
-        parsed = None
     return live_request(
-        parsed, runtime.models, checked_language, lambda value: checked_speakers(value, runtime.settings.speakers)
+        _json(message.get("text")),
+        runtime.models,
+        checked_language,
+        lambda value: checked_speakers(value, runtime.settings.speakers),
     )
 
 
@@ -66,10 +78,7 @@ async def _receive_audio(websocket: WebSocket, stream: LiveStream, report: Calla
             if message.get("bytes") is not None:
                 await asyncio.to_thread(stream.receive, message["bytes"])
                 continue
-            try:
-                control = json.loads(message.get("text") or "")
-            except json.JSONDecodeError:
-                control = None
+            control = _json(message.get("text"))
             if isinstance(control, dict) and control.get("type") == "stop":
                 return
             raise BadRequest('Send audio as binary messages and {"type": "stop"} to end the stream.')
@@ -77,6 +86,9 @@ async def _receive_audio(websocket: WebSocket, stream: LiveStream, report: Calla
         report(_error_message(error))
     except (WebSocketDisconnect, RuntimeError):
         return  # the connection went away mid-read
+    except Exception as error:  # storing the audio failed otherwise: say so, keep what was stored
+        log.error("receiving live session %s failed", stream.session_id, exc_info=error)
+        report(_error_message(TranscriptionFailed(f"Storing the live audio failed: {type(error).__name__}.")))
     finally:
         stream.end_input()
 

@@ -93,14 +93,27 @@ class JobControl:
         self.queue.enqueue(session_id, self.sessions.session(session_id).get("duration"))
 
     def cancel(self, session_id: str) -> dict:
+        """All or nothing: the job stops at the marker, which is made only once the new status.json is
+        written beside the old one (the write a full disk refuses) and right before it replaces it. An
+        error answered (507) leaves no marker, so the session goes on as if nothing was asked."""
         with self.sessions.writing(session_id):  # a read-modify-write of the status: one at a time
             status = self.sessions.status(session_id)
             if status["status"] not in UNFINISHED:
                 raise Conflict(f"Only queued or processing sessions can be cancelled; this one is {status['status']}.")
-            (self.sessions.store.dir(session_id) / CANCEL_MARKER).touch()
-            return self.sessions.set_status(
-                session_id, CANCELLED, message="Cancelled by the user.", runs=status.get("runs", [])
-            )
+            marker = self.sessions.store.dir(session_id) / CANCEL_MARKER
+            try:
+                return self.sessions.set_status(
+                    session_id,
+                    CANCELLED,
+                    message="Cancelled by the user.",
+                    runs=status.get("runs", []),
+                    fence=marker.touch,
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if self.sessions.status(session_id)["status"] != CANCELLED:  # not replaced: take the marker back
+                        marker.unlink(missing_ok=True)
+                raise
 
     def retry(self, session_id: str) -> dict:
         """Queue an errored or cancelled session again; it continues after the segments already saved."""

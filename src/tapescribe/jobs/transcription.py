@@ -109,6 +109,11 @@ class TranscriptionJob:
         except LeaseLost:  # paused past the lease time: the worker that took the job over finishes it
             log.warning("session %s: stopped without writing; its lease was taken over", session_id)
             return PROCESSING
+        except Exception:
+            if self.sessions.store.exists(session_id):
+                raise
+            log.info("session %s was deleted during its job", session_id)  # a file went with it
+            return "deleted"
 
     def _patiently(self, session_id: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Do `write`; on a full disk wait for space and do it again."""
@@ -265,6 +270,8 @@ class TranscriptionJob:
         except Exception as error:  # a failed job must say why, and keep everything stored
             if is_disk_full(error):
                 raise  # not a failure of the job: run() waits for space and goes on
+            if not store.exists(session_id):  # deleted meanwhile: its files went (not a failure)
+                raise NotFound("No such session.") from error
             log.exception("transcription of %s failed", session_id)
             status(ERROR, None, f"Transcription failed: {type(error).__name__}: {error}")
             return ERROR

@@ -5,6 +5,7 @@ runs at the next start)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -47,41 +48,69 @@ class ChunkWriter:
         return self.directory / chunk_name(index, self.format)
 
     def write(self, data: bytes) -> None:
-        if self.format == "webm":
-            with open(self.path(self.count), "xb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            self.count += 1
-            files.fsync_dir(self.directory)
-        else:
-            view = memoryview(data)
-            while view:
-                if self._open is None or self._open_bytes >= PCM_CHUNK_BYTES:
-                    self._close_open()
-                    self._open = open(self.path(self.count), "xb")
-                    self._open_bytes = 0
-                    self.count += 1
-                    files.fsync_dir(self.directory)
-                piece = view[: PCM_CHUNK_BYTES - self._open_bytes]
-                self._open.write(piece)
-                self._open_bytes += len(piece)
-                view = view[len(piece) :]
-            self._open.flush()
-            if time.monotonic() - self._synced >= SYNC_EVERY_SECONDS:
-                os.fsync(self._open.fileno())
-                self._synced = time.monotonic()
+        """Store one message whole, or not at all: a write that fails (a full disk) takes back what it
+        wrote of the message, so the chunks hold exactly the messages that were stored."""
+        mark = (self.count, self._open_bytes if self._open is not None else None)
+        try:
+            if self.format == "webm":
+                self._write_slice(data)
+            else:
+                self._write_pcm(data)
+        except BaseException:
+            with contextlib.suppress(OSError):  # the write's own error is the one to report
+                self._take_back(*mark)
+            raise
         self.bytes += len(data)
+
+    def _write_slice(self, data: bytes) -> None:
+        with open(self.path(self.count), "xb") as handle:
+            self.count += 1
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        files.fsync_dir(self.directory)
+
+    def _write_pcm(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self._open is None or self._open_bytes >= PCM_CHUNK_BYTES:
+                self._close_open()
+                self._open = open(self.path(self.count), "xb", buffering=0)  # kept open between messages
+                self._open_bytes = 0
+                self.count += 1
+                files.fsync_dir(self.directory)
+            written = self._open.write(view[: PCM_CHUNK_BYTES - self._open_bytes])
+            self._open_bytes += written
+            view = view[written:]
+        if time.monotonic() - self._synced >= SYNC_EVERY_SECONDS:
+            os.fsync(self._open.fileno())
+            self._synced = time.monotonic()
+
+    def _take_back(self, count: int, open_bytes: int | None) -> None:
+        """Back to `count` chunk files, the last one `open_bytes` long if it was open (PCM)."""
+        if self._open is not None:
+            with contextlib.suppress(OSError):
+                self._open.close()
+        self._open = None
+        for index in range(count, self.count):
+            self.path(index).unlink(missing_ok=True)
+        self.count = count
+        if open_bytes is not None:  # shrinking a file needs no space
+            self._open = open(self.path(count - 1), "r+b", buffering=0)  # kept open between messages
+            self._open.truncate(open_bytes)
+            self._open.seek(open_bytes)
+            self._open_bytes = open_bytes
 
     def close(self) -> None:
         self._close_open()
 
     def _close_open(self) -> None:
         if self._open is not None:
-            self._open.flush()
-            os.fsync(self._open.fileno())
-            self._open.close()
-            self._open = None
+            handle, self._open = self._open, None
+            try:
+                os.fsync(handle.fileno())
+            finally:
+                handle.close()
 
     def paths(self) -> list[Path]:
         return [self.path(index) for index in range(self.count)]

@@ -35,7 +35,16 @@ from tapescribe.engine.agreement import Word, words_text
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 from tapescribe.engine.models import ModelPool
 from tapescribe.engine.streaming import StepResult, StreamingOptions, StreamingTranscriber
-from tapescribe.errors import BadRequest, TapescribeError, TranscriptionFailed, UnsupportedMedia, UploadTooLarge
+from tapescribe.errors import (
+    DISK_FULL_MESSAGE,
+    BadRequest,
+    InsufficientStorage,
+    TapescribeError,
+    TranscriptionFailed,
+    UnsupportedMedia,
+    UploadTooLarge,
+    is_disk_full,
+)
 from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.live.pipes import AudioInbox, BytePipe
 from tapescribe.live.recording import STREAM_FORMATS, WAV_LIMIT_BYTES, ChunkWriter, finish_stream, pcm_samples
@@ -48,6 +57,15 @@ SAVE_TRANSCRIPT_EVERY_SECONDS = 5.0  # the draft on disk lags at most this much 
 # Within an utterance the next audio is due in a step's time; a stream whose audio stops coming for
 # longer (a stalled client) lets long jobs go on rather than pause them until it ends.
 UTTERANCE_AUDIO_DUE_SECONDS = 1.0
+# A live step that fails (a library error) costs no audio: every byte is on disk already, the next
+# step decodes the same audio again, and the second pass transcribes the whole recording anyway.
+# After this many failed steps in a row the stream stops captioning but still takes and keeps audio.
+MAX_FAILED_STEPS = 3
+KEPT_ON_FULL_DISK = (
+    "The server's disk is full: the stream stopped here. The audio received until now is kept in "
+    "session {session_id}; it is made into a recording and transcribed once space is freed. "
+    "Nothing already stored was lost."
+)
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -148,7 +166,9 @@ class LiveStream:
         self._segment = -1  # number of the transcript segment the last settled word is in
         self._partial_text = ""
         self._language = request.language
-        self._seconds = 0.0  # audio decoded so far
+        self._samples = 0  # audio decoded so far
+        self._failed_steps = 0  # live steps failed in a row
+        self._disk_full_told = False  # the client was told the disk is full (told once)
         self._saved_at = 0.0
         self._stream_lock = contextlib.ExitStack()  # the session's job lock while streaming
         self._worker = threading.Thread(target=self._run, name="live-stream", daemon=False)
@@ -170,8 +190,18 @@ class LiveStream:
     def _store(self, data: bytes) -> None:
         if self._writer is not None and self._writer.bytes + len(data) > self.max_bytes:
             raise UploadTooLarge(f"A live stream is limited to {self.max_bytes} bytes; the audio so far is kept.")
-        writer = self._writer or self._create_session()
-        writer.write(data)
+        try:
+            writer = self._writer or self._create_session()
+            writer.write(data)  # the whole message or nothing of it
+        except Exception as error:
+            if self._writer is None:
+                self._take_back()
+            if is_disk_full(error):
+                raise self._disk_full() from error
+            raise
+        if self._writer is None:
+            self._writer = writer
+            self._emit({"type": "session", "session_id": self.session_id})
         if self._pipe is not None:
             self._pipe.feed(data)
         else:
@@ -186,9 +216,13 @@ class LiveStream:
         with self._receiving:
             if self._input_ended.is_set():
                 return
-            if self._writer is not None:
-                self._writer.close()
-            self._input_ended.set()
+            try:
+                if self._writer is not None:
+                    self._writer.close()
+            except Exception:  # an fsync refused: what was written stays, the stream still finishes
+                log.exception("closing the chunks of live session %s failed", self.session_id)
+            finally:
+                self._input_ended.set()
         if self._pipe is not None:
             self._pipe.end()
         else:
@@ -229,12 +263,45 @@ class LiveStream:
             log.exception("live transcription failed")
             self._fail(TranscriptionFailed(f"Live transcription failed: {type(error).__name__}: {error}"))
         self._input_ended.wait()
+        later = False
         try:
             self._finish()
         except Exception as error:
+            later = self._finish_failed(error)
+        finally:
+            if not later:
+                self._stream_lock.close()
+
+    def _finish_failed(self, error: Exception) -> bool:
+        """Tell the client why the stream could not be finished. On a full disk the session keeps its
+        chunks (and its job lock) and is finished once space is back; True then."""
+        if self.session_id is None or not is_disk_full(error):
             log.exception("finishing live session %s failed", self.session_id)
             self._fail(TranscriptionFailed(f"Finishing the live session failed: {type(error).__name__}."))
             self._emit({"type": "done", "session_id": self.session_id, "status": "error", "text": "", "duration": None})
+            return False
+        log.info("live session %s waits for disk space to be finished", self.session_id)
+        if not self._disk_full_told:
+            self._fail(self._disk_full())
+        self._emit_done(PROCESSING, self._transcription(True, self._language)["text"])
+        threading.Thread(target=self._finish_when_space_is_back, name="live-finish", daemon=True).start()
+        return True
+
+    def _finish_when_space_is_back(self) -> None:
+        """Finish the session once space is back (a daemon: a server stopping meanwhile leaves it to the
+        next start, which finishes cut-off streams from their chunks)."""
+        try:
+            while True:
+                self.sessions.space.wait_for_space(f"finishing live session {self.session_id}")
+                try:
+                    self._finish_session()
+                except Exception as error:
+                    if not is_disk_full(error):
+                        log.exception("finishing live session %s failed", self.session_id)
+                        return
+                    continue
+                log.info("live session %s finished: disk space is back", self.session_id)
+                return
         finally:
             self._stream_lock.close()
 
@@ -250,6 +317,11 @@ class LiveStream:
             holding = False
             while True:
                 samples, ended = self._inbox.take(at_least)
+                self._samples += len(samples)
+                if self._failed_steps >= MAX_FAILED_STEPS:  # captions off; the audio is still kept
+                    if ended:
+                        return
+                    continue
                 if policy is None:
                     if not len(samples) and ended:
                         return
@@ -258,8 +330,9 @@ class LiveStream:
                     priority.enter_context(self.decodes.live_step())
                     holding = True
                 policy.feed(samples)
-                result = policy.finish() if ended else policy.step()
-                self._publish(result, policy)
+                result = self._step(policy, ended)
+                if result is not None:
+                    self._publish(result, policy)
                 if ended:
                     return
                 due = UTTERANCE_AUDIO_DUE_SECONDS if policy.in_utterance else 0.0
@@ -267,8 +340,23 @@ class LiveStream:
                     priority.close()
                     holding = False
 
+    def _step(self, policy: StreamingTranscriber, ended: bool) -> StepResult | None:
+        """One step of the live policy; None if it failed (see MAX_FAILED_STEPS): the stream goes on."""
+        try:
+            result = policy.finish() if ended else policy.step()
+        except Exception:
+            self._failed_steps += 1
+            log.exception(
+                "a live step of session %s failed (%d in a row); its audio is kept and decoded again%s",
+                self.session_id,
+                self._failed_steps,
+                "" if self._failed_steps < MAX_FAILED_STEPS else "; live captions stop, the second pass transcribes it",
+            )
+            return None
+        self._failed_steps = 0
+        return result
+
     def _publish(self, result: StepResult, policy: StreamingTranscriber) -> None:
-        self._seconds = policy.received_seconds
         self._language = policy.language or self._language
         if result.final:
             self._words += result.final
@@ -281,7 +369,12 @@ class LiveStream:
                 message.update(start=round(result.partial[0].start, 3), end=round(result.partial[-1].end, 3))
             self._emit(message)
         if result.final and time.monotonic() - self._saved_at >= SAVE_TRANSCRIPT_EVERY_SECONDS:
-            self._save_draft(complete=False)
+            try:
+                self._save_draft(complete=False)
+            except Exception as error:  # on a full disk the draft waits; the captions go on
+                if not is_disk_full(error):
+                    raise
+                self.sessions.space.note_full(f"saving the live draft of session {self.session_id}")
 
     def _emit_finals(self, words: list[Word]) -> None:
         """One `final` message per transcript segment the new words belong to."""
@@ -299,6 +392,8 @@ class LiveStream:
     # -- the session -----------------------------------------------------------------------------
 
     def _create_session(self) -> ChunkWriter:
+        """The session, made with the first audio; its first chunk is written by the caller. A session
+        made here but whose first chunk cannot be stored is taken back (`_take_back`)."""
         title = self.request.title or f"Live {files.utc_now()[:16].replace('T', ' ')}"
         self.session_id = self.sessions.create(
             source="live",
@@ -312,9 +407,28 @@ class LiveStream:
         # Held while the stream runs: a process starting meanwhile must not take the session for an
         # interrupted one (finish_interrupted_streams finishes those whose lock nobody holds).
         self._stream_lock.enter_context(self.sessions.locks.hold(self.session_id))
-        self._writer = ChunkWriter(self.sessions.store.dir(self.session_id), self.request.format)
-        self._emit({"type": "session", "session_id": self.session_id})
-        return self._writer
+        return ChunkWriter(self.sessions.store.dir(self.session_id), self.request.format)
+
+    def _take_back(self) -> None:
+        """A session whose first audio could not be stored is taken back: the client is told nothing
+        was kept, so nothing is left behind (and no session sits in `processing` without audio)."""
+        if self.session_id is not None:
+            self._stream_lock.close()
+            self.sessions.withdraw(self.session_id)
+            self.session_id = None
+
+    def _disk_full(self) -> InsufficientStorage:
+        """The error for a stream the disk cannot hold more of: after its first chunk the session keeps
+        what arrived and is finished when the input ends (or once space is back)."""
+        self.sessions.space.note_full("receiving a live stream")
+        self._disk_full_told = True
+        if self._writer is None:
+            return InsufficientStorage(DISK_FULL_MESSAGE)
+        return InsufficientStorage(KEPT_ON_FULL_DISK.format(session_id=self.session_id), session_id=self.session_id)
+
+    @property
+    def _seconds(self) -> float:
+        return self._samples / SAMPLE_RATE
 
     def _transcription(self, complete: bool, language: str | None) -> dict[str, Any]:
         segments = transcript_segments(self._words)
@@ -340,27 +454,35 @@ class LiveStream:
         if self.session_id is None or self._writer is None:
             self._emit({"type": "done", "session_id": None, "status": None, "text": "", "duration": 0.0})
             return
-        seconds = self._seconds
+        state, text = self._finish_session()
+        self._emit_done(state, text)
+
+    def _finish_session(self) -> tuple[str, str]:
+        """finish_stream, then the second pass queued; the state left and the draft's text."""
+        assert self.session_id is not None and self._writer is not None, "a stream with audio"
         draft = self._transcription(True, self._language)
         state = finish_stream(
             self.sessions,
             self.session_id,
             self.request.format,
             self._writer.paths(),
-            duration=seconds,
+            duration=self._seconds,
             language=self._language,
             draft=draft,
         )
         self._stream_lock.close()  # the second pass takes it
         if state == QUEUED:
             self.submit(self.session_id)
+        return state, draft["text"]
+
+    def _emit_done(self, state: str, text: str) -> None:
         self._emit(
             {
                 "type": "done",
                 "session_id": self.session_id,
                 "status": state,
-                "text": draft["text"],
-                "duration": round(seconds, 3),
+                "text": text,
+                "duration": round(self._seconds, 3),
             }
         )
 

@@ -113,9 +113,16 @@ class SessionService:
         self.index_sync.write(session_id, lambda: self.index.remove(session_id))
 
     def create(self, *, source: str, title: str, status: dict[str, Any], **fields: Any) -> str:
+        """A new session with no audio yet. All or nothing: if it cannot be made (a full disk), nothing
+        of it is left behind, not even its empty directory in incoming/."""
         session_id, _ = self.store.new_incoming()
         session = self.new_session_record(session_id, source=source, title=title, **fields)
-        self.publish(session_id, session, status)
+        try:
+            self.publish(session_id, session, status)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error that stopped it is the one to report
+                self.withdraw(session_id)
+            raise
         return session_id
 
     # -- reading ------------------------------------------------------------------------------

@@ -155,17 +155,36 @@ class SessionStore:
     # -- reading and writing the JSON files ----------------------------------------------------
 
     def read(self, session_id: str, name: str) -> Any:
-        return files.read_json(self.dir(session_id) / name)
+        """One JSON file of the session (None if it has none); NotFound once the session is deleted,
+        also when the delete lands between the check and the read."""
+        data = files.read_json(self.dir(session_id) / name)
+        if data is None:
+            self.dir(session_id)
+        return data
 
     def write(self, session_id: str, name: str, data: Any, fence: Callable[[], None] | None = None) -> None:
-        """Write one JSON file of the session; `fence` runs right before it replaces the old one."""
-        files.write_json_atomic(self.dir(session_id) / name, data, fence)
+        """Write one JSON file of the session; `fence` runs right before it replaces the old one.
+        NotFound once the session is deleted, also when the delete lands during the write."""
+        with self._gone_is_not_found(session_id):
+            files.write_json_atomic(self.dir(session_id) / name, data, fence)
+
+    @contextlib.contextmanager
+    def _gone_is_not_found(self, session_id: str) -> Iterator[None]:
+        """A file operation that failed because the user's delete moved the session away meanwhile
+        is NotFound, as it would have been a moment earlier (a retry or a job racing a delete)."""
+        try:
+            yield
+        except FileNotFoundError as error:
+            if self.exists(session_id):
+                raise
+            raise NotFound("No such session.") from error
 
     def journal(self, session_id: str) -> list[dict[str, Any]]:
         return files.read_json_lines(self.dir(session_id) / JOURNAL_FILE)
 
     def append_journal(self, session_id: str, record: dict[str, Any]) -> None:
-        files.append_json_line(self.dir(session_id) / JOURNAL_FILE, record)
+        with self._gone_is_not_found(session_id):
+            files.append_json_line(self.dir(session_id) / JOURNAL_FILE, record)
 
     def clear_journal(self, session_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -202,7 +221,8 @@ class SessionStore:
         `unfinished_deletes` lets a restart finish what a crash interrupted.
         """
         source = self.dir(session_id)
-        os.replace(source, self._deleting_dir / session_id)
+        with self._gone_is_not_found(session_id):  # a second delete of it at the same moment
+            os.replace(source, self._deleting_dir / session_id)
         files.fsync_dir(self.sessions_dir)
         files.fsync_dir(self._deleting_dir)
 
@@ -225,7 +245,8 @@ class SessionStore:
     def job_lock(self, session_id: str) -> Iterator[bool]:
         """Yield True if this caller holds the session's job lock. The OS drops it if the process dies."""
         path = self.dir(session_id) / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        with self._gone_is_not_found(session_id):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
