@@ -67,6 +67,9 @@ def model_pool(settings: Settings) -> ModelPool:
 
 log = logging.getLogger(__name__)
 
+# At a stop (SIGINT, SIGTERM) jobs end at their next model call; this long is waited for them.
+STOP_GRACE_SECONDS = 5.0
+
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
@@ -122,6 +125,23 @@ class Runtime:
             if settings.queue_backend == "redis"
             else None
         )
+
+    def begin_stop(self) -> None:
+        """The process is stopping: jobs and waiting requests stop at their next model call (their status
+        stays queued or processing, their journal is kept, so the next start resumes them), none starts,
+        and the queue's workers take no more. Returns at once; may be called more than once."""
+        self.transcription.stop()
+        self.decodes.stop()
+        self.queue.stop_workers()
+
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
+        """Stop the jobs (begin_stop) and wait up to `grace_seconds` for them to end; whether they did."""
+        self.begin_stop()
+        self.stop_takeover()
+        stopped = self.transcription.wait_stopped(grace_seconds)
+        if not stopped:
+            log.warning("a job did not stop within %.0f s; it resumes at the next start", grace_seconds)
+        return stopped
 
     def start_takeover(self) -> None:
         if self.takeover is not None:

@@ -41,7 +41,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from tapescribe.errors import ServerBusy
+from tapescribe.errors import ServerBusy, ServerStopping
 
 RETRY_AFTER_SECONDS = 5  # what a refused client is told: about one short clip's turn under load
 SHORT_AUDIO_SECONDS = 30.0  # audio this short may take the slot kept for short audio
@@ -98,6 +98,14 @@ class DecodeScheduler:
         self._live_steps = 0
         self._peak_running = 0
         self._preemptions = 0
+        self._stopping = False
+
+    def stop(self) -> None:
+        """The process is stopping: no decode starts or goes on after giving way any more; every request
+        waiting for a slot, and every job paused for another, gets ServerStopping now."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
 
     def state(self) -> SchedulerState:
         with self._changed:
@@ -136,7 +144,8 @@ class DecodeScheduler:
             yield Slot(self, ticket)
         finally:
             with self._changed:
-                self._running.remove(ticket)
+                if ticket in self._running:  # not if it was stopped while it gave way
+                    self._running.remove(ticket)
                 self._changed.notify_all()
 
     @contextlib.contextmanager
@@ -206,7 +215,12 @@ class DecodeScheduler:
     def _wait_for_turn(self, ticket: _Ticket) -> None:
         self._waiting.append(ticket)
         try:
-            while not (self._has_room(ticket) and self._first_in_line() is ticket):
+            while not (self._has_room(ticket) and self._first_in_line() is ticket) or self._stopping:
+                if self._stopping:
+                    raise ServerStopping(
+                        "The server is stopping: this is kept and goes on when it starts again.",
+                        retry_after_seconds=RETRY_AFTER_SECONDS,
+                    )
                 self._changed.wait()
         finally:
             self._waiting.remove(ticket)

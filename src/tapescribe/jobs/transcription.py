@@ -12,6 +12,7 @@ Short clips that decode at the same time share one slot and batch their model ca
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -25,7 +26,7 @@ from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
 from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, transcribe_windows
-from tapescribe.errors import NotFound, TapescribeError, is_disk_full
+from tapescribe.errors import NotFound, ServerStopping, TapescribeError, is_disk_full
 from tapescribe.jobs.journal import build_transcription, resume_point
 from tapescribe.jobs.routing import choose_model
 from tapescribe.jobs.scheduler import DecodeScheduler, Slot
@@ -79,6 +80,20 @@ class TranscriptionJob:
         self.scheduler = scheduler
         self.speakers = speakers
         self.clip_batches = ClipBatches()
+        self._stopping = threading.Event()
+        self._running = 0  # run() calls in progress
+        self._changed = threading.Condition()
+
+    def stop(self) -> None:
+        """The process is stopping: every job stops at its next model call or segment (as at a cancel, but
+        its status stays queued or processing and its journal kept, so the next start resumes it), and
+        none starts."""
+        self._stopping.set()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """After `stop`: wait up to `timeout` seconds for the jobs in progress to end; whether they did."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._running == 0, timeout)
 
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
         requested = session.get("options") or {}
@@ -108,13 +123,28 @@ class TranscriptionJob:
         `on_segment` sees each segment once it is saved (for callers that stream them on). A full
         disk does not end the job (its status could not even be saved): it waits until space is
         freed and goes on, in place while segments are being saved, else from its journal. With
-        `refuse_when_busy`, ServerBusy is raised instead of joining a full wait for a decode slot.
+        `refuse_when_busy`, ServerBusy is raised instead of joining a full wait for a decode slot, and
+        ServerStopping when the process stops (else the job just ends; either way it resumes at the next
+        start).
         """
-        return self._patiently(session_id, self._run_once, session_id, on_segment, refuse_when_busy)
+        with self._changed:
+            self._running += 1
+        try:
+            return self._patiently(session_id, self._run_once, session_id, on_segment, refuse_when_busy)
+        except ServerStopping:
+            if refuse_when_busy:
+                raise
+            log.info("session %s: stopped with the server; it goes on at the next start", session_id)
+            return PROCESSING
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
 
     def _run_once(
         self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, refuse_when_busy: bool
     ) -> str:
+        self._stop_if_asked()
         try:
             with self.sessions.locks.hold(session_id) as lease:
                 if lease is None:
@@ -165,8 +195,17 @@ class TranscriptionJob:
                 waited = True
             self.sessions.space.wait_for_space(f"transcribing session {session_id}")
 
-    def _cancel_requested(self, session_id: str) -> bool:
-        return (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists()
+    def _stop_if_asked(self) -> None:
+        if self._stopping.is_set():
+            raise ServerStopping(
+                "The server is stopping: this session is kept and is transcribed when it starts again."
+            )
+
+    def _interrupt_if_asked(self, session_id: str) -> None:
+        """Where a job may stop: ServerStopping when the process stops, Cancelled when the user cancelled."""
+        self._stop_if_asked()
+        if (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists():
+            raise Cancelled
 
     def _transcribe(
         self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, slot: Slot, lease: Lease
@@ -229,23 +268,20 @@ class TranscriptionJob:
 
         def window_done(seconds: float) -> None:
             lease.check()
-            if self._cancel_requested(session_id):
-                raise Cancelled
+            self._interrupt_if_asked(session_id)
             show_progress(seconds)
             slot.give_way()
 
         def between_model_calls() -> None:
             """Between the lanes' batched model calls (on the batching thread), and after each segment of
-            windows or of a group without lanes: a cancel stops the decoding, and a shorter job or a live
-            step that waits runs now; this one goes on from here after it."""
-            if self._cancel_requested(session_id):
-                raise Cancelled
+            windows or of a group without lanes: a cancel or the process stopping ends the decoding, and a
+            shorter job or a live step that waits runs now; this one goes on from here after it."""
+            self._interrupt_if_asked(session_id)
             slot.give_way()
 
         clip_batch = ExitStack()  # the clip batch this job joins, left as soon as its decoding ends
         try:
-            if self._cancel_requested(session_id):
-                raise Cancelled
+            self._interrupt_if_asked(session_id)
             audio = store.audio_path(session_id)
             if not session.get("model_reason"):  # decided once: a resumed job keeps the choice
                 choice = choose_model(session, self.models, lambda: self._detect(session_id, duration))
@@ -306,8 +342,7 @@ class TranscriptionJob:
                     on_segment(segment)
                 if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
                     last_save = time.monotonic()
-                    if self._cancel_requested(session_id):
-                        raise Cancelled
+                    self._interrupt_if_asked(session_id)
                     write(
                         sessions.save_transcription,
                         session_id,
@@ -321,7 +356,7 @@ class TranscriptionJob:
             write(sessions.save_transcription, session_id, saved_now, fence=lease.check)
             status(CANCELLED, None, "Cancelled by the user.")
             return CANCELLED
-        except (NotFound, LeaseLost):
+        except (NotFound, LeaseLost, ServerStopping):  # stopping: left processing, its journal kept
             raise
         except TapescribeError as error:
             status(ERROR, None, error.message)
