@@ -148,7 +148,8 @@ class TranscriptionJob:
         try:
             with self.sessions.locks.hold(session_id) as lease:
                 if lease is None:
-                    log.info("session %s is being transcribed elsewhere", session_id)
+                    holder = self.sessions.locks.holder(session_id) or "a holder not known"
+                    log.info("session %s is being transcribed elsewhere: held by %s", session_id, holder)
                     return PROCESSING
                 status = self.sessions.status(session_id)
                 if status["status"] not in UNFINISHED:

@@ -39,6 +39,9 @@ class SessionLocks(Protocol):
     def claim_expired(self) -> list[str]:
         """Sessions whose holder died (its lease expired), each returned to exactly one caller."""
 
+    def holder(self, session_id: str) -> str | None:
+        """Who holds the session, for a log line (None: not known)."""
+
 
 class HeldFile:
     """An flock held by this process: it cannot be lost while the process lives."""
@@ -63,3 +66,6 @@ class FileLocks:
 
     def claim_expired(self) -> list[str]:
         return []  # the OS drops a dead process's flock: nothing is ever left to take over
+
+    def holder(self, session_id: str) -> str | None:
+        return self.store.lock_holder(session_id)
