@@ -45,6 +45,7 @@ from tapescribe.errors import ServerBusy, ServerStopping
 
 RETRY_AFTER_SECONDS = 5  # what a refused client is told: about one short clip's turn under load
 SHORT_AUDIO_SECONDS = 30.0  # audio this short may take the slot kept for short audio
+STOPPING_MESSAGE = "The server is stopping: this is kept and goes on when it starts again."
 
 
 @dataclass(order=True)
@@ -81,7 +82,7 @@ class Slot:
 
     def give_way(self) -> None:
         """Between segments: if a shorter job waits or a live step runs, let it go first, then continue
-        (blocks meanwhile)."""
+        (blocks meanwhile). ServerStopping once the process stops."""
         self._scheduler._give_way(self._ticket)
 
 
@@ -101,8 +102,8 @@ class DecodeScheduler:
         self._stopping = False
 
     def stop(self) -> None:
-        """The process is stopping: no decode starts or goes on after giving way any more; every request
-        waiting for a slot, and every job paused for another, gets ServerStopping now."""
+        """The process is stopping: no decode starts, and none goes on past its next `give_way`; every
+        request waiting for a slot, and every job paused for another, gets ServerStopping now."""
         with self._changed:
             self._stopping = True
             self._changed.notify_all()
@@ -217,10 +218,7 @@ class DecodeScheduler:
         try:
             while not (self._has_room(ticket) and self._first_in_line() is ticket) or self._stopping:
                 if self._stopping:
-                    raise ServerStopping(
-                        "The server is stopping: this is kept and goes on when it starts again.",
-                        retry_after_seconds=RETRY_AFTER_SECONDS,
-                    )
+                    raise ServerStopping(STOPPING_MESSAGE, retry_after_seconds=RETRY_AFTER_SECONDS)
                 self._changed.wait()
         finally:
             self._waiting.remove(ticket)
@@ -247,6 +245,8 @@ class DecodeScheduler:
 
     def _give_way(self, ticket: _Ticket) -> None:
         with self._changed:
+            if self._stopping:
+                raise ServerStopping(STOPPING_MESSAGE, retry_after_seconds=RETRY_AFTER_SECONDS)
             if not self._should_give_way(ticket):
                 return
             self._preemptions += 1

@@ -400,12 +400,17 @@ class TranscriptionJob:
         audio = store.audio_path(session_id)
 
         def blocks():
-            return pcm_blocks(audio) if audio is not None else chunks_pcm(store.chunk_paths(session_id))
+            """The audio, a stop or a cancel noticed between its blocks (reading a long file takes a while)."""
+            source = pcm_blocks(audio) if audio is not None else chunks_pcm(store.chunk_paths(session_id))
+            for block in source:
+                self._interrupt_if_asked(session_id)
+                yield block
 
         if not duration:
             duration = sum(len(block) for block in blocks()) / SAMPLE_RATE
         model = self.models.get(MULTILINGUAL_MODEL)
-        return detect_over_parts(model, blocks(), duration, self.settings.detection_parts)
+        between = partial(self._interrupt_if_asked, session_id)
+        return detect_over_parts(model, blocks(), duration, self.settings.detection_parts, between)
 
 
 def _skip(blocks, seconds: float):
