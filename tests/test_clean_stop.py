@@ -13,6 +13,7 @@ threads under it, and then hung for good, holding the session's lock ("being tra
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -196,4 +197,43 @@ def test_sigint_during_live_steps_beside_lanes_ends_the_process(tmp_path_factory
         assert finished["transcription"]["text"]  # the second pass over the chunks the stream kept
         check_resumed(server, job, saved, uninterrupted_text)
     finally:
+        server.stop()
+
+
+def start_worker(server) -> subprocess.Popen:
+    log = (server.data_dir.parent / "worker.log").open("ab")
+    command = [sys.executable, "-m", "tapescribe", "worker", "--data-dir", str(server.data_dir)]
+    env = {**os.environ, "TMPDIR": str(server.tmp_dir), "PYTHONUNBUFFERED": "1", **server.env}
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_sigint_to_a_worker_mid_lanes_stops_its_job_which_another_worker_resumes(
+    tmp_path_factory, speech, uninterrupted_text
+):
+    """`tapescribe worker` took Huey's SIGINT as "finish the jobs in progress first" (the whole file);
+    now its jobs stop at their next model call and another worker goes on with them."""
+    server = make_server(tmp_path_factory, "stop-worker", ("--workers", "0")).start()
+    worker = start_worker(server)
+    try:
+        session_id = upload(server, speech)
+        wait_for_segments(server, session_id, 2)
+        started = time.monotonic()
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=STOP_BOUND)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker was still running {STOP_BOUND:.0f} s after SIGINT")
+        print(f"\nSIGINT to a worker mid-lanes: it ended {time.monotonic() - started:.1f} s after the signal")
+        saved = journal(server, session_id)
+        assert status_file(server, session_id)["status"] == "processing"  # stopped, not finished first
+        assert len(saved) >= 2
+
+        worker = start_worker(server)
+        server.stop()
+        server.start()  # a start queues every unfinished session again (Runtime.recover), for the new worker
+        check_resumed(server, session_id, saved, uninterrupted_text)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
         server.stop()
