@@ -130,7 +130,7 @@ class Runtime:
         """The process is stopping: jobs and waiting requests stop at their next model call (their status
         stays queued or processing, their journal is kept, so the next start resumes them), none starts,
         and the queue's workers take no more. Returns at once; may be called more than once."""
-        self.transcription.stop()
+        self.transcription.stopping.stop()
         self.decodes.stop()
         self.queue.stop_workers()
 
@@ -138,7 +138,7 @@ class Runtime:
         """Stop the jobs (begin_stop) and wait up to `grace_seconds` for them to end; whether they did."""
         self.begin_stop()
         self.stop_takeover()
-        stopped = self.transcription.wait_stopped(grace_seconds)
+        stopped = self.transcription.stopping.wait_idle(grace_seconds)
         if not stopped:
             log.warning("a job did not stop within %.0f s; it resumes at the next start", grace_seconds)
         return stopped

@@ -42,10 +42,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tapescribe.errors import ServerBusy, ServerStopping
+from tapescribe.jobs.stopping import STOPPING_MESSAGE
 
 RETRY_AFTER_SECONDS = 5  # what a refused client is told: about one short clip's turn under load
 SHORT_AUDIO_SECONDS = 30.0  # audio this short may take the slot kept for short audio
-STOPPING_MESSAGE = "The server is stopping: this is kept and goes on when it starts again."
 
 
 @dataclass(order=True)

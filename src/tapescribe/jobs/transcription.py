@@ -12,7 +12,6 @@ Short clips that decode at the same time share one slot and batch their model ca
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -31,6 +30,7 @@ from tapescribe.jobs.journal import build_transcription, resume_point
 from tapescribe.jobs.routing import choose_model
 from tapescribe.jobs.scheduler import DecodeScheduler, Slot
 from tapescribe.jobs.speakers import SPEAKERS_STEP, SpeakerLabelling, wanted
+from tapescribe.jobs.stopping import JobStop
 from tapescribe.sessions.locks import Lease, LeaseLost
 from tapescribe.sessions.service import (
     CANCELLED,
@@ -80,20 +80,9 @@ class TranscriptionJob:
         self.scheduler = scheduler
         self.speakers = speakers
         self.clip_batches = ClipBatches()
-        self._stopping = threading.Event()
-        self._running = 0  # run() calls in progress
-        self._changed = threading.Condition()
-
-    def stop(self) -> None:
-        """The process is stopping: every job stops at its next model call or segment (as at a cancel, but
-        its status stays queued or processing and its journal kept, so the next start resumes it), and
-        none starts."""
-        self._stopping.set()
-
-    def wait_stopped(self, timeout: float) -> bool:
-        """After `stop`: wait up to `timeout` seconds for the jobs in progress to end; whether they did."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._running == 0, timeout)
+        # The process stopping: every job ends at its next model call or segment, as at a cancel, but
+        # its status stays queued or processing and its journal is kept, so the next start resumes it.
+        self.stopping = JobStop()
 
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
         requested = session.get("options") or {}
@@ -127,24 +116,19 @@ class TranscriptionJob:
         ServerStopping when the process stops (else the job just ends; either way it resumes at the next
         start).
         """
-        with self._changed:
-            self._running += 1
         try:
-            return self._patiently(session_id, self._run_once, session_id, on_segment, refuse_when_busy)
+            with self.stopping.running():
+                return self._patiently(session_id, self._run_once, session_id, on_segment, refuse_when_busy)
         except ServerStopping:
             if refuse_when_busy:
                 raise
             log.info("session %s: stopped with the server; it goes on at the next start", session_id)
             return PROCESSING
-        finally:
-            with self._changed:
-                self._running -= 1
-                self._changed.notify_all()
 
     def _run_once(
         self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, refuse_when_busy: bool
     ) -> str:
-        self._stop_if_asked()
+        self.stopping.check()
         try:
             with self.sessions.locks.hold(session_id) as lease:
                 if lease is None:
@@ -196,15 +180,9 @@ class TranscriptionJob:
                 waited = True
             self.sessions.space.wait_for_space(f"transcribing session {session_id}")
 
-    def _stop_if_asked(self) -> None:
-        if self._stopping.is_set():
-            raise ServerStopping(
-                "The server is stopping: this session is kept and is transcribed when it starts again."
-            )
-
     def _interrupt_if_asked(self, session_id: str) -> None:
         """Where a job may stop: ServerStopping when the process stops, Cancelled when the user cancelled."""
-        self._stop_if_asked()
+        self.stopping.check()
         if (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists():
             raise Cancelled
 
