@@ -135,12 +135,17 @@ class Runtime:
         self.queue.stop_workers()
 
     def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
-        """Stop the jobs (begin_stop) and wait up to `grace_seconds` for them to end; whether they did."""
+        """Stop the jobs (begin_stop) and wait up to `grace_seconds` for them to end; whether they did. The
+        jobs it ended go back on the queue, for another worker now or for the next start."""
         self.begin_stop()
         self.stop_takeover()
         stopped = self.transcription.stopping.wait_idle(grace_seconds)
         if not stopped:
             log.warning("a job did not stop within %.0f s; it resumes at the next start", grace_seconds)
+        try:
+            self.jobs.recover(self.transcription.stopping.stopped_sessions())
+        except Exception:  # the queue unreachable: the next start queues them from their status
+            log.exception("queueing the stopped jobs again failed")
         return stopped
 
     def start_takeover(self) -> None:

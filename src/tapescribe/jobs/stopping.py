@@ -17,6 +17,7 @@ class JobStop:
     def __init__(self) -> None:
         self._stopping = threading.Event()
         self._running = 0  # jobs in progress
+        self._stopped: list[str] = []  # sessions whose job the stop ended
         self._changed = threading.Condition()
 
     def stop(self) -> None:
@@ -39,6 +40,17 @@ class JobStop:
             with self._changed:
                 self._running -= 1
                 self._changed.notify_all()
+
+    def note_stopped(self, session_id: str) -> None:
+        """A job the stop ended: it is to be queued again (`stopped_sessions`)."""
+        with self._changed:
+            self._stopped.append(session_id)
+
+    def stopped_sessions(self) -> list[str]:
+        """The sessions whose job the stop ended, to queue again: another worker goes on with them now,
+        or the next start does (released cleanly, their lock is no lease left to expire and take over)."""
+        with self._changed:
+            return list(dict.fromkeys(self._stopped))
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the jobs in progress to end; whether they did."""

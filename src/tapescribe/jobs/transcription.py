@@ -120,9 +120,10 @@ class TranscriptionJob:
             with self.stopping.running():
                 return self._patiently(session_id, self._run_once, session_id, on_segment, refuse_when_busy)
         except ServerStopping:
+            self.stopping.note_stopped(session_id)
             if refuse_when_busy:
                 raise
-            log.info("session %s: stopped with the server; it goes on at the next start", session_id)
+            log.info("session %s: stopped with the process; it goes back on the queue", session_id)
             return PROCESSING
 
     def _run_once(
