@@ -34,9 +34,10 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            runtime.stop_takeover()
-            runtime.queue.stop_workers()
-            runtime.sessions.index.close()  # PostgreSQL: its connections end now, not when the process does
+            # Jobs stop at their next model call and resume at the next start. One that did not stop in
+            # time keeps the index it may still write to (the process ends it).
+            if runtime.stop():
+                runtime.sessions.index.close()  # PostgreSQL: its connections end now, not when the process does
 
     app = FastAPI(title="tapescribe", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime

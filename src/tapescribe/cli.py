@@ -84,7 +84,7 @@ def serve(host, port, workers, insecure_no_auth, data_dir, model) -> None:
         f"key: {'required' if settings.api_key_value() else 'none'}  host names served: {hosts}",
         err=True,
     )
-    run_server(app, settings)
+    run_server(app, settings, on_stop=app.state.runtime.begin_stop)
 
 
 @main.command()
@@ -92,14 +92,14 @@ def serve(host, port, workers, insecure_no_auth, data_dir, model) -> None:
 @common_options
 def worker(workers, data_dir, model) -> None:
     """Run job workers against the same queue as `serve` (more throughput, or another machine)."""
-    from tapescribe.runtime import Runtime
+    from tapescribe.runtime import STOP_GRACE_SECONDS, Runtime
 
     runtime = Runtime(make_settings(data_dir=data_dir, model=model, workers=workers))
     runtime.start_takeover()  # a worker takes over the jobs of dead workers too, not only `serve`
     try:
-        runtime.queue.run_workers_forever(workers)
+        runtime.queue.run_workers_forever(workers, runtime.begin_stop, STOP_GRACE_SECONDS)
     finally:
-        runtime.stop_takeover()
+        runtime.stop()  # jobs stop at their next model call (waited for a few seconds) and resume later
 
 
 @main.command()

@@ -77,6 +77,13 @@ class ServerBusy(TapescribeError):
     code = "server_busy"
 
 
+class ServerStopping(ServerBusy):
+    """The server is stopping (SIGINT or SIGTERM): work in progress stops at its next model call, keeps what
+    it saved, and goes on at the next start."""
+
+    code = "server_stopping"
+
+
 class InsufficientStorage(TapescribeError):
     """The data directory's disk is full: nothing new can be stored until space is freed."""
 

@@ -90,6 +90,9 @@ def model_pool(settings: Settings) -> ModelPool:
 
 log = logging.getLogger(__name__)
 
+# At a stop (SIGINT, SIGTERM) jobs end at their next model call; this long is waited for them.
+STOP_GRACE_SECONDS = 5.0
+
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
@@ -137,6 +140,28 @@ class Runtime:
             if settings.queue_backend == "redis"
             else None
         )
+
+    def begin_stop(self) -> None:
+        """The process is stopping: jobs and waiting requests stop at their next model call (their status
+        stays queued or processing, their journal is kept, so the next start resumes them), none starts,
+        and the queue's workers take no more. Returns at once; may be called more than once."""
+        self.transcription.stopping.stop()
+        self.decodes.stop()
+        self.queue.stop_workers()
+
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
+        """Stop the jobs (begin_stop) and wait up to `grace_seconds` for them to end; whether they did. The
+        jobs it ended go back on the queue, for another worker now or for the next start."""
+        self.begin_stop()
+        self.stop_takeover()
+        stopped = self.transcription.stopping.wait_idle(grace_seconds)
+        if not stopped:
+            log.warning("a job did not stop within %.0f s; it resumes at the next start", grace_seconds)
+        try:
+            self.jobs.recover(self.transcription.stopping.stopped_sessions())
+        except Exception:  # the queue unreachable: the next start queues them from their status
+            log.exception("queueing the stopped jobs again failed")
+        return stopped
 
     def start_takeover(self) -> None:
         if self.takeover is not None:

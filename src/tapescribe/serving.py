@@ -15,15 +15,29 @@ forever, and thousands of them exhaust the process. ClientTimeoutH11Protocol add
 
 WebSockets are left to uvicorn's ping (a peer that stops answering is dropped after
 ws_ping_interval + ws_ping_timeout).
+
+A stop (SIGINT or SIGTERM, handled by uvicorn) tells the jobs to stop the moment uvicorn begins to
+shut down (`on_stop`), not after it has waited for open connections: jobs, and requests that run a
+job, end at their next model call, and the lifespan's end waits a few seconds for them. Whatever
+still holds the process EXIT_GRACE_SECONDS after uvicorn is done (a model call that does not return,
+a thread that does not end) does not keep it alive: it exits as after a SIGKILL, which loses nothing
+saved, and the next start resumes the job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
+import socket
+import sys
+import threading
 from collections import Counter
+from collections.abc import Callable
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
@@ -193,12 +207,40 @@ def protocols(settings: Settings) -> tuple[type[ClientTimeoutH11Protocol], type[
     return http, ws
 
 
-def run_server(app, settings: Settings) -> None:
-    """Serve `app` on settings.host:port until stopped."""
-    import uvicorn
+log = logging.getLogger(__name__)
 
+EXIT_GRACE_SECONDS = 3.0  # after uvicorn is done, what may still hold the process this long at most
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
+
+
+class StoppingServer(uvicorn.Server):
+    """uvicorn's server, calling `on_stop` as its shutdown begins (before it waits for connections)."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_stop = on_stop
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_stop()
+        await super().shutdown(sockets=sockets)
+
+
+def _exit_soon(seconds: float) -> None:
+    """End the process in `seconds` if it has not ended by then (a daemon thread: a prompt exit ends it)."""
+
+    def exit_now() -> None:
+        log.warning("still running %.0f s after the server stopped: exiting now (jobs resume at next start)", seconds)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
+
+
+def run_server(app, settings: Settings, on_stop: Callable[[], None] = lambda: None) -> None:
+    """Serve `app` on settings.host:port until stopped; `on_stop` is called as the stop begins."""
     http, ws = protocols(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -209,3 +251,10 @@ def run_server(app, settings: Settings) -> None:
         timeout_keep_alive=round(settings.keep_alive_seconds),
         limit_concurrency=settings.max_connections,
     )
+    server = StoppingServer(config, on_stop)
+    try:
+        server.run()  # re-raises the signal that stopped it once done: SIGINT as KeyboardInterrupt
+    finally:
+        _exit_soon(EXIT_GRACE_SECONDS)
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)

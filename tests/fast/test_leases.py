@@ -36,6 +36,7 @@ def test_one_holder_at_a_time(client):
         with second.hold(SESSION) as refused:
             assert refused is None
         assert first.holders()[SESSION].startswith("host-a:1:")
+        assert second.holder(SESSION) == "host-a:1"  # named in the log of the one refused
     with second.hold(SESSION) as held:  # released on leaving the block
         assert held is not None
     assert first.holders() == {} and client.zcard(first.set_key) == 0

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager as ContextManager
 
 import pytest
 
-from tapescribe.errors import ServerBusy
+from tapescribe.errors import ServerBusy, ServerStopping
 from tapescribe.jobs.scheduler import DecodeScheduler
 
 
@@ -306,3 +306,46 @@ def test_long_jobs_do_not_pause_for_a_clip_that_waits_for_the_full_batch():
         for thread in [*clips, giving_way, second]:
             thread.join(10)
     assert clip_ran == [True] * 3 and scheduler.state().running == 0
+
+
+def test_a_stop_ends_every_wait_for_a_slot_and_every_pause_and_starts_nothing():
+    """At a stop (SIGINT, SIGTERM) a job paused for a live step and a request waiting for a slot both get
+    ServerStopping at once, instead of waiting for what they wait for; nothing starts afterwards."""
+    scheduler = DecodeScheduler(slots=1, max_waiting=10)
+    raised: dict[str, BaseException] = {}
+    holding, live = threading.Event(), threading.Event()
+
+    def long_job() -> None:
+        try:
+            with scheduler.slot(600.0) as slot:
+                holding.set()
+                live.wait(5)
+                slot.give_way()  # a live step runs: the job pauses here
+        except ServerStopping as error:
+            raised["paused"] = error
+
+    def waiting_request() -> None:
+        try:
+            with scheduler.slot(5.0):
+                pass
+        except ServerStopping as error:
+            raised["waiting"] = error
+
+    threads = [threading.Thread(target=long_job)]
+    threads[0].start()
+    holding.wait(5)
+    with scheduler.live_step():  # held past the stop: without the stop nothing would wake them
+        live.set()
+        wait_until(lambda: scheduler.state().paused == 1)
+        with scheduler.slot(3.0):  # a short request takes the slot the long job lent
+            threads.append(threading.Thread(target=waiting_request))
+            threads[-1].start()
+            wait_until(lambda: scheduler.state().waiting == 1)
+            scheduler.stop()
+            for thread in threads:
+                thread.join(5)
+                assert not thread.is_alive()
+    assert set(raised) == {"paused", "waiting"}
+    assert scheduler.state().running == 0
+    with pytest.raises(ServerStopping), scheduler.slot(1.0):
+        pass

@@ -187,7 +187,7 @@ class BatchingWhisper:
             self._ready.notify_all()
         self._server.join()
         if self._apart is not None:
-            self._apart.shutdown(wait=True)
+            self._apart.shutdown(wait=True)  # no cancel_futures: a cancelled call would never answer its lane
 
     def encode(self, features: Any, to_cpu: bool = False) -> Any:  # to_cpu: outputs are on the CPU already
         return self._call(_Call("encode", np.asarray(features), [], {}))
@@ -303,7 +303,11 @@ class BatchingWhisper:
                 call.done.set()
             return
         for call in calls:
-            self._apart.submit(self._run_alone, call)
+            try:
+                self._apart.submit(self._run_alone, call)
+            except RuntimeError as error:  # the interpreter is shutting down: the lane fails, never hangs
+                call.error = error
+                call.done.set()
 
     def _run_alone(self, call: _Call) -> None:
         try:

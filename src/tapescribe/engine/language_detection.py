@@ -15,7 +15,7 @@ it for three parts, at nearly the same accuracy (docs/performance.md, Languages)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,14 +89,23 @@ def language_probabilities(model: Any, speech: np.ndarray) -> list[tuple[str, fl
 
 
 def detect_over_parts(
-    model: Any, blocks: Iterable[np.ndarray], duration: float, parts: int = 3
+    model: Any,
+    blocks: Iterable[np.ndarray],
+    duration: float,
+    parts: int = 3,
+    between: Callable[[], None] | None = None,
 ) -> DetectedLanguage | None:
     """The language of the audio in `blocks` (`duration` seconds long) by a multilingual `model`.
 
     None when there is no audio at all. When no part holds speech, the opening audio is judged.
+    `between` runs before each part's speech search and language model call (a job stops there).
     """
+    between = between or (lambda: None)
     slices = gather_parts(blocks, part_starts(duration, parts))
-    speech = [speech_only(audio) for audio in slices]
+    speech = []
+    for audio in slices:
+        between()
+        speech.append(speech_only(audio))
     usable = [audio for audio in speech if len(audio) >= MIN_SPEECH_SECONDS * SAMPLE_RATE]
     if not usable:
         opening = slices[0][: round(PART_SECONDS * SAMPLE_RATE)] if slices else np.zeros(0)
@@ -106,6 +115,7 @@ def detect_over_parts(
         return DetectedLanguage(language, float(probability), 0)
     totals: dict[str, float] = {}
     for audio in usable:
+        between()
         for language, probability in language_probabilities(model, audio):
             totals[language] = totals.get(language, 0.0) + float(probability)
     language = max(totals, key=lambda code: totals[code])

@@ -15,10 +15,12 @@ from tapescribe.errors import (
     InsufficientStorage,
     NotFound,
     ServerBusy,
+    ServerStopping,
     TranscriptionFailed,
     is_disk_full,
 )
 from tapescribe.jobs.queue import JobQueue
+from tapescribe.jobs.scheduler import RETRY_AFTER_SECONDS
 from tapescribe.jobs.speakers import SPEAKERS_STEP
 from tapescribe.jobs.transcription import CANCEL_MARKER, TranscriptionJob
 from tapescribe.sessions.ingest import accept_audio
@@ -73,9 +75,17 @@ class JobControl:
         """Run a session's job in the caller's thread (`/transcribe`, `/v1`); its transcript, or
         TranscriptionFailed saying why (the session keeps its audio and its status says the same).
         It waits its turn for a decode slot; when too many requests wait already, ServerBusy (503) and
-        the session is withdrawn, as the client sends the audio again."""
+        the session is withdrawn, as the client sends the audio again. When the server stops meanwhile,
+        ServerStopping (503 too) names the session, which is kept and transcribed at the next start."""
         try:
             state = self.job.run(session_id, on_segment, refuse_when_busy=True)
+        except ServerStopping as error:  # kept, unlike a refusal: its status says queued or processing
+            raise ServerStopping(
+                "The server is stopping: the recording is kept as this session and is transcribed when the "
+                "server starts again.",
+                session_id=session_id,
+                retry_after_seconds=error.details.get("retry_after_seconds", RETRY_AFTER_SECONDS),
+            ) from error
         except ServerBusy:
             self.sessions.withdraw(session_id)
             raise

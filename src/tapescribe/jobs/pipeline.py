@@ -172,16 +172,32 @@ class TranscriptionPipeline:
     ) -> TranscriptionRequest:
         return checked_request(self.models, model, language, options)
 
-    def choose(self, session: dict[str, Any], audio: AudioInput, duration: float | None) -> dict[str, Any]:
-        """The session fields that record the model choice (jobs/routing.py), detecting on `audio` if needed."""
-        return choose_model(session, self.models, lambda: self.detect(audio, duration))
+    def choose(
+        self,
+        session: dict[str, Any],
+        audio: AudioInput,
+        duration: float | None,
+        between: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """The session fields that record the model choice (jobs/routing.py), detecting on `audio` if needed;
+        `between` runs between blocks and detections (a cancel or a stop raises there)."""
+        return choose_model(session, self.models, lambda: self.detect(audio, duration, between))
 
-    def detect(self, audio: AudioInput, duration: float | None) -> DetectedLanguage | None:
+    def detect(
+        self, audio: AudioInput, duration: float | None, between: Callable[[], None] | None = None
+    ) -> DetectedLanguage | None:
         """The language of `audio`, detected by the multilingual model over several parts of it."""
+
+        def blocks() -> Iterator[np.ndarray]:  # reading a long file takes a while: `between` is heard meanwhile
+            for block in audio.blocks():
+                if between is not None:
+                    between()
+                yield block
+
         if not duration:
-            duration = sum(len(block) for block in audio.blocks()) / SAMPLE_RATE
+            duration = sum(len(block) for block in blocks()) / SAMPLE_RATE
         model = self.models.get(MULTILINGUAL_MODEL)
-        return detect_over_parts(model, audio.blocks(), duration, self.settings.detection_parts)
+        return detect_over_parts(model, blocks(), duration, self.settings.detection_parts, between)
 
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
         requested = session.get("options") or {}

@@ -31,6 +31,19 @@ class _EmbeddedConsumer(Consumer):
         pass
 
 
+class _StoppingConsumer(Consumer):
+    """`tapescribe worker`'s consumer: a stop (SIGINT, SIGTERM) first tells the jobs to stop at their next
+    model call, so the workers it joins end within seconds instead of at the end of their files."""
+
+    def __init__(self, *args, on_stop: Callable[[], None], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_stop = on_stop
+
+    def stop(self, graceful: bool = False) -> None:
+        self._on_stop()
+        super().stop(graceful=graceful)
+
+
 class _SpaceAwareSqliteStorage(SqliteStorage):
     """Taking a task deletes its row, which needs space in the queue's WAL. On a full disk that fails
     on every poll; Huey would log a traceback each time (ten a second). Instead it counts as an
@@ -101,10 +114,14 @@ class JobQueue:
             self._consumer.stop(graceful=False)
             self._consumer = None
 
-    def run_workers_forever(self, count: int) -> None:
-        """For `tapescribe worker`: the consumer in the foreground, Ctrl-C or SIGTERM to stop."""
-        consumer = Consumer(
+    def run_workers_forever(self, count: int, on_stop: Callable[[], None], grace_seconds: float) -> None:
+        """For `tapescribe worker`: the consumer in the foreground, Ctrl-C or SIGTERM to stop. `on_stop`
+        is called first (it tells the jobs to stop); the workers are then waited for up to `grace_seconds`
+        (a job that stopped goes on at the next start)."""
+        consumer = _StoppingConsumer(
             self.huey,
+            on_stop=on_stop,
+            shutdown_timeout=grace_seconds,
             workers=max(1, count),
             worker_type="thread",
             periodic=False,

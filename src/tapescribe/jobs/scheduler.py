@@ -40,7 +40,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from tapescribe.errors import ServerBusy
+from tapescribe.errors import ServerBusy, ServerStopping
+from tapescribe.jobs.stopping import STOPPING_MESSAGE
 
 RETRY_AFTER_SECONDS = 5  # what a refused client is told: about one short clip's turn under load
 SHORT_AUDIO_SECONDS = 30.0  # audio this short may take the slot kept for short audio
@@ -80,7 +81,7 @@ class Slot:
 
     def give_way(self) -> None:
         """Between segments: if a shorter job waits or a live step runs, let it go first, then continue
-        (blocks meanwhile)."""
+        (blocks meanwhile). ServerStopping once the process stops."""
         self._scheduler._give_way(self._ticket)
 
 
@@ -97,6 +98,14 @@ class DecodeScheduler:
         self._live_steps = 0
         self._peak_running = 0
         self._preemptions = 0
+        self._stopping = False
+
+    def stop(self) -> None:
+        """The process is stopping: no decode starts, and none goes on past its next `give_way`; every
+        request waiting for a slot, and every job paused for another, gets ServerStopping now."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
 
     def state(self) -> SchedulerState:
         with self._changed:
@@ -135,7 +144,8 @@ class DecodeScheduler:
             yield Slot(self, ticket)
         finally:
             with self._changed:
-                self._running.remove(ticket)
+                if ticket in self._running:  # not if it was stopped while it gave way
+                    self._running.remove(ticket)
                 self._changed.notify_all()
 
     @contextlib.contextmanager
@@ -205,7 +215,9 @@ class DecodeScheduler:
     def _wait_for_turn(self, ticket: _Ticket) -> None:
         self._waiting.append(ticket)
         try:
-            while not (self._has_room(ticket) and self._first_in_line() is ticket):
+            while not (self._has_room(ticket) and self._first_in_line() is ticket) or self._stopping:
+                if self._stopping:
+                    raise ServerStopping(STOPPING_MESSAGE, retry_after_seconds=RETRY_AFTER_SECONDS)
                 self._changed.wait()
         finally:
             self._waiting.remove(ticket)
@@ -232,6 +244,8 @@ class DecodeScheduler:
 
     def _give_way(self, ticket: _Ticket) -> None:
         with self._changed:
+            if self._stopping:
+                raise ServerStopping(STOPPING_MESSAGE, retry_after_seconds=RETRY_AFTER_SECONDS)
             if not self._should_give_way(ticket):
                 return
             self._preemptions += 1

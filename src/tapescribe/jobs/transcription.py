@@ -21,11 +21,12 @@ from typing import Any
 from tapescribe.engine.audio import measure_duration
 from tapescribe.engine.models import ModelPool
 from tapescribe.engine.transcriber import DecodeOptions, LanguageFound
-from tapescribe.errors import NotFound, TapescribeError, UnsupportedMedia, is_disk_full
+from tapescribe.errors import NotFound, ServerStopping, TapescribeError, UnsupportedMedia, is_disk_full
 from tapescribe.jobs.journal import build_transcription, resume_point
 from tapescribe.jobs.pipeline import NO_AUDIO, AudioInput, DecodeHooks, JobSettings, TranscriptionPipeline
 from tapescribe.jobs.scheduler import DecodeScheduler, Slot
 from tapescribe.jobs.speakers import SPEAKERS_STEP, SpeakerLabelling, wanted
+from tapescribe.jobs.stopping import JobStop
 from tapescribe.sessions.locks import Lease, LeaseLost
 from tapescribe.sessions.service import (
     CANCELLED,
@@ -66,6 +67,9 @@ class TranscriptionJob:
         self.speakers = speakers
         # model choice, decoding options and decode plan: the same for the CLI (jobs/pipeline.py)
         self.pipeline = TranscriptionPipeline(models, settings)
+        # The process stopping: every job ends at its next model call or segment, as at a cancel, but
+        # its status stays queued or processing and its journal is kept, so the next start resumes it.
+        self.stopping = JobStop()
 
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
         return self.pipeline.options_for(session)
@@ -82,17 +86,29 @@ class TranscriptionJob:
         `on_segment` sees each segment once it is saved (for callers that stream them on). A full
         disk does not end the job (its status could not even be saved): it waits until space is
         freed and goes on, in place while segments are being saved, else from its journal. With
-        `refuse_when_busy`, ServerBusy is raised instead of joining a full wait for a decode slot.
+        `refuse_when_busy`, ServerBusy is raised instead of joining a full wait for a decode slot, and
+        ServerStopping when the process stops (else the job just ends; either way it resumes at the next
+        start).
         """
-        return self._patiently(session_id, self._run_once, session_id, on_segment, refuse_when_busy)
+        try:
+            with self.stopping.running():
+                return self._patiently(session_id, self._run_once, session_id, on_segment, refuse_when_busy)
+        except ServerStopping:
+            self.stopping.note_stopped(session_id)
+            if refuse_when_busy:
+                raise
+            log.info("session %s: stopped with the process; it goes back on the queue", session_id)
+            return PROCESSING
 
     def _run_once(
         self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, refuse_when_busy: bool
     ) -> str:
+        self.stopping.check()
         try:
             with self.sessions.locks.hold(session_id) as lease:
                 if lease is None:
-                    log.info("session %s is being transcribed elsewhere", session_id)
+                    holder = self.sessions.locks.holder(session_id) or "a holder not known"
+                    log.info("session %s is being transcribed elsewhere: held by %s", session_id, holder)
                     return PROCESSING
                 status = self.sessions.status(session_id)
                 if status["status"] not in UNFINISHED:
@@ -144,8 +160,11 @@ class TranscriptionJob:
                 waited = True
             self.sessions.space.wait_for_space(f"transcribing session {session_id}")
 
-    def _cancel_requested(self, session_id: str) -> bool:
-        return (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists()
+    def _interrupt_if_asked(self, session_id: str) -> None:
+        """Where a job may stop: ServerStopping when the process stops, Cancelled when the user cancelled."""
+        self.stopping.check()
+        if (self.sessions.store.dir(session_id) / CANCEL_MARKER).exists():
+            raise Cancelled
 
     def _transcribe(
         self, session_id: str, on_segment: Callable[[dict[str, Any]], None] | None, slot: Slot, lease: Lease
@@ -208,27 +227,24 @@ class TranscriptionJob:
 
         def window_done(seconds: float) -> None:
             lease.check()
-            if self._cancel_requested(session_id):
-                raise Cancelled
+            self._interrupt_if_asked(session_id)
             show_progress(seconds)
             slot.give_way()
 
         def between_model_calls() -> None:
             """Between the lanes' batched model calls (on the batching thread), and after each segment of
-            windows or of a group without lanes: a cancel stops the decoding, and a shorter job or a live
-            step that waits runs now; this one goes on from here after it."""
-            if self._cancel_requested(session_id):
-                raise Cancelled
+            windows or of a group without lanes: a cancel or the process stopping ends the decoding, and a
+            shorter job or a live step that waits runs now; this one goes on from here after it."""
+            self._interrupt_if_asked(session_id)
             slot.give_way()
 
         clip_batch = ExitStack()  # the clip batch this job joins, left as soon as its decoding ends
         try:
-            if self._cancel_requested(session_id):
-                raise Cancelled
+            self._interrupt_if_asked(session_id)
             audio = self._audio(session_id)
             pipeline = self.pipeline
             if not session.get("model_reason"):  # decided once: a resumed job keeps the choice
-                choice = pipeline.choose(session, audio, duration)
+                choice = pipeline.choose(session, audio, duration, partial(self._interrupt_if_asked, session_id))
                 session = write(sessions.update_session, session_id, fence=lease.check, **choice)
                 slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
             model = pipeline.model(session.get("model"), slot.batched, clip_batch)
@@ -245,8 +261,7 @@ class TranscriptionJob:
                     on_segment(segment)
                 if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
                     last_save = time.monotonic()
-                    if self._cancel_requested(session_id):
-                        raise Cancelled
+                    self._interrupt_if_asked(session_id)
                     write(
                         sessions.save_transcription,
                         session_id,
@@ -262,7 +277,7 @@ class TranscriptionJob:
             write(sessions.save_transcription, session_id, saved_now, fence=lease.check)
             status(CANCELLED, None, "Cancelled by the user.")
             return CANCELLED
-        except (NotFound, LeaseLost):
+        except (NotFound, LeaseLost, ServerStopping):  # stopping: left processing, its journal kept
             raise
         except TapescribeError as error:
             status(ERROR, None, error.message)

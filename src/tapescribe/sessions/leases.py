@@ -218,5 +218,10 @@ class RedisLeases:
                 found[session_id] = token.decode()
         return found
 
+    def holder(self, session_id: str) -> str | None:
+        """The host:pid whose lease holds the session now (None: none does)."""
+        token: Any = self.client.get(self.key_prefix + session_id)
+        return token.decode().rsplit(":", 1)[0] if token is not None else None
+
     def claim_expired(self, limit: int = 100) -> list[str]:
         return [member.decode() for member in self._claim(keys=[self.set_key], args=[limit, self.key_prefix])]

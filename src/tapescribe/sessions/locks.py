@@ -47,6 +47,9 @@ class SessionLocks(Protocol):
     def write(self, session_id: str) -> contextlib.AbstractContextManager[None]:
         """The session's write lock for the block, waiting for it while another writer has it."""
 
+    def holder(self, session_id: str) -> str | None:
+        """Who holds the session, for a log line (None: not known)."""
+
 
 class HeldFile:
     """An flock held by this process: it cannot be lost while the process lives."""
@@ -74,3 +77,6 @@ class FileLocks:
 
     def write(self, session_id: str) -> contextlib.AbstractContextManager[None]:
         return self.store.write_lock(session_id)
+
+    def holder(self, session_id: str) -> str | None:
+        return self.store.lock_holder(session_id)

@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,10 @@ class SessionStore:
 
     @contextlib.contextmanager
     def job_lock(self, session_id: str) -> Iterator[bool]:
-        """Yield True if this caller holds the session's job lock. The OS drops it if the process dies."""
+        """Yield True if this caller holds the session's job lock. It is an flock: the kernel drops it when
+        the process holding it ends, however it ends, so a dead process's lock never blocks anyone; a
+        session "being transcribed elsewhere" is held by a live process. The holder writes who it is into
+        the file (`lock_holder` reads it, to say which process that is)."""
         path = self.dir(session_id) / LOCK_FILE
         with self._gone_is_not_found(session_id):
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -254,6 +258,7 @@ class SessionStore:
                 yield False
                 return
             try:
+                _write_holder(fd)
                 yield True
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
@@ -274,3 +279,36 @@ class SessionStore:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+    def lock_holder(self, session_id: str) -> str | None:
+        """Who holds (or last held) the session's job lock, as its holder wrote it: "pid 1234 on host since
+        <time>", with a note when that pid is gone from this host (then a process it forked holds the
+        lock); None when unknown."""
+        try:
+            text = (self.dir(session_id) / LOCK_FILE).read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return None
+        parts = text.split()
+        if len(parts) < 4 or parts[0] != "pid" or not parts[1].isdigit():
+            return None
+        if parts[3] == socket.gethostname() and not _process_exists(int(parts[1])):
+            text += " (that process is gone: one it started holds the lock)"
+        return text
+
+
+def _write_holder(fd: int) -> None:
+    """Who holds the lock, for `lock_holder`; only a help to the operator, so a full disk does not stop a job."""
+    record = f"pid {os.getpid()} on {socket.gethostname()} since {files.utc_now()}\n".encode()
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record, 0)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
