@@ -17,9 +17,11 @@ sys.path.insert(0, str(REPO / "bench"))
 from conditions import hiss, music, room_noise, soft, whispered
 
 
-def test_the_servers_defaults_are_the_engines_defaults():
-    # tests compare the server with DecodeOptions() run in-process (tests/conftest.py library_text)
-    assert decode_defaults(Settings()) == DecodeOptions()
+def test_the_servers_defaults_are_the_engines_defaults_with_words_timed():
+    # tests compare the server with decode_defaults run in-process (tests/conftest.py engine_records);
+    # the server times words by default (subtitles start and end on them), faster-whisper does not
+    assert decode_defaults(Settings()) == DecodeOptions(word_timestamps=True)
+    assert decode_defaults(Settings(word_timestamps=False)) == DecodeOptions()
 
 
 def test_vad_settings_are_faster_whispers_vad_options():
