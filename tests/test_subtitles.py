@@ -1,5 +1,6 @@
-"""Subtitles of a page upload with the defaults are timed by words: a real reading after a long silence,
-through `/transcribe-file`, exported as SRT and WebVTT and read back as a player reads them."""
+"""Subtitles of a page upload with the defaults are timed by words: real speech after a long silence,
+through `/transcribe-file` (a clip decoded in a clip batch, files in one lane and in four), exported as SRT and
+WebVTT and read back as a player reads them."""
 
 from __future__ import annotations
 
@@ -11,26 +12,42 @@ import pytest
 import srt
 import webvtt
 
-from conftest import audio_file, read_pcm, write_wav
+from conftest import ENGLISH_FILES, audio_file, read_pcm, write_wav
 
 LEADING_SILENCE = 6.0
 TOLERANCE = 0.3  # seconds between the first cue's start and the first word's
 MILLISECOND = 0.0015  # the exports round times to milliseconds
 
 
-@pytest.fixture(scope="module")
-def after_silence(server, tmp_path_factory) -> dict:
-    """6 s of silence, a 27 s reading, 2 s of silence, an 11 s speech: uploaded with no options."""
+def reading_after_silence(length: str) -> np.ndarray:
+    """6 s of silence, then for a clip (30 s or less, decoded in a clip batch) an 11 s speech, 2 s of
+    silence and 3 s; for a short file (one lane) a 27 s reading, 2 s of silence and the 11 s speech; for
+    a long one (2 minutes or more: four lanes) every English recording with pauses of 0.5 to 2.5 s, twice."""
     silence = np.zeros(int(LEADING_SILENCE * 16000), dtype=np.float32)
-    pause = np.zeros(2 * 16000, dtype=np.float32)
-    samples = np.concatenate(
-        [silence, read_pcm(audio_file("acoustic_corpus.wav")), pause, read_pcm(audio_file("jfk.flac"))]
-    )
-    path = write_wav(tmp_path_factory.mktemp("subtitles") / "after_silence.wav", samples)
+    if length == "clip":
+        names, pauses = ["jfk.flac", "goforward.wav"], [2.0, 0.0]
+    elif length == "short":
+        names, pauses = ["acoustic_corpus.wav", "jfk.flac"], [2.0, 0.0]
+    else:
+        names = ENGLISH_FILES * 2
+        pauses = [0.5 + 2.0 * (at % 5) / 4 for at in range(len(names))]
+    pieces = [silence]
+    for name, pause in zip(names, pauses, strict=True):
+        pieces += [read_pcm(audio_file(name)), np.zeros(int(pause * 16000), dtype=np.float32)]
+    return np.concatenate(pieces)
+
+
+@pytest.fixture(scope="module", params=["clip", "short", "long"])
+def after_silence(request, server, tmp_path_factory) -> dict:
+    """The recording uploaded with no options; its segments and its SRT and VTT exports."""
+    samples = reading_after_silence(request.param)
+    name = f"after_silence_{request.param}.wav"
+    path = write_wav(tmp_path_factory.mktemp("subtitles") / name, samples)
     with server.client() as client, open(path, "rb") as handle:
         session_id = client.post("/transcribe-file", files={"file": (path.name, handle)}).json()["session_id"]
-    body = server.wait_done(session_id)
+    body = server.wait_done(session_id, timeout=600)
     assert body["status"]["status"] == "done", body["status"]
+    assert body["status"]["runs"][-1]["engine"] == ("clip batch" if request.param == "clip" else "lanes")
     with server.client() as client:
         exports = {fmt: client.get(f"/session/{session_id}/export/{fmt}").text for fmt in ("srt", "vtt")}
     return {"segments": body["transcription"]["segments"], **exports}
