@@ -189,14 +189,16 @@ def engine_records(model, path: Path, window_seconds: float | None = None) -> li
     from tapescribe.config import Settings
     from tapescribe.engine.audio import pcm_blocks
     from tapescribe.engine.lane_groups import transcribe_lane_groups
-    from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
+    from tapescribe.engine.transcriber import transcribe_windows
+    from tapescribe.runtime import decode_defaults
 
     settings = Settings()
     window = window_seconds or settings.window_seconds
+    options = decode_defaults(settings)  # words timed, as a job times them by default
     if settings.file_lanes > 1:
         lanes, beam = settings.file_lanes, settings.lane_beam_size
-        return list(transcribe_lane_groups(model, pcm_blocks(path), DecodeOptions(), None, window, lanes, beam))
-    return list(transcribe_windows(model, pcm_blocks(path), DecodeOptions(), window_seconds=window))
+        return list(transcribe_lane_groups(model, pcm_blocks(path), options, None, window, lanes, beam))
+    return list(transcribe_windows(model, pcm_blocks(path), options, window_seconds=window))
 
 
 def library_text(model, path: Path) -> str:

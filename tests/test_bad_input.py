@@ -164,6 +164,21 @@ def test_unknown_language_is_rejected(server):
         )
 
 
+def test_word_timestamps_must_be_yes_or_no_and_a_refusal_stores_nothing(server):
+    before = session_dirs(server)
+    with server.client() as client:
+        error = assert_error(
+            client.post(
+                "/transcribe-file",
+                data={"word_timestamps": "sometimes"},
+                files={"file": ("a.wav", audio_file("goforward.wav").read_bytes())},
+            ),
+            400,
+            "bad_request",
+        )
+    assert "word_timestamps" in error["message"] and session_dirs(server) == before
+
+
 def test_validation_and_routing_errors_share_the_shape(server):
     with server.client() as client:
         assert_error(client.get("/sessions", params={"limit": "many"}), 422, "invalid_request")

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         "once. 0: one per cpu_threads cores of this machine, at least 1.",
     )
     beam_size: int = Field(5, ge=1, le=16, description="Beam size for decoding (faster-whisper's default is 5).")
+    word_timestamps: bool = Field(
+        True,
+        description="Time every word of a stored transcript (uploads, recordings, the live second pass, /v1), "
+        "so subtitles start and end on words; a request may still say word_timestamps=false. Whisper's "
+        "segment times alone put a cue after a silence at the silence's start. Its cost is measured in "
+        "docs/performance.md (bench/word_timing.py).",
+    )
     vad_filter: bool = Field(
         True,
         description="Skip long stretches with no speech (Silero VAD) before decoding: no text invented over "
@@ -394,6 +401,7 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
         "compute_type",
         "batch_size",
         "beam_size",
+        "word_timestamps",
         "vad_filter",
         "vad_threshold",
         "vad_min_silence_ms",

@@ -33,7 +33,10 @@ from tapescribe.sessions.store import SessionStore
 def decode_defaults(settings: Settings) -> DecodeOptions:
     """The decoding settings every job starts from (a request may change its language, task, prompt...)."""
     return DecodeOptions(
-        beam_size=settings.beam_size, vad_filter=settings.vad_filter, vad_parameters=settings.vad_parameters()
+        beam_size=settings.beam_size,
+        vad_filter=settings.vad_filter,
+        vad_parameters=settings.vad_parameters(),
+        word_timestamps=settings.word_timestamps,
     )
 
 

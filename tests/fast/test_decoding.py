@@ -13,9 +13,11 @@ from tapescribe.engine.transcriber import KEEP_SOFT_SPEECH_VAD, DecodeOptions
 from tapescribe.runtime import decode_defaults
 
 
-def test_the_servers_defaults_are_the_engines_defaults():
-    # tests compare the server with DecodeOptions() run in-process (tests/conftest.py library_text)
-    assert decode_defaults(Settings()) == DecodeOptions()
+def test_the_servers_defaults_are_the_engines_defaults_with_words_timed():
+    # tests compare the server with decode_defaults run in-process (tests/conftest.py engine_records);
+    # the server times words by default (subtitles start and end on them), faster-whisper does not
+    assert decode_defaults(Settings()) == DecodeOptions(word_timestamps=True)
+    assert decode_defaults(Settings(word_timestamps=False)) == DecodeOptions()
 
 
 def test_vad_settings_are_faster_whispers_vad_options():
@@ -62,3 +64,19 @@ def test_a_short_lead_in_and_tail_are_kept():
     speech = read_pcm(audio_file("jfk.flac"))
     audio = np.concatenate([room_noise(3.0, 2), speech, room_noise(3.0, 3)])
     assert speech_clips(audio, KEEP_SOFT_SPEECH_VAD) == [0.0, round(len(audio) / 16000, 3)]
+
+
+def test_every_stored_job_times_words_unless_told_not_to():
+    """Uploads, recordings and the live second pass (whose session options hold at most `speakers`)
+    time words by default; a request's word_timestamps=false or the setting turns it off, except that
+    speaker labels need them."""
+    from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
+
+    def timed(settings: Settings, options: dict) -> bool:
+        job = TranscriptionJob(None, None, JobSettings(decoding=decode_defaults(settings)), None)  # type: ignore[arg-type]
+        return job.options_for({"options": options}).word_timestamps
+
+    assert timed(Settings(), {}) and timed(Settings(), {"speakers": "auto"})  # an upload; a live second pass
+    assert not timed(Settings(), {"word_timestamps": False})
+    assert not timed(Settings(word_timestamps=False), {}) and timed(Settings(word_timestamps=False), {"speakers": 2})
+    assert timed(Settings(word_timestamps=False), {"word_timestamps": True})

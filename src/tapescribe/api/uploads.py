@@ -169,7 +169,12 @@ JOB_FIELDS: dict[str, Any] = {
         "maxLength": 100,
         "description": "A model name from GET /models (default: the server's).",
     },
-    "word_timestamps": {"type": "string", "description": "true for word times in the transcript."},
+    "word_timestamps": {
+        "type": "string",
+        "enum": ["", "true", "false", "1", "0", "yes", "no", "on", "off"],
+        "description": "Word times in the transcript, which subtitles are timed by (default: the server's "
+        "TAPESCRIBE_WORD_TIMESTAMPS, on); false saves their decoding time.",
+    },
     "prompt": {"type": "string", "description": "Text that the model sees first (names, spelling)."},
     "speakers": {
         "type": "string",

@@ -209,8 +209,11 @@ class TranscriptionPipeline:
             # a language detected over several parts is more reliable than transcribe's look at the first 30 s
             language=session.get("requested_language") or detected,
             task=requested.get("task", "transcribe"),
-            # speaker labels need word times: a segment is split at the word where the speaker changes
-            word_timestamps=bool(requested.get("word_timestamps") or requested.get("speakers")),
+            # words are timed unless the request or the settings say not (subtitles start and end on
+            # words); speaker labels need them anyway: a segment is split at the word where the speaker changes
+            word_timestamps=bool(
+                requested.get("word_timestamps", self.settings.decoding.word_timestamps) or requested.get("speakers")
+            ),
             initial_prompt=requested.get("prompt"),
             temperature=requested.get("temperature"),
         )

@@ -1,14 +1,12 @@
-"""Transcript exports: txt, srt, vtt, json, tsv. Long segments are split into readable subtitle cues."""
+"""Transcript exports: txt, srt, vtt, json, tsv. Subtitle cues come from sessions/cues.py."""
 
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from typing import Any
 
 from tapescribe.errors import BadRequest
-from tapescribe.sessions.scripts import is_unspaced
+from tapescribe.sessions.cues import MAX_CUE_LINES, MAX_CUE_SECONDS, MAX_LINE_WIDTH, speaker_cues
 from tapescribe.sessions.speaker_names import speaker_names
 
 EXPORT_MEDIA_TYPES = {
@@ -18,17 +16,7 @@ EXPORT_MEDIA_TYPES = {
     "json": "application/json",
     "tsv": "text/tab-separated-values; charset=utf-8",
 }
-MAX_CUE_SECONDS = 7.0
-# Two lines of 42 columns, the usual subtitle budget; a CJK character is two columns wide, so a
-# Japanese or Chinese line holds 21 characters (Netflix asks 13 to 16 of them).
-MAX_LINE_WIDTH = 42
-MAX_CUE_LINES = 2
-
-# Whitespace a line may break at: any but the no-break spaces (French puts them inside « »).
-_PIECE = re.compile(r"[^\S\u00a0\u202f]*(?:\S|[\u00a0\u202f])+")
-_OPENING = {"Ps", "Pi"}
-_CLOSING = {"Pe", "Pf", "Po"}
-_OPENING_MARKS = "¿¡"
+__all__ = ["EXPORT_MEDIA_TYPES", "MAX_CUE_LINES", "MAX_CUE_SECONDS", "MAX_LINE_WIDTH", "cues", "render", "speaker_cues"]
 
 
 def _clock(seconds: float, separator: str) -> str:
@@ -40,116 +28,9 @@ def _clock(seconds: float, separator: str) -> str:
 
 
 def cues(segments: list[dict[str, Any]]) -> list[tuple[float, float, str]]:
-    """Subtitle cues of at most 7 s and two lines of 42 columns, lines joined by "\n".
-
-    A segment is one cue when it fits, else it is split at word times (or evenly by words).
-    """
+    """Subtitle cues of at most 7 s and two lines of 42 columns, lines joined by "\n", timed by their
+    words where the segments have word times (sessions/cues.py)."""
     return [(start, end, text) for start, end, text, _ in speaker_cues(segments)]
-
-
-def speaker_cues(segments: list[dict[str, Any]]) -> list[tuple[float, float, str, str | None]]:
-    """The cues of `cues`, each with the speaker of its segment (None when speakers were not labelled)."""
-    result: list[tuple[float, float, str, str | None]] = []
-    for segment in segments:
-        text = segment["text"].strip()
-        start, end = float(segment["start"]), float(segment["end"])
-        speaker = segment.get("speaker")
-        if not text:
-            continue
-        lines = _lines(text)
-        if end - start <= MAX_CUE_SECONDS and lines:
-            result.append((start, end, "\n".join(lines), speaker))
-            continue
-        words = _glued(segment.get("words") or _even_words(text, start, end))
-        group: list[dict] = []
-        for word in words:
-            group.append(word)
-            too_long = word["end"] - group[0]["start"] > MAX_CUE_SECONDS or not _lines(_joined(group))
-            if too_long and len(group) > 1:
-                last = group.pop()
-                result.append((group[0]["start"], group[-1]["end"], _cue_text(group), speaker))
-                group = [last]
-        if group:
-            result.append((group[0]["start"], max(group[-1]["end"], group[0]["start"]), _cue_text(group), speaker))
-    # keep times monotonic even if the model's segments overlap slightly
-    cleaned, previous_end = [], 0.0
-    for start, end, text, speaker in result:
-        start = max(start, previous_end)
-        end = max(end, start + 0.01)
-        cleaned.append((start, end, text, speaker))
-        previous_end = end
-    return cleaned
-
-
-def _joined(words: list[dict]) -> str:
-    return "".join(w["word"] for w in words).strip()
-
-
-def _cue_text(words: list[dict]) -> str:
-    """The words in lines; one word too wide for any line stays whole, on a line of its own."""
-    text = _joined(words)
-    return "\n".join(_lines(text) or [text])
-
-
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
-
-
-def _lines(text: str) -> list[str]:
-    """At most two lines that fit, broken between pieces, as evenly as may be; [] if none fit."""
-    if _width(text) <= MAX_LINE_WIDTH:
-        return [text]
-    pieces = _pieces(text)
-    splits = [("".join(pieces[:at]).strip(), "".join(pieces[at:]).strip()) for at in range(1, len(pieces))]
-    fitting = [split for split in splits if max(map(_width, split)) <= MAX_LINE_WIDTH]
-    return list(min(fitting, key=lambda split: max(map(_width, split)))) if fitting else []
-
-
-def _is_opening(piece: str) -> bool:
-    stripped = piece.strip()
-    return bool(stripped) and all(c in _OPENING_MARKS or unicodedata.category(c) in _OPENING for c in stripped)
-
-
-def _is_closing(piece: str) -> bool:
-    stripped = piece.strip()
-    return bool(stripped) and all(c not in _OPENING_MARKS and unicodedata.category(c) in _CLOSING for c in stripped)
-
-
-def _pieces(text: str) -> list[str]:
-    """What a line may not break inside, each with the space before it: a word of a spaced script,
-    a CJK character; punctuation stays with its word (« Où », ¿Dónde, 「本」。)."""
-    raw: list[str] = []
-    for word in _PIECE.findall(text):
-        at = 0
-        for position in range(1, len(word)):
-            if is_unspaced(word[position]) or is_unspaced(word[position - 1]):
-                raw.append(word[at:position])
-                at = position
-        raw.append(word[at:])
-    pieces: list[str] = []
-    for piece in raw:
-        if pieces and (_is_closing(piece) or _is_opening(pieces[-1])):
-            pieces[-1] += piece
-        else:
-            pieces.append(piece)
-    return pieces
-
-
-def _glued(words: list[dict]) -> list[dict]:
-    """Timed words with lone punctuation joined to its word, so a cue never starts with » or ends with ¿."""
-    glued: list[dict] = []
-    for word in words:
-        if glued and (_is_closing(word["word"]) or _is_opening(glued[-1]["word"])):
-            glued[-1] = {**glued[-1], "word": glued[-1]["word"] + word["word"], "end": word["end"]}
-        else:
-            glued.append(word)
-    return glued
-
-
-def _even_words(text: str, start: float, end: float) -> list[dict]:
-    pieces = _pieces(text)
-    step = (end - start) / max(1, len(pieces))
-    return [{"word": piece, "start": start + i * step, "end": start + (i + 1) * step} for i, piece in enumerate(pieces)]
 
 
 def render(transcription: dict[str, Any] | None, fmt: str, session: dict[str, Any] | None = None) -> str:
