@@ -71,6 +71,11 @@ class LiveLanguage:
         self._held_samples = 0
         self._skipped = 0  # samples of silence before the held audio, not kept
 
+    @property
+    def held_seconds(self) -> float:
+        """Audio held, waiting for the language to be known."""
+        return self._held_samples / SAMPLE_RATE
+
     def policy(self, samples: np.ndarray, ended: bool) -> StreamingTranscriber | None:
         """The stream's policy, fed every sample heard so far, once its model is known; None while
         the opening is still being listened to (nothing to caption yet)."""
