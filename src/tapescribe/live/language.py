@@ -17,6 +17,8 @@ starts at once with that model, as before.
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,6 +30,8 @@ from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
 from tapescribe.engine.streaming import StreamingOptions, StreamingTranscriber
 from tapescribe.errors import ModelUnavailable
 from tapescribe.jobs.routing import choose_model
+
+log = logging.getLogger(__name__)
 
 DETECT_SPEECH_SECONDS = 2.0  # speech heard before the language is judged (bench/live_language.py)
 MIN_SPEECH_SECONDS = 0.5  # an utterance shorter than this ("mm") decides nothing unless the stream ends
@@ -70,6 +74,14 @@ class LiveLanguage:
         self._held: list[np.ndarray] = []
         self._held_samples = 0
         self._skipped = 0  # samples of silence before the held audio, not kept
+        if live_model is None:  # loaded (joined, the first time) while the first words are spoken, not after
+            threading.Thread(target=self._warm, name="live-language-warm", daemon=True).start()
+
+    def _warm(self) -> None:
+        try:
+            self.models.get(MULTILINGUAL_MODEL)
+        except Exception:  # said when detection asks for it again (or its absence is handled there)
+            log.debug("warming the multilingual model failed", exc_info=True)
 
     @property
     def held_seconds(self) -> float:
