@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     live_model: str | None = Field(
         None,
         description="Model for live captions over /ws/live (empty: the stream's `model`, else the pinned model, "
-        "else tiny.en for English or no language and base for another). The second pass over the whole "
+        "else tiny.en for English and base for another language: the one requested, else the one heard in the "
+        "stream's first seconds of speech, said in a `language` message). The second pass over the whole "
         "recording uses the stream's `model`, or chooses as for an upload: it may be larger than the live one.",
     )
     models: dict[str, Path] = Field(

@@ -145,7 +145,7 @@ async def live_socket(websocket: WebSocket) -> None:
             "type": "ready",
             "format": request.format,
             "sample_rate": SAMPLE_RATE,
-            "model": request.live_model,
+            "model": request.live_model or AUTO,  # auto: a `language` message says which, once heard
             "second_pass_model": request.model or AUTO,  # auto: chosen by language after the stream
             "language": request.language,
             "speakers": request.speakers,  # labelled in the second pass

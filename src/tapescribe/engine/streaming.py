@@ -107,6 +107,14 @@ class StreamingTranscriber:
             self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
             self._received += len(samples)
 
+    def skip(self, samples: int) -> None:
+        """Count `samples` heard but not kept, before any were fed (silence a stream held back while it
+        listened for its language), so that later words are timed from the stream's start."""
+        if len(self._buffer):
+            raise ValueError("skip() only comes before the first feed()")
+        self._buffer_start += max(0, samples)
+        self._received += max(0, samples)
+
     @property
     def received_seconds(self) -> float:
         return self._received / SAMPLE_RATE

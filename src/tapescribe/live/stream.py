@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tapescribe.engine.agreement import Word, words_text
@@ -46,6 +46,7 @@ from tapescribe.errors import (
     is_disk_full,
 )
 from tapescribe.jobs.scheduler import DecodeScheduler
+from tapescribe.live.language import LiveChoice, LiveLanguage
 from tapescribe.live.pipes import AudioInbox, BytePipe
 from tapescribe.live.recording import STREAM_FORMATS, WAV_LIMIT_BYTES, ChunkWriter, finish_stream, pcm_samples
 from tapescribe.sessions import files
@@ -78,7 +79,7 @@ class LiveRequest:
     language: str | None = None
     model: str | None = None  # for the second pass
     title: str | None = None
-    live_model: str | None = None  # for the live captions
+    live_model: str | None = None  # for the live captions; None: chosen by the language heard
     speakers: str | int | None = None  # labelled in the second pass: "auto" or a number
 
 
@@ -104,7 +105,8 @@ def live_request(
     language = checked_language(message.get("language"))
     model = models.check(_text_field(message, "model"), language)  # None: the second pass chooses by language
     title = (_text_field(message, "title") or "")[:200] or None
-    live_model = models.live_name or model or models.for_language(language)
+    # None: chosen by the language heard (live/language.py)
+    live_model = models.live_name or model or (models.for_language(language) if language else None)
     return LiveRequest(fmt, language, model, title, live_model, checked_speakers(message.get("speakers")))
 
 
@@ -171,6 +173,7 @@ class LiveStream:
         self._disk_full_told = False  # the client was told the disk is full (told once)
         self._saved_at = 0.0
         self._stream_lock = contextlib.ExitStack()  # the session's job lock while streaming
+        self._opening = LiveLanguage(models, request.live_model, self.options)
         self._worker = threading.Thread(target=self._run, name="live-stream", daemon=False)
         self._decoder = threading.Thread(target=self._decode, name="live-decoder", daemon=False) if self._pipe else None
 
@@ -323,9 +326,13 @@ class LiveStream:
                         return
                     continue
                 if policy is None:
-                    if not len(samples) and ended:
-                        return
-                    policy = StreamingTranscriber(self.models.get(self.request.live_model), self.options)
+                    policy = self._opening.policy(samples, ended)  # None: the language is still being heard
+                    if policy is None:
+                        if ended:
+                            return
+                        continue
+                    self._chose(self._opening.choice)
+                    samples = samples[:0]  # the policy was fed all audio so far
                 if not holding:
                     priority.enter_context(self.decodes.live_step())
                     holding = True
@@ -355,6 +362,13 @@ class LiveStream:
             return None
         self._failed_steps = 0
         return result
+
+    def _chose(self, choice: LiveChoice | None) -> None:
+        """The live model chosen by the language heard (live/language.py): said to the client, kept in the draft."""
+        if choice is not None:
+            self.request = replace(self.request, live_model=choice.model)
+            self._language = choice.language or self._language
+            self._emit(choice.message())
 
     def _publish(self, result: StepResult, policy: StreamingTranscriber) -> None:
         self._language = policy.language or self._language

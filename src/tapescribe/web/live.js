@@ -1,11 +1,16 @@
 // The Live tab: the microphone as MediaRecorder webm/opus slices, streamed over the /ws/live
 // WebSocket (protocol in the README). The server answers with `final` text (settled, appended) and
-// `partial` text (may still change, shown grey and italic) as the person speaks.
+// `partial` text (may still change, shown grey and italic) as the person speaks. With Auto, the
+// server first hears which language is spoken and says so (`language`: the model that captions it).
+// When the stream ends, the whole recording is transcribed once more; its text replaces the captions.
 
 import { h, replace, $ } from './dom.js';
 import { emit, SESSIONS_CHANGED } from './bus.js';
 import { openMicrophone, recordingFormat, startClock, startMeter } from './mic.js';
 import { modelChoice } from './choice.js';
+import { follow } from './events.js';
+import { getSession } from './api.js';
+import { languageName } from './languages.js';
 
 const TIMESLICE_MS = 250;
 
@@ -25,6 +30,7 @@ export function setupLive() {
   $('#live-choice').append(choice.el);
 
   let run = null;
+  let unfollow = null; // following the last stream's second pass
 
   toggle.addEventListener('click', () => {
     if (run?.state === 'recording') stop(run);
@@ -44,7 +50,9 @@ export function setupLive() {
       statusLine.textContent = 'Live captions need a browser that records WebM audio, such as Firefox or Chrome. Use the Record tab instead.';
       return;
     }
-    run = { state: 'starting', sent: 0, sessionId: null, finals: [], partial: '', view: null };
+    unfollow?.();
+    unfollow = null;
+    run = { state: 'starting', sent: 0, sessionId: null, finals: [], partial: '', view: null, language: null };
     const mine = run;
     setState('starting');
     statusLine.textContent = 'Opening the microphone…';
@@ -102,6 +110,10 @@ export function setupLive() {
         mine.sessionId = message.session_id;
         emit(SESSIONS_CHANGED, { id: mine.sessionId });
         break;
+      case 'language':
+        mine.language = message;
+        showProgress(mine);
+        break;
       case 'final':
         mine.finals.push(message.text);
         showCaptions(mine);
@@ -116,7 +128,7 @@ export function setupLive() {
       case 'done':
         mine.partial = '';
         showCaptions(mine);
-        finish(mine);
+        finish(mine, message);
         break;
       default:
         break;
@@ -150,15 +162,22 @@ export function setupLive() {
     captions.scrollTop = captions.scrollHeight;
   }
 
+  // "Spanish · base": the language heard and the model captioning it (Auto only).
+  function heard(mine) {
+    const { language, model } = mine.language || {};
+    return mine.language ? `${language ? languageName(language) : 'Language unknown'} · ${model}` : '';
+  }
+
   function showProgress(mine) {
     if (mine.state === 'recording') {
-      statusLine.textContent = `Listening · ${mine.sent} ${mine.sent === 1 ? 'chunk' : 'chunks'} sent`;
+      const chunks = `${mine.sent} ${mine.sent === 1 ? 'chunk' : 'chunks'} sent`;
+      statusLine.textContent = ['Listening', heard(mine), chunks].filter(Boolean).join(' · ');
     } else if (mine.state === 'finishing') {
       statusLine.textContent = 'Stopping · settling the last words…';
     }
   }
 
-  function finish(mine) {
+  function finish(mine, done) {
     mine.state = 'done';
     run = null;
     setState('idle');
@@ -169,9 +188,46 @@ export function setupLive() {
       statusLine.textContent = 'Stopped. The recording and its captions are saved; the whole recording is now transcribed once more for the final text.';
       replace(footer, h('a', { class: 'button small', href: `#history/${mine.sessionId}` }, 'Open in History'));
       emit(SESSIONS_CHANGED, { id: mine.sessionId });
+      if (done.status === 'queued') followSecondPass(mine);
     } else {
       statusLine.textContent = 'Stopped before any audio was recorded.';
     }
+  }
+
+  // The second pass replaces the draft: its text takes the captions' place once it is done, unless
+  // another stream has started here since.
+  function followSecondPass(mine) {
+    const stop = follow(mine.sessionId, {
+      end: (status) => {
+        stop();
+        if (unfollow === stop) unfollow = null;
+        if (!run) showSecondPass(mine, status);
+      },
+    });
+    unfollow = stop;
+  }
+
+  async function showSecondPass(mine, status) {
+    if (status?.status !== 'done') {
+      statusLine.textContent = `Stopped. Transcribing the whole recording once more ended in ${status?.status || 'an unknown state'}${status?.message ? `: ${status.message}` : ''}; the live captions are kept.`;
+      return;
+    }
+    let session;
+    try {
+      session = await getSession(mine.sessionId);
+    } catch (error) {
+      statusLine.textContent = `Done, but the final text could not be read: ${error.message}`;
+      return;
+    }
+    if (run) return;
+    const text = session.transcription?.text || '';
+    replace(captions, text ? h('p', { class: 'caption-text' }, h('span', { class: 'caption final' }, text))
+      : h('p', { class: 'empty' }, 'No speech was found in the recording.'));
+    const language = session.transcription?.language;
+    const model = session.transcription?.model || session.model;
+    const by = [language ? languageName(language) : '', model].filter(Boolean).join(' · ');
+    statusLine.textContent = `Done. The whole recording was transcribed once more${by ? ` (${by})` : ''}; this is its final text.`;
+    emit(SESSIONS_CHANGED, { id: mine.sessionId });
   }
 
   function fail(mine, error) {
