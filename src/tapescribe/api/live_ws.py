@@ -21,7 +21,8 @@ from tapescribe.api.errors import error_fields
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.models import AUTO
 from tapescribe.errors import BadRequest, TapescribeError, TranscriptionFailed
-from tapescribe.live.stream import LiveRequest, LiveStream, live_request
+from tapescribe.live.messages import LiveRequest, live_request
+from tapescribe.live.stream import LiveStream
 from tapescribe.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from tapescribe.engine.agreement import Word, words_text
@@ -37,7 +37,6 @@ from tapescribe.engine.models import ModelPool
 from tapescribe.engine.streaming import StepResult, StreamingOptions, StreamingTranscriber
 from tapescribe.errors import (
     DISK_FULL_MESSAGE,
-    BadRequest,
     InsufficientStorage,
     TapescribeError,
     TranscriptionFailed,
@@ -47,8 +46,9 @@ from tapescribe.errors import (
 )
 from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.live.language import LiveChoice, LiveLanguage
+from tapescribe.live.messages import LiveRequest, final_message, transcript_segments
 from tapescribe.live.pipes import AudioInbox, BytePipe
-from tapescribe.live.recording import STREAM_FORMATS, WAV_LIMIT_BYTES, ChunkWriter, finish_stream, pcm_samples
+from tapescribe.live.recording import WAV_LIMIT_BYTES, ChunkWriter, finish_stream, pcm_samples
 from tapescribe.sessions import files
 from tapescribe.sessions.service import PROCESSING, QUEUED, SessionService, status_record
 
@@ -69,68 +69,6 @@ KEPT_ON_FULL_DISK = (
 )
 
 Emit = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class LiveRequest:
-    """What the first message of a stream asks for, checked."""
-
-    format: str
-    language: str | None = None
-    model: str | None = None  # for the second pass
-    title: str | None = None
-    live_model: str | None = None  # for the live captions; None: chosen by the language heard
-    speakers: str | int | None = None  # labelled in the second pass: "auto" or a number
-
-
-def live_request(
-    message: Any,
-    models: ModelPool,
-    checked_language: Callable[[Any], str | None],
-    checked_speakers: Callable[[Any], str | int | None] = lambda _: None,
-) -> LiveRequest:
-    """Check a stream's first message; BadRequest saying what is wrong otherwise."""
-    if not isinstance(message, dict) or message.get("type") != "start":
-        raise BadRequest('The first message must be JSON text: {"type": "start", "format": "pcm" or "webm"}.')
-    fmt = str(message.get("format") or "").strip().lower()
-    if fmt not in STREAM_FORMATS:
-        raise BadRequest(
-            f"Unknown audio format {message.get('format')!r}: send 'pcm' (16 kHz mono 16-bit "
-            "little-endian) or 'webm' (MediaRecorder webm/opus).",
-            format=message.get("format"),
-        )
-    rate = message.get("sample_rate", SAMPLE_RATE)
-    if fmt == "pcm" and rate != SAMPLE_RATE:
-        raise BadRequest(f"PCM audio must be 16000 Hz mono; this stream says {rate!r}. Resample it before sending.")
-    language = checked_language(message.get("language"))
-    model = models.check(_text_field(message, "model"), language)  # None: the second pass chooses by language
-    title = (_text_field(message, "title") or "")[:200] or None
-    # None: chosen by the language heard (live/language.py)
-    live_model = models.live_name or model or (models.for_language(language) if language else None)
-    return LiveRequest(fmt, language, model, title, live_model, checked_speakers(message.get("speakers")))
-
-
-def _text_field(message: dict[str, Any], name: str) -> str | None:
-    """A start-message field that must be text when present; BadRequest for numbers, lists or objects."""
-    value = message.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{name!r} in the start message must be text.")
-    return value.strip() or None
-
-
-def transcript_segments(words: list[Word]) -> list[dict[str, Any]]:
-    """Settled words grouped into transcript segments (a new one where Whisper or a pause began one)."""
-    segments: list[dict[str, Any]] = []
-    for word in words:
-        if word.starts_segment or not segments:
-            segments.append({"id": len(segments), "start": round(word.start, 3), "words": []})
-        segments[-1]["words"].append(word.as_record())
-    for segment in segments:
-        segment["end"] = segment["words"][-1]["end"]
-        segment["text"] = "".join(item["word"] for item in segment["words"])
-    return [{key: segment[key] for key in ("id", "start", "end", "text", "words")} for segment in segments]
 
 
 class LiveStream:
@@ -396,12 +334,12 @@ class LiveStream:
         for word in words:
             if word.starts_segment:
                 if group:
-                    self._emit(_final_message(self._segment, group))
+                    self._emit(final_message(self._segment, group))
                     group = []
                 self._segment += 1
             group.append(word)
         if group:
-            self._emit(_final_message(max(self._segment, 0), group))
+            self._emit(final_message(max(self._segment, 0), group))
 
     # -- the session -----------------------------------------------------------------------------
 
@@ -503,14 +441,3 @@ class LiveStream:
     def _fail(self, error: TapescribeError) -> None:
         """Tell the client; the connection layer turns the error into the one error shape."""
         self._emit({"type": "error", "error": error})
-
-
-def _final_message(segment: int, words: list[Word]) -> dict[str, Any]:
-    return {
-        "type": "final",
-        "segment": segment,
-        "text": words_text(words),
-        "start": round(words[0].start, 3),
-        "end": round(words[-1].end, 3),
-        "words": [word.as_record() for word in words],
-    }
