@@ -1,6 +1,6 @@
-"""Subtitles of a page upload with the defaults are timed by words: real speech after a long silence,
-through `/transcribe-file` (a clip decoded in a clip batch, files in one lane and in four), exported as SRT and
-WebVTT and read back as a player reads them."""
+"""Subtitles of a page upload that asks for word times (word_timestamps=true) are timed by words: real
+speech after a long silence, through `/transcribe-file` (a clip decoded in a clip batch, files in one lane
+and in four), exported as SRT and WebVTT and read back as a player reads them."""
 
 from __future__ import annotations
 
@@ -39,12 +39,14 @@ def reading_after_silence(length: str) -> np.ndarray:
 
 @pytest.fixture(scope="module", params=["clip", "short", "long"])
 def after_silence(request, server, tmp_path_factory) -> dict:
-    """The recording uploaded with no options; its segments and its SRT and VTT exports."""
+    """The recording uploaded with word_timestamps=true; its segments and its SRT and VTT exports."""
     samples = reading_after_silence(request.param)
     name = f"after_silence_{request.param}.wav"
     path = write_wav(tmp_path_factory.mktemp("subtitles") / name, samples)
     with server.client() as client, open(path, "rb") as handle:
-        session_id = client.post("/transcribe-file", files={"file": (path.name, handle)}).json()["session_id"]
+        session_id = client.post(
+            "/transcribe-file", files={"file": (path.name, handle)}, data={"word_timestamps": "true"}
+        ).json()["session_id"]
     body = server.wait_done(session_id, timeout=600)
     assert body["status"]["status"] == "done", body["status"]
     assert body["status"]["runs"][-1]["engine"] == ("clip batch" if request.param == "clip" else "lanes")

@@ -81,11 +81,12 @@ class Settings(BaseSettings):
     )
     beam_size: int = Field(5, ge=1, le=16, description="Beam size for decoding (faster-whisper's default is 5).")
     word_timestamps: bool = Field(
-        True,
-        description="Time every word of a stored transcript (uploads, recordings, the live second pass, /v1), "
-        "so subtitles start and end on words; a request may still say word_timestamps=false. Whisper's "
-        "segment times alone put a cue after a silence at the silence's start. Its cost is measured in "
-        "docs/performance.md (bench/word_timing.py).",
+        False,
+        description="Time every word of a stored transcript (uploads, recordings, the live second pass, /v1), so "
+        "subtitles start and end on words; a request may say word_timestamps=true or false. Off by default: with "
+        "word times faster-whisper starts each 30 s cycle at the last word's end, which changes the text, and on "
+        "whispered and noisy speech that wrote more errors than faster-whisper's own defaults "
+        "(docs/performance.md). Speaker labels always time words.",
     )
     vad_filter: bool = Field(
         True,

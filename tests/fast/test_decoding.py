@@ -16,8 +16,8 @@ from tapescribe.runtime import decode_defaults
 def test_the_servers_defaults_are_the_engines_defaults_with_words_timed():
     # tests compare the server with decode_defaults run in-process (tests/conftest.py engine_records);
     # the server times words by default (subtitles start and end on them), faster-whisper does not
-    assert decode_defaults(Settings()) == DecodeOptions(word_timestamps=True)
-    assert decode_defaults(Settings(word_timestamps=False)) == DecodeOptions()
+    assert decode_defaults(Settings()) == DecodeOptions()
+    assert decode_defaults(Settings(word_timestamps=True)) == DecodeOptions(word_timestamps=True)
 
 
 def test_vad_settings_are_faster_whispers_vad_options():
@@ -66,17 +66,18 @@ def test_a_short_lead_in_and_tail_are_kept():
     assert speech_clips(audio, KEEP_SOFT_SPEECH_VAD) == [0.0, round(len(audio) / 16000, 3)]
 
 
-def test_every_stored_job_times_words_unless_told_not_to():
+def test_a_stored_job_times_words_when_the_request_or_the_setting_asks():
     """Uploads, recordings and the live second pass (whose session options hold at most `speakers`)
-    time words by default; a request's word_timestamps=false or the setting turns it off, except that
-    speaker labels need them."""
+    decode as faster-whisper's defaults do, without word times, unless the request or the setting asks
+    for them; a request's word_timestamps=false overrides the setting; speaker labels always need them."""
     from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
 
     def timed(settings: Settings, options: dict) -> bool:
         job = TranscriptionJob(None, None, JobSettings(decoding=decode_defaults(settings)), None)  # type: ignore[arg-type]
         return job.options_for({"options": options}).word_timestamps
 
-    assert timed(Settings(), {}) and timed(Settings(), {"speakers": "auto"})  # an upload; a live second pass
-    assert not timed(Settings(), {"word_timestamps": False})
-    assert not timed(Settings(word_timestamps=False), {}) and timed(Settings(word_timestamps=False), {"speakers": 2})
-    assert timed(Settings(word_timestamps=False), {"word_timestamps": True})
+    assert not timed(Settings(), {}) and timed(Settings(), {"speakers": "auto"})  # an upload; a live second pass
+    assert timed(Settings(), {"word_timestamps": True}) and timed(Settings(), {"speakers": 2})
+    assert timed(Settings(word_timestamps=True), {}) and not timed(
+        Settings(word_timestamps=True), {"word_timestamps": False}
+    )
