@@ -16,9 +16,11 @@ from conftest import audio_file, encode_webm_opus, read_pcm, reference_text
 
 # The Spanish clip is one sentence of 12 words, so one word is 8.3 points. Base run directly with
 # faster-whisper's defaults gets it within a word or two ("tienen", "resistencia"); live captions
-# decode it in pieces as it comes, so they may differ from that by another two words. tiny.en
-# writing English over it got 90% and more.
-LIVE_WORDS_MARGIN = 2
+# decode it in pieces as it comes (here at twice real time), and the pieces follow the machine's
+# load: alone they differed by one word, beside another test file on 2 cores by three once (25%:
+# "blancasinas de gran medio ... asistencia"). tiny.en writing English over it got 90% and more,
+# so four words apart still tells Spanish captions from English ones.
+LIVE_WORDS_MARGIN = 4
 
 
 @pytest.fixture(scope="module")
