@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_web_ui import CHROMIUM, api, expect, page_of
+from test_web_ui import CHROMIUM, api, chromium_args, expect, page_of
 
-from conftest import audio_file, make_server
+from conftest import make_server
 
 SPANISH_WORDS = re.compile(r"arenas|blanquecinas|grano|medio|tiene|poca", re.I)
 
@@ -28,20 +28,7 @@ def spanish_browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-audio-capture={audio_file('leopard_test_es.wav')}",
-            ],
-        )
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args("leopard_test_es.wav"))
         yield launched
         launched.close()
 
