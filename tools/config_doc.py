@@ -18,7 +18,8 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from tapescribe.config import SETTING_GROUPS, TUNING_KNOBS, Settings
+from tapescribe.config import Settings
+from tapescribe.setting_groups import SETTING_GROUPS, TUNING_KNOBS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
@@ -112,7 +113,7 @@ def problems(settings: type[Settings] = Settings) -> list[str]:
     """What keeps the doc incomplete: settings in no group (or two), undescribed, or groups naming no setting."""
     fields = settings.model_fields
     listed = [name for names in SETTING_GROUPS.values() for name in names]
-    found = [f"{name} is in no group of SETTING_GROUPS (config.py)" for name in fields if name not in listed]
+    found = [f"{name} is in no group of SETTING_GROUPS (setting_groups.py)" for name in fields if name not in listed]
     found += [f"{name} is in more than one group" for name in sorted(set(listed)) if listed.count(name) > 1]
     found += [f"{name} is no setting" for name in sorted(set(listed) | TUNING_KNOBS) if name not in fields]
     found += [f"{name} has no description" for name, field in fields.items() if not field.description]

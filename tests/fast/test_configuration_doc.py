@@ -33,7 +33,9 @@ def test_a_setting_added_without_the_doc_fails_the_check():
     class WithANewSetting(Settings):
         new_knob: int = Field(3, description="Something new.")
 
-    assert config_doc().differences(WithANewSetting) == ["new_knob is in no group of SETTING_GROUPS (config.py)"]
+    assert config_doc().differences(WithANewSetting) == [
+        "new_knob is in no group of SETTING_GROUPS (setting_groups.py)"
+    ]
 
 
 def test_a_changed_default_or_description_fails_the_check():
