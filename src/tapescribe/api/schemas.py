@@ -49,6 +49,14 @@ class StatusRecord(Record):
     message: str | None = Field(None, description="Why, for error and cancelled")
     updated: str | None = None
     runs: list[dict[str, Any]] | None = Field(None, description="Each run of the job and where it started")
+    speakers_requested: int | str | None = Field(
+        None, description='After speaker labelling: what was asked for, "auto" or a number of speakers'
+    )
+    speakers_found: int | None = Field(
+        None,
+        description="After speaker labelling: how many speakers the transcript has (the message says when "
+        "fewer were found than asked for)",
+    )
 
 
 class Storage(Record):
@@ -208,6 +216,13 @@ class OfferedModel(Record):
     multilingual: bool = Field(description="False for English-only models (names ending in .en)")
 
 
+class SpeakerOptions(Record):
+    available: bool = Field(description="Whether the speakers extra is installed (pip install 'tapescribe[speakers]')")
+    default: int | str = Field(description="What a job that does not say gets (TAPESCRIBE_SPEAKERS): off, auto or N")
+    max: int = Field(description="The most speakers a request may ask for")
+
+
 class ModelList(Record):
     default: str = Field(description="'auto' (English: tiny.en, other languages: base), or the one pinned model")
     models: list[OfferedModel]
+    speakers: SpeakerOptions | None = Field(None, description="Speaker labels this server offers")

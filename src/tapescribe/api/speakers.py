@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Body, Request
+from pydantic import StrictInt, StringConstraints
 
 from tapescribe.api.deps import checked_speakers, runtime_of
 from tapescribe.api.errors import error_responses
@@ -23,7 +26,10 @@ router = APIRouter(tags=["speakers"], responses=error_responses(422))
 def label_speakers(
     request: Request,
     session_id: str,
-    speakers: str = Body("auto", embed=True, max_length=10, description="auto, off, or the number of speakers"),
+    speakers: Annotated[
+        StrictInt | Annotated[str, StringConstraints(max_length=10)],
+        Body(embed=True, description='"auto", "off", or the number of speakers (a JSON number or a numeric string)'),
+    ] = "auto",
 ) -> dict:
     """Label who speaks when in a transcribed session (queued; the transcript is not made again).
     `off` takes the labels off. 400 naming the extra to install when it is missing."""

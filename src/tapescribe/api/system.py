@@ -11,6 +11,9 @@ from fastapi.responses import FileResponse
 from tapescribe import __version__
 from tapescribe.api.deps import runtime_of
 from tapescribe.api.schemas import Health, ModelList
+from tapescribe.engine.speakers import speakers_installed
+from tapescribe.errors import BadRequest
+from tapescribe.jobs.speakers import MAX_SPEAKER_COUNT, speaker_request
 
 router = APIRouter(tags=["system"])
 
@@ -39,4 +42,21 @@ def health(request: Request) -> dict:
 @router.get("/models", response_model=ModelList)
 def models(request: Request) -> dict:
     runtime = runtime_of(request)
-    return {"default": runtime.models.default_name, "models": runtime.models.offered()}
+    return {
+        "default": runtime.models.default_name,
+        "models": runtime.models.offered(),
+        "speakers": {
+            "available": speakers_installed(),
+            "default": server_speakers(runtime.settings.speakers),
+            "max": MAX_SPEAKER_COUNT,
+        },
+    }
+
+
+def server_speakers(setting: str) -> str | int:
+    """The server's `speakers` setting as a request would carry it: "off", "auto" or a number."""
+    try:
+        request = speaker_request(setting)
+    except BadRequest:
+        return "off"
+    return "off" if request is None else request

@@ -38,6 +38,13 @@ def speaker_request(value: object) -> str | int | None:
     raise BadRequest(f"speakers must be 'auto', 'off' or a number of speakers from 1 to {MAX_SPEAKER_COUNT}.")
 
 
+def fewer_found(request: str | int, found: int) -> str | None:
+    """The status message when fewer voices were told apart than the number asked for."""
+    if not isinstance(request, int) or found >= request:
+        return None
+    return f"Asked for {request} speakers; only {found} {'voice was' if found == 1 else 'voices were'} told apart."
+
+
 def wanted(session: dict[str, Any]) -> str | int | None:
     """What the session asked for (set at upload, or by POST /session/<id>/speakers)."""
     return (session.get("options") or {}).get("speakers")
@@ -112,9 +119,12 @@ class SpeakerLabelling:
             fence=lease.check,
         )
         message = None
+        counts: dict[str, Any] = {}
         clock = time.monotonic()
         try:
-            write(self.label, session_id, request)
+            found = len(write(self.label, session_id, request).get("speakers") or [])
+            counts = {"speakers_requested": request, "speakers_found": found}
+            message = fewer_found(request, found)
         except (NotFound, LeaseLost):
             raise
         except Exception as error:
@@ -124,5 +134,7 @@ class SpeakerLabelling:
         if runs:
             runs[-1]["speakers_seconds"] = round(time.monotonic() - clock, 3)
         lease.confirm()
-        write(sessions.set_status, session_id, DONE, progress=1.0, message=message, runs=runs, fence=lease.check)
+        write(
+            sessions.set_status, session_id, DONE, progress=1.0, message=message, runs=runs, fence=lease.check, **counts
+        )
         return DONE
