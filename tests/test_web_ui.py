@@ -101,10 +101,10 @@ def expect(locator):
     return playwright_expect(locator)
 
 
-def screenshots(page, name: str) -> None:
+def screenshots(page, name: str, phone: dict = PHONE) -> None:
     """The page as it is now, at desktop and phone width; the phone view must not scroll sideways."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+    for label, size in (("desktop", DESKTOP), ("phone", phone)):
         page.set_viewport_size(size)
         page.wait_for_timeout(150)
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")

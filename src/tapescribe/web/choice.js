@@ -7,6 +7,7 @@
 import { getModels } from './api.js';
 import { h } from './dom.js';
 import { LANGUAGES, languageName } from './languages.js';
+import { speakerChoice } from './speaker_choice.js';
 
 let serial = 0;
 
@@ -19,10 +20,11 @@ export function multilingualModel(models) {
 }
 
 /**
- * Two labelled selects. `value()` is {model?, language?} with the Auto ones left out, ready to send
- * as JSON or form fields; `set({model, language})` picks given values.
+ * Two labelled selects (three with `speakers`: speaker_choice.js). `value()` is {model?, language?,
+ * speakers?} with the Auto model and language left out, ready to send as JSON or form fields;
+ * `set({model, language})` picks given values.
  */
-export function modelChoice({ label = 'Transcribe with' } = {}) {
+export function modelChoice({ label = 'Transcribe with', speakers = false } = {}) {
   const id = `choice-${(serial += 1)}`;
   const model = h('select', { class: 'input select', id: `${id}-model`, name: 'model' },
     h('option', { value: '' }, 'Auto (by language)'));
@@ -30,14 +32,16 @@ export function modelChoice({ label = 'Transcribe with' } = {}) {
     h('option', { value: '' }, 'Auto (detect)'),
     LANGUAGES.map(([code, name]) => h('option', { value: code }, name)));
   const hint = h('p', { class: 'choice-hint small', 'aria-live': 'polite' });
+  const who = speakers ? speakerChoice(`${id}-speakers`) : null;
   let offered = [];
 
   const el = h('fieldset', { class: 'model-choice' },
     h('legend', { class: 'choice-legend' }, label),
     h('div', { class: 'choice-fields' },
       h('div', { class: 'choice-field' }, h('label', { for: model.id }, 'Model'), model),
-      h('div', { class: 'choice-field' }, h('label', { for: language.id }, 'Language'), language)),
-    hint);
+      h('div', { class: 'choice-field' }, h('label', { for: language.id }, 'Language'), language),
+      who?.field),
+    hint, who?.hint);
 
   function explain() {
     const chosen = offered.find((entry) => entry.id === model.value);
@@ -72,7 +76,7 @@ export function modelChoice({ label = 'Transcribe with' } = {}) {
       const chosen = {};
       if (model.value) chosen.model = model.value;
       if (language.value) chosen.language = language.value;
-      return chosen;
+      return { ...chosen, ...who?.value() };
     },
     async set(values) {
       await ready;
@@ -83,6 +87,7 @@ export function modelChoice({ label = 'Transcribe with' } = {}) {
     disable(disabled) {
       model.disabled = disabled;
       language.disabled = disabled;
+      who?.disable(disabled);
     },
   };
 }

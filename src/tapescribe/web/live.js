@@ -26,7 +26,7 @@ export function setupLive() {
   const statusLine = $('#live-status');
   const captions = $('#live-captions');
   const footer = $('#live-footer');
-  const choice = modelChoice();
+  const choice = modelChoice({ speakers: true });
   $('#live-choice').append(choice.el);
 
   let run = null;

@@ -18,7 +18,7 @@ export function setupRecord() {
   const meter = $('#record-meter');
   const statusLine = $('#record-status');
   const result = $('#record-result');
-  const choice = modelChoice();
+  const choice = modelChoice({ speakers: true });
   $('#record-choice').append(choice.el);
 
   let recording = null; // {mic, recorder, parts, clock, stopMeter}

@@ -94,10 +94,17 @@ export function createSessionView(container, { onClose }) {
     parts.titleRow = h('div', { class: 'title-row' }, parts.heading, parts.renameButton);
     parts.meta = h('p', { class: 'session-meta' });
     parts.status = h('div', { class: 'status-box' });
-    parts.speakers = speakersView(session.id, { onNamed: (named) => {
-      current.session = { ...current.session, ...named };
-      renderTranscript(current.session.transcription?.segments || [], 0, current.session.status.status, true);
-    } });
+    parts.speakers = speakersView(session.id, {
+      // the names show at once (from the answer), then the session is read again: the version the
+      // rename kept, and anything else that changed
+      onNamed: (named) => {
+        current.session = { ...current.session, ...named };
+        renderTranscript(current.session.transcription?.segments || [], 0, current.session.status.status, true);
+        refreshDetails();
+      },
+      onStarted: followAgain,
+      onChanged: refreshDetails,
+    });
     parts.transcript = transcriptView({
       label: 'Transcript',
       decorate: (segment, item) => parts.speakers.decorate(segment, item),

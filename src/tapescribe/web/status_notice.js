@@ -1,10 +1,11 @@
 // The notice at the top of an open session that says where its job is: progress with Cancel while
-// it runs, the reason with Retry and Delete when it failed, Continue when it was cancelled.
+// it runs, the reason with Retry and Delete when it failed, Continue when it was cancelled, and what a
+// finished job has to say (fewer speakers than asked for).
 
 import { h, icon } from './dom.js';
 import { formatPercent } from './format.js';
 
-/** The notice for `status`, or null when there is nothing to say (done). `actions` has cancel, retry
+/** The notice for `status`, or null when there is nothing to say (done without a message). `actions` has cancel, retry
  * and remove, each called with the button pressed. */
 export function statusNotice(status, { cancel, retry, remove }) {
   const button = (className, iconName, label, action) => h('button', {
@@ -32,6 +33,10 @@ export function statusNotice(status, { cancel, retry, remove }) {
         h('p', {}, h('strong', {}, 'Cancelled. '),
           status.progress ? `It stopped at ${formatPercent(status.progress)}; the transcript so far is kept.` : 'The transcript so far is kept.'),
         h('div', { class: 'notice-actions' }, button('primary', 'retry', 'Continue transcribing', retry)));
+    case 'done': // transcribed, with something to say: fewer speakers told apart than asked for, or
+      // speaker labels that failed
+      return status.message ? h('div', { class: 'notice notice-warning', role: 'status' },
+        h('p', {}, h('strong', {}, 'Done. '), status.message)) : null;
     default:
       return null;
   }

@@ -25,7 +25,7 @@ export function setupUpload() {
   const waiting = [];
   const inTransit = new Set();
   let active = 0;
-  const choice = modelChoice({ label: 'Transcribe new files with' });
+  const choice = modelChoice({ label: 'Transcribe new files with', speakers: true });
   $('#upload-choice').append(choice.el);
 
   $('#upload-pick').addEventListener('click', () => input.click());

@@ -10,6 +10,7 @@ const LABELS = {
   'before-edit': 'Before an edit',
   'before-retranscribe': 'Before retranscription',
   'live-draft': 'Live captions',
+  'before-speaker-rename': 'Before a speaker was named',
 };
 
 const labelOf = (label) => LABELS[label] || label;
