@@ -32,7 +32,7 @@ export async function speakerOffer() {
 /** A labelled select, `id` for its label; `value()` is {speakers} (or {} when the extra is missing). */
 export function speakerChoice(id) {
   const select = h('select', { class: 'input select', id, name: 'speakers' }, speakerOptions());
-  const hint = h('p', { class: 'choice-hint small', 'aria-live': 'polite' });
+  const hint = h('p', { class: 'speaker-hint small', 'aria-live': 'polite' });
   let available = true;
   let touched = false; // chosen before the server's default arrived: kept
   select.addEventListener('change', () => { touched = true; });

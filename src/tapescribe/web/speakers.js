@@ -116,8 +116,8 @@ function labelPanel(sessionId, { onStarted, onChanged }) {
   const start = h('button', { type: 'button', class: 'button small primary', onclick: () => send() },
     icon('retry'), 'Label speakers');
   const summary = h('summary', { class: 'button small' }, 'Label speakers…');
-  const el = h('details', { class: 'retranscribe label-speakers', hidden: true }, summary,
-    h('div', { class: 'retranscribe-body' },
+  const el = h('details', { class: 'label-speakers', hidden: true }, summary,
+    h('div', { class: 'label-speakers-body' },
       h('div', { class: 'choice-field' }, h('label', { for: id }, 'Speakers'), select),
       hint,
       h('div', { class: 'notice-actions' }, start),
