@@ -312,6 +312,7 @@ def test_the_speakers_choice_is_sent_from_upload_record_and_live(browser, speake
         expect(page.locator("#session-view .status-box")).to_contain_text(
             "Asked for 2 speakers; only 1 voice was told apart."
         )
+        screenshots(page, "speakers-fewer", phone=PHONE_390)
 
         page.goto("/#record")
         page.locator("#record-choice").get_by_label("Speakers", exact=True).select_option("auto")
