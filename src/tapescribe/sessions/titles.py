@@ -13,12 +13,22 @@ from typing import Any
 
 TITLE_WORDS = 8
 TITLE_CHARACTERS = 60
-# The titles tapescribe makes up: a word naming how it came, then nothing or a date/time (with digits).
-_DEFAULT = re.compile(r"(recording|live|upload|transcribe|audio|blob)(\s+.*\d.*)?", re.IGNORECASE)
+# The titles tapescribe and its page make up: a word naming how it came, then nothing or a date and time
+# in any locale's format ("Recording 7 Dec 2026, 09:14", "Live 2026-12-07 09:14", "Recording 07.12.2026 9:14 PM").
+_DEFAULT = re.compile(r"(recording|live|upload|audio)(?:\s+(.*))?", re.IGNORECASE)
 
 
 def is_default_title(title: str | None) -> bool:
-    return not title or bool(_DEFAULT.fullmatch(title.strip()))
+    """A title that says only how and when a session came: at least three groups of digits (a date and a
+    time) and at most two words beside them (a month, AM/PM). "Recording of grandma 1998" is a name."""
+    if not title or not title.strip():
+        return True
+    found = _DEFAULT.fullmatch(title.strip())
+    if found is None:
+        return False
+    rest = found.group(2) or ""
+    words = re.findall(r"[^\W\d_]+", rest)
+    return not rest or (len(re.findall(r"\d+", rest)) >= 3 and len(words) <= 2)
 
 
 def first_words(text: str, words: int = TITLE_WORDS, characters: int = TITLE_CHARACTERS) -> str:
