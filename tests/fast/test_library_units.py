@@ -12,7 +12,6 @@ from tapescribe.sessions.tags import checked_tags, tag_needle, tags_column
 from tapescribe.sessions.titles import first_words, is_default_title, title_from_transcript
 from tapescribe.sessions.zip_export import transcripts_zip
 
-
 MADE_UP = ["Recording 7 Dec 2026, 09:14", "Recording Dec 7, 2026, 7:15 AM", "Live 2026-12-07 09:14"]
 MADE_UP += ["Upload 2026-12-07 09:14", "Recording 07.12.2026, 09:14", "Live", ""]
 
