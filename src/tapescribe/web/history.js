@@ -9,7 +9,7 @@ import {
   formatBytes, formatClock, formatDate, formatDuration, formatPercent, isUnfinished, sourceLabel, statusLabel,
 } from './format.js';
 import { createSessionView } from './session.js';
-import { libraryTools } from './library.js';
+import { libraryTools, storageDetail } from './library.js';
 
 const PAGE = 50;
 const SEARCH_DELAY_MS = 250;
@@ -42,6 +42,8 @@ export function setupHistory() {
     },
   });
   listArea.before(tools.el);
+  const detail = h('p', { class: 'muted small', id: 'storage-detail' });
+  summary.after(detail);
 
   let sessions = [];
   let total = 0;
@@ -90,6 +92,7 @@ export function setupHistory() {
     const count = storage.session_count;
     summary.textContent = `${count} ${count === 1 ? 'session' : 'sessions'} · ${formatBytes(storage.total_bytes)} used`;
     summary.title = `${storage.total_bytes.toLocaleString()} bytes on the server`;
+    storageDetail(detail, storage);
     renderStorageWarning(storage);
   }
 

@@ -6,6 +6,7 @@
 import { api, ApiError } from './api.js';
 import { confirmAction } from './confirm.js';
 import { h, icon, replace } from './dom.js';
+import { formatBytes } from './format.js';
 import { notify } from './notify.js';
 
 const session = (id) => `/session/${encodeURIComponent(id)}`;
@@ -237,4 +238,13 @@ export function restoreButton(sessionId, number, { onRestored }) {
       }
     },
   }, 'Restore');
+}
+
+// -- storage: the whole data directory, with model copies and caches counted apart ------------------
+
+export function storageDetail(el, storage) {
+  if (storage.data_dir_bytes === undefined) return;
+  el.textContent = `Data directory ${formatBytes(storage.data_dir_bytes)}: library ${formatBytes(storage.library_bytes)}, `
+    + `models ${formatBytes(storage.model_bytes)}, caches ${formatBytes(storage.cache_bytes)}`;
+  el.title = 'What a backup keeps is the library; models and caches are made again.';
 }
