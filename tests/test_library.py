@@ -233,7 +233,11 @@ def test_backup_while_transcribing_restores_an_identical_library(library, two_do
         tagged_rows, _ = index.page(50, 0, tag="keep")
     finally:
         index.close()
-    assert [(hit["id"], hit["segments"]) for hit in hits_after] == [(hit["id"], hit["segments"]) for hit in hits_before]
+    # the same hits in the sessions that were done (one mid-job is searchable on the server once it is done)
+    assert [(hit["id"], hit["segments"]) for hit in hits_after if hit["id"] in source] == [
+        (hit["id"], hit["segments"]) for hit in hits_before if hit["id"] in source
+    ]
+    assert len([hit for hit in hits_before if hit["id"] in source]) >= 1
     assert [row["id"] for row in tagged_rows] == [second]
 
     refused = cli("restore", str(archive), "--data-dir", str(restored), check=False)
