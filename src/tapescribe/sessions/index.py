@@ -33,6 +33,7 @@ ROW_FIELDS = (
     "message",
     "updated",
     "size_bytes",
+    "tags",  # a JSON list (sessions/tags.py)
 )
 # Not shown to clients: the files a row and its segments were built from, as `IndexSync.fingerprint`
 # saw them (None: unknown, so the next start rebuilds the row). A start compares it with the files.
@@ -43,6 +44,7 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 # ranking reads every candidate's positions, and a word said in most of 100,000 sessions would
 # otherwise take seconds. Fewer matches are all ranked. Both backends pick the same candidates.
 RANKED_CANDIDATES = 1000
+PREVIEW_LENGTH = 160  # characters of a transcript shown in a listing
 
 
 class SessionIndex(Protocol):
@@ -70,8 +72,11 @@ class SessionIndex(Protocol):
     def optimize(self) -> None:
         """After many rows changed at once (a reindex): update the planner's statistics."""
 
-    def page(self, limit: int, offset: int, query: str | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Newest first. With a query, only sessions whose transcript or title matches it."""
+    def page(
+        self, limit: int, offset: int, query: str | None = None, tag: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Newest first. With a query, only sessions whose transcript or title matches it; with a tag, only
+        sessions that have it. Each row has `preview`, the first PREVIEW_LENGTH characters of its transcript."""
 
     def search(
         self, query: str, limit: int = 20, hits_per_session: int = 5, speaker: str | None = None
