@@ -26,7 +26,7 @@ import queue
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -227,7 +227,6 @@ def transcribe_lane_groups(
 
     group_samples = int(lanes * window_seconds * SAMPLE_RATE)
     for first_sample, audio, _ in read_groups(blocks, group_samples, round(resume.start * SAMPLE_RATE)):
-        group_start = first_sample / SAMPLE_RATE
         first_prompt = options.initial_prompt if context is None else (context or None)
         count = lane_count(len(audio), lanes)
         if count == 1:
@@ -249,19 +248,9 @@ def transcribe_lane_groups(
             per_segment = transcribe_in_step(
                 model, audio, starts, lane_options, language, prompts, between_calls, context_tokens
             )
-        records = []
-        with closing(per_segment):  # stopped early (a cancel, a lost lease): the lanes end now
-            for lane, segment in per_segment:  # in time order: the first lane's as they come, then the others'
-                record = segment_record(segment, (first_sample + starts[lane]) / SAMPLE_RATE)
-                record["window_start"] = group_start
-                records.append(record)
-                if resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until:
-                    yield record
-                if count == 1 and between_calls is not None:  # no lanes run meanwhile: this thread may wait
-                    between_calls()
-                elif lane == 0 and on_position is not None:
-                    share = min(1.0, segment.end * SAMPLE_RATE / max(1, starts[1]))
-                    on_position(group_start + share * len(audio) / SAMPLE_RATE)
+        records: list[dict[str, Any]] = []
+        group = _Group(first_sample, audio, starts, count, resume.saved_until)
+        yield from group.records(per_segment, records, between_calls, on_position)
         if context is None:
             context = prompt_tokens(model, options.initial_prompt)
         context = carried_context(context, records)
@@ -271,3 +260,38 @@ def transcribe_lane_groups(
         language = "en"
     if language is not None:
         report(LanguageFound(language, 1.0))
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One group of transcribe_lane_groups: where it starts in the file, its audio and its lanes' starts."""
+
+    first_sample: int
+    audio: np.ndarray
+    starts: list[int]
+    count: int  # lanes: 1 decodes the group in this thread, where `between_calls` may wait
+    saved_until: float | None
+
+    def records(
+        self,
+        per_segment: Generator[tuple[int, Any], None, None],
+        records: list[dict[str, Any]],
+        between_calls: Callable[[], None] | None,
+        on_position: Callable[[float], None] | None,
+    ) -> Iterator[dict[str, Any]]:
+        """The group's records in time order (all kept in `records`, for the context), those a resumed
+        run did not save yielded."""
+        group_start = self.first_sample / SAMPLE_RATE
+        starts = self.starts
+        with closing(per_segment):  # stopped early (a cancel, a lost lease): the lanes end now
+            for lane, segment in per_segment:  # in time order: the first lane's as they come, then the others'
+                record = segment_record(segment, (self.first_sample + starts[lane]) / SAMPLE_RATE)
+                record["window_start"] = group_start
+                records.append(record)
+                if self.saved_until is None or (record["start"] + record["end"]) / 2 > self.saved_until:
+                    yield record
+                if self.count == 1 and between_calls is not None:  # no lanes run meanwhile: this thread may wait
+                    between_calls()
+                elif lane == 0 and on_position is not None:
+                    share = min(1.0, segment.end * SAMPLE_RATE / max(1, starts[1]))
+                    on_position(group_start + share * len(self.audio) / SAMPLE_RATE)
