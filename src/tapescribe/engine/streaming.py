@@ -162,17 +162,9 @@ class StreamingTranscriber:
 
         # Audio known to be complete: all of it when the stream ended; else up to the end of an
         # utterance followed by enough silence (the last span, or one before a new utterance).
-        length = len(self._buffer)
-        closed = final or spans[-1].end < length
+        closed = final or spans[-1].end < len(self._buffer)
         self._in_utterance = not closed
-        if final:
-            complete = length
-        elif closed:
-            complete = spans[-1].end
-        elif len(spans) > 1:
-            complete = (spans[-2].end + spans[-1].start) // 2
-        else:
-            complete = 0
+        complete = self._complete(spans, final, closed)
         complete_time = self._time(complete)
 
         words = self._transcribe(self._buffer, final_pass=closed)
@@ -186,19 +178,34 @@ class StreamingTranscriber:
             result.final = self.agreement.settle_all(without_trailing_hallucination(words), self._time(0))
             self._drop(complete)
         else:
-            result.final = self.agreement.settle(
-                words, self._time(len(self._buffer)), complete_time if complete else None, buffer_start=self._time(0)
-            )
-            if complete:
-                self._drop(complete)
-                for number, word in enumerate(result.final):
-                    if word.start >= complete_time:  # the first word of the next utterance
-                        result.final[number] = replace(word, starts_segment=True)
-                        break
-            result.final += self._trim()
-            result.partial = list(self.agreement.pending)
+            self._settle_open(result, words, complete)
         self._remember(result, utterance_over=closed)
         return result
+
+    def _complete(self, spans: list[SpeechSpan], final: bool, closed: bool) -> int:
+        """Samples of the buffer known to be complete (0: none)."""
+        if final:
+            return len(self._buffer)
+        if closed:
+            return spans[-1].end
+        if len(spans) > 1:
+            return (spans[-2].end + spans[-1].start) // 2
+        return 0
+
+    def _settle_open(self, result: StepResult, words: list[Word], complete: int) -> None:
+        """Settle what agrees while an utterance goes on; `complete` samples of it (0: none) are done."""
+        complete_time = self._time(complete)
+        result.final = self.agreement.settle(
+            words, self._time(len(self._buffer)), complete_time if complete else None, buffer_start=self._time(0)
+        )
+        if complete:
+            self._drop(complete)
+            for number, word in enumerate(result.final):
+                if word.start >= complete_time:  # the first word of the next utterance
+                    result.final[number] = replace(word, starts_segment=True)
+                    break
+        result.final += self._trim()
+        result.partial = list(self.agreement.pending)
 
     # -- pieces --------------------------------------------------------------------------------
 
