@@ -21,7 +21,6 @@ Lanes are featurized alone (no whole-file feature ceiling).
 
 from __future__ import annotations
 
-import copy
 import queue
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,16 +32,18 @@ from typing import Any
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE, read_ahead
+from tapescribe.engine.base import LanguageFound, SpeechModel
 from tapescribe.engine.batched import quietest_moment
 from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges, replicas
 from tapescribe.engine.speech_regions import speech_clips
-from tapescribe.engine.transcriber import (
-    DecodeOptions,
-    LanguageFound,
-    Resume,
-    carried_context,
+from tapescribe.engine.transcriber import DecodeOptions, Resume, carried_context, segment_record
+from tapescribe.engine.whisper_adapter import (
+    calling_through,
+    feature_extractor,
+    generator,
+    is_multilingual,
     prompt_tokens,
-    segment_record,
+    start_token,
 )
 
 LANE_SECONDS = 60.0  # a group gets one lane per this much audio: lanes shorter than a minute lose too much context
@@ -97,7 +98,7 @@ def read_groups(
 
 
 def transcribe_lane(
-    model: Any,
+    model: SpeechModel,
     audio: np.ndarray,
     options: DecodeOptions,
     language: str | None,
@@ -122,7 +123,7 @@ def transcribe_lane(
 
 
 def transcribe_in_step(
-    model: Any,
+    model: SpeechModel,
     audio: np.ndarray,
     starts: list[int],
     options: DecodeOptions,
@@ -136,10 +137,9 @@ def transcribe_in_step(
     segments as they are decoded, the others' once every lane is done.
 
     Closing the generator early (a cancel, a lost lease) ends the lanes at their next model call."""
-    start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
     batcher = BatchingWhisper(
-        model.model,
-        start_token,
+        generator(model),
+        start_token(model),
         trim_context=True,
         gather_seconds=None,
         between_calls=between_calls,
@@ -147,9 +147,7 @@ def transcribe_in_step(
         context_tokens=context_tokens,
     )
     passes = ThreadPoolExecutor(1, thread_name_prefix="lane-passes")  # over a lane's whole audio: VAD, features
-    lane_model = copy.copy(model)
-    lane_model.model = batcher
-    lane_model.feature_extractor = OnOneThread(model.feature_extractor, passes)
+    lane_model = calling_through(model, batcher, OnOneThread(feature_extractor(model), passes))
     bounds = list(zip(starts, [*starts[1:], len(audio)], strict=True))
     first_lane: queue.SimpleQueue[Any] = queue.SimpleQueue()
     finished = object()
@@ -181,7 +179,7 @@ def transcribe_in_step(
 
 
 def transcribe_lane_groups(
-    model: Any,
+    model: SpeechModel,
     blocks: Iterable[np.ndarray],
     options: DecodeOptions,
     resume: Resume | None = None,
@@ -212,7 +210,7 @@ def transcribe_lane_groups(
     resume = resume or Resume()
     language = options.language or resume.language
     reported_language = resume.language is not None
-    multilingual = getattr(getattr(model, "model", None), "is_multilingual", True)
+    multilingual = is_multilingual(model)
     context: list[int] | None = None  # None: the file's start, where the caller's prompt is the context
     if resume.start > 0:
         context = carried_context(prompt_tokens(model, options.initial_prompt), resume.earlier)

@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.base import SpeechModel
+from tapescribe.engine.whisper_adapter import language_probabilities
 
 PART_SECONDS = 30.0  # one Whisper window: the slices are at least this far apart
 SPEECH_SECONDS = 10.0  # speech judged per part: 5 s got twice as many test cases wrong, 15 s no fewer
@@ -81,15 +82,8 @@ def speech_only(audio: np.ndarray, keep_seconds: float = SPEECH_SECONDS) -> np.n
     return speech[:keep]
 
 
-def language_probabilities(model: Any, speech: np.ndarray) -> list[tuple[str, float]]:
-    """(language code, probability), most likely first, of `speech` by a multilingual faster-whisper
-    `model`: its features encoded as they are, without padding them to 30 s."""
-    encoded = model.encode(model.feature_extractor(speech))
-    return [(token[2:-2], float(probability)) for token, probability in model.model.detect_language(encoded)[0]]
-
-
 def detect_over_parts(
-    model: Any,
+    model: SpeechModel,
     blocks: Iterable[np.ndarray],
     duration: float,
     parts: int = 3,

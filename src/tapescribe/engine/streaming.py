@@ -33,14 +33,14 @@ the machine cannot keep up with degrades into longer steps instead of falling be
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from tapescribe.engine.agreement import LocalAgreement, Word, ending_by, without_loops, without_trailing_hallucination
 from tapescribe.engine.audio import SAMPLE_RATE
-from tapescribe.engine.window_decode import decode_window, detect_language
+from tapescribe.engine.base import SpeechModel
+from tapescribe.engine.whisper_adapter import decode_window, stream_language
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class StreamingTranscriber:
     other streams and jobs (faster-whisper models can be called from several threads).
     """
 
-    def __init__(self, model: Any, options: StreamingOptions | None = None) -> None:
+    def __init__(self, model: SpeechModel, options: StreamingOptions | None = None) -> None:
         self.model = model
         self.options = options or StreamingOptions()
         self.agreement = LocalAgreement(self.options.agreement_seconds, min_heard=self.options.min_heard_seconds)
@@ -227,7 +227,7 @@ class StreamingTranscriber:
     def _transcribe(self, audio: np.ndarray, final_pass: bool = False) -> list[Word]:
         offset = self._buffer_start / SAMPLE_RATE
         if self.language is None:
-            self.language = detect_language(self.model, audio)
+            self.language = stream_language(self.model, audio)
         segments = decode_window(
             self.model,
             audio,

@@ -40,7 +40,15 @@ from typing import Any
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE, read_ahead
+from tapescribe.engine.base import LanguageFound, SpeechModel
 from tapescribe.engine.speech_regions import speech_clips
+from tapescribe.engine.whisper_adapter import (
+    FRAME_SECONDS,
+    cycle_start,
+    feature_extractor,
+    is_multilingual,
+    prompt_tokens,
+)
 from tapescribe.engine.window_features import EDGE, feature_ceiling, featurizes_windows, for_window, samples_before
 
 # The VAD (engine/speech_regions.py) only skips stretches of at least 7 s that are surely not
@@ -54,7 +62,6 @@ from tapescribe.engine.window_features import EDGE, feature_ceiling, featurizes_
 KEEP_SOFT_SPEECH_VAD = {"threshold": 0.5, "min_silence_duration_ms": 7000, "speech_pad_ms": 1500}
 PROMPT_RESET_ON_TEMPERATURE = 0.5  # faster-whisper's `prompt_reset_on_temperature`
 CYCLE_SECONDS = 30.0  # Whisper decodes 30 s at a time, each from where the previous cycle's text ended
-FRAME_SECONDS = 0.01  # a segment's `seek` (the start of its cycle) is counted in these
 CONTEXT_TOKENS = 223  # what faster-whisper's get_prompt keeps of the previous text: max_length // 2 - 1
 
 
@@ -82,12 +89,6 @@ class DecodeOptions:
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         return kwargs
-
-
-@dataclass
-class LanguageFound:
-    language: str
-    probability: float
 
 
 @dataclass
@@ -179,15 +180,8 @@ def cut_by_the_edge(cycle_start: float, window_length: float) -> bool:
     return 0 < cycle_start and cycle_start + CYCLE_SECONDS > window_length + FRAME_SECONDS / 2
 
 
-def prompt_tokens(model: Any, prompt: str | None) -> list[int]:
-    """The caller's prompt as faster-whisper encodes it ([] for none)."""
-    if prompt is None:
-        return []
-    return model.hf_tokenizer.encode(" " + prompt.strip(), add_special_tokens=False).ids
-
-
 def transcribe_windows(
-    model: Any,
+    model: SpeechModel,
     blocks: Iterable[np.ndarray],
     options: DecodeOptions,
     resume: Resume | None = None,
@@ -218,7 +212,7 @@ class _Windows:
 
     def __init__(
         self,
-        model: Any,
+        model: SpeechModel,
         options: DecodeOptions,
         resume: Resume,
         window_seconds: float,
@@ -268,8 +262,7 @@ class _Windows:
 
     def _report_unheard_language(self) -> None:
         """No window held speech, so Whisper never said: the language asked for, or English for an English model."""
-        multilingual = getattr(getattr(self.model, "model", None), "is_multilingual", True)
-        known = self.language or (None if multilingual else "en")
+        known = self.language or (None if is_multilingual(self.model) else "en")
         if not self.reported_language and known is not None and self.on_language is not None:
             self.on_language(LanguageFound(known, 1.0))
 
@@ -287,8 +280,8 @@ class _Windows:
         kept_end = None
         restart = None
         for segment in segments:
-            if not is_last and cut_by_the_edge(segment.seek * FRAME_SECONDS, window_length):
-                restart = segment.seek * FRAME_SECONDS
+            if not is_last and cut_by_the_edge(cycle_start(segment), window_length):
+                restart = cycle_start(segment)
                 break
             if held is not None:
                 kept_end = held.end
@@ -311,7 +304,7 @@ class _Windows:
         self.context = carried_context(self.context, kept)
         return kept_end
 
-    def _decoder(self, audio: np.ndarray, window: np.ndarray, is_last: bool) -> tuple[Any, float | None]:
+    def _decoder(self, audio: np.ndarray, window: np.ndarray, is_last: bool) -> tuple[SpeechModel, float | None]:
         """The model to decode the window with, and the ceiling its records say it was floored below."""
         if self.as_one_pass is None:
             # Unless the window is the whole file, featurize every window as one pass over the file does.
@@ -319,7 +312,7 @@ class _Windows:
             whole_file = self.whole_file
             if whole_file is not None and featurizes_windows(self.model) and not (self.buffer_sample == 0 and is_last):
                 if self.ceiling is None:
-                    self.ceiling = feature_ceiling(self.model.feature_extractor, whole_file())
+                    self.ceiling = feature_ceiling(feature_extractor(self.model), whole_file())
                 if self.buffer_sample > 0:
                     self.before = samples_before(whole_file(), self.buffer_sample)
                 self.as_one_pass = self.ceiling is not None
@@ -328,7 +321,7 @@ class _Windows:
             return for_window(self.model, self.ceiling, window, self.before, after), self.ceiling
         return self.model, None
 
-    def _segments(self, decoder: Any, window: np.ndarray) -> Iterable[Any]:
+    def _segments(self, decoder: SpeechModel, window: np.ndarray) -> Iterable[Any]:
         """The window's segments as the model decodes them (none where nothing may be speech)."""
         clips = speech_clips(window, self.options.vad_parameters) if self.options.vad_filter else None
         if clips == []:  # [] is nothing that may be speech: nothing to decode, no text to invent

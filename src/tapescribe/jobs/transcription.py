@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from tapescribe.engine.audio import measure_duration
+from tapescribe.engine.base import Engine
 from tapescribe.engine.models import ModelPool
 from tapescribe.engine.transcriber import DecodeOptions
 from tapescribe.errors import NotFound, ServerStopping, TapescribeError, UnsupportedMedia, is_disk_full
@@ -55,6 +56,7 @@ class TranscriptionJob:
         settings: JobSettings,
         scheduler: DecodeScheduler,
         speakers: SpeakerLabelling | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.sessions = sessions
         self.models = models
@@ -62,7 +64,7 @@ class TranscriptionJob:
         self.scheduler = scheduler
         self.speakers = speakers
         # model choice, decoding options and decode plan: the same for the CLI (jobs/pipeline.py)
-        self.pipeline = TranscriptionPipeline(models, settings)
+        self.pipeline = TranscriptionPipeline(models, settings, engine)
         # The process stopping: every job ends at its next model call or segment, as at a cancel, but
         # its status stays queued or processing and its journal is kept, so the next start resumes it.
         self.stopping = JobStop()
@@ -209,13 +211,13 @@ class TranscriptionJob:
             choice = pipeline.choose(run.session, audio, run.duration, partial(self._interrupt_if_asked, session_id))
             run.update_session(**choice)
             run.slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
-        model = pipeline.model(run.session.get("model"), run.slot.batched, clip_batch)
+        plan = pipeline.plan(run.slot.batched)
+        run.runs[-1]["engine"] = plan.value
+        model = pipeline.model(run.session.get("model"), plan, clip_batch)
         segments = list(run.saved)
         last_save = time.monotonic()
-        engine = pipeline.engine(run.slot.batched)
-        run.runs[-1]["engine"] = engine
         hooks = run.hooks()
-        for segment in pipeline.decode(model, run.session, audio, engine, run.resume, hooks):
+        for segment in pipeline.decode(model, run.session, audio, plan, run.resume, hooks):
             run.write(sessions.store.append_journal, session_id, segment)
             segments.append(segment)
             if on_segment is not None:

@@ -1,18 +1,32 @@
-"""Whisper on one live buffer: a single pass over a short encoder window, with word times.
+"""faster-whisper/CTranslate2: the one module that reaches into the library's internals.
 
-Used by the streaming policy (engine/streaming.py), which decides what audio to pass in.
+The decode plans (engine/plans/), the live policy and language detection call a loaded model
+through engine/base.SpeechModel (`transcribe`, `detect_language`) and reach anything deeper through
+the functions here: the tokenizer (a prompt's tokens, the start token), the CTranslate2 model under
+a WhisperModel (its decoders, a shallow copy calling through a batcher: lanes and clip batches), the
+feature extractor (a window featurized as one pass over the file does), a segment's cycle (`seek`),
+the model's load and the batched pipeline (GPU). Another engine is a module of its own beside this
+one (engine/base.py). `decode_window` is Whisper on one live buffer: a single pass over a short
+encoder window, with word times, for the streaming policy (engine/streaming.py), from
+faster-whisper's own steps (encode, generate_with_fallback, word alignment) of the version pinned
+in pyproject.toml.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
 
+from tapescribe.engine.base import SpeechModel
+
+FRAME_SECONDS = 0.01  # a segment's `seek` (the start of its cycle) is counted in these
 WINDOW_PAD_FRAMES = 300  # 3 s of silence after the audio, inside the encoder window
 WINDOW_MIN_FRAMES = 1000  # 10 s: shorter windows made tiny.en loop ("Go forward 10 meters." forty times)
 WINDOW_ROUND_FRAMES = 500
@@ -25,6 +39,95 @@ def window_frames(content_frames: int) -> int:
     """Encoder frames for a buffer: the audio plus 3 s of padding, in 5 s steps, 10 s to 30 s."""
     wanted = math.ceil((content_frames + WINDOW_PAD_FRAMES) / WINDOW_ROUND_FRAMES) * WINDOW_ROUND_FRAMES
     return min(FULL_WINDOW_FRAMES, max(WINDOW_MIN_FRAMES, wanted))
+
+
+def load_whisper(path: Path, device: str, compute_type: str, cpu_threads: int, decoders: int) -> SpeechModel:
+    """A faster_whisper.WhisperModel from a local directory, with `decoders` CTranslate2 replicas."""
+    from faster_whisper import WhisperModel
+
+    model: SpeechModel = WhisperModel(
+        str(path),
+        device=device,
+        compute_type=compute_type,
+        cpu_threads=cpu_threads,
+        num_workers=decoders,
+        local_files_only=True,
+    )
+    return model
+
+
+def is_sequential(model: SpeechModel) -> bool:
+    """Whether `model` is a WhisperModel itself (sequential `transcribe`), not the batched pipeline."""
+    from faster_whisper import WhisperModel
+
+    return isinstance(model, WhisperModel)
+
+
+def batched_pipeline(model: SpeechModel) -> Any:
+    """faster-whisper's BatchedInferencePipeline over `model` (engine/batched.py)."""
+    from faster_whisper import BatchedInferencePipeline
+
+    return BatchedInferencePipeline(model)
+
+
+def is_multilingual(model: SpeechModel) -> bool:
+    """Whether the model writes other languages than English (a model without a CTranslate2 one: yes)."""
+    return bool(getattr(getattr(model, "model", None), "is_multilingual", True))
+
+
+def decoders(model: SpeechModel) -> int:
+    """How many calls a WhisperModel's CTranslate2 model runs at once (its `num_workers`)."""
+    return max(1, int(getattr(getattr(model, "model", None), "num_workers", 1) or 1))
+
+
+def generator(model: SpeechModel) -> Any:
+    """The CTranslate2 Whisper model under a WhisperModel (its encode, generate, detect_language)."""
+    return _internals(model).model
+
+
+def start_token(model: SpeechModel) -> int:
+    return int(_internals(model).hf_tokenizer.token_to_id("<|startoftranscript|>"))
+
+
+def prompt_tokens(model: SpeechModel, prompt: str | None) -> list[int]:
+    """The caller's prompt as faster-whisper encodes it ([] for none)."""
+    if prompt is None:
+        return []
+    return list(_internals(model).hf_tokenizer.encode(" " + prompt.strip(), add_special_tokens=False).ids)
+
+
+def feature_extractor(model: SpeechModel) -> Any:
+    return _internals(model).feature_extractor
+
+
+def calling_through(model: SpeechModel, ctranslate2: Any = None, extractor: Any = None) -> SpeechModel:
+    """A shallow copy of a WhisperModel whose CTranslate2 calls go to `ctranslate2` (a batcher,
+    engine/lanes.py) and whose features come from `extractor`, where given. It shares the tokenizer
+    and the weights; `transcribe` reads nothing else it could change, and the shared model is untouched."""
+    copied = copy.copy(_internals(model))
+    if ctranslate2 is not None:
+        copied.model = ctranslate2
+    if extractor is not None:
+        copied.feature_extractor = extractor
+    result: SpeechModel = copied
+    return result
+
+
+def cycle_start(segment: Any) -> float:
+    """Seconds into the audio given to `transcribe` where the 30 s cycle that wrote `segment` began."""
+    return float(segment.seek) * FRAME_SECONDS
+
+
+def language_probabilities(model: SpeechModel, speech: np.ndarray) -> list[tuple[str, float]]:
+    """(language code, probability), most likely first, of `speech` by a multilingual `model`: its
+    features encoded as they are, without padding them to 30 s."""
+    whisper = _internals(model)
+    encoded = whisper.encode(whisper.feature_extractor(speech))
+    return [(token[2:-2], float(probability)) for token, probability in whisper.model.detect_language(encoded)[0]]
+
+
+def _internals(model: SpeechModel) -> Any:
+    return model
 
 
 def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: int) -> list[dict[str, Any]]:
@@ -108,9 +211,9 @@ def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: in
     return segments
 
 
-def detect_language(model: Any, audio: np.ndarray) -> str:
+def stream_language(model: Any, audio: np.ndarray) -> str:
     """English for English-only models; otherwise Whisper's guess, made once per stream."""
-    if not model.model.is_multilingual:
+    if not is_multilingual(model):
         return "en"
     language, _, _ = model.detect_language(audio=audio)
     return language
