@@ -23,7 +23,7 @@ settled and transcribes it again at each step (what Whisper-Streaming's OnlineAS
   Pauses are what make the words before them final quickly.
 - **A decoding loop costs little.** Each step may write at most ten tokens per second of audio,
   and text that repeats itself or stacks words on one instant is cut off (the token limit is set in
-  window_decode.py, the cut made by agreement.without_loops).
+  whisper_adapter.decode_window, the cut made by agreement.without_loops).
 
 The policy is pure: it is fed samples and asked to step; it does no I/O and keeps no clock, so the
 caller chooses when to step (all audio received since the last step, which is how a stream that
