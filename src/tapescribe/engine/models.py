@@ -107,9 +107,9 @@ def resolve_model(name: str, models_dir: Path) -> Path:
             raise ModelUnavailable(f"Model {name!r} needs the package {package}. {INSTALL_HINT}", model=name)
         return found
     try:
-        from faster_whisper.utils import download_model
+        from tapescribe.engine.whisper_adapter import downloaded_model
 
-        return Path(download_model(name, local_files_only=True))
+        return downloaded_model(name)
     except Exception as error:  # any hub failure means: not here
         raise ModelUnavailable(f"Model {name!r} is not installed. {INSTALL_HINT}", model=name) from error
 

@@ -35,12 +35,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from tapescribe.engine.agreement import LocalAgreement, Word, ending_by, without_loops, without_trailing_hallucination
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.base import SpeechModel
-from tapescribe.engine.whisper_adapter import decode_window, stream_language
+from tapescribe.engine.whisper_adapter import decode_window, speech_timestamps, stream_language
 
 
 @dataclass(frozen=True)
@@ -215,13 +214,13 @@ class StreamingTranscriber:
     def _speech_spans(self) -> list[SpeechSpan]:
         if len(self._buffer) < 512:
             return []
-        options = VadOptions(
+        found = speech_timestamps(
+            self._buffer,
             threshold=self.options.vad_threshold,
             min_silence_duration_ms=int(self.options.utterance_end_silence * 1000),
             speech_pad_ms=int(self.options.speech_pad * 1000),
             min_speech_duration_ms=100,
         )
-        found = get_speech_timestamps(self._buffer, options, sampling_rate=SAMPLE_RATE)
         return [SpeechSpan(int(span["start"]), int(span["end"])) for span in found]
 
     def _transcribe(self, audio: np.ndarray, final_pass: bool = False) -> list[Word]:

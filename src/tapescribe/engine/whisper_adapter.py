@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
+from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
 from tapescribe.engine.base import SpeechModel
 
@@ -54,6 +55,24 @@ def load_whisper(path: Path, device: str, compute_type: str, cpu_threads: int, d
         local_files_only=True,
     )
     return model
+
+
+def speech_timestamps(audio: np.ndarray, **vad_options: Any) -> list[dict[str, int]]:
+    """Silero VAD as faster-whisper ships it: [{start, end}] in samples of the stretches that hold speech
+    (`vad_options` are its VadOptions: threshold, min_silence_duration_ms, speech_pad_ms, ...)."""
+    return list(get_speech_timestamps(audio, VadOptions(**vad_options)))
+
+
+def speech_samples(audio: np.ndarray, stretches: list[dict[str, int]]) -> np.ndarray:
+    """The samples of `stretches` (speech_timestamps) of `audio`, joined."""
+    return np.concatenate(collect_chunks(audio, stretches)[0])
+
+
+def downloaded_model(name: str) -> Path:
+    """The directory of a Hugging Face model faster-whisper downloaded before (never downloads)."""
+    from faster_whisper.utils import download_model
+
+    return Path(download_model(name, local_files_only=True))
 
 
 def is_sequential(model: SpeechModel) -> bool:
