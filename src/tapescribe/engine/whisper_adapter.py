@@ -149,7 +149,7 @@ def _internals(model: SpeechModel) -> Any:
     return model
 
 
-def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: int) -> list[dict[str, Any]]:
+def decode_window(model: SpeechModel, audio: np.ndarray, *, language: str, beam_size: int) -> list[dict[str, Any]]:
     """Whisper on one buffer (at most 30 s) in one pass, with a shorter encoder window.
 
     faster-whisper's `transcribe` pads every window to 30 s, and the encoder pass over those 30 s
@@ -160,13 +160,14 @@ def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: in
     This uses faster-whisper's own steps (encode, generate_with_fallback, word alignment) from the
     version pinned in pyproject.toml.
     """
-    features = model.feature_extractor(audio)
+    whisper = _internals(model)
+    features = whisper.feature_extractor(audio)
     content = min(features.shape[-1] - 1, FULL_WINDOW_FRAMES)
     frames = window_frames(content)
     window = np.zeros((features.shape[0], frames), dtype=features.dtype)
     window[:, :content] = features[:, :content]
-    encoder_output = model.encode(window)
-    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+    encoder_output = whisper.encode(window)
+    tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual, task="transcribe", language=language)
     options = TranscriptionOptions(
         beam_size=beam_size,
         best_of=1,
@@ -195,30 +196,30 @@ def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: in
         hallucination_silence_threshold=None,
         hotwords=None,
     )
-    prompt_tokens = model.get_prompt(tokenizer, [])  # no previous text
+    prompt_tokens = whisper.get_prompt(tokenizer, [])  # no previous text
     # A decoding loop writes until the token limit, which makes a step cost several seconds for text
     # that is then thrown away; real speech never needs more than this many tokens per second.
-    budget = int(MAX_TOKENS_PER_SECOND * content * model.feature_extractor.time_per_frame) + 16
-    options = replace(options, max_new_tokens=min(budget, model.max_length - len(prompt_tokens)))
-    result, avg_logprob, _, _ = model.generate_with_fallback(encoder_output, prompt_tokens, tokenizer, options)
+    budget = int(MAX_TOKENS_PER_SECOND * content * whisper.feature_extractor.time_per_frame) + 16
+    options = replace(options, max_new_tokens=min(budget, whisper.max_length - len(prompt_tokens)))
+    result, avg_logprob, _, _ = whisper.generate_with_fallback(encoder_output, prompt_tokens, tokenizer, options)
     if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
         return []
     # A high compression ratio means the text repeats itself somewhere; the words before the loop
     # are usually right, so the loop is cut off word by word (agreement.without_loops) instead of
     # the whole window being thrown away, which lost whole sentences.
     tokens = result.sequences_ids[0]
-    duration = content * model.feature_extractor.time_per_frame
-    segments, _, _ = model._split_segments_by_timestamps(tokenizer, tokens, 0.0, content, duration, 0)
+    duration = content * whisper.feature_extractor.time_per_frame
+    segments, _, _ = whisper._split_segments_by_timestamps(tokenizer, tokens, 0.0, content, duration, 0)
     tail = tokens[sum(len(segment["tokens"]) for segment in segments) :]
     if any(token < tokenizer.eot for token in tail):  # the unfinished segment at the buffer's edge
         start = segments[-1]["end"] if segments else 0.0
         if tail[0] >= tokenizer.timestamp_begin:
-            start = (tail[0] - tokenizer.timestamp_begin) * model.time_precision
+            start = (tail[0] - tokenizer.timestamp_begin) * whisper.time_precision
         segments.append({"seek": 0, "start": start, "end": duration, "tokens": tail})
     segments = [segment for segment in segments if any(token < tokenizer.eot for token in segment["tokens"])]
     if not segments:
         return []
-    model.add_word_timestamps(
+    whisper.add_word_timestamps(
         [segments],
         tokenizer,
         encoder_output,
@@ -230,7 +231,7 @@ def decode_window(model: Any, audio: np.ndarray, *, language: str, beam_size: in
     return segments
 
 
-def stream_language(model: Any, audio: np.ndarray) -> str:
+def stream_language(model: SpeechModel, audio: np.ndarray) -> str:
     """English for English-only models; otherwise Whisper's guess, made once per stream."""
     if not is_multilingual(model):
         return "en"
