@@ -18,6 +18,7 @@ from tapescribe.config import Settings
 from tapescribe.engine.base import DecodeHooks, Engine, LanguageFound, SpeechModel
 from tapescribe.engine.language_detection import DetectedLanguage
 from tapescribe.engine.plans import Plan, PlanSettings
+from tapescribe.engine.records import Segment
 from tapescribe.engine.transcriber import DecodeOptions, Resume
 from tapescribe.jobs.pipeline import AudioInput, JobSettings, TranscriptionPipeline, TranscriptionRequest
 from tapescribe.jobs.scheduler import DecodeScheduler
@@ -73,12 +74,12 @@ class ScriptedEngine:
         hooks: DecodeHooks,
         settings: PlanSettings,
         whole_file: Callable[[], Iterable[np.ndarray]] | None,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[Segment]:
         self.samples = sum(len(block) for block in blocks)
         if hooks.on_language is not None:
             hooks.on_language(LanguageFound("en", 0.99))
         for start, end, text in SCRIPT:
-            yield {"window_start": 0.0, "start": start, "end": end, "text": text, "tokens": [1, 2]}
+            yield Segment.from_dict({"window_start": 0.0, "start": start, "end": end, "text": text, "tokens": [1, 2]})
             if hooks.between_calls is not None:
                 hooks.between_calls()
         if hooks.window_done is not None:

@@ -6,7 +6,7 @@
   library (tokenizer, CTranslate2 model, feature extractor, a segment's cycle).
 - `Engine`: what the pipeline (jobs/pipeline.py) asks of an engine: load a model by name, detect the
   language of a recording, and decode a stream of audio blocks by a decode plan (engine/plans/)
-  into segment records, calling the one `DecodeHooks` object as it goes.
+  into typed segments and words (engine/records.py), calling the one `DecodeHooks` object as it goes.
   engine/whisper_engine.py is faster-whisper's; tests/fast/test_engine_seam.py runs a scripted one
   through the real job.
 - `DecodeHooks`, `LanguageFound`: what a caller hears while a recording decodes.
@@ -24,6 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     from tapescribe.engine.language_detection import DetectedLanguage
     from tapescribe.engine.plans import Plan, PlanSettings
+    from tapescribe.engine.records import Segment
     from tapescribe.engine.transcriber import DecodeOptions, Resume
 
 
@@ -79,6 +80,8 @@ class Engine(Protocol):
         hooks: DecodeHooks,
         settings: PlanSettings,
         whole_file: Callable[[], Iterable[np.ndarray]] | None,
-    ) -> Iterator[dict[str, Any]]:
-        """Segment records (engine/transcriber.segment_record's shape) of `blocks`, from resume.start on."""
+    ) -> Iterator[Segment]:
+        """The segments of `blocks` from resume.start on, in time order, each with its words when asked for;
+        its fields as engine/transcriber.segment_record makes them (`window_start` a resume point, `tokens`
+        the next window's context), which the journal keeps."""
         ...

@@ -9,8 +9,7 @@ plan (engine/plans/). What it reaches inside faster-whisper is in engine/whisper
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
-from typing import Any
+from contextlib import ExitStack, closing
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool
 from tapescribe.engine.plans import Plan, PlanSettings
 from tapescribe.engine.plans import batched as batched_plan
 from tapescribe.engine.plans import clip_batch as clip_batch_plan
+from tapescribe.engine.records import Segment
 from tapescribe.engine.transcriber import DecodeOptions, Resume
 
 
@@ -55,5 +55,8 @@ class WhisperEngine:
         hooks: DecodeHooks,
         settings: PlanSettings,
         whole_file: Callable[[], Iterable[np.ndarray]] | None,
-    ) -> Iterator[dict[str, Any]]:
-        return plans.decode(plan, model, blocks, options, resume, hooks, settings, whole_file)
+    ) -> Iterator[Segment]:
+        records = plans.decode(plan, model, blocks, options, resume, hooks, settings, whole_file)
+        with closing(records):  # stopped early (a cancel, a lost lease): the plan's lanes end now
+            for record in records:
+                yield Segment.from_dict(record)

@@ -25,6 +25,7 @@ from tapescribe.engine.language_detection import DetectedLanguage
 from tapescribe.engine.languages import language_code, language_name
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
 from tapescribe.engine.plans import Plan, PlanSettings, choose_plan
+from tapescribe.engine.records import Segment
 from tapescribe.engine.records import Transcript as TranscriptRecord
 from tapescribe.engine.transcriber import DecodeOptions, Resume, for_transcript
 from tapescribe.engine.whisper_engine import WhisperEngine
@@ -228,7 +229,7 @@ class TranscriptionPipeline:
         plan: Plan,
         resume: Resume | None = None,
         hooks: DecodeHooks | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[Segment]:
         """The segments of `audio` from `resume` on, by `plan`, for the model chosen in `session`."""
         resume, hooks = resume or Resume(), hooks or DecodeHooks()
         blocks = _counted(audio.blocks(resume.start), hooks)
@@ -257,9 +258,9 @@ class TranscriptionPipeline:
             )
             segments = []
             for segment in self.decode(model, session, audio, plan, hooks=hooks):
-                segments.append(segment)
+                segments.append(segment.to_dict())
                 if on_position is not None:
-                    on_position(segment["end"])
+                    on_position(segment.end)
             if not hooks.samples_read:
                 raise UnsupportedMedia(NO_AUDIO)
         return Transcript(

@@ -218,10 +218,11 @@ class TranscriptionJob:
         last_save = time.monotonic()
         hooks = run.hooks()
         for segment in pipeline.decode(model, run.session, audio, plan, run.resume, hooks):
-            run.write(sessions.store.append_journal, session_id, segment)
-            segments.append(segment)
+            record = segment.to_dict()  # as the journal keeps it
+            run.write(sessions.store.append_journal, session_id, record)
+            segments.append(record)
             if on_segment is not None:
-                on_segment(segment)
+                on_segment(record)
             if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
                 last_save = time.monotonic()
                 self._interrupt_if_asked(session_id)
@@ -229,7 +230,7 @@ class TranscriptionJob:
                 run.write(
                     sessions.save_transcription, session_id, partial_transcript, index=False, fence=run.lease.check
                 )
-            run.show_progress(segment["end"])
+            run.show_progress(segment.end)
         if not hooks.samples_read and not run.saved:  # however decoding failed, it is not "done" with nothing
             raise UnsupportedMedia(NO_AUDIO)
         return audio, segments

@@ -16,7 +16,7 @@ point, and calls the same DecodeHooks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -68,7 +68,7 @@ def decode(
     hooks: DecodeHooks,
     settings: PlanSettings,
     whole_file: Callable[[], Iterable[np.ndarray]] | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """The segment records of `blocks` (from resume.start on) by `plan`."""
     from tapescribe.engine.plans import batched, clip_batch, lanes, windows
 
