@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -120,6 +121,17 @@ def long_file(clips: list[tuple[str, str, np.ndarray, str]], seconds: float) -> 
     return np.concatenate(pieces), " ".join(texts)
 
 
+def no_speech_rows(group: str, model: Any, contenders: list[str], options: dict[str, Any]) -> None:
+    """Words each contender writes over a minute of each kind of no speech."""
+    for name, make_noise in NO_SPEECH.items():
+        audio = make_noise(60.0, 0)
+        row = []
+        for contender in contenders:
+            text = run(contender, model, audio, None, options[contender])
+            row.append(f"{contender}={len(text.split())} words {text[:60]!r}")
+        print(f"[{group}] {name} (60 s): " + " | ".join(row), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audio-dir", type=Path, default=REPO.parent / "shared" / "audio")
@@ -161,15 +173,8 @@ def main() -> None:
                 detail = " ".join(f"{lang}={rate:.1f}" for lang, rate in rates.items()) if group == "other" else ""
                 row.append(f"{contender}={mean:.2f}% ({time.perf_counter() - started:.0f}s) {detail}")
             print(f"[{group}] {condition}: " + " | ".join(row), flush=True)
-        if not args.no_speech:
-            continue
-        for name, make_noise in NO_SPEECH.items():
-            audio = make_noise(60.0, 0)
-            row = []
-            for contender in contenders:
-                text = run(contender, model, audio, None, options[contender])
-                row.append(f"{contender}={len(text.split())} words {text[:60]!r}")
-            print(f"[{group}] {name} (60 s): " + " | ".join(row), flush=True)
+        if args.no_speech:
+            no_speech_rows(group, model, contenders, options)
     english = groups.get("en")
     if english and args.pauses:
         audio, reference = with_pauses(english)

@@ -12,6 +12,7 @@ import pytest
 from conftest import audio_file, read_pcm
 from tapescribe.engine.clip_batches import ClipBatches
 from tapescribe.engine.lanes import BatchingWhisper, replicas
+from tapescribe.engine.whisper_adapter import generator
 
 RECORDINGS = ("jfk.flac", "61-70968-0000.flac", "goforward.wav", "vosk_digits.wav")
 
@@ -40,7 +41,7 @@ def clips_in_one_batch(model) -> tuple[list[list[list[int]]], list[list[list[int
         if number:
             first_joined.wait(10)  # the others join the batch the first one opened
         with batches.join(model) as member_model:
-            batchers.append(member_model.model)
+            batchers.append(generator(member_model))
             first_joined.set()
             return [segment.tokens for segment in member_model.transcribe(recordings[number])[0]]
 

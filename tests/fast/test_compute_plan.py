@@ -7,6 +7,8 @@ batched path itself runs on the CPU with the real tiny.en model when a batch siz
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,8 +17,10 @@ from conftest import audio_file, reference_text, wer
 from tapescribe.config import Settings
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 from tapescribe.engine.batched import BatchedWhisper, batch_pieces
-from tapescribe.engine.models import GPU_BATCH_SIZE, ComputePlan, ModelSettings, compute_plan
+from tapescribe.engine.models import GPU_BATCH_SIZE, ComputePlan, ModelPool, ModelSettings, compute_plan
+from tapescribe.engine.plans import choose_plan
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
+from tapescribe.engine.whisper_engine import WhisperEngine
 from tapescribe.runtime import model_pool
 
 
@@ -97,17 +101,23 @@ def test_speech_stretches_become_pieces_of_at_most_30_seconds_cut_where_it_is_qu
     assert batch_pieces([0.0, 61.4], short)[-1]["end"] == len(short) / SAMPLE_RATE
 
 
+def file_model(pool: ModelPool, name: str) -> Any:
+    """The model a file job decodes with, by the plan the pool's machine chooses (engine/plans/)."""
+    plan = choose_plan(pool.plan, file_lanes=1, clip_batched=False)
+    return WhisperEngine(pool).load(name, plan, ExitStack())
+
+
 def test_a_file_job_model_is_batched_only_when_the_plan_says(tmp_path):
     sequential = model_pool(Settings(data_dir=tmp_path))
-    assert sequential.for_files("tiny.en") is sequential.get("tiny.en")
-    batched = model_pool(Settings(data_dir=tmp_path, batch_size=4)).for_files("tiny.en")
+    assert file_model(sequential, "tiny.en") is sequential.get("tiny.en")
+    batched = file_model(model_pool(Settings(data_dir=tmp_path, batch_size=4)), "tiny.en")
     assert isinstance(batched, BatchedWhisper) and batched.batch_size == 4
     assert batched.model.is_multilingual is False  # the model's own attributes show through
 
 
 def test_the_batched_path_transcribes_through_the_same_windows(tmp_path):
     """On the CPU when asked for: jfk.flac decoded by the batched pipeline, inside transcribe_windows."""
-    model = model_pool(Settings(data_dir=tmp_path, batch_size=4)).for_files("tiny.en")
+    model = file_model(model_pool(Settings(data_dir=tmp_path, batch_size=4)), "tiny.en")
     path = audio_file("jfk.flac")
     records = list(transcribe_windows(model, pcm_blocks(path), DecodeOptions(language="en"), window_seconds=30.0))
     assert records and all(record["window_start"] == 0.0 for record in records)

@@ -31,8 +31,8 @@ def test_a_request_is_checked_once_for_every_way_in(tmp_path):
 
 def test_the_plan_is_the_jobs_lanes_on_a_cpu_and_a_clip_batch_for_clips(tmp_path):
     checked = pipeline(tmp_path)
-    assert checked.engine(batched=False) == LANES and checked.engine(batched=True) == CLIP_BATCH
-    assert pipeline(tmp_path, file_lanes=1).engine(batched=False) == "windows"
+    assert checked.plan(batched=False) == LANES and checked.plan(batched=True) == CLIP_BATCH
+    assert pipeline(tmp_path, file_lanes=1).plan(batched=False) == "windows"
     settings = Settings(data_dir=tmp_path / "data")
     assert job_settings(settings).decoding.vad_parameters == settings.vad_parameters()
 

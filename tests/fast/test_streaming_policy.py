@@ -1,6 +1,6 @@
 """The live streaming policy (engine/streaming.py) on hypotheses written out per step.
 
-A scripted model stands in for Whisper inside engine/window_decode.py: it has the parts of
+A scripted model stands in for Whisper inside engine/whisper_adapter.py (decode_window): it has the parts of
 faster-whisper's WhisperModel that decode_window calls (feature extractor, encoder, generator,
 segment split, word alignment) and answers each buffer with the words a script gives for the
 audio it was handed. Voice activity is still found by Silero VAD on real speech (25 s of the
@@ -46,7 +46,7 @@ class Features:
 
 
 class ScriptedWhisper:
-    """faster-whisper's WhisperModel as window_decode uses it, answering from `script(start, end, step)`.
+    """faster-whisper's WhisperModel as decode_window uses it, answering from `script(start, end, step)`.
 
     The buffer's place in the stream is found by looking its samples up in the whole signal, so the
     script works in stream time, as a transcript does.

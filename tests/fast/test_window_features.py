@@ -17,7 +17,7 @@ from conftest import audio_file, read_pcm
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.transcriber import DecodeOptions, Resume, for_transcript, transcribe_windows
 from tapescribe.engine.window_features import feature_ceiling
-from tapescribe.jobs.transcription import resume_point
+from tapescribe.jobs.journal import resume_point
 
 WINDOW = 30.0
 

@@ -115,49 +115,55 @@ def internal_error_response(error: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "Something went wrong on the server; nothing stored was lost.")
 
 
+async def _domain(request: Request, error: errors.TapescribeError) -> JSONResponse:
+    fields = error_fields(error)
+    if fields["status"] == 507:
+        return disk_full_response(request, error.message, dict(error.details))
+    headers = None
+    if fields["status"] == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(error, errors.ServerBusy):
+        headers = {"Retry-After": str(error.details.get("retry_after_seconds", 1))}
+    return JSONResponse({"error": fields}, status_code=fields["status"], headers=headers)
+
+
+async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+    problems = [
+        {"field": ".".join(str(part) for part in problem.get("loc", ())), "problem": problem.get("msg", "")}
+        for problem in error.errors()
+    ]
+    message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "Invalid request."
+    return error_response(422, "invalid_request", message, {"problems": problems})
+
+
+async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(error.status_code, "http_error")
+    message = error.detail if isinstance(error.detail, str) else "Request failed."
+    if error.status_code == 404 and message == "Not Found":
+        message = "Nothing is here: no such route or resource."
+    elif error.status_code == 405:
+        message = f"{request.method} is not allowed on this route."
+    return error_response(error.status_code, code, message, headers=getattr(error, "headers", None))
+
+
+async def _storage(request: Request, error: Exception) -> JSONResponse:
+    if errors.is_disk_full(error):
+        return disk_full_response(request)
+    return internal_error_response(error)
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    if errors.is_disk_full(error):
+        return disk_full_response(request)
+    return internal_error_response(error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(errors.TapescribeError)
-    async def _domain(request: Request, error: errors.TapescribeError) -> JSONResponse:
-        fields = error_fields(error)
-        if fields["status"] == 507:
-            return disk_full_response(request, error.message, dict(error.details))
-        headers = None
-        if fields["status"] == 401:
-            headers = {"WWW-Authenticate": "Bearer"}
-        elif isinstance(error, errors.ServerBusy):
-            headers = {"Retry-After": str(error.details.get("retry_after_seconds", 1))}
-        return JSONResponse({"error": fields}, status_code=fields["status"], headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(part) for part in problem.get("loc", ())), "problem": problem.get("msg", "")}
-            for problem in error.errors()
-        ]
-        message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "Invalid request."
-        return error_response(422, "invalid_request", message, {"problems": problems})
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(error.status_code, "http_error")
-        message = error.detail if isinstance(error.detail, str) else "Request failed."
-        if error.status_code == 404 and message == "Not Found":
-            message = "Nothing is here: no such route or resource."
-        elif error.status_code == 405:
-            message = f"{request.method} is not allowed on this route."
-        return error_response(error.status_code, code, message, headers=getattr(error, "headers", None))
-
-    # OS and SQLite errors get handlers of their own (not only the catch-all below, after which the
+    app.exception_handler(errors.TapescribeError)(_domain)
+    app.exception_handler(RequestValidationError)(_validation)
+    app.exception_handler(StarletteHTTPException)(_http)
+    # OS and SQLite errors get handlers of their own (not only the catch-all, after which the
     # server logs the traceback a second time): a full disk is an expected condition, answered 507.
-    @app.exception_handler(OSError)
-    @app.exception_handler(sqlite3.Error)
-    async def _storage(request: Request, error: Exception) -> JSONResponse:
-        if errors.is_disk_full(error):
-            return disk_full_response(request)
-        return internal_error_response(error)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        if errors.is_disk_full(error):
-            return disk_full_response(request)
-        return internal_error_response(error)
+    app.exception_handler(OSError)(_storage)
+    app.exception_handler(sqlite3.Error)(_storage)
+    app.exception_handler(Exception)(_unexpected)

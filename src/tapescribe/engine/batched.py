@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.base import SpeechModel
+from tapescribe.engine.whisper_adapter import batched_pipeline
 
 PIECE_SECONDS = 30.0  # Whisper's window: the pipeline decodes at most this much of each piece
 CUT_SEARCH_SECONDS = 10.0  # a long stretch is cut at the quietest moment of this much before the limit
@@ -56,11 +58,9 @@ def quietest_moment(audio: np.ndarray, start: float, end: float) -> float:
 class BatchedWhisper:
     """A WhisperModel whose `transcribe` is batched; every other attribute is the model's own."""
 
-    def __init__(self, model: Any, batch_size: int) -> None:
-        from faster_whisper import BatchedInferencePipeline
-
+    def __init__(self, model: SpeechModel, batch_size: int) -> None:
         self._whisper = model  # not `model`: faster-whisper's own `model` attribute must show through
-        self._pipeline = BatchedInferencePipeline(model)
+        self._pipeline = batched_pipeline(model)
         self.batch_size = batch_size
 
     def __getattr__(self, name: str) -> Any:

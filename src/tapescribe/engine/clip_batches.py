@@ -18,21 +18,21 @@ decode slot, and as many of their calls run at once as there are decoders.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
+from tapescribe.engine.base import SpeechModel
 from tapescribe.engine.lanes import GATHER_SECONDS, BatchingWhisper, replicas
+from tapescribe.engine.whisper_adapter import calling_through, generator, start_token
 
 
 @dataclass
 class _Batch:
-    model: Any  # the WhisperModel whose calls are batched (kept referenced while the batch lasts)
+    model: SpeechModel  # the WhisperModel whose calls are batched (kept referenced while the batch lasts)
     batcher: BatchingWhisper
-    member_model: Any  # the shallow copy of `model` that calls through `batcher`
+    member_model: SpeechModel  # the shallow copy of `model` that calls through `batcher`
     members: int = 0
 
 
@@ -45,18 +45,16 @@ class ClipBatches:
         self._batches: dict[int, _Batch] = {}
 
     @contextmanager
-    def join(self, model: Any) -> Iterator[Any]:
+    def join(self, model: SpeechModel) -> Iterator[SpeechModel]:
         """For the block, a model to transcribe one clip with whose calls are batched with the other
         clips' on `model` (a faster_whisper.WhisperModel)."""
         with self._lock:
             batch = self._batches.get(id(model))
             if batch is None:
-                start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
                 batcher = BatchingWhisper(
-                    model.model, start_token, gather_seconds=self._gather_seconds, apart=replicas(model)
+                    generator(model), start_token(model), gather_seconds=self._gather_seconds, apart=replicas(model)
                 )
-                member_model = copy.copy(model)
-                member_model.model = batcher
+                member_model = calling_through(model, batcher)
                 batch = self._batches[id(model)] = _Batch(model, batcher, member_model)
             batch.members += 1
             batch.batcher.join()

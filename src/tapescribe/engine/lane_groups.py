@@ -21,28 +21,29 @@ Lanes are featurized alone (no whole-file feature ceiling).
 
 from __future__ import annotations
 
-import copy
 import queue
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE, read_ahead
+from tapescribe.engine.base import LanguageFound, SpeechModel
 from tapescribe.engine.batched import quietest_moment
 from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges, replicas
 from tapescribe.engine.speech_regions import speech_clips
-from tapescribe.engine.transcriber import (
-    DecodeOptions,
-    LanguageFound,
-    Resume,
-    carried_context,
+from tapescribe.engine.transcriber import DecodeOptions, Resume, carried_context, segment_record
+from tapescribe.engine.whisper_adapter import (
+    calling_through,
+    feature_extractor,
+    generator,
+    is_multilingual,
     prompt_tokens,
-    segment_record,
+    start_token,
 )
 
 LANE_SECONDS = 60.0  # a group gets one lane per this much audio: lanes shorter than a minute lose too much context
@@ -97,7 +98,7 @@ def read_groups(
 
 
 def transcribe_lane(
-    model: Any,
+    model: SpeechModel,
     audio: np.ndarray,
     options: DecodeOptions,
     language: str | None,
@@ -122,7 +123,7 @@ def transcribe_lane(
 
 
 def transcribe_in_step(
-    model: Any,
+    model: SpeechModel,
     audio: np.ndarray,
     starts: list[int],
     options: DecodeOptions,
@@ -136,10 +137,9 @@ def transcribe_in_step(
     segments as they are decoded, the others' once every lane is done.
 
     Closing the generator early (a cancel, a lost lease) ends the lanes at their next model call."""
-    start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
     batcher = BatchingWhisper(
-        model.model,
-        start_token,
+        generator(model),
+        start_token(model),
         trim_context=True,
         gather_seconds=None,
         between_calls=between_calls,
@@ -147,9 +147,7 @@ def transcribe_in_step(
         context_tokens=context_tokens,
     )
     passes = ThreadPoolExecutor(1, thread_name_prefix="lane-passes")  # over a lane's whole audio: VAD, features
-    lane_model = copy.copy(model)
-    lane_model.model = batcher
-    lane_model.feature_extractor = OnOneThread(model.feature_extractor, passes)
+    lane_model = calling_through(model, batcher, OnOneThread(feature_extractor(model), passes))
     bounds = list(zip(starts, [*starts[1:], len(audio)], strict=True))
     first_lane: queue.SimpleQueue[Any] = queue.SimpleQueue()
     finished = object()
@@ -181,7 +179,7 @@ def transcribe_in_step(
 
 
 def transcribe_lane_groups(
-    model: Any,
+    model: SpeechModel,
     blocks: Iterable[np.ndarray],
     options: DecodeOptions,
     resume: Resume | None = None,
@@ -212,7 +210,7 @@ def transcribe_lane_groups(
     resume = resume or Resume()
     language = options.language or resume.language
     reported_language = resume.language is not None
-    multilingual = getattr(getattr(model, "model", None), "is_multilingual", True)
+    multilingual = is_multilingual(model)
     context: list[int] | None = None  # None: the file's start, where the caller's prompt is the context
     if resume.start > 0:
         context = carried_context(prompt_tokens(model, options.initial_prompt), resume.earlier)
@@ -227,7 +225,6 @@ def transcribe_lane_groups(
 
     group_samples = int(lanes * window_seconds * SAMPLE_RATE)
     for first_sample, audio, _ in read_groups(blocks, group_samples, round(resume.start * SAMPLE_RATE)):
-        group_start = first_sample / SAMPLE_RATE
         first_prompt = options.initial_prompt if context is None else (context or None)
         count = lane_count(len(audio), lanes)
         if count == 1:
@@ -249,19 +246,9 @@ def transcribe_lane_groups(
             per_segment = transcribe_in_step(
                 model, audio, starts, lane_options, language, prompts, between_calls, context_tokens
             )
-        records = []
-        with closing(per_segment):  # stopped early (a cancel, a lost lease): the lanes end now
-            for lane, segment in per_segment:  # in time order: the first lane's as they come, then the others'
-                record = segment_record(segment, (first_sample + starts[lane]) / SAMPLE_RATE)
-                record["window_start"] = group_start
-                records.append(record)
-                if resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until:
-                    yield record
-                if count == 1 and between_calls is not None:  # no lanes run meanwhile: this thread may wait
-                    between_calls()
-                elif lane == 0 and on_position is not None:
-                    share = min(1.0, segment.end * SAMPLE_RATE / max(1, starts[1]))
-                    on_position(group_start + share * len(audio) / SAMPLE_RATE)
+        records: list[dict[str, Any]] = []
+        group = _Group(first_sample, audio, starts, count, resume.saved_until)
+        yield from group.records(per_segment, records, between_calls, on_position)
         if context is None:
             context = prompt_tokens(model, options.initial_prompt)
         context = carried_context(context, records)
@@ -271,3 +258,38 @@ def transcribe_lane_groups(
         language = "en"
     if language is not None:
         report(LanguageFound(language, 1.0))
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One group of transcribe_lane_groups: where it starts in the file, its audio and its lanes' starts."""
+
+    first_sample: int
+    audio: np.ndarray
+    starts: list[int]
+    count: int  # lanes: 1 decodes the group in this thread, where `between_calls` may wait
+    saved_until: float | None
+
+    def records(
+        self,
+        per_segment: Generator[tuple[int, Any], None, None],
+        records: list[dict[str, Any]],
+        between_calls: Callable[[], None] | None,
+        on_position: Callable[[float], None] | None,
+    ) -> Iterator[dict[str, Any]]:
+        """The group's records in time order (all kept in `records`, for the context), those a resumed
+        run did not save yielded."""
+        group_start = self.first_sample / SAMPLE_RATE
+        starts = self.starts
+        with closing(per_segment):  # stopped early (a cancel, a lost lease): the lanes end now
+            for lane, segment in per_segment:  # in time order: the first lane's as they come, then the others'
+                record = segment_record(segment, (self.first_sample + starts[lane]) / SAMPLE_RATE)
+                record["window_start"] = group_start
+                records.append(record)
+                if self.saved_until is None or (record["start"] + record["end"]) / 2 > self.saved_until:
+                    yield record
+                if self.count == 1 and between_calls is not None:  # no lanes run meanwhile: this thread may wait
+                    between_calls()
+                elif lane == 0 and on_position is not None:
+                    share = min(1.0, segment.end * SAMPLE_RATE / max(1, starts[1]))
+                    on_position(group_start + share * len(self.audio) / SAMPLE_RATE)

@@ -19,7 +19,6 @@ CTranslate2 Whisper) is a `BatchingWhisper`, which hands the lanes' calls to CTr
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections import deque
@@ -32,7 +31,9 @@ from typing import Any
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.base import SpeechModel
 from tapescribe.engine.batched import quietest_moment
+from tapescribe.engine.whisper_adapter import calling_through, decoders, generator, start_token
 
 CUT_SEARCH_SECONDS = 10.0  # a lane edge is the quietest moment within this much of its even share
 GATHER_SECONDS = 0.1  # a lane busy in Python longer than this is left for the next batch
@@ -54,9 +55,9 @@ def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
         return False
 
 
-def replicas(model: Any) -> int:
+def replicas(model: SpeechModel) -> int:
     """How many calls a faster_whisper.WhisperModel's CTranslate2 model runs at once (its `num_workers`)."""
-    return max(1, int(getattr(getattr(model, "model", None), "num_workers", 1) or 1))
+    return decoders(model)
 
 
 def lane_edges(audio: np.ndarray, lanes: int) -> list[float]:
@@ -336,7 +337,7 @@ class BatchingWhisper:
 
 
 def transcribe_in_lanes(
-    model: Any, audio: np.ndarray, lanes: int, groups: int = 1, trim_context: bool = False, **options: Any
+    model: SpeechModel, audio: np.ndarray, lanes: int, groups: int = 1, trim_context: bool = False, **options: Any
 ) -> tuple[list[dict[str, Any]], list[tuple[str, int, float]]]:
     """Segments ({start, end, text}, absolute seconds) of `audio` decoded as `lanes` lockstep lanes whose
     calls are batched (bench/lanes.py measures them so), and (kind, rows, seconds) of each model call.
@@ -347,12 +348,10 @@ def transcribe_in_lanes(
     """
     edges = lane_edges(audio, lanes)
     bounds = list(zip(edges, [*edges[1:], len(audio) / SAMPLE_RATE], strict=True))
-    start_token = model.hf_tokenizer.token_to_id("<|startoftranscript|>")
-    batchers = [BatchingWhisper(model.model, start_token, trim_context) for _ in range(min(groups, len(bounds)))]
-    lane_models = []
-    for batcher in batchers:
-        lane_models.append(copy.copy(model))
-        lane_models[-1].model = batcher
+    batchers = [
+        BatchingWhisper(generator(model), start_token(model), trim_context) for _ in range(min(groups, len(bounds)))
+    ]
+    lane_models = [calling_through(model, batcher) for batcher in batchers]
 
     def run_lane(lane: int) -> list[dict[str, Any]]:
         start, end = bounds[lane]

@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.base import SpeechModel
+from tapescribe.engine.whisper_adapter import language_probabilities, speech_samples, speech_timestamps
 
 PART_SECONDS = 30.0  # one Whisper window: the slices are at least this far apart
 SPEECH_SECONDS = 10.0  # speech judged per part: 5 s got twice as many test cases wrong, 15 s no fewer
@@ -69,27 +70,18 @@ def speech_only(audio: np.ndarray, keep_seconds: float = SPEECH_SECONDS) -> np.n
 
     The first FIRST_SCAN_SECONDS are searched first; the whole of `audio` only when they hold less.
     """
-    from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
-
     keep = round(keep_seconds * SAMPLE_RATE)
     speech = np.zeros(0, dtype=np.float32)
     for scanned in (audio[: round(FIRST_SCAN_SECONDS * SAMPLE_RATE)], audio):
-        if len(scanned) and (chunks := get_speech_timestamps(scanned, VadOptions())):
-            speech = np.concatenate(collect_chunks(scanned, chunks)[0])
+        if len(scanned) and (chunks := speech_timestamps(scanned)):
+            speech = speech_samples(scanned, chunks)
         if len(speech) >= keep or len(scanned) == len(audio):
             break
     return speech[:keep]
 
 
-def language_probabilities(model: Any, speech: np.ndarray) -> list[tuple[str, float]]:
-    """(language code, probability), most likely first, of `speech` by a multilingual faster-whisper
-    `model`: its features encoded as they are, without padding them to 30 s."""
-    encoded = model.encode(model.feature_extractor(speech))
-    return [(token[2:-2], float(probability)) for token, probability in model.model.detect_language(encoded)[0]]
-
-
 def detect_over_parts(
-    model: Any,
+    model: SpeechModel,
     blocks: Iterable[np.ndarray],
     duration: float,
     parts: int = 3,

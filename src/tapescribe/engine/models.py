@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tapescribe.engine.base import SpeechModel
 from tapescribe.errors import BadRequest, ModelUnavailable
 
 MAX_MODEL_NAME = 100
@@ -106,9 +107,9 @@ def resolve_model(name: str, models_dir: Path) -> Path:
             raise ModelUnavailable(f"Model {name!r} needs the package {package}. {INSTALL_HINT}", model=name)
         return found
     try:
-        from faster_whisper.utils import download_model
+        from tapescribe.engine.whisper_adapter import downloaded_model
 
-        return Path(download_model(name, local_files_only=True))
+        return downloaded_model(name)
     except Exception as error:  # any hub failure means: not here
         raise ModelUnavailable(f"Model {name!r} is not installed. {INSTALL_HINT}", model=name) from error
 
@@ -209,7 +210,7 @@ class ModelPool:
         self.default_name = AUTO if default_name.strip().lower() == AUTO else self._register(default_name)
         self.live_name = self._register(live_name) if live_name else None  # None: each stream's own model
         self.plan = compute_plan(settings)
-        self._loaded: OrderedDict[str, object] = OrderedDict()
+        self._loaded: OrderedDict[str, SpeechModel] = OrderedDict()
         self._lock = threading.Lock()
 
     def _register(self, name: str) -> str:
@@ -313,7 +314,7 @@ class ModelPool:
                 return self.models_dir / cached
         raise ModelUnavailable(f"Model {name!r} is not offered by this server. {INSTALL_HINT}", model=name)
 
-    def get(self, name: str | None = None):
+    def get(self, name: str | None = None) -> SpeechModel:
         """The faster_whisper.WhisperModel for an offered `name` (the pinned, else the English, model if None)."""
         name = name or self.for_language(None)
         with self._lock:
@@ -322,29 +323,15 @@ class ModelPool:
                 self._loaded.move_to_end(name)
                 return model
             path = self._path(name)
-            from faster_whisper import WhisperModel
+            from tapescribe.engine.whisper_adapter import load_whisper
 
-            model = WhisperModel(
-                str(path),
-                device=self.plan.device,
-                compute_type=self.plan.compute_type,
-                cpu_threads=self.settings.cpu_threads,
-                num_workers=self.plan.decoders,
-                local_files_only=True,
+            model = load_whisper(
+                path, self.plan.device, self.plan.compute_type, self.settings.cpu_threads, self.plan.decoders
             )
             self._loaded[name] = model
             while len(self._loaded) > max(1, self.settings.max_loaded):
                 self._loaded.popitem(last=False)  # jobs still using it keep their reference until they end
             return model
-
-    def for_files(self, name: str | None = None):
-        """The model for file jobs: batched when the plan says so (engine/batched.py), else as `get`."""
-        model = self.get(name)
-        if not self.plan.batched:
-            return model
-        from tapescribe.engine.batched import BatchedWhisper
-
-        return BatchedWhisper(model, self.plan.batch_size)
 
     def loaded(self) -> list[str]:
         with self._lock:

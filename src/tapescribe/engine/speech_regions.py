@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.whisper_adapter import speech_timestamps
 
 FRAME = SAMPLE_RATE // 5  # 0.2 s
 TARGET_RMS = 0.05
@@ -39,9 +40,7 @@ def evened_level(audio: np.ndarray) -> np.ndarray:
 
 def speech_clips(audio: np.ndarray, vad_parameters: dict[str, float]) -> list[float]:
     """[start, end, start, end, ...] in seconds of the stretches that may hold speech ([] for none)."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    chunks = get_speech_timestamps(evened_level(audio), VadOptions(**vad_parameters))
+    chunks = speech_timestamps(evened_level(audio), **vad_parameters)
     edges = [round(edge / SAMPLE_RATE, 3) for chunk in chunks for edge in (chunk["start"], chunk["end"])]
     # Silero's minimum silence applies between stretches of speech only; at the edges of the window a
     # shorter stretch is kept too, so a clip with a little lead-in is decoded exactly as a whole.

@@ -23,7 +23,7 @@ settled and transcribes it again at each step (what Whisper-Streaming's OnlineAS
   Pauses are what make the words before them final quickly.
 - **A decoding loop costs little.** Each step may write at most ten tokens per second of audio,
   and text that repeats itself or stacks words on one instant is cut off (the token limit is set in
-  window_decode.py, the cut made by agreement.without_loops).
+  whisper_adapter.decode_window, the cut made by agreement.without_loops).
 
 The policy is pure: it is fed samples and asked to step; it does no I/O and keeps no clock, so the
 caller chooses when to step (all audio received since the last step, which is how a stream that
@@ -33,14 +33,13 @@ the machine cannot keep up with degrades into longer steps instead of falling be
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
-from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from tapescribe.engine.agreement import LocalAgreement, Word, ending_by, without_loops, without_trailing_hallucination
 from tapescribe.engine.audio import SAMPLE_RATE
-from tapescribe.engine.window_decode import decode_window, detect_language
+from tapescribe.engine.base import SpeechModel
+from tapescribe.engine.whisper_adapter import decode_window, speech_timestamps, stream_language
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class StreamingTranscriber:
     other streams and jobs (faster-whisper models can be called from several threads).
     """
 
-    def __init__(self, model: Any, options: StreamingOptions | None = None) -> None:
+    def __init__(self, model: SpeechModel, options: StreamingOptions | None = None) -> None:
         self.model = model
         self.options = options or StreamingOptions()
         self.agreement = LocalAgreement(self.options.agreement_seconds, min_heard=self.options.min_heard_seconds)
@@ -162,17 +161,9 @@ class StreamingTranscriber:
 
         # Audio known to be complete: all of it when the stream ended; else up to the end of an
         # utterance followed by enough silence (the last span, or one before a new utterance).
-        length = len(self._buffer)
-        closed = final or spans[-1].end < length
+        closed = final or spans[-1].end < len(self._buffer)
         self._in_utterance = not closed
-        if final:
-            complete = length
-        elif closed:
-            complete = spans[-1].end
-        elif len(spans) > 1:
-            complete = (spans[-2].end + spans[-1].start) // 2
-        else:
-            complete = 0
+        complete = self._complete(spans, final, closed)
         complete_time = self._time(complete)
 
         words = self._transcribe(self._buffer, final_pass=closed)
@@ -186,19 +177,34 @@ class StreamingTranscriber:
             result.final = self.agreement.settle_all(without_trailing_hallucination(words), self._time(0))
             self._drop(complete)
         else:
-            result.final = self.agreement.settle(
-                words, self._time(len(self._buffer)), complete_time if complete else None, buffer_start=self._time(0)
-            )
-            if complete:
-                self._drop(complete)
-                for number, word in enumerate(result.final):
-                    if word.start >= complete_time:  # the first word of the next utterance
-                        result.final[number] = replace(word, starts_segment=True)
-                        break
-            result.final += self._trim()
-            result.partial = list(self.agreement.pending)
+            self._settle_open(result, words, complete)
         self._remember(result, utterance_over=closed)
         return result
+
+    def _complete(self, spans: list[SpeechSpan], final: bool, closed: bool) -> int:
+        """Samples of the buffer known to be complete (0: none)."""
+        if final:
+            return len(self._buffer)
+        if closed:
+            return spans[-1].end
+        if len(spans) > 1:
+            return (spans[-2].end + spans[-1].start) // 2
+        return 0
+
+    def _settle_open(self, result: StepResult, words: list[Word], complete: int) -> None:
+        """Settle what agrees while an utterance goes on; `complete` samples of it (0: none) are done."""
+        complete_time = self._time(complete)
+        result.final = self.agreement.settle(
+            words, self._time(len(self._buffer)), complete_time if complete else None, buffer_start=self._time(0)
+        )
+        if complete:
+            self._drop(complete)
+            for number, word in enumerate(result.final):
+                if word.start >= complete_time:  # the first word of the next utterance
+                    result.final[number] = replace(word, starts_segment=True)
+                    break
+        result.final += self._trim()
+        result.partial = list(self.agreement.pending)
 
     # -- pieces --------------------------------------------------------------------------------
 
@@ -208,19 +214,19 @@ class StreamingTranscriber:
     def _speech_spans(self) -> list[SpeechSpan]:
         if len(self._buffer) < 512:
             return []
-        options = VadOptions(
+        found = speech_timestamps(
+            self._buffer,
             threshold=self.options.vad_threshold,
             min_silence_duration_ms=int(self.options.utterance_end_silence * 1000),
             speech_pad_ms=int(self.options.speech_pad * 1000),
             min_speech_duration_ms=100,
         )
-        found = get_speech_timestamps(self._buffer, options, sampling_rate=SAMPLE_RATE)
         return [SpeechSpan(int(span["start"]), int(span["end"])) for span in found]
 
     def _transcribe(self, audio: np.ndarray, final_pass: bool = False) -> list[Word]:
         offset = self._buffer_start / SAMPLE_RATE
         if self.language is None:
-            self.language = detect_language(self.model, audio)
+            self.language = stream_language(self.model, audio)
         segments = decode_window(
             self.model,
             audio,

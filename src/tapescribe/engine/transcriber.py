@@ -33,14 +33,22 @@ the last saved segment instead shifted every later window, and the text differed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE, read_ahead
+from tapescribe.engine.base import LanguageFound, SpeechModel
 from tapescribe.engine.speech_regions import speech_clips
+from tapescribe.engine.whisper_adapter import (
+    FRAME_SECONDS,
+    cycle_start,
+    feature_extractor,
+    is_multilingual,
+    prompt_tokens,
+)
 from tapescribe.engine.window_features import EDGE, feature_ceiling, featurizes_windows, for_window, samples_before
 
 # The VAD (engine/speech_regions.py) only skips stretches of at least 7 s that are surely not
@@ -54,7 +62,6 @@ from tapescribe.engine.window_features import EDGE, feature_ceiling, featurizes_
 KEEP_SOFT_SPEECH_VAD = {"threshold": 0.5, "min_silence_duration_ms": 7000, "speech_pad_ms": 1500}
 PROMPT_RESET_ON_TEMPERATURE = 0.5  # faster-whisper's `prompt_reset_on_temperature`
 CYCLE_SECONDS = 30.0  # Whisper decodes 30 s at a time, each from where the previous cycle's text ended
-FRAME_SECONDS = 0.01  # a segment's `seek` (the start of its cycle) is counted in these
 CONTEXT_TOKENS = 223  # what faster-whisper's get_prompt keeps of the previous text: max_length // 2 - 1
 
 
@@ -82,12 +89,6 @@ class DecodeOptions:
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         return kwargs
-
-
-@dataclass
-class LanguageFound:
-    language: str
-    probability: float
 
 
 @dataclass
@@ -179,15 +180,8 @@ def cut_by_the_edge(cycle_start: float, window_length: float) -> bool:
     return 0 < cycle_start and cycle_start + CYCLE_SECONDS > window_length + FRAME_SECONDS / 2
 
 
-def prompt_tokens(model: Any, prompt: str | None) -> list[int]:
-    """The caller's prompt as faster-whisper encodes it ([] for none)."""
-    if prompt is None:
-        return []
-    return model.hf_tokenizer.encode(" " + prompt.strip(), add_special_tokens=False).ids
-
-
 def transcribe_windows(
-    model: Any,
+    model: SpeechModel,
     blocks: Iterable[np.ndarray],
     options: DecodeOptions,
     resume: Resume | None = None,
@@ -207,128 +201,166 @@ def transcribe_windows(
     and, on a resume, for the audio just before the first window. Without it each window is
     featurized alone.
     """
-    resume = resume or Resume()
-    window_samples = int(window_seconds * SAMPLE_RATE)
-    language = options.language or resume.language
-    source = iter(blocks)
-    pending: list[np.ndarray] = []
-    pending_samples = 0
-    # Positions are counted in samples, so a window start read back from a journal is the same number.
-    buffer_sample = round(resume.start * SAMPLE_RATE)
-    finished_input = False
-    reported_language = resume.language is not None
+    run = _Windows(model, options, resume or Resume(), window_seconds, whole_file)
+    run.on_language, run.on_progress, run.between_segments = on_language, on_progress, between_segments
+    yield from run.records(blocks)
 
-    def report_unheard_language() -> None:
+
+class _Windows:
+    """One transcribe_windows run: where it is in the audio, the language heard, the text context and
+    how its windows are featurized."""
+
+    def __init__(
+        self,
+        model: SpeechModel,
+        options: DecodeOptions,
+        resume: Resume,
+        window_seconds: float,
+        whole_file: Callable[[], Iterable[np.ndarray]] | None,
+    ) -> None:
+        self.model, self.options, self.resume, self.whole_file = model, options, resume, whole_file
+        self.on_language: Callable[[LanguageFound], None] | None = None
+        self.on_progress: Callable[[float], None] | None = None
+        self.between_segments: Callable[[], None] | None = None
+        self.window_samples = int(window_seconds * SAMPLE_RATE)
+        self.language = options.language or resume.language
+        self.reported_language = resume.language is not None
+        self.pending: list[np.ndarray] = []
+        self.pending_samples = 0
+        self.finished_input = False
+        # Positions are counted in samples, so a window start read back from a journal is the same number.
+        self.buffer_sample = round(resume.start * SAMPLE_RATE)
+        # The first window starts from the caller's prompt; every later one from the tokens Whisper would
+        # have in context there had it gone through the whole file in one transcribe.
+        self.context: list[int] | None = None
+        self.ceiling = resume.feature_ceiling
+        self.before = np.zeros(0, dtype=np.float32)  # the EDGE samples before the window (none at the file's start)
+        self.as_one_pass: bool | None = None  # whether windows are featurized as one pass's slices; decided once
+
+    def records(self, blocks: Iterable[np.ndarray]) -> Iterator[dict[str, Any]]:
+        if self.resume.start > 0:
+            self.context = carried_context(prompt_tokens(self.model, self.options.initial_prompt), self.resume.earlier)
+        source = iter(blocks)
+        while True:
+            if not self.finished_input:
+                self.pending_samples, self.finished_input = read_ahead(
+                    source, self.pending, self.pending_samples, self.window_samples + EDGE
+                )
+            if self.pending_samples == 0:
+                self._report_unheard_language()
+                return
+            audio = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
+            window = audio[: self.window_samples]
+            is_last = self.finished_input and len(audio) <= self.window_samples
+            kept_end = yield from self._window(audio, window, is_last)
+            if kept_end is None:  # the last window
+                if self.on_progress is not None:
+                    self.on_progress(self.buffer_sample / SAMPLE_RATE + len(window) / SAMPLE_RATE)
+                self._report_unheard_language()
+                return
+            self._advance(audio, window, kept_end)
+
+    def _report_unheard_language(self) -> None:
         """No window held speech, so Whisper never said: the language asked for, or English for an English model."""
-        known = language or (None if getattr(getattr(model, "model", None), "is_multilingual", True) else "en")
-        if not reported_language and known is not None and on_language is not None:
-            on_language(LanguageFound(known, 1.0))
+        known = self.language or (None if is_multilingual(self.model) else "en")
+        if not self.reported_language and known is not None and self.on_language is not None:
+            self.on_language(LanguageFound(known, 1.0))
 
-    # The first window starts from the caller's prompt; every later one from the tokens Whisper would
-    # have in context there had it gone through the whole file in one transcribe.
-    context: list[int] | None = None
-    if resume.start > 0:
-        context = carried_context(prompt_tokens(model, options.initial_prompt), resume.earlier)
-
-    ceiling = resume.feature_ceiling
-    before = np.zeros(0, dtype=np.float32)  # the EDGE samples before the window (none at the file's start)
-    as_one_pass: bool | None = None  # whether windows are featurized as one pass's slices; decided once
-
-    def new(record: dict[str, Any]) -> bool:
-        return resume.saved_until is None or (record["start"] + record["end"]) / 2 > resume.saved_until
-
-    while True:
-        if not finished_input:
-            pending_samples, finished_input = read_ahead(source, pending, pending_samples, window_samples + EDGE)
-        if pending_samples == 0:
-            report_unheard_language()
-            return
-        audio = np.concatenate(pending) if len(pending) > 1 else pending[0]
-        window = audio[:window_samples]
-        is_last = finished_input and len(audio) <= window_samples
-        buffer_start = buffer_sample / SAMPLE_RATE
-        if as_one_pass is None:
-            # Unless the window is the whole file, featurize every window as one pass over the file does.
-            as_one_pass = False
-            if whole_file is not None and featurizes_windows(model) and not (buffer_sample == 0 and is_last):
-                if ceiling is None:
-                    ceiling = feature_ceiling(model.feature_extractor, whole_file())
-                if buffer_sample > 0:
-                    before = samples_before(whole_file(), buffer_sample)
-                as_one_pass = ceiling is not None
-        decoder, floored_below = model, None  # the ceiling the window's records say it was floored below
-        if as_one_pass and ceiling is not None:
-            decoder, floored_below = for_window(model, ceiling, window, before, audio[window_samples:]), ceiling
-        clips = speech_clips(window, options.vad_parameters) if options.vad_filter else None
-        segments: Iterable[Any] = ()
-        info: Any = None
-        if clips != []:  # [] is nothing that may be speech: nothing to decode, no text to invent
-            segments, info = decoder.transcribe(
-                window,
-                language=language,
-                initial_prompt=options.initial_prompt if context is None else (context or None),
-                clip_timestamps=clips or "0",
-                **options.as_kwargs(),
-            )
-        if not reported_language and info is not None:
-            reported_language = True
-            if language is None:
-                language = info.language
-            if on_language is not None:
-                probability = 1.0 if language != info.language else float(info.language_probability)
-                on_language(LanguageFound(language, probability))
-
+    def _window(
+        self, audio: np.ndarray, window: np.ndarray, is_last: bool
+    ) -> Generator[dict[str, Any], None, float | None]:
+        """Yield the window's kept records; return where the next window starts (seconds into this one),
+        None after the last window."""
+        buffer_start = self.buffer_sample / SAMPLE_RATE
+        decoder, floored_below = self._decoder(audio, window, is_last)
+        segments = self._segments(decoder, window)
         kept: list[dict[str, Any]] = []
-
-        def keep(
-            segment: Any, offset: float, kept: list[dict[str, Any]], ceiling: float | None
-        ) -> Iterator[dict[str, Any]]:
-            """The segment's record, for the context, and for the caller unless a resumed run saved it."""
-            record = segment_record(segment, offset, ceiling)
-            kept.append(record)
-            if new(record):
-                yield record
-                if between_segments is not None:
-                    between_segments()
-
         window_length = len(window) / SAMPLE_RATE
         held: Any = None
         kept_end = None
         restart = None
         for segment in segments:
-            if not is_last and cut_by_the_edge(segment.seek * FRAME_SECONDS, window_length):
-                restart = segment.seek * FRAME_SECONDS
+            if not is_last and cut_by_the_edge(cycle_start(segment), window_length):
+                restart = cycle_start(segment)
                 break
             if held is not None:
                 kept_end = held.end
-                yield from keep(held, buffer_start, kept, floored_below)
+                yield from self._keep(held, buffer_start, kept, floored_below)
             held = segment
-        if restart is not None:
-            # Everything before the first cycle the edge cut came out as one pass gives it; the next
-            # window starts with that cycle, from the context one pass has there.
+        if restart is not None or is_last or kept_end is None:
+            # Everything before the first cycle the edge cut came out as one pass gives it (the next
+            # window starts with that cycle, from the context one pass has there); the last window keeps
+            # its final segment; so does a window with zero or one segment (nothing better will come for it).
             if held is not None:
-                yield from keep(held, buffer_start, kept, floored_below)
-            kept_end = restart
-        elif is_last or kept_end is None:
-            # The last window keeps its final segment; so does a window with zero or one segment
-            # (nothing better will come for it).
-            if held is not None:
-                yield from keep(held, buffer_start, kept, floored_below)
-            if is_last:
-                if on_progress is not None:
-                    on_progress(buffer_start + window_length)
-                report_unheard_language()
-                return
-            kept_end = held.end if held is not None and 0 < held.end < window_length else window_length
-        if context is None:
-            context = prompt_tokens(model, options.initial_prompt)
-        context = carried_context(context, kept)
-        advance = round(kept_end * SAMPLE_RATE)
-        advance = max(1, min(advance, len(window)))
-        before = np.concatenate([before, audio[:advance]])[-EDGE:]
+                yield from self._keep(held, buffer_start, kept, floored_below)
+            if restart is not None:
+                kept_end = restart
+            elif is_last:
+                return None
+            else:
+                kept_end = held.end if held is not None and 0 < held.end < window_length else window_length
+        if self.context is None:
+            self.context = prompt_tokens(self.model, self.options.initial_prompt)
+        self.context = carried_context(self.context, kept)
+        return kept_end
+
+    def _decoder(self, audio: np.ndarray, window: np.ndarray, is_last: bool) -> tuple[SpeechModel, float | None]:
+        """The model to decode the window with, and the ceiling its records say it was floored below."""
+        if self.as_one_pass is None:
+            # Unless the window is the whole file, featurize every window as one pass over the file does.
+            self.as_one_pass = False
+            whole_file = self.whole_file
+            if whole_file is not None and featurizes_windows(self.model) and not (self.buffer_sample == 0 and is_last):
+                if self.ceiling is None:
+                    self.ceiling = feature_ceiling(feature_extractor(self.model), whole_file())
+                if self.buffer_sample > 0:
+                    self.before = samples_before(whole_file(), self.buffer_sample)
+                self.as_one_pass = self.ceiling is not None
+        if self.as_one_pass and self.ceiling is not None:
+            after = audio[self.window_samples :]
+            return for_window(self.model, self.ceiling, window, self.before, after), self.ceiling
+        return self.model, None
+
+    def _segments(self, decoder: SpeechModel, window: np.ndarray) -> Iterable[Any]:
+        """The window's segments as the model decodes them (none where nothing may be speech)."""
+        clips = speech_clips(window, self.options.vad_parameters) if self.options.vad_filter else None
+        if clips == []:  # [] is nothing that may be speech: nothing to decode, no text to invent
+            return ()
+        segments, info = decoder.transcribe(
+            window,
+            language=self.language,
+            initial_prompt=self.options.initial_prompt if self.context is None else (self.context or None),
+            clip_timestamps=clips or "0",
+            **self.options.as_kwargs(),
+        )
+        if not self.reported_language and info is not None:
+            self.reported_language = True
+            if self.language is None:
+                self.language = info.language
+            if self.on_language is not None:
+                probability = 1.0 if self.language != info.language else float(info.language_probability)
+                self.on_language(LanguageFound(self.language, probability))
+        return segments
+
+    def _keep(
+        self, segment: Any, offset: float, kept: list[dict[str, Any]], ceiling: float | None
+    ) -> Iterator[dict[str, Any]]:
+        """The segment's record, for the context, and for the caller unless a resumed run saved it."""
+        record = segment_record(segment, offset, ceiling)
+        kept.append(record)
+        saved_until = self.resume.saved_until
+        if saved_until is None or (record["start"] + record["end"]) / 2 > saved_until:
+            yield record
+            if self.between_segments is not None:
+                self.between_segments()
+
+    def _advance(self, audio: np.ndarray, window: np.ndarray, kept_end: float) -> None:
+        """Move on to the next window, `kept_end` seconds into this one."""
+        advance = max(1, min(round(kept_end * SAMPLE_RATE), len(window)))
+        self.before = np.concatenate([self.before, audio[:advance]])[-EDGE:]
         rest = audio[advance:]
-        pending = [rest] if len(rest) else []
-        pending_samples = len(rest)
-        buffer_sample += advance
-        if on_progress is not None:
-            on_progress(buffer_sample / SAMPLE_RATE)
+        self.pending = [rest] if len(rest) else []
+        self.pending_samples = len(rest)
+        self.buffer_sample += advance
+        if self.on_progress is not None:
+            self.on_progress(self.buffer_sample / SAMPLE_RATE)

@@ -15,13 +15,14 @@ either side, so its features are one pass's slice, bit for bit.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.base import SpeechModel
+from tapescribe.engine.whisper_adapter import calling_through, feature_extractor, is_sequential
 
 FLOOR_BELOW_CEILING = 2.0  # faster-whisper: max(log_spec, log_spec.max() - 8.0), then (x + 4) / 4
 BLOCK_SAMPLES = 30 * SAMPLE_RATE
@@ -98,20 +99,18 @@ class WindowFeatures:
         return np.maximum(features, self._floor, out=features)  # the extractor's own new array
 
 
-def for_window(model: Any, ceiling: float, window: np.ndarray, before: np.ndarray, after: np.ndarray) -> Any:
+def for_window(
+    model: SpeechModel, ceiling: float, window: np.ndarray, before: np.ndarray, after: np.ndarray
+) -> SpeechModel:
     """`model` for one window, featurizing it as one pass over the file does; the shared model is untouched.
 
     A shallow copy shares the CTranslate2 model and the tokenizer; `transcribe` reads nothing else it
     could change. Only for a sequential WhisperModel (`featurizes_windows`).
     """
-    decoder = copy.copy(model)
-    decoder.feature_extractor = WindowFeatures(model.feature_extractor, ceiling, window, before, after)
-    return decoder
+    return calling_through(model, extractor=WindowFeatures(feature_extractor(model), ceiling, window, before, after))
 
 
-def featurizes_windows(model: Any) -> bool:
+def featurizes_windows(model: SpeechModel) -> bool:
     """Whether `model` featurizes a window as one (a sequential WhisperModel). The batched pipeline
     featurizes each piece of at most 30 s apart, as it does in one pass: nothing to make equal."""
-    from faster_whisper import WhisperModel
-
-    return isinstance(model, WhisperModel)
+    return is_sequential(model)

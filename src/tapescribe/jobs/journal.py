@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from tapescribe.engine.records import Transcript
 from tapescribe.engine.transcriber import Resume, for_transcript
 
 
-def build_transcription(session: dict[str, Any], segments: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
-    return {
-        "text": "".join(segment["text"] for segment in segments).strip(),
-        "language": session.get("language"),
-        "language_probability": session.get("language_probability"),
-        "model": session.get("model"),
-        "complete": complete,
-        "segments": [{"id": number, **for_transcript(segment)} for number, segment in enumerate(segments)],
-    }
+def build_transcription(session: dict[str, Any], segments: list[dict[str, Any]], complete: bool) -> Transcript:
+    """The job's transcript of its journaled `segments` (whole when `complete`), without what only decoding needs."""
+    return Transcript.of(
+        (for_transcript(segment) for segment in segments),
+        session.get("language"),
+        session.get("language_probability"),
+        session.get("model"),
+        complete,
+    )
 
 
 def resume_point(session: dict[str, Any], saved: list[dict[str, Any]]) -> Resume:

@@ -20,18 +20,21 @@ from typing import Any
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, pcm_blocks, probe
-from tapescribe.engine.clip_batches import ClipBatches
-from tapescribe.engine.lane_groups import transcribe_lane_groups
-from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
+from tapescribe.engine.base import DecodeHooks, Engine, LanguageFound, SpeechModel
+from tapescribe.engine.language_detection import DetectedLanguage
 from tapescribe.engine.languages import language_code, language_name
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
-from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, for_transcript, transcribe_windows
+from tapescribe.engine.plans import Plan, PlanSettings, choose_plan
+from tapescribe.engine.records import Segment
+from tapescribe.engine.records import Transcript as TranscriptRecord
+from tapescribe.engine.transcriber import DecodeOptions, Resume, for_transcript
+from tapescribe.engine.whisper_engine import WhisperEngine
 from tapescribe.errors import BadRequest, UnsupportedMedia
 from tapescribe.jobs.routing import choose_model
 from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.sessions.ingest import judge_duration
 
-LANES, WINDOWS, CLIP_BATCH = "lanes", "windows", "clip batch"
+LANES, WINDOWS, CLIP_BATCH = Plan.LANES, Plan.WINDOWS, Plan.CLIP_BATCH
 CLEARLY = 0.5  # a detection at least this sure is worth the English-only warning (as web/session_model.js)
 
 
@@ -46,6 +49,9 @@ class JobSettings:
     file_lanes: int = 4  # as Settings: above 1, sequential models decode files in lanes (engine/lane_groups.py)
     lane_beam_size: int = 5
     lane_context_tokens: int = -1  # as Settings: -1 by the model (engine/lane_groups.py)
+
+    def plan_settings(self) -> PlanSettings:
+        return PlanSettings(self.window_seconds, self.file_lanes, self.lane_beam_size, self.lane_context_tokens)
 
 
 def checked_language(value: str | None) -> str | None:
@@ -107,17 +113,6 @@ class AudioInput:
         return round(judge_duration(self.path, probe(self.path).duration, self.path.stat().st_size), 3)
 
 
-@dataclass
-class DecodeHooks:
-    """Where a caller looks in while segments are decoded (each optional)."""
-
-    on_language: Callable[[LanguageFound], None] | None = None
-    window_done: Callable[[float], None] | None = None  # after each window, at its end in seconds
-    between_calls: Callable[[], None] | None = None  # between model calls: a cancel, or giving way
-    on_position: Callable[[float], None] | None = None  # lanes: how far the audio is decoded
-    samples_read: int = 0  # set by decode as it reads: 0 afterwards means no audio could be decoded
-
-
 @dataclass(frozen=True)
 class Transcript:
     """One finished transcription, as `transcribe` returns it (nothing stored)."""
@@ -147,25 +142,26 @@ class Transcript:
 
     def record(self) -> dict[str, Any]:
         """As transcription.json has it, with the model choice beside it."""
-        return {
-            "text": self.text,
-            "language": self.language,
-            "language_probability": self.language_probability,
-            "model": self.model,
+        choice = {
             "model_reason": self.model_reason,
             "detected_language": self.detected_language,
             "detected_language_probability": self.detected_language_probability,
-            "segments": [{"id": number, **for_transcript(segment)} for number, segment in enumerate(self.segments)],
         }
+        segments = (for_transcript(segment) for segment in self.segments)
+        record = TranscriptRecord.of(
+            segments, self.language, self.language_probability, self.model, None, choice=choice
+        )
+        return record.to_dict()
 
 
 class TranscriptionPipeline:
-    """Model choice, decoding options and decode plan over `models`, with the server's `settings`."""
+    """Model choice, decoding options and decode plan over `models`, with the server's `settings`, decoded
+    by `engine` (faster-whisper's unless another is given: engine/base.py)."""
 
-    def __init__(self, models: ModelPool, settings: JobSettings) -> None:
+    def __init__(self, models: ModelPool, settings: JobSettings, engine: Engine | None = None) -> None:
         self.models = models
         self.settings = settings
-        self.clip_batches = ClipBatches()
+        self.engine: Engine = engine or WhisperEngine(models)
 
     def request(
         self, model: str | None, language: str | None, options: dict[str, Any] | None = None
@@ -196,8 +192,7 @@ class TranscriptionPipeline:
 
         if not duration:
             duration = sum(len(block) for block in blocks()) / SAMPLE_RATE
-        model = self.models.get(MULTILINGUAL_MODEL)
-        return detect_over_parts(model, blocks(), duration, self.settings.detection_parts, between)
+        return self.engine.detect_language(blocks(), duration, self.settings.detection_parts, between)
 
     def options_for(self, session: dict[str, Any]) -> DecodeOptions:
         requested = session.get("options") or {}
@@ -218,61 +213,28 @@ class TranscriptionPipeline:
             temperature=requested.get("temperature"),
         )
 
-    def engine(self, batched: bool) -> str:
-        """The decode plan: lanes for every sequential model on a CPU (clips in a clip batch excepted).
-        base was kept to windows while lanes were batched (a lane once looped at temperature 1.0 on
-        tests/test_lanes_features.py's Spanish file), but windows loop there too under the same sampling
-        fallback (142% WER once), and on single-thread decoders base in lanes is 2-3x faster than in windows."""
-        if batched:
-            return CLIP_BATCH  # a clip: files under 2 minutes decode in lanes as in windows
-        return LANES if self.settings.file_lanes > 1 and self.models.plan.shares_calls else WINDOWS
+    def plan(self, batched: bool) -> Plan:
+        """The decode plan (engine/plans/): a clip batch when the decode slot joined one."""
+        return choose_plan(self.models.plan, self.settings.file_lanes, batched)
 
-    def model(self, name: str | None, batched: bool, stack: ExitStack) -> Any:
-        """The model to decode with (batched on a GPU); a clip batch member's while `stack` is open."""
-        model = self.models.for_files(name)
-        if batched:
-            model = stack.enter_context(self.clip_batches.join(model))
-        return model
+    def model(self, name: str | None, plan: Plan, stack: ExitStack) -> SpeechModel:
+        """The model to decode with by `plan` (a clip batch member's while `stack` is open)."""
+        return self.engine.load(name, plan, stack)
 
     def decode(
         self,
-        model: Any,
+        model: SpeechModel,
         session: dict[str, Any],
         audio: AudioInput,
-        engine: str,
+        plan: Plan,
         resume: Resume | None = None,
         hooks: DecodeHooks | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """The segments of `audio` from `resume` on, by the plan `engine`, for the model chosen in `session`."""
-        resume, hooks, settings = resume or Resume(), hooks or DecodeHooks(), self.settings
+    ) -> Iterator[Segment]:
+        """The segments of `audio` from `resume` on, by `plan`, for the model chosen in `session`."""
+        resume, hooks = resume or Resume(), hooks or DecodeHooks()
         blocks = _counted(audio.blocks(resume.start), hooks)
-        options = self.options_for(session)
-        if engine == LANES:
-            return transcribe_lane_groups(
-                model,
-                blocks,
-                options,
-                resume,
-                settings.window_seconds,
-                settings.file_lanes,
-                settings.lane_beam_size,
-                hooks.on_language,
-                hooks.window_done,
-                hooks.between_calls,
-                hooks.on_position,
-                settings.lane_context_tokens,
-            )
-        return transcribe_windows(
-            model,
-            blocks,
-            options,
-            resume,
-            settings.window_seconds,
-            hooks.on_language,
-            hooks.window_done,
-            audio.blocks,
-            hooks.between_calls,
-        )
+        options, settings = self.options_for(session), self.settings.plan_settings()
+        return self.engine.decode(model, plan, blocks, options, resume, hooks, settings, audio.blocks)
 
     def transcribe(
         self,
@@ -288,17 +250,17 @@ class TranscriptionPipeline:
         batchable = self.models.plan.shares_calls
         with scheduler.slot(duration, batchable=batchable) as slot, ExitStack() as stack:
             session.update(self.choose(session, audio, duration))
-            engine = self.engine(slot.batched)
-            model = self.model(session.get("model"), slot.batched, stack)
+            plan = self.plan(slot.batched)
+            model = self.model(session.get("model"), plan, stack)
             found: list[LanguageFound] = []
             hooks = DecodeHooks(
                 on_language=found.append, window_done=on_position, between_calls=slot.give_way, on_position=on_position
             )
             segments = []
-            for segment in self.decode(model, session, audio, engine, hooks=hooks):
-                segments.append(segment)
+            for segment in self.decode(model, session, audio, plan, hooks=hooks):
+                segments.append(segment.to_dict())
                 if on_position is not None:
-                    on_position(segment["end"])
+                    on_position(segment.end)
             if not hooks.samples_read:
                 raise UnsupportedMedia(NO_AUDIO)
         return Transcript(
@@ -309,15 +271,15 @@ class TranscriptionPipeline:
             model_reason=session["model_reason"],
             detected_language=session.get("detected_language"),
             detected_language_probability=session.get("detected_language_probability"),
-            engine=engine,
+            engine=plan.value,
             duration=duration,
             segments=segments,
         )
 
 
 def _counted(blocks: Iterator[np.ndarray], hooks: DecodeHooks) -> Iterator[np.ndarray]:
-    """The blocks as they are, their samples counted into `hooks.samples_read`: a caller tells "decoded
-    nothing" (an error, whatever the cause) from "decoded silence" (done, no text)."""
+    """The blocks as they are, their samples counted into `hooks.samples_read` (whatever the engine): a
+    caller tells "decoded nothing" (an error, whatever the cause) from "decoded silence" (done, no text)."""
     for block in blocks:
         hooks.samples_read += len(block)
         yield block

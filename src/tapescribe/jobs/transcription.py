@@ -19,11 +19,13 @@ from functools import partial
 from typing import Any
 
 from tapescribe.engine.audio import measure_duration
+from tapescribe.engine.base import Engine
 from tapescribe.engine.models import ModelPool
-from tapescribe.engine.transcriber import DecodeOptions, LanguageFound
+from tapescribe.engine.transcriber import DecodeOptions
 from tapescribe.errors import NotFound, ServerStopping, TapescribeError, UnsupportedMedia, is_disk_full
-from tapescribe.jobs.journal import build_transcription, resume_point
-from tapescribe.jobs.pipeline import NO_AUDIO, AudioInput, DecodeHooks, JobSettings, TranscriptionPipeline
+from tapescribe.jobs.job_run import SAVE_EVERY_SECONDS, JobRun
+from tapescribe.jobs.journal import build_transcription
+from tapescribe.jobs.pipeline import NO_AUDIO, AudioInput, JobSettings, TranscriptionPipeline
 from tapescribe.jobs.scheduler import DecodeScheduler, Slot
 from tapescribe.jobs.speakers import SPEAKERS_STEP, SpeakerLabelling, wanted
 from tapescribe.jobs.stopping import JobStop
@@ -35,16 +37,11 @@ from tapescribe.sessions.service import (
     PROCESSING,
     UNFINISHED,
     SessionService,
-    utc_now,
 )
 
 log = logging.getLogger(__name__)
 
 CANCEL_MARKER = "cancel.requested"
-SAVE_EVERY_SECONDS = 1.0
-# Progress is written when it moved this much, or when a second passed: a handful of writes for a
-# short file, at most one a second for a long one, and windows of silence still move the bar.
-PROGRESS_STEP = 0.05
 
 
 class Cancelled(Exception):
@@ -59,6 +56,7 @@ class TranscriptionJob:
         settings: JobSettings,
         scheduler: DecodeScheduler,
         speakers: SpeakerLabelling | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.sessions = sessions
         self.models = models
@@ -66,7 +64,7 @@ class TranscriptionJob:
         self.scheduler = scheduler
         self.speakers = speakers
         # model choice, decoding options and decode plan: the same for the CLI (jobs/pipeline.py)
-        self.pipeline = TranscriptionPipeline(models, settings)
+        self.pipeline = TranscriptionPipeline(models, settings, engine)
         # The process stopping: every job ends at its next model call or segment, as at a cancel, but
         # its status stays queued or processing and its journal is kept, so the next start resumes it.
         self.stopping = JobStop()
@@ -171,141 +169,91 @@ class TranscriptionJob:
     ) -> str:
         """Every write goes through `write`, made only while `lease` is this job's (lease.check before
         each); the commit of the whole transcript after the lease was proved and renewed (lease.confirm)."""
-        sessions, store = self.sessions, self.sessions.store
         write = partial(self._fenced, lease, session_id)
         lease.check()  # it may have waited long for a decode slot
-        session = sessions.session(session_id)
-        saved = store.journal(session_id)
-        resume = resume_point(session, saved)
-        runs = list(sessions.status(session_id).get("runs") or [])
-        runs.append(
-            {
-                "started": utc_now(),
-                "from_seconds": resume.start,
-                "saved_segments": len(saved),
-                "saved_until_seconds": resume.saved_until,
-            }
-        )
-        clock = time.monotonic()
-        duration = session.get("duration")
-        shown_progress = min(0.999, (resume.saved_until or 0.0) / duration) if duration else 0.0
-        shown_at = time.monotonic()
-        write(sessions.set_status, session_id, PROCESSING, progress=shown_progress, runs=runs, fence=lease.check)
-
-        def status(state: str, progress: float | None, message: str | None = None) -> None:
-            write(
-                sessions.set_status,
-                session_id,
-                state,
-                progress=progress,
-                message=message,
-                runs=runs,
-                fence=lease.check,
-            )
-
-        def remember_language(found: LanguageFound) -> None:
-            nonlocal session
-            session = write(
-                sessions.update_session,
-                session_id,
-                language=found.language,
-                language_probability=round(found.probability, 4),
-                fence=lease.check,
-            )
-
-        def show_progress(seconds: float) -> None:
-            """Move the progress bar to `seconds` of the audio, throttled; it never goes back."""
-            nonlocal shown_progress, shown_at
-            if not duration:
-                return
-            progress = min(0.999, seconds / duration)
-            if progress <= shown_progress:
-                return
-            if progress - shown_progress >= PROGRESS_STEP or time.monotonic() - shown_at >= SAVE_EVERY_SECONDS:
-                shown_progress, shown_at = progress, time.monotonic()
-                status(PROCESSING, progress)
-
-        def window_done(seconds: float) -> None:
-            lease.check()
-            self._interrupt_if_asked(session_id)
-            show_progress(seconds)
-            slot.give_way()
-
-        def between_model_calls() -> None:
-            """Between the lanes' batched model calls (on the batching thread), and after each segment of
-            windows or of a group without lanes: a cancel or the process stopping ends the decoding, and a
-            shorter job or a live step that waits runs now; this one goes on from here after it."""
-            self._interrupt_if_asked(session_id)
-            slot.give_way()
-
+        run = JobRun(self.sessions, session_id, slot, lease, write, partial(self._interrupt_if_asked, session_id))
+        run.start()
         clip_batch = ExitStack()  # the clip batch this job joins, left as soon as its decoding ends
         try:
-            self._interrupt_if_asked(session_id)
-            audio = self._audio(session_id)
-            pipeline = self.pipeline
-            if not session.get("model_reason"):  # decided once: a resumed job keeps the choice
-                choice = pipeline.choose(session, audio, duration, partial(self._interrupt_if_asked, session_id))
-                session = write(sessions.update_session, session_id, fence=lease.check, **choice)
-                slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
-            model = pipeline.model(session.get("model"), slot.batched, clip_batch)
-            segments = list(saved)
-            last_save = time.monotonic()
-            engine = pipeline.engine(slot.batched)
-            runs[-1]["engine"] = engine
-            hooks = DecodeHooks(remember_language, window_done, between_model_calls, show_progress)
-            records = pipeline.decode(model, session, audio, engine, resume, hooks)
-            for segment in records:
-                write(store.append_journal, session_id, segment)
-                segments.append(segment)
-                if on_segment is not None:
-                    on_segment(segment)
-                if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
-                    last_save = time.monotonic()
-                    self._interrupt_if_asked(session_id)
-                    write(
-                        sessions.save_transcription,
-                        session_id,
-                        build_transcription(session, segments, False),
-                        index=False,
-                        fence=lease.check,
-                    )
-                show_progress(segment["end"])
-            if not hooks.samples_read and not saved:  # however decoding failed, it is not "done" with nothing
-                raise UnsupportedMedia(NO_AUDIO)
+            audio, segments = self._decode(run, on_segment, clip_batch)
         except Cancelled:
-            saved_now = build_transcription(session, store.journal(session_id), False)
-            write(sessions.save_transcription, session_id, saved_now, fence=lease.check)
-            status(CANCELLED, None, "Cancelled by the user.")
+            store = self.sessions.store
+            saved_now = build_transcription(run.session, store.journal(session_id), False)
+            write(self.sessions.save_transcription, session_id, saved_now, fence=lease.check)
+            run.status(CANCELLED, None, "Cancelled by the user.")
             return CANCELLED
         except (NotFound, LeaseLost, ServerStopping):  # stopping: left processing, its journal kept
             raise
         except TapescribeError as error:
-            status(ERROR, None, error.message)
+            run.status(ERROR, None, error.message)
             return ERROR
         except Exception as error:  # a failed job must say why, and keep everything stored
             if is_disk_full(error):
                 raise  # not a failure of the job: run() waits for space and goes on
-            if not store.exists(session_id):  # deleted meanwhile: its files went (not a failure)
+            if not self.sessions.store.exists(session_id):  # deleted meanwhile: its files went (not a failure)
                 raise NotFound("No such session.") from error
             log.exception("transcription of %s failed", session_id)
-            status(ERROR, None, f"Transcription failed: {type(error).__name__}: {error}")
+            run.status(ERROR, None, f"Transcription failed: {type(error).__name__}: {error}")
             return ERROR
         finally:
             clip_batch.close()
+        return self._commit(run, audio, segments)
 
+    def _decode(
+        self, run: JobRun, on_segment: Callable[[dict[str, Any]], None] | None, clip_batch: ExitStack
+    ) -> tuple[AudioInput, list[dict[str, Any]]]:
+        """Choose the model (once per session), decode by the plan, journal each segment as it comes and
+        save the partial transcript every second."""
+        session_id, sessions, pipeline = run.session_id, self.sessions, self.pipeline
+        self._interrupt_if_asked(session_id)
+        audio = self._audio(session_id)
+        if not run.session.get("model_reason"):  # decided once: a resumed job keeps the choice
+            choice = pipeline.choose(run.session, audio, run.duration, partial(self._interrupt_if_asked, session_id))
+            run.update_session(**choice)
+            run.slot.give_way()  # detection took a while: a shorter job that came meanwhile goes first
+        plan = pipeline.plan(run.slot.batched)
+        run.runs[-1]["engine"] = plan.value
+        model = pipeline.model(run.session.get("model"), plan, clip_batch)
+        segments = list(run.saved)
+        last_save = time.monotonic()
+        hooks = run.hooks()
+        for segment in pipeline.decode(model, run.session, audio, plan, run.resume, hooks):
+            record = segment.to_dict()  # as the journal keeps it
+            run.write(sessions.store.append_journal, session_id, record)
+            segments.append(record)
+            if on_segment is not None:
+                on_segment(record)
+            if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
+                last_save = time.monotonic()
+                self._interrupt_if_asked(session_id)
+                partial_transcript = build_transcription(run.session, segments, False)
+                run.write(
+                    sessions.save_transcription, session_id, partial_transcript, index=False, fence=run.lease.check
+                )
+            run.show_progress(segment.end)
+        if not hooks.samples_read and not run.saved:  # however decoding failed, it is not "done" with nothing
+            raise UnsupportedMedia(NO_AUDIO)
+        return audio, segments
+
+    def _commit(self, run: JobRun, audio: AudioInput, segments: list[dict[str, Any]]) -> str:
+        """The whole transcript written, the journal cleared; then the speakers step, or done."""
+        session_id, sessions, lease, write = run.session_id, self.sessions, run.lease, run.write
+        duration = run.duration
         measured = round(segments[-1]["end"], 3) if segments else None
         if not duration and audio.path is not None:
             measured = round(measure_duration(audio.path), 3)
         lease.confirm()  # the commit: only by the holder of the lease, with the whole lease time ahead
         if measured and not duration:
-            session = write(sessions.update_session, session_id, duration=measured, fence=lease.check)
-        write(sessions.save_transcription, session_id, build_transcription(session, segments, True), fence=lease.check)
-        write(store.clear_journal, session_id)
-        runs[-1]["seconds"] = round(time.monotonic() - clock, 3)
+            run.update_session(duration=measured)
+        write(
+            sessions.save_transcription, session_id, build_transcription(run.session, segments, True), fence=lease.check
+        )
+        write(sessions.store.clear_journal, session_id)
+        run.runs[-1]["seconds"] = round(time.monotonic() - run.clock, 3)
         log.info("session %s: transcript committed (%d segments)", session_id, len(segments))
-        if wanted(session):
-            return self._label_speakers(session_id, runs, lease)
-        status(DONE, 1.0)
+        if wanted(run.session):
+            return self._label_speakers(session_id, run.runs, lease)
+        run.status(DONE, 1.0)
         return DONE
 
     def _label_speakers(self, session_id: str, runs: list[dict[str, Any]], lease: Lease) -> str:

@@ -28,6 +28,7 @@ from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.language_detection import detect_over_parts
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
 from tapescribe.engine.streaming import StreamingOptions, StreamingTranscriber
+from tapescribe.engine.whisper_adapter import speech_timestamps
 from tapescribe.errors import ModelUnavailable
 from tapescribe.jobs.routing import choose_model
 
@@ -111,16 +112,14 @@ class LiveLanguage:
     def _listen(self) -> bool | None:
         """Whether the held audio holds enough speech to judge; None when it holds none at all (its
         silence is then skipped, but for a moment)."""
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-
         audio = self._held[0]
-        vad = VadOptions(
-            threshold=self.options.vad_threshold,
-            min_silence_duration_ms=int(self.options.utterance_end_silence * 1000),
-            speech_pad_ms=int(self.options.speech_pad * 1000),
-            min_speech_duration_ms=100,
-        )
-        spans = get_speech_timestamps(audio, vad) if len(audio) >= 512 else []
+        vad = {
+            "threshold": self.options.vad_threshold,
+            "min_silence_duration_ms": int(self.options.utterance_end_silence * 1000),
+            "speech_pad_ms": int(self.options.speech_pad * 1000),
+            "min_speech_duration_ms": 100,
+        }
+        spans = speech_timestamps(audio, **vad) if len(audio) >= 512 else []
         if not spans:
             self._skip(len(audio) - round(KEEP_SILENCE_SECONDS * SAMPLE_RATE))
             return None

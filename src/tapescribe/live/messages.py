@@ -10,6 +10,7 @@ from typing import Any
 from tapescribe.engine.agreement import Word, words_text
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.models import ModelPool
+from tapescribe.engine.records import Transcript
 from tapescribe.errors import BadRequest
 from tapescribe.live.recording import STREAM_FORMATS
 
@@ -76,6 +77,11 @@ def transcript_segments(words: list[Word]) -> list[dict[str, Any]]:
     return [{key: segment[key] for key in ("id", "start", "end", "text", "words")} for segment in segments]
 
 
+def draft_transcription(words: list[Word], language: str | None, model: str | None, complete: bool) -> Transcript:
+    """A live stream's transcript from its settled words: the draft the second pass replaces."""
+    return Transcript.of(transcript_segments(words), language, None, model, complete, live=True)
+
+
 def final_message(segment: int, words: list[Word]) -> dict[str, Any]:
     """The `final` message for settled words of one transcript segment."""
     return {
@@ -86,3 +92,20 @@ def final_message(segment: int, words: list[Word]) -> dict[str, Any]:
         "end": round(words[-1].end, 3),
         "words": [word.as_record() for word in words],
     }
+
+
+def final_messages(segment: int, words: list[Word]) -> tuple[list[dict[str, Any]], int]:
+    """One `final` message per transcript segment the new `words` belong to, and the number of the
+    segment the last of them is in (`segment`: the last settled word's before them, -1 for none)."""
+    messages: list[dict[str, Any]] = []
+    group: list[Word] = []
+    for word in words:
+        if word.starts_segment:
+            if group:
+                messages.append(final_message(segment, group))
+                group = []
+            segment += 1
+        group.append(word)
+    if group:
+        messages.append(final_message(max(segment, 0), group))
+    return messages, segment

@@ -10,16 +10,18 @@ import logging
 import os
 import time
 import wave
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE, measure_duration
-from tapescribe.errors import NotFound, UnsupportedMedia
+from tapescribe.engine.records import Transcript
+from tapescribe.errors import NotFound, UnsupportedMedia, is_disk_full
 from tapescribe.sessions import files
 from tapescribe.sessions.service import CANCELLED, ERROR, QUEUED, UNFINISHED, SessionService
+from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import AUDIO_STEM, chunk_name
 
 log = logging.getLogger(__name__)
@@ -152,7 +154,7 @@ def finish_stream(
     *,
     duration: float | None,
     language: str | None,
-    draft: dict[str, Any] | None,
+    draft: Transcript | dict[str, Any] | None,
 ) -> str:
     """A stream that ended (stop, dropped connection, or a crash found at start) becomes a session like
     an upload: one playable recording, the live transcript kept as the version "live-draft", and the
@@ -176,6 +178,7 @@ def finish_stream(
         language=language,
     )
     if draft is not None:
+        draft = draft.to_dict() if isinstance(draft, Transcript) else draft
         sessions.save_transcription(session_id, draft)
         labels = [path.name.split("-", 1)[1] for path in store.versions(session_id)]
         if not labels or labels[-1] != "live-draft.json":
@@ -186,6 +189,28 @@ def finish_stream(
         session_id, QUEUED, progress=0.0, message="Live stream ended; transcribing the whole recording again."
     )
     return QUEUED
+
+
+def finish_when_space_is_back(
+    space: DiskSpace, session_id: str, finish: Callable[[], object], release: Callable[[], object]
+) -> None:
+    """`finish` a stream the disk could not finish, once space is back (on a daemon thread: a server
+    stopping meanwhile leaves it to the next start, which finishes cut-off streams from their chunks);
+    then `release` its job lock, finished or not."""
+    try:
+        while True:
+            space.wait_for_space(f"finishing live session {session_id}")
+            try:
+                finish()
+            except Exception as error:
+                if not is_disk_full(error):
+                    log.exception("finishing live session %s failed", session_id)
+                    return
+                continue
+            log.info("live session %s finished: disk space is back", session_id)
+            return
+    finally:
+        release()
 
 
 def finish_interrupted_streams(sessions: SessionService, session_ids: Iterable[str] | None = None) -> list[str]:

@@ -6,8 +6,8 @@ threads share the work, so neither the socket nor the model ever waits for the o
 
 - the caller's: each message is stored as it arrives (`chunk_<n>.webm` per MediaRecorder slice,
   or raw PCM appended to `chunk_<n>.pcm`, a new file every ten seconds) and handed on;
-- a decoder (webm only): PyAV reads the slices as one stream through a pipe whose read blocks until
-  more bytes come, so each byte is decoded once;
+- a decoder (webm only, live/webm_decoder.py): PyAV reads the slices as one stream through a pipe
+  whose read blocks until more bytes come, so each byte is decoded once;
 - a worker: waits for `min_step_seconds` of new audio, then takes *all* audio received since its
   last step (a machine that cannot keep up makes longer steps instead of a growing queue), runs
   the streaming policy and emits what it settled. Its steps are live steps of the process's
@@ -32,23 +32,30 @@ from dataclasses import replace
 from typing import Any
 
 from tapescribe.engine.agreement import Word, words_text
-from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
+from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.models import ModelPool
+from tapescribe.engine.records import Transcript
 from tapescribe.engine.streaming import StepResult, StreamingOptions, StreamingTranscriber
 from tapescribe.errors import (
     DISK_FULL_MESSAGE,
     InsufficientStorage,
     TapescribeError,
     TranscriptionFailed,
-    UnsupportedMedia,
     UploadTooLarge,
     is_disk_full,
 )
 from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.live.language import LiveChoice, LiveLanguage
-from tapescribe.live.messages import LiveRequest, final_message, transcript_segments
+from tapescribe.live.messages import LiveRequest, draft_transcription, final_messages
 from tapescribe.live.pipes import AudioInbox, BytePipe
-from tapescribe.live.recording import WAV_LIMIT_BYTES, ChunkWriter, finish_stream, pcm_samples
+from tapescribe.live.recording import (
+    WAV_LIMIT_BYTES,
+    ChunkWriter,
+    finish_stream,
+    finish_when_space_is_back,
+    pcm_samples,
+)
+from tapescribe.live.webm_decoder import decode_webm
 from tapescribe.sessions import files
 from tapescribe.sessions.service import PROCESSING, QUEUED, SessionService, status_record
 
@@ -172,28 +179,8 @@ class LiveStream:
     # -- the decoder's side ----------------------------------------------------------------------
 
     def _decode(self) -> None:
-        pipe = self._pipe
-        assert pipe is not None, "only webm streams have a decoder thread"
-        try:
-            for block in pcm_blocks(pipe):
-                self._inbox.put(block)
-            if not self._input_ended.is_set():  # the decoder gave up before the stream ended
-                self._fail(
-                    UnsupportedMedia(
-                        "The webm stream broke off: later audio cannot be decoded. "
-                        "Send one MediaRecorder recording per connection, its header first."
-                    )
-                )
-        except UnsupportedMedia as error:
-            if self._writer is not None:  # a stream that ends before any audio is not an error
-                self._fail(UnsupportedMedia("The audio could not be decoded as webm/opus: " + error.message))
-        except Exception as error:  # the decoder must always close the inbox
-            log.exception("live decoder failed")
-            self._fail(UnsupportedMedia(f"The audio could not be decoded: {type(error).__name__}."))
-        finally:
-            if not self._input_ended.is_set():
-                pipe.abandon()
-            self._inbox.close()
+        assert self._pipe is not None, "only webm streams have a decoder thread"
+        decode_webm(self._pipe, self._inbox, self._input_ended, lambda: self._writer is not None, self._fail)
 
     # -- the worker's side -----------------------------------------------------------------------
 
@@ -224,27 +211,10 @@ class LiveStream:
         log.info("live session %s waits for disk space to be finished", self.session_id)
         if not self._disk_full_told:
             self._fail(self._disk_full())
-        self._emit_done(PROCESSING, self._transcription(True, self._language)["text"])
-        threading.Thread(target=self._finish_when_space_is_back, name="live-finish", daemon=True).start()
+        self._emit_done(PROCESSING, self._transcription(True, self._language).text)
+        finish_later = (self.sessions.space, self.session_id, self._finish_session, self._stream_lock.close)
+        threading.Thread(target=finish_when_space_is_back, args=finish_later, name="live-finish", daemon=True).start()
         return True
-
-    def _finish_when_space_is_back(self) -> None:
-        """Finish the session once space is back (a daemon: a server stopping meanwhile leaves it to the
-        next start, which finishes cut-off streams from their chunks)."""
-        try:
-            while True:
-                self.sessions.space.wait_for_space(f"finishing live session {self.session_id}")
-                try:
-                    self._finish_session()
-                except Exception as error:
-                    if not is_disk_full(error):
-                        log.exception("finishing live session %s failed", self.session_id)
-                        return
-                    continue
-                log.info("live session %s finished: disk space is back", self.session_id)
-                return
-        finally:
-            self._stream_lock.close()
 
     def _transcribe(self) -> None:
         """Step on the audio as it comes. From a step that hears an utterance going on until the
@@ -329,17 +299,9 @@ class LiveStream:
                 self.sessions.space.note_full(f"saving the live draft of session {self.session_id}")
 
     def _emit_finals(self, words: list[Word]) -> None:
-        """One `final` message per transcript segment the new words belong to."""
-        group: list[Word] = []
-        for word in words:
-            if word.starts_segment:
-                if group:
-                    self._emit(final_message(self._segment, group))
-                    group = []
-                self._segment += 1
-            group.append(word)
-        if group:
-            self._emit(final_message(max(self._segment, 0), group))
+        messages, self._segment = final_messages(self._segment, words)
+        for message in messages:
+            self._emit(message)
 
     # -- the session -----------------------------------------------------------------------------
 
@@ -382,19 +344,10 @@ class LiveStream:
     def _seconds(self) -> float:
         return self._samples / SAMPLE_RATE
 
-    def _transcription(self, complete: bool, language: str | None) -> dict[str, Any]:
-        segments = transcript_segments(self._words)
-        return {
-            "text": "".join(segment["text"] for segment in segments).strip(),
-            "language": language,
-            "language_probability": None,
-            "model": self.request.live_model,
-            "complete": complete,
-            "live": True,
-            "segments": segments,
-        }
+    def _transcription(self, complete: bool, language: str | None) -> Transcript:
+        return draft_transcription(self._words, language, self.request.live_model, complete)
 
-    def _save_draft(self, complete: bool) -> dict[str, Any]:
+    def _save_draft(self, complete: bool) -> Transcript:
         self._saved_at = time.monotonic()
         transcription = self._transcription(complete, self._language)
         if self.session_id is not None:
@@ -425,7 +378,7 @@ class LiveStream:
         self._stream_lock.close()  # the second pass takes it
         if state == QUEUED:
             self.submit(self.session_id)
-        return state, draft["text"]
+        return state, draft.text
 
     def _emit_done(self, state: str, text: str) -> None:
         self._emit(

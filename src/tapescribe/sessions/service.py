@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tapescribe.engine.audio import ChainedFiles, chunk_recordings
+from tapescribe.engine.records import Transcript
 from tapescribe.errors import BadRequest, Conflict, NotFound
 from tapescribe.sessions import files
 from tapescribe.sessions.files import utc_now
@@ -334,8 +335,16 @@ class SessionService:
         return record
 
     def save_transcription(
-        self, session_id: str, transcription: dict[str, Any], *, index: bool = True, fence: Fence | None = None
+        self,
+        session_id: str,
+        transcription: Transcript | dict[str, Any],
+        *,
+        index: bool = True,
+        fence: Fence | None = None,
     ) -> None:
+        """transcription.json, from a typed Transcript (made a dict here, at the storage edge) or a dict."""
+        if isinstance(transcription, Transcript):
+            transcription = transcription.to_dict()
         with self.writing(session_id):
             self.store.write(session_id, TRANSCRIPTION_FILE, transcription, fence)
             session = self.session(session_id)
