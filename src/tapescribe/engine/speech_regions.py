@@ -19,16 +19,28 @@ from tapescribe.engine.audio import SAMPLE_RATE
 FRAME = SAMPLE_RATE // 5  # 0.2 s
 TARGET_RMS = 0.05
 FLOOR_RMS = 10 ** (-70 / 20)  # quieter than this is silence, not soft speech, and is not raised
+SOUND_DBFS = -60.0  # a window whose every 0.2 s frame is quieter than this holds nothing to decode
+
+
+def frame_rms(audio: np.ndarray) -> np.ndarray:
+    """The RMS of each 0.2 s frame (the last one zero-padded)."""
+    frames = max(1, int(np.ceil(len(audio) / FRAME)))
+    padded = np.zeros(frames * FRAME, dtype=np.float32)
+    padded[: len(audio)] = audio
+    return np.sqrt(np.mean(padded.reshape(frames, FRAME) ** 2, axis=1))
+
+
+def holds_sound(audio: np.ndarray) -> bool:
+    """Whether some 0.2 s frame of `audio` is louder than SOUND_DBFS (not silence, not a faint floor)."""
+    return len(audio) > 0 and float(np.max(frame_rms(audio))) > 10 ** (SOUND_DBFS / 20)
 
 
 def evened_level(audio: np.ndarray) -> np.ndarray:
     """The audio with its short-term RMS brought to one level, the gain changing smoothly."""
     if len(audio) == 0:
         return audio
-    frames = max(1, int(np.ceil(len(audio) / FRAME)))
-    padded = np.zeros(frames * FRAME, dtype=np.float32)
-    padded[: len(audio)] = audio
-    rms = np.sqrt(np.mean(padded.reshape(frames, FRAME) ** 2, axis=1))
+    rms = frame_rms(audio)
+    frames = len(rms)
     # the loudest of each frame and its neighbours, so a word's onset is not raised above the word
     spread = np.maximum.reduce([np.roll(rms, shift) for shift in (-2, -1, 0, 1, 2)])
     gain = TARGET_RMS / np.maximum(spread, FLOOR_RMS)
@@ -37,11 +49,14 @@ def evened_level(audio: np.ndarray) -> np.ndarray:
     return np.clip(audio * per_sample, -1.0, 1.0).astype(np.float32)
 
 
-def speech_clips(audio: np.ndarray, vad_parameters: dict[str, float]) -> list[float]:
-    """[start, end, start, end, ...] in seconds of the stretches that may hold speech ([] for none)."""
+def speech_clips(audio: np.ndarray, vad_parameters: dict[str, float]) -> list[float] | None:
+    """[start, end, start, end, ...] in seconds of the stretches that may hold speech; [] for none (silence),
+    None for all of it, without the VAD (sound in which the VAD hears no speech: a whisper, say)."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     chunks = get_speech_timestamps(evened_level(audio), VadOptions(**vad_parameters))
+    if not chunks:
+        return None if holds_sound(audio) else []
     edges = [round(edge / SAMPLE_RATE, 3) for chunk in chunks for edge in (chunk["start"], chunk["end"])]
     # Silero's minimum silence applies between stretches of speech only; at the edges of the window a
     # shorter stretch is kept too, so a clip with a little lead-in is decoded exactly as a whole.
