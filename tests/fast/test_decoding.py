@@ -92,3 +92,12 @@ def test_a_stored_job_times_words_when_the_request_or_the_setting_asks():
     assert timed(Settings(word_timestamps=True), {}) and not timed(
         Settings(word_timestamps=True), {"word_timestamps": False}
     )
+
+
+def test_the_rest_of_a_whisper_silero_heard_the_start_of_is_decoded():
+    """Silero hears the first 2.6 s of this whisper and nothing of its last 8.4 s: that stretch was
+    skipped and the server wrote "And so my fellow Americans." of the whole sentence. Its sound rises
+    and falls like speech, so it is decoded; steady room noise between sentences is still skipped
+    (test_a_soft_sentence_between_loud_ones_is_found)."""
+    audio = whispered(read_pcm(audio_file("jfk.flac")), 0, order=8)
+    assert speech_clips(audio, KEEP_SOFT_SPEECH_VAD) == [0.0, 11.0]
