@@ -16,7 +16,7 @@ from tapescribe.api.security import TrustBoundary
 from tapescribe.api.throttle import KeyThrottle
 from tapescribe.config import Settings
 from tapescribe.live.chunk_service import LiveChunkService
-from tapescribe.runtime import Runtime, decode_defaults
+from tapescribe.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="tapescribe", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
-    app.state.live_chunks = LiveChunkService(
-        runtime.sessions,
-        runtime.models,
-        runtime.decodes,
-        decode_defaults(settings),
-    )
+    app.state.live_chunks = LiveChunkService(runtime.sessions, runtime.transcription.pipeline, runtime.decodes)
     # Wrong keys per client address, this process's own: the login form and Bearer keys share it.
     app.state.key_throttle = KeyThrottle(
         settings.login_free_failures, settings.login_max_wait_seconds, settings.login_forget_seconds

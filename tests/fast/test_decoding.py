@@ -46,10 +46,21 @@ def test_a_soft_sentence_between_loud_ones_is_found():
     assert not any(covered(clips, t, t + 0.5) for t in np.arange(13.0, 16.5, 0.5))  # room noise before it: skipped
 
 
-def test_silence_hiss_and_music_hold_no_speech():
+def test_silence_is_never_decoded_and_other_sound_without_speech_is_left_to_whisper():
+    """Digital silence (and a floor below -60 dBFS) is skipped: Whisper invents "you" there. Music and hiss
+    hold no speech for Silero either, but are sound: decoded whole, where Whisper writes nothing over
+    them (tests/test_defaults.py checks that on the server)."""
     assert speech_clips(np.zeros(16000 * 60, dtype=np.float32), KEEP_SOFT_SPEECH_VAD) == []
-    assert speech_clips(music(60.0, 0), KEEP_SOFT_SPEECH_VAD) == []
-    assert speech_clips(hiss(60.0, 0), KEEP_SOFT_SPEECH_VAD) == []  # as loud as the soft speech above
+    assert speech_clips(hiss(60.0, 0) / 100, KEEP_SOFT_SPEECH_VAD) == []  # -90 dBFS
+    assert speech_clips(music(60.0, 0), KEEP_SOFT_SPEECH_VAD) is None
+    assert speech_clips(hiss(60.0, 0), KEEP_SOFT_SPEECH_VAD) is None  # as loud as the soft speech above
+
+
+def test_a_whisper_silero_cannot_hear_is_decoded_whole():
+    """Silero, even on the evened copy, hears no speech in this whisper (as in a real whispered English
+    sentence that came back empty); faster-whisper's own defaults write it. The server skipped it all."""
+    audio = whispered(read_pcm(audio_file("jfk.flac")), 3, order=8)
+    assert speech_clips(audio, KEEP_SOFT_SPEECH_VAD) is None
 
 
 def test_a_whispered_sentence_is_decoded_whole():
@@ -81,3 +92,12 @@ def test_a_stored_job_times_words_when_the_request_or_the_setting_asks():
     assert timed(Settings(word_timestamps=True), {}) and not timed(
         Settings(word_timestamps=True), {"word_timestamps": False}
     )
+
+
+def test_the_rest_of_a_whisper_silero_heard_the_start_of_is_decoded():
+    """Silero hears the first 2.6 s of this whisper and nothing of its last 8.4 s: that stretch was
+    skipped and the server wrote "And so my fellow Americans." of the whole sentence. Its sound rises
+    and falls like speech, so it is decoded; steady room noise between sentences is still skipped
+    (test_a_soft_sentence_between_loud_ones_is_found)."""
+    audio = whispered(read_pcm(audio_file("jfk.flac")), 0, order=8)
+    assert speech_clips(audio, KEEP_SOFT_SPEECH_VAD) == [0.0, 11.0]

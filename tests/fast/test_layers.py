@@ -12,7 +12,7 @@ ALLOWED = {
     "engine": {"engine", "errors", "config"},
     "sessions": {"sessions", "engine", "errors"},
     "jobs": {"jobs", "engine", "sessions", "errors", "config"},
-    "live": {"live", "engine", "sessions", "errors", "jobs.scheduler", "jobs.routing"},
+    "live": {"live", "engine", "sessions", "errors", "jobs.scheduler", "jobs.routing", "jobs.pipeline"},
 }
 # the single places the table names for an import of config below api/
 CONFIG_IMPORTERS = {"engine/speakers.py", "jobs/queue.py"}

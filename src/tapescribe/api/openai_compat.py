@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from tapescribe.api.deps import checked_language, checked_speakers, runtime_of
+from tapescribe.api.deps import checked_request, checked_speakers, runtime_of
 from tapescribe.api.errors import error_fields, error_responses
 from tapescribe.api.uploads import ReceivedForm, multipart_body, receive_upload
 from tapescribe.engine.languages import language_name
@@ -48,9 +48,13 @@ def parse_request(runtime: Runtime, form: ReceivedForm, task: str) -> OpenAIRequ
     )
     if granularities - {"word", "segment"}:
         raise BadRequest("timestamp_granularities[] takes 'word' and/or 'segment'.")
-    language = checked_language(values.get("language")) if task == "transcribe" else None
     asked = (values.get("model") or "").strip()
-    model = runtime.models.check(None if asked in ("", OPENAI_MODEL_ALIAS) else asked, language)
+    # the pipeline's one check (jobs/pipeline.py), as for an upload: language, offered model, English-only refusal
+    request = checked_request(
+        runtime.models,
+        None if asked in ("", OPENAI_MODEL_ALIAS) else asked,
+        values.get("language") if task == "transcribe" else None,
+    )
     options: dict = {"task": task}
     if "word" in granularities:
         options["word_timestamps"] = True
@@ -76,7 +80,7 @@ def parse_request(runtime: Runtime, form: ReceivedForm, task: str) -> OpenAIRequ
         response_format=response_format,
         granularities=granularities,
         stream=(values.get("stream") or "").lower() in ("true", "1"),
-        fields={"requested_language": language, "model": model, "options": options},
+        fields={**request.fields(), "options": options},
     )
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from tapescribe.api.deps import checked_language, runtime_of
+from tapescribe.api.deps import checked_request, runtime_of
 from tapescribe.api.errors import error_response, error_responses
 from tapescribe.api.schemas import (
     Deleted,
@@ -172,8 +172,8 @@ def retranscribe(
     runtime = runtime_of(request)
     session_id = checked_session_id(session_id)
     runtime.sessions.session(session_id)
-    language = checked_language(language)
-    return runtime.jobs.retranscribe(session_id, runtime.models.check(model, language), language)
+    checked = checked_request(runtime.models, model, language)  # the pipeline's one check, as for an upload
+    return runtime.jobs.retranscribe(session_id, checked.model, checked.language)
 
 
 @router.post(

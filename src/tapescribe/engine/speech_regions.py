@@ -8,7 +8,17 @@ untouched audio, through faster-whisper's `clip_timestamps` (so times stay those
 Room noise, a quiet hiss and music evened out the same way still read as no speech at threshold
 0.5 (lower thresholds read the hiss as speech). A stretch is skipped
 only when it is at least the minimum silence long, at the window's edges too, so a clip with a
-short lead-in is decoded exactly as faster-whisper decodes it whole."""
+short lead-in is decoded exactly as faster-whisper decodes it whole.
+
+Silero can hear no speech at all in real whispered speech, even evened out: a 5.7 s whispered English
+sentence came back empty while faster-whisper's own defaults (no VAD) wrote it exactly. So a window
+in which the VAD finds nothing but which is not silent (some 0.2 s frame above SOUND_DBFS) is decoded
+whole, without the VAD, as faster-whisper's defaults decode it: Whisper's own no-speech and log-prob
+checks then judge it. Over a minute of room noise, hiss and music (tests/audio_conditions.py) the
+server wrote nothing that way; digital silence (and sound below SOUND_DBFS), where Whisper invents
+"you", is still never decoded. And where Silero hears the first words of a whisper and not the
+rest, a stretch it would skip is decoded when its sound rises and falls like speech
+(`rises_and_falls`); steady room noise and hiss are still skipped."""
 
 from __future__ import annotations
 
@@ -20,16 +30,60 @@ from tapescribe.engine.whisper_adapter import speech_timestamps
 FRAME = SAMPLE_RATE // 5  # 0.2 s
 TARGET_RMS = 0.05
 FLOOR_RMS = 10 ** (-70 / 20)  # quieter than this is silence, not soft speech, and is not raised
+SOUND_DBFS = -60.0  # a window whose every 0.2 s frame is quieter than this holds nothing to decode
+SPREAD_DB = 10.0  # a stretch whose frame levels spread over this much may be speech the VAD did not hear
+
+
+def frame_rms(audio: np.ndarray) -> np.ndarray:
+    """The RMS of each 0.2 s frame (the last one zero-padded)."""
+    frames = max(1, int(np.ceil(len(audio) / FRAME)))
+    padded = np.zeros(frames * FRAME, dtype=np.float32)
+    padded[: len(audio)] = audio
+    return np.sqrt(np.mean(padded.reshape(frames, FRAME) ** 2, axis=1))
+
+
+def holds_sound(audio: np.ndarray) -> bool:
+    """Whether some 0.2 s frame of `audio` is louder than SOUND_DBFS (not silence, not a faint floor)."""
+    return len(audio) > 0 and float(np.max(frame_rms(audio))) > 10 ** (SOUND_DBFS / 20)
+
+
+def rises_and_falls(audio: np.ndarray) -> bool:
+    """Whether `audio` holds sound whose level rises and falls as syllables do: its whole 0.2 s frames
+    spread over at least SPREAD_DB (10th to 90th percentile). Room noise and hiss stay within 4 dB;
+    whispered speech Silero did not hear spread over 27 dB (music 19 dB: Whisper writes nothing there)."""
+    whole = len(audio) // FRAME
+    if whole < 2 or not holds_sound(audio):
+        return False
+    levels = 20 * np.log10(np.maximum(frame_rms(audio[: whole * FRAME]), 1e-9))
+    return float(np.percentile(levels, 90) - np.percentile(levels, 10)) >= SPREAD_DB
+
+
+def with_unheard_stretches(audio: np.ndarray, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`spans` (samples) of speech, joined across the stretches before, between and after them that Silero
+    heard no speech in but whose sound rises and falls like speech (the rest of a whispered sentence whose
+    first words it heard): those are decoded too, and Whisper's own checks judge them."""
+    start, end = spans[0]
+    if rises_and_falls(audio[:start]):
+        start = 0
+    joined = []
+    for next_start, next_end in spans[1:]:
+        if rises_and_falls(audio[end:next_start]):
+            end = next_end
+            continue
+        joined.append((start, end))
+        start, end = next_start, next_end
+    if rises_and_falls(audio[end:]):
+        end = len(audio)
+    joined.append((start, end))
+    return joined
 
 
 def evened_level(audio: np.ndarray) -> np.ndarray:
     """The audio with its short-term RMS brought to one level, the gain changing smoothly."""
     if len(audio) == 0:
         return audio
-    frames = max(1, int(np.ceil(len(audio) / FRAME)))
-    padded = np.zeros(frames * FRAME, dtype=np.float32)
-    padded[: len(audio)] = audio
-    rms = np.sqrt(np.mean(padded.reshape(frames, FRAME) ** 2, axis=1))
+    rms = frame_rms(audio)
+    frames = len(rms)
     # the loudest of each frame and its neighbours, so a word's onset is not raised above the word
     spread = np.maximum.reduce([np.roll(rms, shift) for shift in (-2, -1, 0, 1, 2)])
     gain = TARGET_RMS / np.maximum(spread, FLOOR_RMS)
@@ -38,10 +92,14 @@ def evened_level(audio: np.ndarray) -> np.ndarray:
     return np.clip(audio * per_sample, -1.0, 1.0).astype(np.float32)
 
 
-def speech_clips(audio: np.ndarray, vad_parameters: dict[str, float]) -> list[float]:
-    """[start, end, start, end, ...] in seconds of the stretches that may hold speech ([] for none)."""
+def speech_clips(audio: np.ndarray, vad_parameters: dict[str, float]) -> list[float] | None:
+    """[start, end, start, end, ...] in seconds of the stretches that may hold speech; [] for none (silence),
+    None for all of it, without the VAD (sound in which the VAD hears no speech: a whisper, say)."""
     chunks = speech_timestamps(evened_level(audio), **vad_parameters)
-    edges = [round(edge / SAMPLE_RATE, 3) for chunk in chunks for edge in (chunk["start"], chunk["end"])]
+    if not chunks:
+        return None if holds_sound(audio) else []
+    spans = with_unheard_stretches(audio, [(chunk["start"], chunk["end"]) for chunk in chunks])
+    edges = [round(edge / SAMPLE_RATE, 3) for span in spans for edge in span]
     # Silero's minimum silence applies between stretches of speech only; at the edges of the window a
     # shorter stretch is kept too, so a clip with a little lead-in is decoded exactly as a whole.
     shortest_skip = vad_parameters.get("min_silence_duration_ms", 0) / 1000

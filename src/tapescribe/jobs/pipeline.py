@@ -6,7 +6,8 @@ the language requested or detected on the audio decides, jobs/routing.py); the d
 made here from the server's defaults and the request; and the decode plan (lanes, windows, or a clip
 batch) is picked here. The queued job (jobs/transcription.py) runs it with its journal, lease,
 progress and cancel around it; `tapescribe transcribe` runs it on a file in-process with `transcribe`,
-nothing stored. A later way in (live second pass, /v1) is meant to come through here too.
+nothing stored; `/transcribe-live` (live/chunk_service.py) decodes each recording's unsettled tail
+with it; `/v1`, `/transcribe`, retranscribe and a live stream's second pass are queued jobs.
 """
 
 from __future__ import annotations
@@ -94,20 +95,28 @@ def checked_request(
 
 @dataclass(frozen=True)
 class AudioInput:
-    """The audio of one transcription: a file, or (a live session) its chunks in order."""
+    """The audio of one transcription: a file, or (a live session) its chunks in order, or samples already
+    read that start `samples_start` seconds into a recording (/transcribe-live's unsettled tail)."""
 
     path: Path | None = None
     chunks: tuple[Path, ...] = ()
+    samples: np.ndarray | None = None
+    samples_start: float = 0.0
 
     def blocks(self, start: float = 0.0) -> Iterator[np.ndarray]:
-        """16 kHz mono float blocks from `start` seconds on."""
+        """16 kHz mono float blocks from `start` seconds on (counted from the recording's start)."""
         if self.path is not None:
             return pcm_blocks(self.path, start=start)
+        if self.samples is not None:
+            skip = max(0, round((start - self.samples_start) * SAMPLE_RATE))
+            return iter([self.samples[skip:]] if skip < len(self.samples) else [])
         whole = chunks_pcm(list(self.chunks))
         return _skip(whole, start) if start else whole
 
     def duration(self) -> float:
         """Seconds, as an upload's session records them: the container's word when plausible, else measured."""
+        if self.samples is not None:
+            return round(len(self.samples) / SAMPLE_RATE, 3)
         if self.path is None:
             return round(sum(len(block) for block in self.blocks()) / SAMPLE_RATE, 3)
         return round(judge_duration(self.path, probe(self.path).duration, self.path.stat().st_size), 3)

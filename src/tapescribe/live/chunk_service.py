@@ -6,10 +6,18 @@ settled segment. While that unsettled tail is shorter than one Whisper window it
 again (so a short recording ends exactly as an offline transcription would); past that, segments
 ending well before the edge are settled and later chunks start after them. Each chunk's decode is
 a live step of the process's DecodeScheduler: long file jobs pause at their next segment meanwhile.
+
+What a tail is decoded with comes from the one transcription pipeline (jobs/pipeline.py), as for an
+upload of the same audio: the model the request names, else the one its language needs (requested,
+or detected on the recording so far, judged again on each chunk until the recording holds
+CHOICE_SECONDS), the server's VAD and decoding defaults and the decode plan. So a recording sent
+as chunks is written by the model and in the language an upload of it gets, never an English-only
+model's guesses at Spanish.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import uuid
@@ -19,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE, chunks_pcm, probe, starts_recording
-from tapescribe.engine.models import ModelPool
-from tapescribe.engine.transcriber import DecodeOptions, segment_record
+from tapescribe.engine.transcriber import LanguageFound, Resume, for_transcript
 from tapescribe.errors import BadRequest, Conflict, UnsupportedMedia
+from tapescribe.jobs.pipeline import AudioInput, DecodeHooks, TranscriptionPipeline
 from tapescribe.jobs.scheduler import DecodeScheduler
 from tapescribe.sessions import files
 from tapescribe.sessions.ids import checked_session_id
@@ -34,6 +42,8 @@ SETTLE_SILENCE_AFTER = 10.0  # seconds of tail without speech that are settled a
 SETTLE_MARGIN = 2.0  # a segment ending this close to the audio received so far may still change
 MAX_CHUNK_BYTES_PER_SECOND = 256_000  # above 48 kHz stereo 16-bit PCM; opus/vorbis send a tenth of it
 SETTLE_AFTER = 24.0  # below this much unsettled audio, all of it is decoded again, as Whisper's one window
+CHOICE_SECONDS = 5.0  # the model is chosen again on each chunk until the recording holds this much audio
+CHOICE = ("model", "model_reason", "detected_language", "detected_language_probability")
 
 
 def adds_audio(new_samples: int, chunk_bytes: int) -> bool:
@@ -55,13 +65,10 @@ def same_bytes(first: Path, second: Path) -> bool:
 
 
 class LiveChunkService:
-    def __init__(
-        self, sessions: SessionService, models: ModelPool, decodes: DecodeScheduler, options: DecodeOptions
-    ) -> None:
+    def __init__(self, sessions: SessionService, pipeline: TranscriptionPipeline, decodes: DecodeScheduler) -> None:
         self.sessions = sessions
-        self.models = models
+        self.pipeline = pipeline
         self.decodes = decodes
-        self.options = options
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -75,7 +82,8 @@ class LiveChunkService:
             title="Live",
             status=status_record(DONE, progress=1.0, message=None),
             requested_language=language,
-            model=model or self.models.for_language(language),
+            requested_model=model,  # None: chosen by language (jobs/routing.py), on the first chunks
+            model=model,
             live_route=CHUNK_ROUTE,
         )
 
@@ -186,24 +194,13 @@ class LiveChunkService:
             )
         state["decoded_samples"] = total
         tail = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
-        session = self.sessions.session(session_id)
-        settled, draft = list(state["settled"]), []
         offset = state["settled_until"]
+        settled, draft = list(state["settled"]), []
         if len(tail) >= SAMPLE_RATE // 2:
-            model = self.models.get(session.get("model"))
-            # No text prompt from the settled text: tiny.en follows a prompt rather than the audio
-            # (measured for windows and for /ws/live; both dropped it).
+            audio = AudioInput(samples=tail, samples_start=offset)
             with self.decodes.live_step():
-                segments, info = model.transcribe(
-                    tail,
-                    language=session.get("requested_language") or session.get("language"),
-                    **{**self.options.as_kwargs(), "word_timestamps": False},
-                )
-                found = [segment_record(segment, offset) for segment in segments]  # decoded here, lazily
-            if not session.get("language"):
-                self.sessions.update_session(
-                    session_id, language=info.language, language_probability=round(info.language_probability, 4)
-                )
+                session = self._chosen(session_id, state, audio, total)
+                found = self._decode(session_id, session, audio)
             tail_end = offset + len(tail) / SAMPLE_RATE
             keep = 0
             long_tail = len(tail) / SAMPLE_RATE >= SETTLE_AFTER
@@ -228,9 +225,50 @@ class LiveChunkService:
                 "language": session.get("language"),
                 "language_probability": session.get("language_probability"),
                 "model": session.get("model"),
+                "model_reason": session.get("model_reason"),
+                "detected_language": session.get("detected_language"),
+                "detected_language_probability": session.get("detected_language_probability"),
                 "complete": True,
                 "segments": segments,
             },
         )
         self.sessions.set_status(session_id, DONE, progress=1.0)
         return self._answer(session_id)
+
+    def _chosen(self, session_id: str, state: dict[str, Any], tail: AudioInput, total: int) -> dict[str, Any]:
+        """The session with its model chosen as the pipeline chooses for an upload of the recording so far:
+        chosen again on each chunk while the recording is shorter than CHOICE_SECONDS (nothing is settled
+        then, so the tail is the whole recording), kept after that."""
+        session = self.sessions.session(session_id)
+        chosen_at = state.get("chosen_at_samples")
+        if session.get("model_reason") and (
+            chosen_at is None or chosen_at >= CHOICE_SECONDS * SAMPLE_RATE or total <= chosen_at
+        ):
+            return session
+        request = {
+            # sessions of earlier versions hold the model chosen then, without `requested_model`
+            "model": session.get("requested_model", session.get("model")),
+            "requested_language": session.get("requested_language"),
+        }
+        choice = self.pipeline.choose(request, tail, tail.duration())
+        state["chosen_at_samples"] = total
+        fields = {key: choice.get(key) for key in CHOICE}
+        if any(session.get(key) != value for key, value in fields.items()):
+            session = self.sessions.update_session(session_id, **fields)
+        return session
+
+    def _decode(self, session_id: str, session: dict[str, Any], tail: AudioInput) -> list[dict[str, Any]]:
+        """The tail's segments (times in the recording), decoded as the pipeline decodes an upload."""
+        found: list[LanguageFound] = []
+        hooks = DecodeHooks(on_language=found.append)
+        # No text prompt from the settled text: tiny.en follows a prompt rather than the audio
+        # (measured for windows and for /ws/live; both dropped it).
+        with contextlib.ExitStack() as stack:
+            plan = self.pipeline.plan(False)
+            model = self.pipeline.model(session.get("model"), plan, stack)
+            records = list(self.pipeline.decode(model, session, tail, plan, Resume(start=tail.samples_start), hooks))
+        if found and not session.get("language"):
+            self.sessions.update_session(
+                session_id, language=found[-1].language, language_probability=round(found[-1].probability, 4)
+            )
+        return [for_transcript(record.to_dict()) for record in records]
