@@ -26,6 +26,7 @@ from tapescribe.engine.language_detection import DetectedLanguage, detect_over_p
 from tapescribe.engine.languages import language_code, language_name
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool, english_only
 from tapescribe.engine.transcriber import DecodeOptions, LanguageFound, Resume, for_transcript, transcribe_windows
+from tapescribe.engine.word_alignment import WordAligner, with_words
 from tapescribe.errors import BadRequest, UnsupportedMedia
 from tapescribe.jobs.routing import choose_model
 from tapescribe.jobs.scheduler import DecodeScheduler
@@ -244,9 +245,38 @@ class TranscriptionPipeline:
         hooks: DecodeHooks | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The segments of `audio` from `resume` on, by the plan `engine`, for the model chosen in `session`."""
-        resume, hooks, settings = resume or Resume(), hooks or DecodeHooks(), self.settings
-        blocks = _counted(audio.blocks(resume.start), hooks)
+        resume, hooks = resume or Resume(), hooks or DecodeHooks()
         options = self.options_for(session)
+        if not options.word_timestamps:
+            return self._decoded(model, audio, options, engine, resume, hooks, hooks.on_language)
+        # Words are timed after decoding, so the text is what the decoding without words writes.
+        languages = [options.language or resume.language]
+        heard = hooks.on_language
+
+        def on_language(found: LanguageFound) -> None:
+            languages.append(found.language)
+            if heard is not None:
+                heard(found)
+
+        segments = self._decoded(model, audio, options, engine, resume, hooks, on_language)
+        aligner = WordAligner(
+            self.models.get(session.get("model")), audio.blocks(resume.start), resume.start, options.task
+        )
+        return with_words(segments, aligner, lambda: languages[-1])
+
+    def _decoded(
+        self,
+        model: Any,
+        audio: AudioInput,
+        options: DecodeOptions,
+        engine: str,
+        resume: Resume,
+        hooks: DecodeHooks,
+        on_language: Callable[[LanguageFound], None] | None,
+    ) -> Iterator[dict[str, Any]]:
+        """The decoded segments, without words (`hooks` counts the samples read; `on_language` hears the language)."""
+        settings = self.settings
+        blocks = _counted(audio.blocks(resume.start), hooks)
         if engine == LANES:
             return transcribe_lane_groups(
                 model,
@@ -256,7 +286,7 @@ class TranscriptionPipeline:
                 settings.window_seconds,
                 settings.file_lanes,
                 settings.lane_beam_size,
-                hooks.on_language,
+                on_language,
                 hooks.window_done,
                 hooks.between_calls,
                 hooks.on_position,
@@ -268,7 +298,7 @@ class TranscriptionPipeline:
             options,
             resume,
             settings.window_seconds,
-            hooks.on_language,
+            on_language,
             hooks.window_done,
             audio.blocks,
             hooks.between_calls,

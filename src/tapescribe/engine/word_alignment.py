@@ -1,0 +1,193 @@
+"""Word times for segments already decoded: the text is fixed first, then its words are placed.
+
+faster-whisper times words while it decodes (`word_timestamps=True`), and then starts each 30 s cycle
+at the last word's end instead of at the last timestamp token, which changes what it decodes next: on
+whispered and noisy speech that wrote more errors than its own defaults (docs/performance.md). Here
+the decoding runs without word times, and its segments are aligned afterwards with faster-whisper's
+own step (`WhisperModel.add_word_timestamps`: cross-attention and DTW over the decoded tokens), on
+groups of consecutive segments spanning at most GROUP_SECONDS, each against an encoder pass over its
+own audio. The text is the decoder's, byte for byte; each segment gets `words` (start, end, word,
+probability) and, as faster-whisper does, start and end moved to its first and last word unless that
+word looks too long.
+
+The audio is read a second time as a stream beside the segments, and only the current group's
+(at most CHUNK_SECONDS, plus one block) is held, so memory does not grow with the file's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+
+from tapescribe.engine.audio import SAMPLE_RATE
+
+CHUNK_SECONDS = 30.0  # one encoder window
+LEAD_SECONDS = 0.3  # audio before a group's first segment start (Whisper's segment starts can be late)
+TAIL_SECONDS = 2.0  # audio after its last segment end (the last word may outlast the timestamp)
+GROUP_SECONDS = CHUNK_SECONDS - LEAD_SECONDS - TAIL_SECONDS  # segments aligned together span at most this
+FRAMES_PER_SECOND = 100  # Whisper's mel frames
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"  # faster-whisper's defaults
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+
+
+def _frame(seconds: float) -> int:
+    return max(0, int(round(seconds * FRAMES_PER_SECOND)))
+
+
+class _AudioWindow:
+    """The stream of 16 kHz blocks from `origin` seconds on, of which only what is still needed is held."""
+
+    def __init__(self, blocks: Iterable[np.ndarray], origin: float) -> None:
+        self._source = iter(blocks)
+        self._held: list[np.ndarray] = []
+        self._start = int(round(origin * SAMPLE_RATE))  # the sample `_held` starts at
+        self._samples = 0
+
+    @property
+    def start_seconds(self) -> float:
+        return self._start / SAMPLE_RATE
+
+    def slice(self, start: float, end: float) -> np.ndarray:
+        """Samples from `start` to `end` seconds (fewer where the audio ends); what lies before `start` is dropped."""
+        first, last = int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
+        self.forget_before(start)
+        while self._start + self._samples < last:
+            block = next(self._source, None)
+            if block is None:
+                break
+            if len(block):
+                self._held.append(block)
+                self._samples += len(block)
+        if not self._held:
+            return np.zeros(0, dtype=np.float32)
+        audio = np.concatenate(self._held) if len(self._held) > 1 else self._held[0]
+        self._held, self._samples = [audio], len(audio)
+        return audio[max(0, first - self._start) : max(0, last - self._start)]
+
+    def forget_before(self, seconds: float) -> None:
+        drop = int(round(seconds * SAMPLE_RATE)) - self._start
+        while drop > 0 and self._held:
+            head = self._held[0]
+            if drop >= len(head):
+                self._held.pop(0)
+                self._samples -= len(head)
+                self._start += len(head)
+                drop -= len(head)
+            else:
+                self._held[0] = head[drop:]
+                self._samples -= drop
+                self._start += drop
+                drop = 0
+        if drop > 0:  # nothing held: skip the source ahead (a stretch with no segments)
+            self._start += self._skip(drop)
+
+    def _skip(self, samples: int) -> int:
+        skipped = 0
+        while skipped < samples:
+            block = next(self._source, None)
+            if block is None:
+                return skipped
+            if skipped + len(block) > samples:
+                rest = block[samples - skipped :]
+                self._held, self._samples = [rest], len(rest)
+                return samples
+            skipped += len(block)
+        return skipped
+
+
+class WordAligner:
+    """Aligns groups of decoded segments of one stream of audio with `model` (a faster_whisper.WhisperModel)."""
+
+    def __init__(self, model: Any, blocks: Iterable[np.ndarray], origin: float, task: str = "transcribe") -> None:
+        self.model = model
+        self.task = task
+        self._audio = _AudioWindow(blocks, origin)
+        self._last_speech = origin  # the end of the last word aligned: faster-whisper's `last_speech_timestamp`
+        self._tokenizers: dict[str | None, Tokenizer] = {}
+
+    def _tokenizer(self, language: str | None) -> Tokenizer:
+        multilingual = bool(self.model.model.is_multilingual)
+        key = language if multilingual else None
+        if key not in self._tokenizers:
+            self._tokenizers[key] = Tokenizer(
+                self.model.hf_tokenizer, multilingual, task=self.task, language=(key or "en") if multilingual else None
+            )
+        return self._tokenizers[key]
+
+    def align(self, group: list[dict[str, Any]], language: str | None) -> list[dict[str, Any]]:
+        """The segments of `group` (consecutive records, absolute seconds) with their words timed."""
+        tokenizer = self._tokenizer(language)
+        first = group[0]["start"]
+        start = max(self._audio.start_seconds, min(first, max(self._last_speech, first - LEAD_SECONDS)))
+        start = _frame(start) / FRAMES_PER_SECOND
+        end = min(start + CHUNK_SECONDS, max(record["end"] for record in group) + TAIL_SECONDS)
+        audio = self._audio.slice(start, end)
+        parts = [_part(record, tokenizer, start) for record in group]
+        if len(audio) < SAMPLE_RATE // FRAMES_PER_SECOND or not any(_text_tokens(part, tokenizer) for part in parts):
+            return [{**record, "words": []} for record in group]
+        features = self.model.feature_extractor(audio)
+        frames = min(features.shape[-1] - 1, int(CHUNK_SECONDS * FRAMES_PER_SECOND))
+        encoder_output = self.model.encode(pad_or_trim(features))
+        self._last_speech = self.model.add_word_timestamps(
+            [parts],
+            tokenizer,
+            encoder_output,
+            frames,
+            PREPEND_PUNCTUATIONS,
+            APPEND_PUNCTUATIONS,
+            last_speech_timestamp=self._last_speech,
+        )
+        self._audio.forget_before(group[-1]["start"])  # the next group may start a little before this one's end
+        return [_timed(record, part) for record, part in zip(group, parts, strict=True)]
+
+
+def _part(record: dict[str, Any], tokenizer: Tokenizer, chunk_start: float) -> dict[str, Any]:
+    """A record as faster-whisper's add_word_timestamps takes a segment: times absolute, `seek` the chunk's."""
+    tokens = record.get("tokens")
+    if not isinstance(tokens, list) or not tokens:
+        tokens = tokenizer.encode(record["text"]) if record["text"].strip() else []
+    return {"seek": _frame(chunk_start), "start": record["start"], "end": record["end"], "tokens": list(tokens)}
+
+
+def _text_tokens(part: dict[str, Any], tokenizer: Tokenizer) -> list[int]:
+    return [token for token in part["tokens"] if token < tokenizer.eot]
+
+
+def _timed(record: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """The record with the aligned times: its words, and its start and end where faster-whisper moved them."""
+    start, end = round(float(part["start"]), 3), round(float(part["end"]), 3)
+    end = max(end, start)
+    words = []
+    for word in part.get("words") or []:
+        first = min(max(round(float(word["start"]), 3), start), end)
+        words.append(
+            {
+                "start": first,
+                "end": max(min(round(float(word["end"]), 3), end), first),
+                "word": word["word"],
+                "probability": round(float(word["probability"]), 4),
+            }
+        )
+    # a resumed job skips the re-decoded segments that end by the decoder's end of the last one saved
+    return {**record, "start": start, "end": end, "words": words, "decoded_end": record["end"]}
+
+
+def with_words(
+    segments: Iterable[dict[str, Any]],
+    aligner: WordAligner,
+    language: Callable[[], str | None],
+) -> Iterator[dict[str, Any]]:
+    """`segments` as they come (time order), each with its words, in groups of at most GROUP_SECONDS;
+    `language` says the language decoded (known once the first segment is)."""
+    group: list[dict[str, Any]] = []
+    for record in segments:
+        if group and record["end"] - group[0]["start"] > GROUP_SECONDS:
+            yield from aligner.align(group, language())
+            group = []
+        group.append(record)
+    if group:
+        yield from aligner.align(group, language())
