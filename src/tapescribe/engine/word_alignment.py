@@ -106,7 +106,8 @@ class WordAligner:
         self.model = model
         self.task = task
         self._audio = _AudioWindow(blocks, origin)
-        self._last_speech = origin  # the end of the last word aligned: faster-whisper's `last_speech_timestamp`
+        self._last_speech = origin  # faster-whisper's `last_speech_timestamp`: where the last words ended
+        self._words_end = origin  # no word starts before the words already given (groups may overlap a little)
         self._tokenizers: dict[str | None, Tokenizer] = {}
 
     def _tokenizer(self, language: str | None) -> Tokenizer:
@@ -142,7 +143,11 @@ class WordAligner:
             last_speech_timestamp=self._last_speech,
         )
         self._audio.forget_before(group[-1]["start"])  # the next group may start a little before this one's end
-        return [_timed(record, part) for record, part in zip(group, parts, strict=True)]
+        timed = []
+        for record, part in zip(group, parts, strict=True):
+            timed.append(_timed(record, part, self._words_end))
+            self._words_end = max(self._words_end, timed[-1]["end"])
+        return timed
 
 
 def _part(record: dict[str, Any], tokenizer: Tokenizer, chunk_start: float) -> dict[str, Any]:
@@ -157,10 +162,11 @@ def _text_tokens(part: dict[str, Any], tokenizer: Tokenizer) -> list[int]:
     return [token for token in part["tokens"] if token < tokenizer.eot]
 
 
-def _timed(record: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
-    """The record with the aligned times: its words, and its start and end where faster-whisper moved them."""
-    start, end = round(float(part["start"]), 3), round(float(part["end"]), 3)
-    end = max(end, start)
+def _timed(record: dict[str, Any], part: dict[str, Any], floor: float) -> dict[str, Any]:
+    """The record with the aligned times, none before `floor`: its words, and its start and end where
+    faster-whisper moved them."""
+    start = max(round(float(part["start"]), 3), floor)
+    end = max(round(float(part["end"]), 3), start)
     words = []
     for word in part.get("words") or []:
         first = min(max(round(float(word["start"]), 3), start), end)
