@@ -15,7 +15,8 @@ data in bench/.data-word-timing (kept, like all data), with the settings given b
 With --alignment it also runs the server's pipeline in this process over FILE (the default decode plan),
 with words and without, alternating, and prints seconds, x-realtime and CPU seconds of each and the
 seconds spent aligning words (engine/word_alignment.py: words are aligned after decoding, so the
-decoding, and the text, is the same either way and the aligning is the whole cost).
+decoding, and the text, is the same either way and the aligning is the whole cost; a run in which a
+window fell back to sampling, temperature above 0, writes a different text each time, words or not).
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def alignment_share(path: Path, runs: int, model_name: str) -> str:
     wall: dict[bool, list[float]] = {True: [], False: []}
     cpu: dict[bool, list[float]] = {True: [], False: []}
     aligning: list[float] = []
-    texts: dict[bool, str] = {}
+    texts: dict[bool, list[str]] = {True: [], False: []}
+    sampled: dict[bool, list[int]] = {True: [], False: []}  # segments decoded at a temperature above 0
     WordAligner.align = timed_align  # type: ignore[method-assign]
     try:
         pipelines[False].transcribe(AudioInput(path), pipelines[False].request(model_name, None), scheduler)  # warm-up
@@ -126,23 +128,28 @@ def alignment_share(path: Path, runs: int, model_name: str) -> str:
                 result = pipeline.transcribe(AudioInput(path), pipeline.request(model_name, None), scheduler)
                 wall[words].append(time.perf_counter() - started)
                 cpu[words].append(time.process_time() - cpu_started)
-                texts[words] = result.text
+                texts[words].append(result.text)
+                sampled[words].append(sum(1 for segment in result.segments if segment["temperature"] > 0))
                 if words:
                     aligning.append(spent[0])
             print(
                 f"in-process run {run + 1}: words on {wall[True][-1]:.2f} s (cpu {cpu[True][-1]:.2f} s, aligning "
-                f"{aligning[-1]:.2f} s), words off {wall[False][-1]:.2f} s (cpu {cpu[False][-1]:.2f} s)",
+                f"{aligning[-1]:.2f} s), words off {wall[False][-1]:.2f} s (cpu {cpu[False][-1]:.2f} s); same text: "
+                f"{texts[True][-1] == texts[False][-1]}; segments sampled (temperature > 0): on {sampled[True][-1]}, "
+                f"off {sampled[False][-1]}",
                 flush=True,
             )
     finally:
         WordAligner.align = align  # type: ignore[method-assign]
     on, off = statistics.median(wall[True]), statistics.median(wall[False])
+    every = zip(texts[True] + texts[False], sampled[True] + sampled[False], strict=True)
+    unsampled = [text for text, count in every if not count]
     return (
         f"in-process, {path.name} ({duration:.1f} s), {model_name}, {runs} runs: words on median {on:.2f} s "
         f"({duration / on:.1f}x realtime, cpu {statistics.median(cpu[True]):.2f} s), words off {off:.2f} s "
         f"({duration / off:.1f}x realtime, cpu {statistics.median(cpu[False]):.2f} s); aligning median "
         f"{statistics.median(aligning):.2f} s ({100 * statistics.median(aligning) / on:.1f}% of the run with words); "
-        f"same text: {texts[True] == texts[False]}"
+        f"runs without sampling: {len(unsampled)}, all the same text: {len(set(unsampled)) <= 1}"
     )
 
 
