@@ -28,6 +28,7 @@ from tapescribe.engine.models import ModelPool, ModelSettings  # noqa: E402
 from tapescribe.engine.speaker_labels import label_segments  # noqa: E402
 from tapescribe.engine.speakers import DiarizerSettings, SpeakerDiarizer  # noqa: E402
 from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows  # noqa: E402
+from tapescribe.engine.word_alignment import WordAligner, with_words  # noqa: E402
 
 
 def blocks(samples, seconds: float = 1.0):
@@ -84,7 +85,9 @@ def main() -> None:
     clock = time.monotonic()
     model = ModelPool(settings.models_dir, "tiny.en", ModelSettings()).get()
     options = DecodeOptions(beam_size=settings.beam_size, vad_filter=settings.vad_filter, word_timestamps=True)
-    segments = list(transcribe_windows(model, blocks(samples), options, window_seconds=settings.window_seconds))
+    decoded = transcribe_windows(model, blocks(samples), options, window_seconds=settings.window_seconds)
+    # words are aligned after decoding, as a job aligns them (engine/word_alignment.py)
+    segments = list(with_words(decoded, WordAligner(model, blocks(samples), 0.0), lambda: "en"))
     print(f"transcribed with tiny.en in {time.monotonic() - clock:.0f} s; peak memory so far {peak_mib():.0f} MiB")
     words = sum(len(segment.get("words") or []) for segment in segments)
     turn_words = sum(

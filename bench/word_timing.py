@@ -12,10 +12,11 @@ start against the first word's. Without --url a server is started with its
 data in bench/.data-word-timing (kept, like all data), with the settings given by --set. Make a
 10-minute file of real speech with `python bench/make_long_audio.py 600 bench/audio/ten.wav --varied`.
 
-With --alignment it also runs the server's engine in this process over FILE with words timed, in
-windows (one decoder, so the times add up), and prints the share of its time spent in faster-whisper's
-word alignment (`add_word_timestamps`): the cost of the words themselves, apart from what timing them
-changes in the decoding (a cycle then starts at the last word's end, not at the last timestamp token).
+With --alignment it also runs the server's pipeline in this process over FILE (the default decode plan),
+with words and without, alternating, and prints seconds, x-realtime and CPU seconds of each and the
+seconds spent aligning words (engine/word_alignment.py: words are aligned after decoding, so the
+decoding, and the text, is the same either way and the aligning is the whole cost; a run in which a
+window fell back to sampling, temperature above 0, writes a different text each time, words or not).
 """
 
 from __future__ import annotations
@@ -84,20 +85,25 @@ def subtitle_figures(client: httpx.Client, session_id: str) -> str:
     )
 
 
-def alignment_share(path: Path) -> str:
-    """The engine in-process over `path`, words timed, in windows: total and alignment seconds."""
+def alignment_share(path: Path, runs: int, model_name: str) -> str:
+    """The server's pipeline in this process over `path` (the default plan: lanes on a CPU), with words and
+    without, alternating: seconds, x-realtime and CPU seconds of each, and the seconds spent aligning words
+    (engine/word_alignment.py), which are the whole cost: the decoding is the same either way."""
     from dataclasses import replace
 
-    from faster_whisper import WhisperModel
-
     from tapescribe.config import Settings
-    from tapescribe.engine.audio import pcm_blocks
-    from tapescribe.engine.transcriber import transcribe_windows
-    from tapescribe.runtime import decode_defaults, model_pool
+    from tapescribe.engine.word_alignment import WordAligner
+    from tapescribe.jobs.pipeline import AudioInput, TranscriptionPipeline
+    from tapescribe.runtime import decode_scheduler, job_settings, model_pool
 
-    settings = Settings(model="tiny.en")
+    settings = Settings(data_dir=HERE / ".data-word-timing")
+    models, defaults, scheduler = model_pool(settings), job_settings(settings), decode_scheduler(settings)
+    pipelines = {
+        words: TranscriptionPipeline(models, replace(defaults, decoding=replace(defaults.decoding, word_timestamps=on)))
+        for words, on in ((True, True), (False, False))
+    }
     spent = [0.0]
-    align = WhisperModel.add_word_timestamps
+    align = WordAligner.align
 
     def timed_align(self, *args, **kwargs):
         started = time.perf_counter()
@@ -106,18 +112,44 @@ def alignment_share(path: Path) -> str:
         finally:
             spent[0] += time.perf_counter() - started
 
-    WhisperModel.add_word_timestamps = timed_align  # type: ignore[method-assign]
+    duration = measure_duration(path)
+    wall: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    aligning: list[float] = []
+    texts: dict[bool, list[str]] = {True: [], False: []}
+    sampled: dict[bool, list[int]] = {True: [], False: []}  # segments decoded at a temperature above 0
+    WordAligner.align = timed_align  # type: ignore[method-assign]
     try:
-        options = replace(decode_defaults(settings), word_timestamps=True)
-        model = model_pool(settings).get()
-        started = time.perf_counter()
-        records = list(transcribe_windows(model, pcm_blocks(path), options, window_seconds=settings.window_seconds))
-        total = time.perf_counter() - started
+        pipelines[False].transcribe(AudioInput(path), pipelines[False].request(model_name, None), scheduler)  # warm-up
+        for run in range(runs):
+            for words in (True, False) if run % 2 == 0 else (False, True):
+                pipeline, spent[0] = pipelines[words], 0.0
+                started, cpu_started = time.perf_counter(), time.process_time()
+                result = pipeline.transcribe(AudioInput(path), pipeline.request(model_name, None), scheduler)
+                wall[words].append(time.perf_counter() - started)
+                cpu[words].append(time.process_time() - cpu_started)
+                texts[words].append(result.text)
+                sampled[words].append(sum(1 for segment in result.segments if segment["temperature"] > 0))
+                if words:
+                    aligning.append(spent[0])
+            print(
+                f"in-process run {run + 1}: words on {wall[True][-1]:.2f} s (cpu {cpu[True][-1]:.2f} s, aligning "
+                f"{aligning[-1]:.2f} s), words off {wall[False][-1]:.2f} s (cpu {cpu[False][-1]:.2f} s); same text: "
+                f"{texts[True][-1] == texts[False][-1]}; segments sampled (temperature > 0): on {sampled[True][-1]}, "
+                f"off {sampled[False][-1]}",
+                flush=True,
+            )
     finally:
-        WhisperModel.add_word_timestamps = align  # type: ignore[method-assign]
+        WordAligner.align = align  # type: ignore[method-assign]
+    on, off = statistics.median(wall[True]), statistics.median(wall[False])
+    every = zip(texts[True] + texts[False], sampled[True] + sampled[False], strict=True)
+    unsampled = [text for text, count in every if not count]
     return (
-        f"in-process windows with words: {total:.2f} s, of which word alignment {spent[0]:.2f} s "
-        f"({100 * spent[0] / total:.1f}%), {len(records)} segments"
+        f"in-process, {path.name} ({duration:.1f} s), {model_name}, {runs} runs: words on median {on:.2f} s "
+        f"({duration / on:.1f}x realtime, cpu {statistics.median(cpu[True]):.2f} s), words off {off:.2f} s "
+        f"({duration / off:.1f}x realtime, cpu {statistics.median(cpu[False]):.2f} s); aligning median "
+        f"{statistics.median(aligning):.2f} s ({100 * statistics.median(aligning) / on:.1f}% of the run with words); "
+        f"runs without sampling: {len(unsampled)}, all the same text: {len(set(unsampled)) <= 1}"
     )
 
 
@@ -127,11 +159,12 @@ def main() -> None:
     parser.add_argument("--url", help="a running tapescribe server (default: start one)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], help="NAME=VALUE: a setting of the started server")
-    parser.add_argument("--alignment", action="store_true", help="also the share of word alignment, in-process")
+    parser.add_argument("--alignment", action="store_true", help="also words on and off in-process, and the aligning")
+    parser.add_argument("--model", default="tiny.en", help="the model of the in-process runs")
     parser.add_argument("--no-server", action="store_true", help="only --alignment, no server runs")
     args = parser.parse_args()
     if args.alignment:
-        print(alignment_share(args.file), flush=True)
+        print(alignment_share(args.file, args.runs, args.model), flush=True)
     if args.no_server:
         return
     duration = measure_duration(args.file)

@@ -167,6 +167,7 @@ def test_pcm_stream_is_as_accurate_as_offline_and_kept_as_a_session(server, offl
 
     # The second pass replaced the draft with the offline transcript; the draft is a version.
     assert session["transcription"]["text"] == offline(directory / "original_audio.wav")
+    assert all(segment["words"] for segment in session["transcription"]["segments"])  # word-timed subtitles
     # ...and is at least as accurate as the draft (a VAD that dropped soft clips once made it worse).
     second_wer = wer([reference], [session["transcription"]["text"]])
     print(f"second pass WER {second_wer:.2f}%")

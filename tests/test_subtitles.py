@@ -1,6 +1,7 @@
-"""Subtitles of a page upload that asks for word times (word_timestamps=true) are timed by words: real
-speech after a long silence, through `/transcribe-file` (a clip decoded in a clip batch, files in one lane
-and in four), exported as SRT and WebVTT and read back as a player reads them."""
+"""Subtitles of a page upload are timed by words by default (no word_timestamps field): real speech after
+a long silence, through `/transcribe-file` (a clip decoded in a clip batch, files in one lane and in four),
+exported as SRT and WebVTT and read back as a player reads them. The words are aligned after decoding
+(engine/word_alignment.py), so the text is the one the same upload gets with word_timestamps=false."""
 
 from __future__ import annotations
 
@@ -37,22 +38,32 @@ def reading_after_silence(length: str) -> np.ndarray:
     return np.concatenate(pieces)
 
 
+def uploaded(server, path, **fields) -> tuple[str, dict]:
+    """The id and finished session of `path` uploaded to `/transcribe-file` with the form `fields`."""
+    with server.client() as client, open(path, "rb") as handle:
+        session_id = client.post("/transcribe-file", files={"file": (path.name, handle)}, data=fields).json()[
+            "session_id"
+        ]
+    body = server.wait_done(session_id, timeout=600)
+    assert body["status"]["status"] == "done", body["status"]
+    return session_id, body
+
+
 @pytest.fixture(scope="module", params=["clip", "short", "long"])
 def after_silence(request, server, tmp_path_factory) -> dict:
-    """The recording uploaded with word_timestamps=true; its segments and its SRT and VTT exports."""
+    """The recording uploaded as the page uploads it (no word_timestamps field); its segments, its SRT and
+    VTT exports, and (clip and short) the text of the same upload with word_timestamps=false."""
     samples = reading_after_silence(request.param)
     name = f"after_silence_{request.param}.wav"
     path = write_wav(tmp_path_factory.mktemp("subtitles") / name, samples)
-    with server.client() as client, open(path, "rb") as handle:
-        session_id = client.post(
-            "/transcribe-file", files={"file": (path.name, handle)}, data={"word_timestamps": "true"}
-        ).json()["session_id"]
-    body = server.wait_done(session_id, timeout=600)
-    assert body["status"]["status"] == "done", body["status"]
+    session_id, body = uploaded(server, path)
     assert body["status"]["runs"][-1]["engine"] == ("clip batch" if request.param == "clip" else "lanes")
     with server.client() as client:
         exports = {fmt: client.get(f"/session/{session_id}/export/{fmt}").text for fmt in ("srt", "vtt")}
-    return {"segments": body["transcription"]["segments"], **exports}
+    untimed = None
+    if request.param != "long":  # the long one's text is checked in-process (tests/fast/test_word_alignment.py)
+        untimed = uploaded(server, path, word_timestamps="false")[1]["transcription"]
+    return {"segments": body["transcription"]["segments"], "untimed": untimed, **exports}
 
 
 def srt_cues(body: str) -> list[tuple[float, float, str]]:
@@ -88,8 +99,18 @@ def test_cues_start_and_end_on_words_after_a_long_silence(after_silence, fmt):
         if len(text.split()) == 1:
             segment = next(s for s in segments if s["start"] - MILLISECOND <= start <= s["end"] + MILLISECOND)
             assert len(segment["text"].split()) == 1, (text, segment["text"])
+    assert sum(1 for _, _, text in found if len(text.split()) == 1) <= 2, found  # "themselves", "destroyed."
     spoken = " ".join(text.replace("\n", " ") for _, _, text in found)
     assert spoken.split() == " ".join(s["text"].strip() for s in segments).split()  # no word lost or doubled
+
+
+def test_the_text_with_words_timed_is_the_text_without(after_silence):
+    """Word timing does not change what is written: the same upload without words has the same segments' text."""
+    untimed = after_silence["untimed"]
+    if untimed is None:
+        pytest.skip("checked in-process for the long reading")
+    assert not any(segment.get("words") for segment in untimed["segments"])
+    assert [s["text"] for s in after_silence["segments"]] == [s["text"] for s in untimed["segments"]]
 
 
 def test_srt_times_are_what_the_cues_say(after_silence):

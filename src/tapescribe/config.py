@@ -81,12 +81,12 @@ class Settings(BaseSettings):
     )
     beam_size: int = Field(5, ge=1, le=16, description="Beam size for decoding (faster-whisper's default is 5).")
     word_timestamps: bool = Field(
-        False,
+        True,
         description="Time every word of a stored transcript (uploads, recordings, the live second pass, /v1), so "
-        "subtitles start and end on words; a request may say word_timestamps=true or false. Off by default: with "
-        "word times faster-whisper starts each 30 s cycle at the last word's end, which changes the text, and on "
-        "whispered and noisy speech that wrote more errors than faster-whisper's own defaults "
-        "(docs/performance.md). Speaker labels always time words.",
+        "subtitles start and end on words; a request may say word_timestamps=true or false. The words are "
+        "aligned to the decoded text afterwards (faster-whisper's alignment, one encoder pass per 30 s of "
+        "speech), so the text is the same with or without them (docs/performance.md has the cost). Speaker "
+        "labels always time words.",
     )
     vad_filter: bool = Field(
         True,

@@ -15,9 +15,12 @@ from tapescribe.runtime import decode_defaults
 
 def test_the_servers_defaults_are_the_engines_defaults_with_words_timed():
     # tests compare the server with decode_defaults run in-process (tests/conftest.py engine_records);
-    # the server times words by default (subtitles start and end on them), faster-whisper does not
-    assert decode_defaults(Settings()) == DecodeOptions()
-    assert decode_defaults(Settings(word_timestamps=True)) == DecodeOptions(word_timestamps=True)
+    # the server times words by default (subtitles start and end on them), after decoding: faster-whisper
+    # decodes as its own defaults do, never with word_timestamps (that changes the text)
+    assert decode_defaults(Settings()) == DecodeOptions(word_timestamps=True)
+    assert decode_defaults(Settings(word_timestamps=False)) == DecodeOptions()
+    assert DecodeOptions(word_timestamps=True).as_kwargs() == DecodeOptions().as_kwargs()
+    assert DecodeOptions(word_timestamps=True).as_kwargs()["word_timestamps"] is False
 
 
 def test_vad_settings_are_faster_whispers_vad_options():
@@ -79,19 +82,18 @@ def test_a_short_lead_in_and_tail_are_kept():
 
 def test_a_stored_job_times_words_when_the_request_or_the_setting_asks():
     """Uploads, recordings and the live second pass (whose session options hold at most `speakers`)
-    decode as faster-whisper's defaults do, without word times, unless the request or the setting asks
-    for them; a request's word_timestamps=false overrides the setting; speaker labels always need them."""
+    get word times by default (aligned after decoding), unless the request or the setting says not; a
+    request's word_timestamps=true or false overrides the setting; speaker labels always need them."""
     from tapescribe.jobs.transcription import JobSettings, TranscriptionJob
 
     def timed(settings: Settings, options: dict) -> bool:
         job = TranscriptionJob(None, None, JobSettings(decoding=decode_defaults(settings)), None)  # type: ignore[arg-type]
         return job.options_for({"options": options}).word_timestamps
 
-    assert not timed(Settings(), {}) and timed(Settings(), {"speakers": "auto"})  # an upload; a live second pass
-    assert timed(Settings(), {"word_timestamps": True}) and timed(Settings(), {"speakers": 2})
-    assert timed(Settings(word_timestamps=True), {}) and not timed(
-        Settings(word_timestamps=True), {"word_timestamps": False}
-    )
+    assert timed(Settings(), {}) and timed(Settings(), {"speakers": "auto"})  # an upload; a live second pass
+    assert not timed(Settings(), {"word_timestamps": False}) and timed(Settings(), {"speakers": 2})
+    off = Settings(word_timestamps=False)
+    assert not timed(off, {}) and timed(off, {"word_timestamps": True}) and timed(off, {"speakers": 2})
 
 
 def test_the_rest_of_a_whisper_silero_heard_the_start_of_is_decoded():

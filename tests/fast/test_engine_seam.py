@@ -85,6 +85,25 @@ class ScriptedEngine:
         if hooks.window_done is not None:
             hooks.window_done(self.samples / 16000)
 
+    def time_words(
+        self,
+        name: str | None,
+        segments: Iterable[Segment],
+        blocks: Iterable[np.ndarray],
+        origin: float,
+        task: str,
+        language: Callable[[], str | None],
+    ) -> Iterator[Segment]:
+        """Each word of a segment given an equal share of its time."""
+        for segment in segments:
+            words = segment.text.split()
+            share = (segment.end - segment.start) / len(words)
+            timed = [
+                {"start": segment.start + i * share, "end": segment.start + (i + 1) * share, "word": " " + word}
+                for i, word in enumerate(words)
+            ]
+            yield Segment.from_dict({**segment.to_dict(), "words": timed})
+
 
 def sessions_at(settings: Settings) -> SessionService:
     return SessionService(
@@ -131,10 +150,12 @@ def test_a_scripted_engine_runs_through_the_real_job(tmp_path):
 def test_the_cli_pipeline_runs_a_scripted_engine(tmp_path):
     settings = Settings(data_dir=tmp_path / "data")
     engine = ScriptedEngine()
-    pipeline = TranscriptionPipeline(model_pool(settings), JobSettings(file_lanes=1), engine)
+    decoding = DecodeOptions(word_timestamps=True)  # words are timed by the engine after decoding
+    pipeline = TranscriptionPipeline(model_pool(settings), JobSettings(file_lanes=1, decoding=decoding), engine)
     transcript = pipeline.transcribe(
         AudioInput(audio_file("jfk.flac")), TranscriptionRequest("tiny.en", "en"), DecodeScheduler(1, 0)
     )
     assert transcript.text == "Ask not what your country can do for you."
     assert transcript.engine == "windows" and transcript.language == "en"
+    assert [word["word"] for word in transcript.segments[0]["words"]] == [" Ask", " not"]
     assert engine.loaded == [("tiny.en", Plan.WINDOWS)] and engine.detections == 0  # English was asked for

@@ -74,7 +74,7 @@ class DecodeOptions:
     beam_size: int = 5
     vad_filter: bool = True
     vad_parameters: dict[str, float] = field(default_factory=lambda: dict(KEEP_SOFT_SPEECH_VAD))
-    word_timestamps: bool = False
+    word_timestamps: bool = False  # words timed after decoding (engine/word_alignment.py), never while
     initial_prompt: str | None = None
     temperature: float | None = None
 
@@ -84,7 +84,9 @@ class DecodeOptions:
             "task": self.task,
             "beam_size": self.beam_size,
             "vad_filter": False,
-            "word_timestamps": self.word_timestamps,
+            # never while decoding: faster-whisper then starts each cycle at the last word's end, which
+            # changes the text; words are aligned to the decoded text afterwards (engine/word_alignment.py)
+            "word_timestamps": False,
         }
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
@@ -145,7 +147,8 @@ def _within(record: dict[str, Any], start: float, end: float) -> dict[str, float
     return {"start": first, "end": max(min(round(end, 3), record["end"]), first)}
 
 
-JOURNAL_ONLY = ("tokens", "feature_ceiling")  # the next window's context and floor, and a resume's
+# the next window's context and floor, and a resume's; the decoder's own end of a segment whose words moved it
+JOURNAL_ONLY = ("tokens", "feature_ceiling", "decoded_end")
 
 
 def for_transcript(record: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
@@ -237,3 +238,48 @@ def stream_language(model: SpeechModel, audio: np.ndarray) -> str:
         return "en"
     language, _, _ = model.detect_language(audio=audio)
     return language
+
+
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"  # faster-whisper's defaults for word timing
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+
+
+def word_tokenizer(model: SpeechModel, language: str | None, task: str) -> Tokenizer:
+    """The tokenizer a word alignment of `language` decodes tokens with (English for an English-only model)."""
+    multilingual = is_multilingual(model)
+    return Tokenizer(
+        _internals(model).hf_tokenizer, multilingual, task=task, language=(language or "en") if multilingual else None
+    )
+
+
+def end_of_text(tokenizer: Tokenizer) -> int:
+    """The first token id that is not text (tokens at or above it are special or timestamps)."""
+    return int(tokenizer.eot)
+
+
+def align_words(
+    model: SpeechModel,
+    audio: np.ndarray,
+    parts: list[dict[str, Any]],
+    tokenizer: Tokenizer,
+    most_frames: int,
+    last_speech: float,
+) -> float:
+    """faster-whisper's own word timing (cross-attention and DTW, `add_word_timestamps`) of the decoded
+    `parts` (seek, start, end, tokens; `words` added in place) against one encoder pass over `audio`;
+    where the last words ended."""
+    whisper = _internals(model)
+    features = whisper.feature_extractor(audio)
+    frames = min(features.shape[-1] - 1, most_frames)
+    encoder_output = whisper.encode(pad_or_trim(features))
+    return float(
+        whisper.add_word_timestamps(
+            [parts],
+            tokenizer,
+            encoder_output,
+            frames,
+            PREPEND_PUNCTUATIONS,
+            APPEND_PUNCTUATIONS,
+            last_speech_timestamp=last_speech,
+        )
+    )

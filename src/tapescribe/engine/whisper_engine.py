@@ -23,6 +23,7 @@ from tapescribe.engine.plans import batched as batched_plan
 from tapescribe.engine.plans import clip_batch as clip_batch_plan
 from tapescribe.engine.records import Segment
 from tapescribe.engine.transcriber import DecodeOptions, Resume
+from tapescribe.engine.word_alignment import WordAligner, with_words
 
 
 class WhisperEngine:
@@ -60,3 +61,17 @@ class WhisperEngine:
         with closing(records):  # stopped early (a cancel, a lost lease): the plan's lanes end now
             for record in records:
                 yield Segment.from_dict(record)
+
+    def time_words(
+        self,
+        name: str | None,
+        segments: Iterable[Segment],
+        blocks: Iterable[np.ndarray],
+        origin: float,
+        task: str,
+        language: Callable[[], str | None],
+    ) -> Iterator[Segment]:
+        aligner = WordAligner(self.models.get(name), blocks, origin, task)
+        records = (segment.to_dict() for segment in segments)
+        for record in with_words(records, aligner, language):
+            yield Segment.from_dict(record)

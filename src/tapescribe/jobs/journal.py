@@ -31,7 +31,8 @@ def resume_point(session: dict[str, Any], saved: list[dict[str, Any]]) -> Resume
     """
     if not saved:
         return Resume()
-    saved_until = max(segment["end"] for segment in saved)
+    # the decoder's ends: the re-decoded segments are compared with them (words may move an end a little)
+    saved_until = max(segment.get("decoded_end", segment["end"]) for segment in saved)
     window_start = saved[-1].get("window_start")
     if not isinstance(window_start, (int, float)) or not 0 <= window_start <= saved_until:
         window_start = 0.0

@@ -239,11 +239,31 @@ class TranscriptionPipeline:
         resume: Resume | None = None,
         hooks: DecodeHooks | None = None,
     ) -> Iterator[Segment]:
-        """The segments of `audio` from `resume` on, by `plan`, for the model chosen in `session`."""
+        """The segments of `audio` from `resume` on, by `plan`, for the model chosen in `session`; with
+        their words timed after decoding when the options ask for words (so the text is the same)."""
         resume, hooks = resume or Resume(), hooks or DecodeHooks()
         blocks = _counted(audio.blocks(resume.start), hooks)
         options, settings = self.options_for(session), self.settings.plan_settings()
-        return self.engine.decode(model, plan, blocks, options, resume, hooks, settings, audio.blocks)
+        if not options.word_timestamps:
+            return self.engine.decode(model, plan, blocks, options, resume, hooks, settings, audio.blocks)
+        languages = [options.language or resume.language]
+        heard = hooks.on_language
+
+        def on_language(found: LanguageFound) -> None:
+            languages.append(found.language)
+            if heard is not None:
+                heard(found)
+
+        hearing = replace(hooks, on_language=on_language)
+        segments = self.engine.decode(model, plan, blocks, options, resume, hearing, settings, audio.blocks)
+        return self.engine.time_words(
+            session.get("model"),
+            segments,
+            audio.blocks(resume.start),
+            resume.start,
+            options.task,
+            lambda: languages[-1],
+        )
 
     def transcribe(
         self,
