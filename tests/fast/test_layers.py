@@ -56,3 +56,14 @@ def test_nothing_below_api_imports_the_web_framework() -> None:
         if name.split(".")[0] in WEB_FRAMEWORKS
     ]
     assert wrong == []
+
+
+def test_only_the_adapter_imports_faster_whisper() -> None:
+    """engine/whisper_adapter.py is the one module that reaches into faster-whisper (ARCHITECTURE.md)."""
+    importers = {
+        path.relative_to(SRC).as_posix()
+        for path in SRC.rglob("*.py")
+        for name in imports_of(path)
+        if name.split(".")[0] == "faster_whisper"
+    }
+    assert importers == {"engine/whisper_adapter.py"}
