@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tapescribe import __version__
-from tapescribe.api import events, live_ws, login, openai_compat, sessions, speakers, system, transcribe
+from tapescribe.api import events, live_ws, login, openai_compat, sessions, speakers, system, transcribe, voices
 from tapescribe.api.errors import error_responses, install_error_handlers
 from tapescribe.api.security import TrustBoundary
 from tapescribe.api.throttle import KeyThrottle
@@ -57,7 +57,15 @@ def create_app(settings: Settings) -> FastAPI:
     # Every route sits behind the trust boundary: a foreign Host or Origin (403), a missing key (401),
     # a key from an address that sent too many wrong ones (429).
     guarded = error_responses(401, 403, 429)
-    routers = (transcribe.router, sessions.router, speakers.router, events.router, live_ws.router, openai_compat.router)
+    routers = (
+        transcribe.router,
+        sessions.router,
+        speakers.router,
+        voices.router,
+        events.router,
+        live_ws.router,
+        openai_compat.router,
+    )
     for router in routers:
         app.include_router(router, responses=guarded)
     app.include_router(system.router)
