@@ -14,6 +14,7 @@ import numpy as np
 from tapescribe.engine.speaker_labels import SpeakerTurn
 
 LONG_AUDIO_SECONDS = 1200.0  # senko's switch from spectral clustering to UMAP + HDBSCAN
+SPECTRAL_PVAL = 0.2  # the share of each subsegment's neighbours the spectral affinity graph keeps
 
 
 def unit(vector: np.ndarray) -> np.ndarray:
@@ -30,17 +31,21 @@ def cluster_voices(
 ) -> tuple[list[tuple[str, float, float]], dict[str, np.ndarray]]:
     """Turns (speaker, start, end) and each speaker's centroid, from the subsegments' embeddings.
 
-    Under 20 minutes senko's spectral clustering keeps each subsegment's 6 nearest neighbours, which on
-    a few minutes of speech cuts one voice into several clusters (5 to 8 on the conversations measured):
-    the merge decides how many speakers there are. At senko's and our former 0.575, two men whose
-    voices are 0.60-0.62 alike (bench/speakers.py) became one speaker; their own clusters are 0.7 or
-    more alike, so `merge_threshold` is 0.7 there. Past 20 minutes (UMAP + HDBSCAN, bigger clusters)
+    Why two alike voices became one: under 20 minutes senko's spectral clustering keeps 1.2% of each
+    subsegment's neighbours (6 at least) in its affinity graph, which on a few minutes of speech cuts
+    one voice into 5 to 10 clusters, so the merge decided how many speakers there were, and a merge
+    threshold low enough to join those pieces again (0.575) also joined two men 0.60-0.62 alike and
+    two women 0.66 alike. Keeping 20% of the neighbours (SPECTRAL_PVAL) leaves a voice whole, and the
+    merge at 0.7 only joins what is left over. Past 20 minutes (UMAP + HDBSCAN) nothing changes:
     `long_merge_threshold` stays at the 0.575 measured on 20-minute conversations."""
     long = subsegments[-1][1] >= LONG_AUDIO_SECONDS
     clustering = model.umap_hdbscan_cluster if long else model.spectral_cluster
+    if not long:
+        clustering.cluster.pval = SPECTRAL_PVAL
     clustering.mer_cos = None
     labels = clustering(embeddings) if len(embeddings) > 1 else np.zeros(len(embeddings), dtype=int)
-    labels = merge_alike(np.asarray(labels), embeddings, long_merge_threshold if long else merge_threshold)
+    threshold = long_merge_threshold if long else merge_threshold
+    labels = merge_alike(np.asarray(labels), embeddings, threshold)
     _, merged, centroids = _senko_turns(model, embeddings, subsegments, labels)
     return [(turn["speaker"], float(turn["start"]), float(turn["end"])) for turn in merged], centroids
 
