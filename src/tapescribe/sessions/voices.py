@@ -22,7 +22,6 @@ import numpy as np
 from tapescribe.errors import BadRequest, NotFound
 from tapescribe.sessions.files import read_json, utc_now, write_json_atomic
 
-VOICE_MATCH_THRESHOLD = 0.6  # measured: bench/speakers.py --voices-only (docs/performance.md)
 _VOICE_ID = re.compile(r"[0-9a-f]{32}")
 _EMBEDDING_SIZE = 192
 
