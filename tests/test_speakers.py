@@ -39,7 +39,7 @@ def upload(server, tmp_path, plan: str, **fields) -> tuple[str, list, dict]:
     with server.client() as client, open(path, "rb") as handle:
         answer = client.post("/transcribe-file", files={"file": (path.name, handle)}, data=fields)
     assert answer.status_code == 202, answer.text
-    body = server.wait_done(answer.json()["session_id"], timeout=300)
+    body = server.wait_done(answer.json()["session_id"], timeout=600)
     assert body["status"]["status"] == "done" and not body["status"]["message"], body["status"]
     return body["id"], conversation.turns, body
 
@@ -382,3 +382,58 @@ def test_a_restart_during_the_speakers_step_goes_on_without_transcribing_again(t
     assert done["status"]["status"] == "done" and done["transcription"]["speakers"] == ["S1", "S2"]
     assert len(done["status"]["runs"]) == 1  # transcribed once
     assert done["transcription"]["text"] == transcribed["text"]
+
+
+def test_two_men_with_alike_voices_are_told_apart(speakers_server, tmp_path):
+    """The LibriSpeech reader 61 and the Vosk digits reader: CAM++ finds their voices 0.62 alike, and the
+    former merge threshold (0.575) made them one speaker."""
+    _, turns, body = upload(speakers_server, tmp_path, "EVEVEV", speakers="auto")
+    transcription = body["transcription"]
+    wrong, matching = words_on_wrong_speaker(turns, transcription["segments"])
+    print(f"EVEVEV: {len(transcription['speakers'])} speakers, {wrong:.1f}% of words on the wrong speaker")
+    assert len(transcription["speakers"]) == 2 and sorted(matching.values()) == ["E", "V"]
+    assert wrong <= 5.0
+
+
+def test_a_remembered_voice_names_its_speaker_in_a_new_recording_and_a_stranger_is_not(
+    speakers_server, two_speakers, tmp_path
+):
+    session_id, turns, body = two_speakers
+    _, matching = words_on_wrong_speaker(turns, body["transcription"]["segments"])
+    reader = next(found for found, voice in matching.items() if voice == "B")  # the Sense and Sensibility reader
+    with speakers_server.client() as client:
+        assert client.get("/voices").json()["voices"] == []
+        named = client.patch(f"/session/{session_id}/speakers/{reader}", json={"name": "Elinor", "remember": True})
+        assert named.status_code == 200, named.text
+        voice_id = named.json()["remembered_voices"][reader]
+        listed = client.get("/voices").json()
+        assert [(v["id"], v["name"]) for v in listed["voices"]] == [(voice_id, "Elinor")]
+        assert "embedding" not in listed["voices"][0] and 0 < listed["match_threshold"] < 1
+    try:
+        # a new recording: the reader with Leopard's speaker, whom nobody named
+        new_id, new_turns, new_body = upload(speakers_server, tmp_path, "CBCB", speakers="auto")
+        transcription = new_body["transcription"]
+        _, new_matching = words_on_wrong_speaker(new_turns, transcription["segments"])
+        found = {voice: speaker for speaker, voice in new_matching.items()}
+        matches = transcription["speaker_matches"]
+        print(f"remembered voice matched: {matches}")
+        assert list(matches) == [found["B"]]  # the stranger (C) is not taken for Elinor
+        assert matches[found["B"]]["voice"] == voice_id and matches[found["B"]]["name"] == "Elinor"
+        assert listed["match_threshold"] <= matches[found["B"]]["similarity"] <= 1
+        assert new_body["speaker_names"] == {found["B"]: "Elinor"}
+        with speakers_server.client() as client:
+            # a wrong match is undone: the name and the match go, and labelling again does not bring them back
+            undone = client.patch(f"/session/{new_id}/speakers/{found['B']}", json={"forget_match": True})
+            assert undone.status_code == 200, undone.text
+            assert undone.json()["speaker_names"] == {}
+            again = client.get(f"/session/{new_id}").json()
+            assert "speaker_matches" not in again["transcription"]
+            assert (
+                client.patch(f"/session/{new_id}/speakers/{found['B']}", json={"forget_match": True}).status_code == 404
+            )
+    finally:
+        with speakers_server.client() as client:
+            assert client.delete(f"/voices/{voice_id}").json() == {"deleted": voice_id}
+            assert client.delete(f"/voices/{voice_id}").status_code == 404
+            assert client.delete("/voices/..%2Fsessions").status_code == 404
+            assert client.get("/voices").json()["voices"] == []

@@ -10,7 +10,18 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tapescribe import __version__
-from tapescribe.api import events, library, live_ws, login, openai_compat, sessions, speakers, system, transcribe
+from tapescribe.api import (
+    events,
+    library,
+    live_ws,
+    login,
+    openai_compat,
+    sessions,
+    speakers,
+    system,
+    transcribe,
+    voices,
+)
 from tapescribe.api.errors import error_responses, install_error_handlers
 from tapescribe.api.security import TrustBoundary
 from tapescribe.api.throttle import KeyThrottle
@@ -57,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         sessions.router,
         library.router,
         speakers.router,
+        voices.router,
         events.router,
         live_ws.router,
         openai_compat.router,

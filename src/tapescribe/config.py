@@ -276,12 +276,22 @@ class Settings(BaseSettings):
         "real time and about 1 GB of memory to a job.",
     )
     speaker_merge_threshold: float = Field(
-        0.575,
+        0.7,
         gt=0,
         le=1,
         description="Two speaker clusters whose centres are at least this similar (cosine) are taken for one "
-        "speaker (senko's mer_cos). Lower merges more. Measured on conversations of the shared recordings "
-        "(bench/speakers.py): 0.55 merged two people, 0.6 split one voice in two; senko's own 0.875 splits more.",
+        "speaker, in recordings under 20 minutes (longer ones use 0.575, measured on 20-minute conversations). "
+        "Lower merges more. Measured on conversations of the shared recordings and LibriSpeech voices "
+        "(bench/speakers.py, docs/performance.md): at 0.575 two men whose voices are 0.6 alike became one speaker.",
+    )
+    speaker_voice_match_threshold: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="A speaker whose voice is at least this similar (cosine of CAM++ embeddings) to a remembered "
+        "voice (a speaker named with `remember`) is named by it; the transcript's `speaker_matches` shows the "
+        "similarity. Lower names more speakers, strangers included: on the measured voices 0.7 took no stranger "
+        "(0 of 72 pairs) and 0.6 took 6 of 72 (docs/performance.md).",
     )
 
     def api_key_value(self) -> str | None:
@@ -354,6 +364,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def voices_dir(self) -> Path:
+        """Remembered voices, one JSON file each (sessions/voices.py)."""
+        return self.data_dir / "voices"
 
     @property
     def numba_cache_dir(self) -> Path:

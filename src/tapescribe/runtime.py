@@ -28,6 +28,7 @@ from tapescribe.sessions.locks import FileLocks, SessionLocks
 from tapescribe.sessions.service import SessionService
 from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import SessionStore
+from tapescribe.sessions.voices import VoiceStore
 
 
 def decode_defaults(settings: Settings) -> DecodeOptions:
@@ -124,7 +125,13 @@ class Runtime:
             )
         self.speakers = SpeakerLabelling(
             self.sessions,
-            SpeakerDiarizer(DiarizerSettings(settings.speaker_merge_threshold, settings.numba_cache_dir)),
+            SpeakerDiarizer(
+                DiarizerSettings(
+                    merge_threshold=settings.speaker_merge_threshold, numba_cache_dir=settings.numba_cache_dir
+                )
+            ),
+            VoiceStore(settings.voices_dir),
+            settings.speaker_voice_match_threshold,
         )
         self.transcription = TranscriptionJob(
             self.sessions,

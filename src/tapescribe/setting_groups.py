@@ -61,7 +61,7 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
         "max_concurrent_decodes",
         "clip_batch",
     ),
-    "Speakers": ("speakers", "speaker_merge_threshold"),
+    "Speakers": ("speakers", "speaker_merge_threshold", "speaker_voice_match_threshold"),
 }
 TUNING_KNOBS = frozenset(
     {
@@ -90,5 +90,6 @@ TUNING_KNOBS = frozenset(
         "max_concurrent_decodes",
         "clip_batch",
         "speaker_merge_threshold",
+        "speaker_voice_match_threshold",
     }
 )

