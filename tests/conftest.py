@@ -6,6 +6,7 @@ own, so any test can check that the product never wrote a temporary file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -201,15 +202,33 @@ def engine_records(model, path: Path, window_seconds: float | None = None) -> li
     return list(transcribe_windows(model, pcm_blocks(path), options, window_seconds=window))
 
 
+def _remembered(kind: str, model, path: Path, compute) -> str:
+    """`compute()`, once per kind, model and recording (by its bytes) in this test process: several tests
+    compare the server with the same recording, or with a copy of it the server stored."""
+    key = (kind, id(model), hashlib.sha256(path.read_bytes()).hexdigest())
+    if key not in _REFERENCE_TEXTS:
+        _REFERENCE_TEXTS[key] = compute()
+    return _REFERENCE_TEXTS[key]
+
+
+_REFERENCE_TEXTS: dict[tuple[str, int, str], str] = {}  # a cache of what the library computes, for _remembered
+
+
 def library_text(model, path: Path) -> str:
     """The server's engine run in-process over the whole file with its default settings (what a job writes)."""
-    return "".join(record["text"] for record in engine_records(model, path)).strip()
+    return _remembered(
+        "engine", model, path, lambda: "".join(record["text"] for record in engine_records(model, path)).strip()
+    )
 
 
 def library_default_text(model, path: Path) -> str:
     """faster-whisper's `transcribe` with nothing changed: the library's own defaults, as a user gets them."""
-    segments, _ = model.transcribe(str(path))
-    return "".join(segment.text for segment in segments).strip()
+
+    def transcribe() -> str:
+        segments, _ = model.transcribe(str(path))
+        return "".join(segment.text for segment in segments).strip()
+
+    return _remembered("default", model, path, transcribe)
 
 
 def wer(references: list[str], hypotheses: list[str]) -> float:
