@@ -406,8 +406,11 @@ LONGEST_FIRST = (
 
 
 def longest_first(item: pytest.Item) -> int:
-    name = Path(str(item.fspath)).name
-    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    """The file's place in the run: LONGEST_FIRST's, then the other server files, then the in-process ones."""
+    path = Path(str(item.fspath))
+    if path.name in LONGEST_FIRST:
+        return LONGEST_FIRST.index(path.name)
+    return len(LONGEST_FIRST) + (path.parent.name == "fast")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
