@@ -143,7 +143,11 @@ class Server:
         deadline = time.monotonic() + timeout
         with self.client() as client:
             while time.monotonic() < deadline:
-                body = client.get(f"/session/{session_id}").json()
+                try:
+                    body = client.get(f"/session/{session_id}").json()
+                except httpx.TransportError:  # a kept-alive connection the server closed as it was reused
+                    time.sleep(0.2)
+                    continue
                 if body["status"]["status"] not in ("queued", "processing"):
                     return body
                 time.sleep(0.2)
