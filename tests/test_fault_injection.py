@@ -11,6 +11,7 @@ and after the restart (and after a clean one) the index agrees with the files in
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -28,7 +29,10 @@ from websockets.sync.client import connect
 from conftest import AUDIO_DIR, ENGLISH_FILES, audio_file, engine_records, make_server, read_pcm, wer, write_wav
 from tapescribe.sessions.store import LOCK_FILE, WRITE_LOCK_FILE
 
-KILLS = 32
+# Kills in the random-moment test: 12 in `make test` (each of the five kinds of work killed at least twice),
+# 32 with TAPESCRIBE_TEST_THOROUGH=1, or any number with TAPESCRIBE_FAULT_KILLS (CONTRIBUTING.md).
+THOROUGH = os.environ.get("TAPESCRIBE_TEST_THOROUGH") == "1"
+KILLS = int(os.environ.get("TAPESCRIBE_FAULT_KILLS", "32" if THOROUGH else "12"))
 SEED = int(os.environ.get("TAPESCRIBE_FAULT_SEED", "20261124"))
 WINDOW_SECONDS = 60  # several windows per long file, so kills land mid-window and at window edges
 UNFINISHED = ("queued", "processing")
@@ -125,9 +129,13 @@ def wait_all_finished(server, timeout: float = 600) -> list[dict]:
     raise AssertionError(f"sessions did not finish:\n{server.log()}")
 
 
-def uninterrupted_text(model, audio_path) -> str:
-    """The same engine over the same stored audio, from the start, with nothing in between."""
-    return "".join(segment["text"] for segment in engine_records(model, audio_path, WINDOW_SECONDS)).strip()
+def uninterrupted_text(model, audio_path, known: dict[bytes, str]) -> str:
+    """The same engine over the same stored audio, from the start, with nothing in between (run once per
+    distinct recording: most sessions hold a byte-identical copy of one of the two uploads)."""
+    digest = hashlib.sha256(audio_path.read_bytes()).digest()
+    if digest not in known:
+        known[digest] = "".join(s["text"] for s in engine_records(model, audio_path, WINDOW_SECONDS)).strip()
+    return known[digest]
 
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, library_model):
@@ -193,7 +201,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, l
                 continue
             assert status["status"] == "done", (row, status, server.log())
         # each transcript equals an uninterrupted run over its stored audio
-        rates = []
+        rates, known = [], {}
         with server.client() as client:
             for session_id in sorted(on_disk & ledger.acknowledged):
                 body = client.get(f"/session/{session_id}").json()
@@ -202,7 +210,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, l
                     None,
                 )
                 assert audio is not None, body
-                expected = uninterrupted_text(library_model, audio)
+                expected = uninterrupted_text(library_model, audio, known)
                 rate = wer([expected], [body["transcription"]["text"]])
                 rates.append(rate)
                 assert rate <= 1.0, (session_id, expected, body["transcription"]["text"], body["status"]["runs"])
@@ -210,7 +218,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path_factory, recordings, l
             f"fault injection: {len(rates)} acknowledged sessions checked, worst WER against an "
             f"uninterrupted run {max(rates, default=0):.2f}%, deleted {len(ledger.deleted)}"
         )
-        assert len(rates) >= 10
+        assert len(rates) >= KILLS * 10 // 32  # about a third of the kills left an acknowledged session
         # uploads cut off before they were acknowledged are not sessions; they are shown, not hidden
         with server.client() as client:
             storage = client.get("/storage").json()

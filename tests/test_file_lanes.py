@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -132,23 +133,16 @@ def test_what_between_calls_raises_stops_the_lanes(runtime, long_speech):
     assert not [thread for thread in threading.enumerate() if thread.name.startswith(("lane", "lane-batcher"))]
 
 
-def test_the_first_lane_is_saved_as_it_decodes_and_closing_early_ends_the_lanes(runtime, long_speech):
+def test_the_first_lane_is_saved_as_it_decodes_and_closing_early_ends_the_lanes(runtime, group_run):
     """A job saves a group's first lane segment by segment (so progress shows and a crash costs less
     than the group), and a job that stops there (a cancel, a lost lease) closes the generator: every
     lane and the batching thread end at their next model call."""
-    path, _ = long_speech
-    audio = np.concatenate(list(pcm_blocks(path)))[: 150 * SAMPLE_RATE]
-    model = runtime.models.get()
-    options = decode_defaults(runtime.settings)
-    calls: list[str] = []
-    records = transcribe_lane_groups(model, [audio], options, lanes=LANES, between_calls=lambda: calls.append("call"))
-    first = next(records)
-    calls_before_first = len(calls)
-    rest = list(records)
+    audio, model, options = group_run.audio, runtime.models.get(), decode_defaults(runtime.settings)
+    first, rest, calls_before_first = group_run.records[0], group_run.records[1:], group_run.calls_before_first
     assert first["start"] < 75 and all(first["start"] <= record["start"] for record in rest)
-    assert calls_before_first < len(calls) // 2, (calls_before_first, len(calls))  # long before the group ended
+    assert calls_before_first < group_run.calls // 2, (calls_before_first, group_run.calls)  # long before the end
 
-    calls.clear()
+    calls: list[str] = []
     records = transcribe_lane_groups(model, [audio], options, lanes=LANES, between_calls=lambda: calls.append("call"))
     next(records)
     records.close()
@@ -157,16 +151,11 @@ def test_the_first_lane_is_saved_as_it_decodes_and_closing_early_ends_the_lanes(
     assert closed_after <= calls_before_first + 2  # the lanes stopped; they did not decode the group to its end
 
 
-def test_a_group_in_lanes_shows_progress_while_its_lanes_decode(runtime, long_speech):
+def test_a_group_in_lanes_shows_progress_while_its_lanes_decode(group_run):
     """The other lanes' records come when the group ends, so a job's progress follows where the lanes
     have about got to (the first lane's share of its length): else a 4-lane group of a file under 16
     minutes would move the bar only through its first quarter, then jump."""
-    path, _ = long_speech
-    audio = np.concatenate(list(pcm_blocks(path)))[: 150 * SAMPLE_RATE]
-    heard: list[float] = []
-    model = runtime.models.get()
-    options = decode_defaults(runtime.settings)
-    records = list(transcribe_lane_groups(model, [audio], options, lanes=LANES, on_position=heard.append))
+    heard, records = group_run.heard, group_run.records
     assert {record["window_start"] for record in records} == {0.0}  # one group, of two lanes
     first_lane_end = max(record["end"] for record in records if record["start"] < 75)
     assert heard == sorted(heard) and heard[-1] <= 150.0
@@ -214,16 +203,46 @@ class SpiedExtractor:
         return getattr(self.extractor, name)
 
 
-def test_the_lanes_of_a_group_pass_over_their_whole_audio_on_one_thread(runtime, long_speech, monkeypatch):
+def test_the_lanes_of_a_group_pass_over_their_whole_audio_on_one_thread(group_run):
     """Each lane's whole audio is featurized and searched for speech (VAD) at once, at about 0.8 and
     0.6 MiB a second at the peak, and a thread keeps what it freed: four lane threads doing that
     raised a 30-minute file's peak from 678 to 1266 MiB (engine/lanes.py OnOneThread)."""
-    path, _ = long_speech
-    audio = np.concatenate(list(pcm_blocks(path)))[: 150 * SAMPLE_RATE]
-    overlaps = Overlaps()
-    monkeypatch.setattr(lane_groups, "speech_clips", overlaps.spy(lane_groups.speech_clips))
-    model = copy.copy(runtime.models.get())
-    model.feature_extractor = SpiedExtractor(model.feature_extractor, overlaps)
-    records = list(transcribe_lane_groups(model, [audio], decode_defaults(runtime.settings), lanes=LANES))
+    overlaps, records = group_run.overlaps, group_run.records
     assert records and {record["window_start"] for record in records} == {0.0}  # one group, of two lanes
     assert overlaps.most == 1 and len(overlaps.threads) == 1, overlaps.threads
+
+
+@dataclass
+class GroupRun:
+    """One group of two lanes (the first 150 s) decoded start to end with everything the tests watch."""
+
+    audio: np.ndarray
+    records: list[dict]
+    calls: int  # calls between the lanes' batched model calls
+    calls_before_first: int  # ... before the first record came out
+    heard: list[float]  # the positions reported for progress
+    overlaps: Overlaps  # the VAD and feature extractor calls, and on which threads
+
+
+@pytest.fixture(scope="module")
+def group_run(runtime, long_speech) -> GroupRun:
+    """Decoded once for the three tests that watch a whole group decode (each watched it alone before)."""
+    path, _ = long_speech
+    audio = np.concatenate(list(pcm_blocks(path)))[: 150 * SAMPLE_RATE]
+    overlaps, heard, calls = Overlaps(), list[float](), list[str]()
+    model = copy.copy(runtime.models.get())
+    model.feature_extractor = SpiedExtractor(model.feature_extractor, overlaps)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lane_groups, "speech_clips", overlaps.spy(lane_groups.speech_clips))
+        records = transcribe_lane_groups(
+            model,
+            [audio],
+            decode_defaults(runtime.settings),
+            lanes=LANES,
+            between_calls=lambda: calls.append("call"),
+            on_position=heard.append,
+        )
+        first = next(records)
+        calls_before_first = len(calls)
+        decoded = [first, *records]
+    return GroupRun(audio, decoded, len(calls), calls_before_first, heard, overlaps)

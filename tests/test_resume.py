@@ -1,7 +1,7 @@
 """A resumed job gives the text of an uninterrupted run, wherever in its journal it was stopped.
 
-The job runs in-process (the real TranscriptionJob, tiny.en and joined real speech) with 60-second
-windows, so the three minutes of speech span several of them. One uninterrupted run gives the
+The job runs in-process (the real TranscriptionJob, tiny.en and joined real speech) with 30-second
+windows (the smallest allowed), so the minute and a half of speech spans four of them. One uninterrupted run gives the
 reference and its journal; each case then leaves a new session as a crash after N saved segments
 leaves it (the first N journal lines, status `processing`, the language found) and runs the job again.
 """
@@ -9,16 +9,17 @@ leaves it (the first N journal lines, status `processing`, the language found) a
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import queue_file, wer, write_wav
+from conftest import ENGLISH_FILES, audio_file, queue_file, read_pcm, reference_text, wer, write_wav
 from tapescribe.config import Settings
 from tapescribe.runtime import Runtime
 from tapescribe.sessions.service import DONE, PROCESSING
 
-WINDOW_SECONDS = 60
+WINDOW_SECONDS = 30
 LONGEST_HOLE = 2.0
 
 
@@ -28,6 +29,16 @@ def runtime(tmp_path_factory):
         data_dir=tmp_path_factory.mktemp("resume") / "data", window_seconds=WINDOW_SECONDS, file_lanes=1
     )
     return Runtime(settings)
+
+
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory) -> tuple[Path, list[str]]:
+    """The English recordings joined once with short pauses: about 92 s, windows at 0, 30, 60 and 90 s
+    (conftest's long_recording, twice as long, only made each resume cost more)."""
+    silence = np.zeros(8000, dtype=np.float32)
+    pieces = [piece for name in ENGLISH_FILES for piece in (read_pcm(audio_file(name)), silence)]
+    path = write_wav(tmp_path_factory.mktemp("resume-audio") / "speech.wav", np.concatenate(pieces))
+    return path, [reference_text(name) for name in ENGLISH_FILES]
 
 
 @pytest.fixture(scope="module")
