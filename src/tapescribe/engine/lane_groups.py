@@ -34,7 +34,7 @@ import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.batched import quietest_moment
-from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges, replicas
+from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges, release_free_memory, replicas
 from tapescribe.engine.speech_regions import speech_clips
 from tapescribe.engine.transcriber import (
     DecodeOptions,
@@ -294,6 +294,7 @@ def transcribe_lane_groups(
         group_end = (first_sample + len(audio)) / SAMPLE_RATE
         del audio, per_segment  # let go of the group before the next is read (a one-lane group's segments hold it too)
         segments = []
+        release_free_memory()
         if on_progress is not None:
             on_progress(group_end)
     if language is None and not multilingual:

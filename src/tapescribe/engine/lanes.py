@@ -55,6 +55,19 @@ def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
         return False
 
 
+def release_free_memory() -> bool:
+    """Give the memory malloc holds free back to the system (glibc's malloc_trim); False where it is
+    not glibc. Called after each lane group: what a group's passes freed stayed resident in the
+    arenas, in pieces the next group's allocations did not all fit, and a long job's resident memory
+    climbed group by group (docs/performance.md, Memory)."""
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def replicas(model: Any) -> int:
     """How many calls a faster_whisper.WhisperModel's CTranslate2 model runs at once (its `num_workers`)."""
     return max(1, int(getattr(getattr(model, "model", None), "num_workers", 1) or 1))
