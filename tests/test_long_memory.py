@@ -7,7 +7,7 @@ process loaded as the server loads it (its malloc arenas capped as the server ca
 12-minute job's peak resident memory (the child's ru_maxrss) may exceed the 3-minute one's by at most
 MARGIN_MIB. The 12-minute file is one group of four 180 s lanes, the 3-minute one three 60 s lanes:
 its group's audio, lane features and voice-activity pass hold about 90 MiB more by their nature (the
-server's 180-minute peak against its 10-minute one is in docs/performance.md, Memory). Measured on
+server's peaks by length are in docs/performance.md, Memory). Measured on
 2 busy cores: 431 and 539 MiB (+108); before the fix 465 and 663 MiB (+198).
 
 The recordings are the shared English speech with PAUSE_SECONDS of silence after each recording
