@@ -39,9 +39,11 @@ def varied(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return sped * min(gain, 0.99 / peak)
 
 
-def make(seconds: float, out: Path, audio_dir: Path, seed: int | None = None, first: int = 0) -> tuple[Path, str]:
+def make(
+    seconds: float, out: Path, audio_dir: Path, seed: int | None = None, first: int = 0, pause_seconds: float = 0.5
+) -> tuple[Path, str]:
     """Write the file and return it with its reference transcript; a `seed` makes the varied file, and
-    the plain file's passes start at the `first` recording."""
+    the plain file's passes start at the `first` recording, each followed by `pause_seconds` of silence."""
     rng = np.random.default_rng(seed) if seed is not None else None
     paths = english_recordings(audio_dir)
     paths = paths[first % len(paths) :] + paths[: first % len(paths)]
@@ -52,8 +54,8 @@ def make(seconds: float, out: Path, audio_dir: Path, seed: int | None = None, fi
         order = list(recordings) if rng is None else [list(recordings)[i] for i in rng.permutation(len(recordings))]
         for path in order:
             samples = recordings[path] if rng is None else varied(recordings[path], rng)
-            pause_seconds = 0.5 if rng is None else rng.uniform(0.3, 2.0)
-            pause = np.zeros(round(pause_seconds * SAMPLE_RATE), dtype=np.float32)
+            pause_length = pause_seconds if rng is None else rng.uniform(0.3, 2.0)
+            pause = np.zeros(round(pause_length * SAMPLE_RATE), dtype=np.float32)
             pieces += [samples, pause]
             texts.append(texts_of[path])
             total += len(samples) + len(pause)

@@ -109,6 +109,9 @@ def test_concurrent_requests_never_decode_more_than_the_limit_at_once(server_wit
         assert next_start >= end - 0.005, f"two decodes overlapped: {intervals}"  # ms-rounded timestamps
     decodes = health["decodes"]
     assert decodes["slots"] == 1 and decodes["peak_running"] == 1, decodes
+    memory = health["memory"]  # what an operator sizes a server by (docs/deploy.md, Memory)
+    assert 100 * 2**20 < memory["rss_bytes"] <= memory["peak_rss_bytes"], memory  # a model is loaded
+    assert "tiny.en" in memory["loaded_models"], memory
 
 
 def test_clips_sent_together_decode_as_one_batch_each_with_its_own_text(server_with):

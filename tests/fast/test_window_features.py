@@ -15,8 +15,9 @@ from faster_whisper.feature_extractor import FeatureExtractor
 
 from conftest import audio_file, read_pcm
 from tapescribe.engine.audio import SAMPLE_RATE
+from tapescribe.engine.speech_regions import FLOOR_RMS, FRAME, TARGET_RMS, evened_level
 from tapescribe.engine.transcriber import DecodeOptions, Resume, for_transcript, transcribe_windows
-from tapescribe.engine.window_features import feature_ceiling
+from tapescribe.engine.window_features import feature_ceiling, features_in_blocks
 from tapescribe.jobs.journal import resume_point
 
 WINDOW = 30.0
@@ -119,3 +120,30 @@ def test_a_file_that_fits_in_one_window_is_featurized_as_before(loud_then_soft):
 
     run(model, soft, whole_file=whole_file)
     assert np.array_equal(model.seen[0], FeatureExtractor()(soft))
+
+
+@pytest.mark.parametrize("padding", [160, 0])
+def test_a_lane_featurized_in_blocks_has_the_features_of_one_call(loud_then_soft, padding):
+    """Lanes featurize their audio 30 s at a time (window_features.features_in_blocks) to hold one
+    block's transients, not a whole lane's: the features must be the extractor's own, bit for bit,
+    whatever the length (the last block's length, where the loudest frame is)."""
+    extractor = FeatureExtractor()
+    for length in (len(loud_then_soft), 61 * SAMPLE_RATE + 5, 97 * SAMPLE_RATE + 159, 119 * SAMPLE_RATE + 1):
+        audio = np.ascontiguousarray(loud_then_soft[::-1][:length])  # the soft part first, the loudest frame last
+        whole = extractor(audio, padding=padding)
+        assert np.array_equal(features_in_blocks(extractor, audio, padding=padding), whole), length
+
+
+def test_speech_is_evened_in_pieces_as_all_at_once(loud_then_soft):
+    """The VAD's copy of a lane brought to one level (speech_regions.evened_level) is made 30 s at a
+    time; each sample must be what the whole computation gives it."""
+    audio = loud_then_soft[: 95 * SAMPLE_RATE + 77]
+    frames = int(np.ceil(len(audio) / FRAME))
+    padded = np.zeros(frames * FRAME, dtype=np.float32)
+    padded[: len(audio)] = audio
+    rms = np.sqrt(np.mean(padded.reshape(frames, FRAME) ** 2, axis=1))
+    spread = np.maximum.reduce([np.roll(rms, shift) for shift in (-2, -1, 0, 1, 2)])
+    gain = TARGET_RMS / np.maximum(spread, FLOOR_RMS)
+    per_sample = np.interp(np.arange(len(audio)), np.arange(frames) * FRAME + FRAME / 2, gain)
+    expected = np.clip(audio * per_sample, -1.0, 1.0).astype(np.float32)  # all at once, as it was
+    assert np.array_equal(evened_level(audio), expected)

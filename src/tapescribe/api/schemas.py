@@ -232,12 +232,21 @@ class Decodes(Record):
     live_steps: int = Field(description="Live streams and chunks being captioned now (long jobs pause meanwhile)")
 
 
+class Memory(Record):
+    """The serving process's memory (`tapescribe worker` processes are not counted; docs/deploy.md, Memory)."""
+
+    rss_bytes: int = Field(description="Resident memory of the serving process now")
+    peak_rss_bytes: int = Field(description="The most resident memory the serving process has held since it started")
+    loaded_models: list[str] = Field(description="Models held in memory now (at most max_loaded_models)")
+
+
 class Health(Record):
     status: Literal["ok"]
     version: str
     default_model: str = Field(description="'auto', or the model TAPESCRIBE_MODEL pins for every job")
     queue_pending: int
     decodes: Decodes
+    memory: Memory
     max_upload_bytes: int
     login_required: bool
 

@@ -26,7 +26,7 @@ from tapescribe.api.schemas import (
     VersionList,
 )
 from tapescribe.errors import BadRequest
-from tapescribe.sessions.exports import EXPORT_MEDIA_TYPES, render
+from tapescribe.sessions.exports import EXPORT_MEDIA_TYPES, render_parts
 from tapescribe.sessions.ids import checked_session_id
 
 router = APIRouter(tags=["sessions"], responses=error_responses(422))
@@ -284,6 +284,10 @@ def export_session(request: Request, session_id: str, fmt: str) -> Response:
     sessions = runtime_of(request).sessions
     session_id = checked_session_id(session_id)
     session = sessions.session(session_id)
-    body = render(sessions.transcription(session_id), fmt, session)
+    parts = render_parts(sessions.transcription(session_id), fmt, session)  # streamed: never held whole
     filename = f"{_safe_name(session.get('title') or session_id)}.{fmt}"
-    return Response(body, media_type=EXPORT_MEDIA_TYPES[fmt], headers={"Content-Disposition": attachment(filename)})
+    return StreamingResponse(
+        (part.encode("utf-8") for part in parts),
+        media_type=EXPORT_MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": attachment(filename)},
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,9 +37,22 @@ def health(request: Request) -> dict:
         "default_model": runtime.models.default_name,
         "queue_pending": runtime.queue.pending(),
         "decodes": asdict(runtime.decodes.state()),
+        "memory": {**process_memory(), "loaded_models": runtime.models.loaded()},
         "max_upload_bytes": runtime.settings.max_upload_bytes,
         "login_required": runtime.settings.api_key_value() is not None,
     }
+
+
+def process_memory() -> dict[str, int]:
+    """This process's resident memory now and at its peak, in bytes (from /proc where there is one)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB elsewhere
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+        rss = resident_pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        rss = peak  # no /proc: the peak is the best figure there is
+    return {"rss_bytes": rss, "peak_rss_bytes": max(peak, rss)}
 
 
 @router.get("/models", response_model=ModelList)

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from tapescribe.engine.audio import SAMPLE_RATE, read_ahead
+from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.base import LanguageFound, SpeechModel
 from tapescribe.engine.batched import quietest_moment
-from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges, replicas
+from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges, release_free_memory, replicas
 from tapescribe.engine.speech_regions import speech_clips
 from tapescribe.engine.transcriber import DecodeOptions, Resume, carried_context, segment_record
 from tapescribe.engine.whisper_adapter import (
@@ -74,27 +74,53 @@ def read_groups(
 ) -> Iterator[tuple[int, np.ndarray, bool]]:
     """(first sample in the file, audio, whether it is the last) of each group of `blocks` (from `first_sample`).
 
-    At most one group and one block are held at once. Group ends are a function of the audio from
-    `first_sample` on, whatever the block sizes, so a resume at a group start finds the same groups.
+    Each group is read into one array of its own, filled block by block (a list of blocks joined
+    at the end held the group twice, and the next group's tail kept the whole previous group
+    alive: three groups at the join); only the audio after a group's cut is copied into the next.
+    A caller that lets go of a group before asking for the next holds one group at a time.
+    Group ends are a function of the audio from `first_sample` on, whatever the block sizes, so a
+    resume at a group start finds the same groups.
     """
     source = iter(blocks)
-    pending: list[np.ndarray] = []
-    pending_samples = 0
+    carried: list[np.ndarray] = []  # audio read past the previous group's cut
     finished = False
     position = first_sample
     while True:
-        if not finished:  # more than a group, so a group that is not the last is known as such
-            pending_samples, finished = read_ahead(source, pending, pending_samples, group_samples + 1)
-        if pending_samples == 0:
+        audio, finished = _filled(source, carried, group_samples + 1, finished)
+        if len(audio) == 0:
             return
-        audio = np.concatenate(pending) if len(pending) > 1 else pending[0]
         if finished and len(audio) <= group_samples:
             yield position, audio, True
             return
         seconds = group_samples / SAMPLE_RATE
         end = round(quietest_moment(audio[:group_samples], seconds - GROUP_CUT_SECONDS, seconds) * SAMPLE_RATE)
-        yield position, audio[:end], False
-        pending, pending_samples, position = [audio[end:]], len(audio) - end, position + end
+        carried.insert(0, audio[end:].copy())  # a copy: a view would keep this whole group alive
+        position += end
+        yield position - end, audio[:end], False
+
+
+def _filled(
+    source: Iterator[np.ndarray], carried: list[np.ndarray], wanted: int, finished: bool
+) -> tuple[np.ndarray, bool]:
+    """Up to `wanted` samples in one new array: `carried` first (emptied, with what is read past
+    `wanted` left in it), then blocks of `source`; and whether `source` has ended."""
+    group = np.empty(wanted, dtype=np.float32)  # pages not written (a short last group) cost nothing
+    filled = 0
+    pending, carried[:] = list(carried), []
+    while filled < wanted:
+        block = pending.pop(0) if pending else None
+        if block is None and not finished:
+            block = next(source, None)
+            finished = block is None
+        if block is None:
+            break
+        take = min(len(block), wanted - filled)
+        group[filled : filled + take] = block[:take]
+        filled += take
+        if take < len(block):
+            carried.append(block[take:].copy())
+    carried.extend(pending)
+    return group[:filled], finished
 
 
 def transcribe_lane(
@@ -252,8 +278,12 @@ def transcribe_lane_groups(
         if context is None:
             context = prompt_tokens(model, options.initial_prompt)
         context = carried_context(context, records)
+        group_end = (first_sample + len(audio)) / SAMPLE_RATE
+        del audio, per_segment  # let go of the group before the next is read (a one-lane group's segments hold it too)
+        segments = []
+        release_free_memory()
         if on_progress is not None:
-            on_progress((first_sample + len(audio)) / SAMPLE_RATE)
+            on_progress(group_end)
     if language is None and not multilingual:
         language = "en"
     if language is not None:

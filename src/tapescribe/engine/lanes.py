@@ -34,6 +34,7 @@ from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.base import SpeechModel
 from tapescribe.engine.batched import quietest_moment
 from tapescribe.engine.whisper_adapter import calling_through, decoders, generator, start_token
+from tapescribe.engine.window_features import features_in_blocks
 
 CUT_SEARCH_SECONDS = 10.0  # a lane edge is the quietest moment within this much of its even share
 GATHER_SECONDS = 0.1  # a lane busy in Python longer than this is left for the next batch
@@ -51,6 +52,19 @@ def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
 
     try:
         return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):
+        return False
+
+
+def release_free_memory() -> bool:
+    """Give the memory malloc holds free back to the system (glibc's malloc_trim); False where it is
+    not glibc. Called after each lane group: what a group's passes freed stayed resident in the
+    arenas, in pieces the next group's allocations did not all fit, and a long job's resident memory
+    climbed group by group (docs/performance.md, Memory)."""
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
         return False
 
@@ -79,8 +93,9 @@ class OnOneThread:
     faster-whisper featurizes a lane's whole audio at once, and Silero VAD runs over all of it too,
     at their peaks about 0.8 and 0.6 MiB per second of it. glibc keeps what a thread freed in that
     thread's own arena, so four lane threads doing it kept four such peaks; capping malloc's arenas
-    (cap_malloc_arenas) alone did not undo that, the two together did. Every other attribute is the
-    extractor's.
+    (cap_malloc_arenas) alone did not undo that, the two together did. The features are computed 30 s
+    at a time (window_features.features_in_blocks: the same bits at the memory of a block). Every other
+    attribute is the extractor's.
     """
 
     def __init__(self, extractor: Any, thread: ThreadPoolExecutor) -> None:
@@ -88,7 +103,7 @@ class OnOneThread:
         self._thread = thread
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._thread.submit(self._extractor, *args, **kwargs).result()
+        return self._thread.submit(features_in_blocks, self._extractor, *args, **kwargs).result()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._extractor, name)

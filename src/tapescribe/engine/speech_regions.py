@@ -30,16 +30,23 @@ from tapescribe.engine.whisper_adapter import speech_timestamps
 FRAME = SAMPLE_RATE // 5  # 0.2 s
 TARGET_RMS = 0.05
 FLOOR_RMS = 10 ** (-70 / 20)  # quieter than this is silence, not soft speech, and is not raised
+PIECE_FRAMES = 150  # evened_level works 30 s at a time
 SOUND_DBFS = -60.0  # a window whose every 0.2 s frame is quieter than this holds nothing to decode
 SPREAD_DB = 10.0  # a stretch whose frame levels spread over this much may be speech the VAD did not hear
 
 
 def frame_rms(audio: np.ndarray) -> np.ndarray:
-    """The RMS of each 0.2 s frame (the last one zero-padded)."""
+    """The RMS of each 0.2 s frame (the last one zero-padded), PIECE_FRAMES at a time (no padded copy
+    of a whole lane)."""
     frames = max(1, int(np.ceil(len(audio) / FRAME)))
-    padded = np.zeros(frames * FRAME, dtype=np.float32)
-    padded[: len(audio)] = audio
-    return np.sqrt(np.mean(padded.reshape(frames, FRAME) ** 2, axis=1))
+    rms = np.empty(frames, dtype=np.float32)
+    for first in range(0, frames, PIECE_FRAMES):
+        last = min(frames, first + PIECE_FRAMES)
+        piece = np.zeros((last - first) * FRAME, dtype=np.float32)
+        real = audio[first * FRAME : last * FRAME]
+        piece[: len(real)] = real
+        rms[first:last] = np.sqrt(np.mean(piece.reshape(last - first, FRAME) ** 2, axis=1))
+    return rms
 
 
 def holds_sound(audio: np.ndarray) -> bool:
@@ -79,7 +86,10 @@ def with_unheard_stretches(audio: np.ndarray, spans: list[tuple[int, int]]) -> l
 
 
 def evened_level(audio: np.ndarray) -> np.ndarray:
-    """The audio with its short-term RMS brought to one level, the gain changing smoothly."""
+    """The audio with its short-term RMS brought to one level, the gain changing smoothly.
+
+    Worked out PIECE_FRAMES at a time (the per-sample gain is float64: over a whole 240 s lane at
+    once it held about 0.2 MiB per second of audio), each sample as it would be all at once."""
     if len(audio) == 0:
         return audio
     rms = frame_rms(audio)
@@ -88,8 +98,12 @@ def evened_level(audio: np.ndarray) -> np.ndarray:
     spread = np.maximum.reduce([np.roll(rms, shift) for shift in (-2, -1, 0, 1, 2)])
     gain = TARGET_RMS / np.maximum(spread, FLOOR_RMS)
     centres = np.arange(frames) * FRAME + FRAME / 2
-    per_sample = np.interp(np.arange(len(audio)), centres, gain)
-    return np.clip(audio * per_sample, -1.0, 1.0).astype(np.float32)
+    evened = np.empty(len(audio), dtype=np.float32)
+    for first in range(0, len(audio), PIECE_FRAMES * FRAME):
+        last = min(len(audio), first + PIECE_FRAMES * FRAME)
+        per_sample = np.interp(np.arange(first, last), centres, gain)
+        evened[first:last] = np.clip(audio[first:last] * per_sample, -1.0, 1.0)
+    return evened
 
 
 def speech_clips(audio: np.ndarray, vad_parameters: dict[str, float]) -> list[float] | None:

@@ -29,6 +29,10 @@ BLOCK_SAMPLES = 30 * SAMPLE_RATE
 HOP = 160  # every Whisper model's hop_length: frame k is centred on sample k * HOP
 EDGE = 2 * HOP  # more than half an FFT (200 samples): frames this far in see only the audio one pass sees
 END_PADDING = 160  # the zeros FeatureExtractor appends to what it is handed
+# features_in_blocks starts each block's audio this many frames before its first frame (more than
+# EDGE), a multiple of the frames the mel filters' matrix product is tiled in: every frame's column
+# then sits where it sits in one pass's product, the last ones too, and gets the very same bits.
+ALIGNED_FRAMES = 64
 
 
 def feature_ceiling(extractor: Any, blocks: Iterable[np.ndarray]) -> float | None:
@@ -114,3 +118,40 @@ def featurizes_windows(model: SpeechModel) -> bool:
     """Whether `model` featurizes a window as one (a sequential WhisperModel). The batched pipeline
     featurizes each piece of at most 30 s apart, as it does in one pass: nothing to make equal."""
     return is_sequential(model)
+
+
+def log_mel(extractor: Any, audio: np.ndarray) -> np.ndarray:
+    """faster-whisper FeatureExtractor's log10 mel spectrogram of `audio` before its floor and scaling
+    (its own steps: Hann window, STFT, power, mel filters, log10); the last frame dropped as it drops it."""
+    window = np.hanning(extractor.n_fft + 1)[:-1].astype("float32")
+    stft = extractor.stft(audio, extractor.n_fft, extractor.hop_length, window=window, return_complex=True)
+    magnitudes = np.abs(stft.astype("complex64")[..., :-1]) ** 2
+    return np.log10(np.clip(extractor.mel_filters @ magnitudes, a_min=1e-10, a_max=None))
+
+
+def features_in_blocks(extractor: Any, waveform: np.ndarray, padding: int = END_PADDING, chunk_length: Any = None):
+    """What `extractor(waveform, padding)` returns, computed BLOCK_SAMPLES at a time: bit for bit the
+    same features, at the memory of one block's transients instead of the whole audio's (about 0.7 MiB
+    per second of it: 176 MiB for a 240 s lane). Each block is featurized with EDGE samples of its
+    neighbours, the first from the audio's start and the last to its padded end (the reflections at
+    the edges as in one pass); the whole is then floored 8 decades below its loudest frame and
+    scaled, as the extractor does. A `chunk_length` goes to the extractor itself."""
+    audio = np.asarray(waveform, dtype=np.float32)
+    if chunk_length is not None or len(audio) <= 2 * BLOCK_SAMPLES:
+        return extractor(audio, padding=padding, chunk_length=chunk_length)
+    padded_length = len(audio) + padding
+    frames = padded_length // HOP
+    features = np.empty((len(extractor.mel_filters), frames), dtype=np.float32)
+    step = BLOCK_SAMPLES // HOP // ALIGNED_FRAMES * ALIGNED_FRAMES  # frames per block
+    for first in range(0, frames, step):
+        last = min(frames, first + step)
+        lead = min(ALIGNED_FRAMES, first) * HOP
+        if last < frames:
+            piece = audio[first * HOP - lead : last * HOP + EDGE]
+        else:  # the end, with the zeros the extractor appends
+            piece = np.pad(audio[first * HOP - lead :], (0, padding)) if padding else audio[first * HOP - lead :]
+        features[:, first:last] = log_mel(extractor, piece)[:, lead // HOP :][:, : last - first]
+    features = np.maximum(features, features.max() - 8.0, out=features)
+    features += 4.0
+    features /= 4.0
+    return features

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tapescribe.errors import BadRequest
@@ -16,7 +17,17 @@ EXPORT_MEDIA_TYPES = {
     "json": "application/json",
     "tsv": "text/tab-separated-values; charset=utf-8",
 }
-__all__ = ["EXPORT_MEDIA_TYPES", "MAX_CUE_LINES", "MAX_CUE_SECONDS", "MAX_LINE_WIDTH", "cues", "render", "speaker_cues"]
+__all__ = [
+    "EXPORT_MEDIA_TYPES",
+    "MAX_CUE_LINES",
+    "MAX_CUE_SECONDS",
+    "MAX_LINE_WIDTH",
+    "cues",
+    "render",
+    "render_parts",
+    "speaker_cues",
+]
+PART_CHARS = 64 * 1024  # an export streams in parts of about this many characters
 
 
 def _clock(seconds: float, separator: str) -> str:
@@ -34,37 +45,63 @@ def cues(segments: list[dict[str, Any]]) -> list[tuple[float, float, str]]:
 
 
 def render(transcription: dict[str, Any] | None, fmt: str, session: dict[str, Any] | None = None) -> str:
-    """The transcript as `fmt`. With speakers labelled, each format names them: txt starts each change
-    of speaker with "Name: ", WebVTT puts cues in <v Name> spans, SRT prefixes "Name: ", TSV has a
-    speaker column and JSON carries `speaker` on segments and words plus `speaker_names`."""
+    """The transcript as `fmt`, whole (render_parts says what each format holds)."""
+    return "".join(render_parts(transcription, fmt, session))
+
+
+def render_parts(
+    transcription: dict[str, Any] | None, fmt: str, session: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """The transcript as `fmt`, in pieces of about PART_CHARS (a download streams them: a long
+    transcript's export is never held whole beside the transcript). BadRequest at once for an unknown
+    format. With speakers labelled, each format names them: txt starts each change of speaker with
+    "Name: ", WebVTT puts cues in <v Name> spans, SRT prefixes "Name: ", TSV has a speaker column and
+    JSON carries `speaker` on segments and words plus `speaker_names`."""
     if fmt not in EXPORT_MEDIA_TYPES:
         raise BadRequest(f"Unknown export format {fmt!r}; use one of {', '.join(EXPORT_MEDIA_TYPES)}.")
     transcription = transcription or {"text": "", "segments": []}
-    segments = transcription.get("segments") or []
     names = speaker_names(session or {}, transcription)
     if fmt == "txt":
-        return _text(transcription, names)
+        return iter([_text(transcription, names)])
     if fmt == "json":
         extra = {"speaker_names": names} if names else {}
-        return json.dumps({"session": session, **transcription, **extra}, ensure_ascii=False, indent=1)
+        whole = {"session": session, **transcription, **extra}
+        return _joined_parts(json.JSONEncoder(ensure_ascii=False, indent=1).iterencode(whole))
+    return _joined_parts(_lines_of(transcription.get("segments") or [], fmt, names))
+
+
+def _lines_of(segments: list[dict[str, Any]], fmt: str, names: dict[str, str]) -> Iterator[str]:
     if fmt == "tsv":
-        lines = ["start\tend\tspeaker\ttext" if names else "start\tend\ttext"]
+        yield "start\tend\tspeaker\ttext\n" if names else "start\tend\ttext\n"
         for segment in segments:
             text = segment["text"].strip().replace("\t", " ").replace("\n", " ")
             who = f"{_name(names, segment.get('speaker'))}\t" if names else ""
-            lines.append(f"{int(segment['start'] * 1000)}\t{int(segment['end'] * 1000)}\t{who}{text}")
-        return "\n".join(lines) + "\n"
-    parts = ["WEBVTT\n"] if fmt == "vtt" else []
+            yield f"{int(segment['start'] * 1000)}\t{int(segment['end'] * 1000)}\t{who}{text}\n"
+        return
+    if fmt == "vtt":
+        yield "WEBVTT\n"
     for number, (start, end, text, speaker) in enumerate(speaker_cues(segments), 1):
         name = _name(names, speaker) if names else ""
+        gap = "\n" if number > 1 or fmt == "vtt" else ""  # cues apart by one empty line
         if fmt == "srt":
-            parts.append(
-                f"{number}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{name + ': ' if name else ''}{text}\n"
-            )
+            yield f"{gap}{number}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{name + ': ' if name else ''}{text}\n"
         else:
             voice = f"<v {_vtt_escape(name)}>" if name else ""
-            parts.append(f"{_clock(start, '.')} --> {_clock(end, '.')}\n{voice}{text}\n")
-    return "\n".join(parts)
+            yield f"{gap}{_clock(start, '.')} --> {_clock(end, '.')}\n{voice}{text}\n"
+
+
+def _joined_parts(pieces: Iterable[str]) -> Iterator[str]:
+    """The pieces joined into parts of about PART_CHARS (the JSON encoder yields a piece per token)."""
+    held: list[str] = []
+    size = 0
+    for piece in pieces:
+        held.append(piece)
+        size += len(piece)
+        if size >= PART_CHARS:
+            yield "".join(held)
+            held, size = [], 0
+    if held:
+        yield "".join(held)
 
 
 def _name(names: dict[str, str], speaker: str | None) -> str:

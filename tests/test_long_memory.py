@@ -1,0 +1,62 @@
+"""A long file job's memory does not climb with the recording's length (issue 28).
+
+Lanes (the default for files of 2 minutes or more on a CPU) once held a group's audio three times
+while reading the next one and featurized each lane whole, so a job's peak grew with the group and
+the file. Here tiny.en transcribes a 3-minute and a 12-minute recording in lanes, each in a child
+process loaded as the server loads it (its malloc arenas capped as the server caps them), and the
+12-minute job's peak resident memory (the child's ru_maxrss) may exceed the 3-minute one's by at most
+MARGIN_MIB. The 12-minute file is one group of four 180 s lanes, the 3-minute one three 60 s lanes:
+its group's audio, lane features and voice-activity pass hold about 90 MiB more by their nature (the
+server's peaks by length are in docs/performance.md, Memory). Measured on
+2 busy cores: 431 and 539 MiB (+108); before the fix 465 and 663 MiB (+198).
+
+The recordings are the shared English speech with PAUSE_SECONDS of silence after each recording
+(tests/long_audio.py `make`), so each lane holds speech to decode while most of the audio is read,
+featurized and searched for speech as any audio is, at a fraction of the decoding.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import AUDIO_DIR
+from long_audio import make
+
+MARGIN_MIB = 150
+PAUSE_SECONDS = 40.0
+
+CHILD = """
+import sys
+from pathlib import Path
+from tapescribe.config import Settings
+from tapescribe.engine.audio import pcm_blocks
+from tapescribe.engine.lane_groups import transcribe_lane_groups
+from tapescribe.engine.lanes import cap_malloc_arenas
+from tapescribe.engine.models import ModelPool, ModelSettings
+from tapescribe.engine.transcriber import DecodeOptions
+
+settings = Settings()
+decoders = ModelSettings(cpu_threads=settings.cpu_threads, cpu_decoders=settings.decoders)
+model = ModelPool(Path(sys.argv[2]), "tiny.en", decoders).get()
+cap_malloc_arenas()  # as the server does when lanes are on (runtime.prepare_process)
+segments = list(transcribe_lane_groups(model, pcm_blocks(sys.argv[1]), DecodeOptions(), lanes=settings.file_lanes))
+assert segments, "no speech decoded"
+"""
+
+
+def peak_mib(recording: Path, models_dir: Path) -> float:
+    """Peak resident memory (MiB) of a fresh process transcribing `recording` in lanes."""
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(recording), str(models_dir)])
+    _, status, usage = os.wait4(child.pid, 0)
+    assert status == 0, f"the transcription of {recording.name} failed"
+    return usage.ru_maxrss / 1024
+
+
+def test_a_long_job_peaks_where_a_short_one_does(tmp_path):
+    short, _ = make(180, tmp_path / "short.wav", AUDIO_DIR, pause_seconds=PAUSE_SECONDS)
+    long, _ = make(720, tmp_path / "long.wav", AUDIO_DIR, pause_seconds=PAUSE_SECONDS)
+    short_peak, long_peak = peak_mib(short, tmp_path / "models"), peak_mib(long, tmp_path / "models")
+    assert long_peak - short_peak <= MARGIN_MIB, f"12 minutes peaked at {long_peak:.0f} MiB, 3 at {short_peak:.0f}"
