@@ -6,12 +6,24 @@ import contextlib
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tapescribe import __version__
-from tapescribe.api import events, live_ws, login, openai_compat, sessions, speakers, system, transcribe
+from tapescribe.api import (
+    events,
+    live_ws,
+    login,
+    openai_compat,
+    sessions,
+    shares,
+    speakers,
+    system,
+    transcribe,
+    users,
+)
 from tapescribe.api.errors import error_responses, install_error_handlers
+from tapescribe.api.identity import owned_session
 from tapescribe.api.security import TrustBoundary
 from tapescribe.api.throttle import KeyThrottle
 from tapescribe.config import Settings
@@ -52,14 +64,25 @@ def create_app(settings: Settings) -> FastAPI:
         settings.login_free_failures, settings.login_max_wait_seconds, settings.login_forget_seconds
     )
     install_error_handlers(app)
-    app.add_middleware(TrustBoundary, settings=settings, throttle=app.state.key_throttle)
+    app.add_middleware(TrustBoundary, settings=settings, throttle=app.state.key_throttle, users=runtime.users)
     app.include_router(login.router)
     # Every route sits behind the trust boundary: a foreign Host or Origin (403), a missing key (401),
     # a key from an address that sent too many wrong ones (429).
     guarded = error_responses(401, 403, 429)
-    routers = (transcribe.router, sessions.router, speakers.router, events.router, live_ws.router, openai_compat.router)
+    routers = (
+        transcribe.router,
+        sessions.router,
+        speakers.router,
+        events.router,
+        live_ws.router,
+        openai_compat.router,
+        shares.router,
+        users.router,
+    )
     for router in routers:
-        app.include_router(router, responses=guarded)
+        # A route that names a session serves its owner only (404 for anyone else's, as for none).
+        app.include_router(router, responses=guarded, dependencies=[Depends(owned_session)])
+    app.include_router(shares.shared)  # /shared/<id>/<token>: the token is the credential, read-only
     app.include_router(system.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app

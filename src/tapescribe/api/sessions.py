@@ -12,6 +12,7 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from tapescribe.api.deps import checked_language, runtime_of
 from tapescribe.api.errors import error_response, error_responses
+from tapescribe.api.identity import visible_to
 from tapescribe.api.schemas import (
     Deleted,
     SearchAnswer,
@@ -52,14 +53,15 @@ def list_sessions(
 ) -> dict:
     """Newest first, with per-session size and status; `q` narrows to matching transcripts."""
     runtime = runtime_of(request)
-    return {**runtime.sessions.listing(limit, offset, q), "storage": runtime.sessions.storage()}
+    visible = visible_to(request)
+    return {**runtime.sessions.listing(limit, offset, q, visible), "storage": runtime.sessions.storage(visible)}
 
 
 @router.get("/storage", response_model=Storage, response_model_exclude_unset=True)
 def storage(request: Request) -> dict:
     """Disk used by all sessions (the data is never cleaned up behind the user's back), and by
     uploads a crash cut off before they became sessions (kept in data/incoming/ for inspection)."""
-    return runtime_of(request).sessions.storage()
+    return runtime_of(request).sessions.storage(visible_to(request))
 
 
 @router.get("/search", responses=error_responses(400), response_model=SearchAnswer, response_model_exclude_unset=True)
@@ -70,7 +72,8 @@ def search(
     speaker: str | None = Query(None, max_length=100, description="Only what this speaker said: S1, or a name"),
 ) -> dict:
     """Sessions whose transcripts match, each with its matching segments and their start times."""
-    return {"query": q, "results": runtime_of(request).sessions.search(q, limit=limit, speaker=speaker)}
+    results = runtime_of(request).sessions.search(q, limit=limit, speaker=speaker, visible=visible_to(request))
+    return {"query": q, "results": results}
 
 
 @router.get(

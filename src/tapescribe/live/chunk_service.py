@@ -69,7 +69,7 @@ class LiveChunkService:
         with self._locks_guard:
             return self._locks.setdefault(session_id, threading.Lock())
 
-    def new_session(self, language: str | None, model: str | None) -> str:
+    def new_session(self, language: str | None, model: str | None, owner: str | None = None) -> str:
         return self.sessions.create(
             source="live",
             title="Live",
@@ -77,6 +77,7 @@ class LiveChunkService:
             requested_language=language,
             model=model or self.models.for_language(language),
             live_route=CHUNK_ROUTE,
+            **({"owner": owner} if owner else {}),
         )
 
     def receive(
@@ -97,7 +98,7 @@ class LiveChunkService:
         if session_id is None:
             fields = fields or {}
             self.check_first_chunk(received)
-            session_id = self.new_session(fields.get("requested_language"), fields.get("model"))
+            session_id = self.new_session(fields.get("requested_language"), fields.get("model"), fields.get("owner"))
         staged = self.sessions.store.dir(session_id) / f".incoming_chunk_{index}_{uuid.uuid4().hex}"
         received.rename(staged)
         return {**self.add_chunk(session_id, index, staged), "chunk_index": index}

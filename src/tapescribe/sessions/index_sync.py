@@ -124,6 +124,7 @@ class IndexSync:
             "message": status.get("message"),
             "updated": status.get("updated"),
             "size_bytes": self.store.size(session_id),
+            "owner": session.get("owner"),
             "fingerprint": fingerprint,
         }
 

@@ -19,7 +19,7 @@ from tapescribe.engine.audio import ChainedFiles, chunk_recordings
 from tapescribe.errors import BadRequest, Conflict, NotFound
 from tapescribe.sessions import files
 from tapescribe.sessions.files import utc_now
-from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.index import SessionIndex, Visible
 from tapescribe.sessions.index_sync import IndexSync
 from tapescribe.sessions.locks import FileLocks, SessionLocks
 from tapescribe.sessions.space import DiskSpace
@@ -149,12 +149,14 @@ class SessionService:
             "chunks": len(self.store.chunk_paths(session_id, extension=None)),
         }
 
-    def listing(self, limit: int = 50, offset: int = 0, query: str | None = None) -> dict[str, Any]:
+    def listing(
+        self, limit: int = 50, offset: int = 0, query: str | None = None, visible: Visible = None
+    ) -> dict[str, Any]:
         if not 1 <= limit <= 500:
             raise BadRequest("limit must be between 1 and 500.")
         if offset < 0:
             raise BadRequest("offset must not be negative.")
-        rows, total = self.index.page(limit, offset, query)
+        rows, total = self.index.page(limit, offset, query, visible)
         return {"sessions": rows, "total": total, "limit": limit, "offset": offset}
 
     def watch(self, session_id: str) -> SessionWatch:
@@ -163,10 +165,12 @@ class SessionService:
 
         return SessionWatch(self, session_id)
 
-    def search(self, query: str, limit: int = 20, speaker: str | None = None) -> list[dict[str, Any]]:
+    def search(
+        self, query: str, limit: int = 20, speaker: str | None = None, visible: Visible = None
+    ) -> list[dict[str, Any]]:
         """Sessions whose transcript matches, best first, each with its matching segments and times;
         only what `speaker` (an id such as S1, or a name the owner gave) said, when given."""
-        return self.index.search(query, limit=limit, speaker=speaker)
+        return self.index.search(query, limit=limit, speaker=speaker, visible=visible)
 
     def version(self, session_id: str, number: int) -> dict[str, Any]:
         return self.store.version(session_id, number)
@@ -190,11 +194,12 @@ class SessionService:
 
         return read()
 
-    def storage(self) -> dict[str, Any]:
-        """Totals from the index, free space with the low-space warning from the disk, and the bytes of
-        uploads a crash cut off before they became sessions (kept in incoming/, shown, never hidden)."""
+    def storage(self, visible: Visible = None) -> dict[str, Any]:
+        """Totals from the index (the caller's own sessions, with users), free space with the low-space
+        warning from the disk, and the bytes of uploads a crash cut off before they became sessions
+        (kept in incoming/, shown, never hidden)."""
         return {
-            **self.index.totals(),
+            **self.index.totals(visible),
             **self.space.report(),
             "incomplete_upload_bytes": files.tree_size(self.store.incoming_dir),
         }
