@@ -18,6 +18,7 @@ import uuid
 import httpx
 import numpy as np
 import pytest
+from test_web_ui import CHROMIUM, FAKE_MICROPHONE, chromium_args, expect, open_session, page_of
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -241,3 +242,43 @@ def test_a_share_link_is_read_only_without_an_account_and_dies_when_revoked(libr
     with httpx.Client(base_url=server.url) as anyone:
         for tail in ("", "/session", "/audio", "/export/txt"):
             assert anyone.get(path + tail).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.fail(f"Chromium is needed for the web UI tests and was not found at {CHROMIUM}.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(FAKE_MICROPHONE))
+        yield launched
+        launched.close()
+
+
+def test_sign_in_on_the_page_then_share_and_stop_sharing(library, browser):
+    """A browser: the login page asks for a name and password, History shows only alice's sessions,
+    Share makes a link that opens without an account, Stop sharing kills it."""
+    server = library["server"]
+    with page_of(browser, server) as page:
+        page.goto("/")
+        expect(page.get_by_label("Name")).to_be_visible()  # redirected to the login page
+        page.get_by_label("Name").fill("alice")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#sign-out")).to_be_visible()
+        page.goto("/#history")
+        expect(page.locator(f"[data-id='{library['mine']}']")).to_be_attached()
+        assert library["his"] not in page.content()
+        view = open_session(page, library["mine"])
+        view.get_by_role("button", name="Share").click()
+        link = view.get_by_label("Share link")
+        expect(link).to_be_visible()
+        url = link.input_value()
+        with page_of(browser, server) as stranger:
+            stranger.goto(url)
+            expect(stranger.locator("#shared-transcript")).to_contain_text("forward", ignore_case=True)
+            expect(stranger.locator("audio")).to_be_attached()
+        view.get_by_role("button", name="Stop sharing").click()
+        expect(view.get_by_role("button", name="Stop sharing")).to_have_count(0)
+    assert httpx.get(url).status_code == 404

@@ -362,6 +362,8 @@ def test_sqlite_index_from_before_the_version_table_is_kept_and_an_older_schema_
     with sqlite3.connect(path) as connection:  # as tapescribe left it before schema_version existed
         connection.execute("DROP TABLE schema_version")
         connection.execute("ALTER TABLE sessions DROP COLUMN fingerprint")  # version 7 had none
+        connection.execute("DROP INDEX sessions_owner")  # nor an owner (version 9)
+        connection.execute("ALTER TABLE sessions DROP COLUMN owner")
         connection.execute("PRAGMA user_version=7")
     again = SqliteSessionIndex(path)
     assert not again.needs_rebuild and again.page(10, 0, "kept")[1] == 1

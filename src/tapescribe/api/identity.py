@@ -84,7 +84,12 @@ def owned_session(connection: HTTPConnection) -> None:
 
 
 def require_admin(connection: HTTPConnection) -> Caller:
+    """The caller, when an admin; 403 for a member, and in the open loopback mode (no key, no users),
+    where the first user is made on the command line (`tapescribe users add`), which shows their token."""
     caller = caller_of(connection)
+    runtime = connection.app.state.runtime
+    if not runtime.settings.api_key_value() and not runtime.users.enabled():
+        raise Forbidden("This server has no users: add the first one with `tapescribe users add NAME --admin`.")
     if not caller.admin:
         raise Forbidden("Only an admin may manage users.")
     return caller

@@ -86,7 +86,12 @@ def shared_json(request: Request, session_id: str, token: str) -> dict:
     return found
 
 
-@shared.get("/shared/{session_id}/{token}/audio", response_class=Response, response_model=None)
+@shared.get(
+    "/shared/{session_id}/{token}/audio",
+    response_class=Response,
+    response_model=None,
+    responses=session_routes.AUDIO_RESPONSES,
+)
 @shared.head(
     "/shared/{session_id}/{token}/audio", response_class=Response, response_model=None, include_in_schema=False
 )

@@ -35,7 +35,7 @@ def health(request: Request) -> dict:
         "queue_pending": runtime.queue.pending(),
         "decodes": asdict(runtime.decodes.state()),
         "max_upload_bytes": runtime.settings.max_upload_bytes,
-        "login_required": runtime.settings.api_key_value() is not None,
+        "login_required": runtime.settings.api_key_value() is not None or runtime.users.enabled(),
     }
 
 
