@@ -211,6 +211,28 @@ def test_list_is_newest_first_and_filters_by_transcript_or_title(index):
     assert index.page(10, 0, "*") == ([], 0)  # a query with no words matches nothing, not everything
 
 
+def test_each_owner_lists_searches_and_counts_only_their_rows(index):
+    """Rows a-c have no owner (made before users: the first admin's); d is bob's, e is alice's."""
+    index.upsert({**row("d", "2025-01-04T10:00:00", title="Bob's middle", size=7), "owner": "bob"})
+    index.set_segments("d", segments("The middle of bob's road."))
+    index.upsert({**row("e", "2025-01-05T10:00:00", title="Alice", size=5), "owner": "alice"})
+    bob, alice = ("bob", False), ("alice", True)  # alice is the first admin: unowned rows are hers
+
+    def ids(visible) -> list[str]:
+        return [entry["id"] for entry in index.page(10, 0, visible=visible)[0]]
+
+    assert ids(None) == ["e", "d", "c", "b", "a"]
+    assert ids(bob) == ["d"] and ids(alice) == ["e", "c", "b", "a"]
+    assert index.page(10, 0, "middle", visible=bob) == (index.page(10, 0, "middle", visible=bob)[0], 1)
+    assert [hit["id"] for hit in index.search("middle", visible=bob)] == ["d"]
+    assert {hit["id"] for hit in index.search("middle", visible=alice)} == {"a"}
+    assert {hit["id"] for hit in index.search("middle")} == {"a", "d"}
+    assert index.totals(bob) == {"session_count": 1, "total_bytes": 7}
+    assert index.totals(alice)["session_count"] == 4 and index.totals()["session_count"] == 5
+    assert index.owners()["bob"] == {"session_count": 1, "total_bytes": 7}
+    assert index.owners()[None]["session_count"] == 3
+
+
 def test_new_segments_replace_the_old_and_remove_takes_everything(index):
     index.set_segments("a", segments("Entirely new words."))
     assert index.search("middle") == []
