@@ -1,7 +1,7 @@
 """The people of a library: names, admin or member, a password hash and an API token hash.
 
-Kept in `data/users.json`, written atomically; a running server reads it again when its mtime
-changes, so a user added with `tapescribe users add` can sign in at once. Nothing secret is stored
+Kept in `data/users.json`, written atomically; a running server reads it again when its mtime,
+size or inode changes, so a user added with `tapescribe users add` can sign in at once. Nothing secret is stored
 in the clear: passwords are hashed with scrypt (hashlib, the standard library: argon2-cffi and
 bcrypt are not installed), tokens (32 random bytes) with sha256, which is enough for a random
 secret. The file also keeps the secret that signs login cookies (made once, never shown).
@@ -87,7 +87,7 @@ class UserStore:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / USERS_FILE
         self._lock = threading.Lock()
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._data: dict[str, Any] = {"users": []}
 
     # -- reading ---------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ class UserStore:
         except FileNotFoundError:
             self._seen, self._data = None, {"users": []}
             return self._data
-        seen = (stat.st_mtime_ns, stat.st_size)
+        seen = (stat.st_mtime_ns, stat.st_size, stat.st_ino)  # every write is a new file renamed into place
         if seen != self._seen:
             self._data = read_json(self.path, {"users": []}) or {"users": []}
             self._seen = seen
