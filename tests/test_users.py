@@ -267,6 +267,7 @@ def test_sign_in_on_the_page_then_share_and_stop_sharing(library, browser):
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         expect(page.locator("#sign-out")).to_be_visible()
+        expect(page.locator("#signed-in-as")).to_have_text("Signed in as alice")
         page.goto("/#history")
         expect(page.locator(f"[data-id='{library['mine']}']")).to_be_attached()
         assert library["his"] not in page.content()
