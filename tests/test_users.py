@@ -122,6 +122,20 @@ def test_no_route_lets_one_user_reach_another_users_sessions(library):
                         probed += 1
                         if not _same(*answers, other, missing):
                             leaks.append((me, method.upper(), path, answers[0].status_code, answers[0].text[:200]))
+        # the routes that take session ids in their body: bulk delete/tag/untag and the zip export
+        for path, body in (
+            ("/sessions/bulk", {"action": "tag", "tags": ["x"]}),
+            ("/sessions/export", {"format": "txt"}),
+            ("/sessions/bulk", {"action": "delete"}),
+        ):
+            missing = str(uuid.uuid4())
+            answers = [
+                client.post(path, json={**body, "ids": [target]}, headers=bearer(library["bob"]))
+                for target in (library["mine"], missing)
+            ]
+            probed += 1
+            if not _same(*answers, library["mine"], missing):
+                leaks.append(("bob", "POST", path, answers[0].status_code, answers[0].text[:200]))
         # the chunk route takes the session id in its form
         with open(audio_file("goforward.wav"), "rb") as audio:
             chunk = client.post(
@@ -269,7 +283,7 @@ def test_sign_in_on_the_page_then_share_and_stop_sharing(library, browser):
         expect(page.locator("#sign-out")).to_be_visible()
         expect(page.locator("#signed-in-as")).to_have_text("Signed in as alice")
         page.goto("/#history")
-        expect(page.locator(f"[data-id='{library['mine']}']")).to_be_attached()
+        expect(page.locator(f"button.session-row[data-id='{library['mine']}']")).to_be_attached()
         assert library["his"] not in page.content()
         view = open_session(page, library["mine"])
         view.get_by_role("button", name="Share").click()

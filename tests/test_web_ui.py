@@ -834,3 +834,69 @@ def test_sign_in_with_the_key_and_back_out(browser, tmp_path_factory):
     finally:
         context.close()
         keyed.stop()
+
+
+# -- The library: tags, several sessions at once, restoring a version (library.js) ------------------
+
+
+def test_tag_a_session_and_filter_history_by_tag(page, ui_server):
+    tagged, other = upload_via_api(ui_server, "goforward.wav"), upload_via_api(ui_server, "jfk.flac")
+    view = open_session(page, tagged)
+    editor = view.locator(".tag-editor")
+    editor.get_by_role("textbox", name="Add a tag").fill("Robots, field notes")
+    editor.get_by_role("button", name="Add").click()
+    expect(editor.locator(".tag")).to_have_text(["robots×", "field notes×"])
+    assert api(ui_server, "GET", f"/session/{tagged}").json()["tags"] == ["robots", "field notes"]
+    editor.get_by_role("textbox", name="Add a tag").fill("no!")
+    editor.get_by_role("button", name="Add").click()
+    expect(editor.locator(".field-error")).to_contain_text("A tag may hold")  # the server's message
+
+    row = page.locator(f'.session-row[data-id="{tagged}"]')
+    expect(row.locator(".tag")).to_have_text(["robots", "field notes"])
+    expect(page.locator(f'.session-row[data-id="{other}"] .row-preview')).to_contain_text("fellow Americans")
+    page.get_by_role("combobox", name="Show only sessions with this tag").fill("robots")
+    expect(page.locator(".session-row")).to_have_count(1)
+    expect(row).to_be_visible()
+    screenshots(page, "tags")
+    editor.get_by_role("button", name="Remove tag robots").click()
+    expect(editor.locator(".tag")).to_have_text(["field notes×"])
+    expect(page.locator(".session-row")).to_have_count(0)
+    assert api(ui_server, "GET", f"/session/{tagged}").json()["tags"] == ["field notes"]
+
+
+def test_select_several_sessions_in_history_and_delete_them(page, ui_server):
+    ids = [upload_via_api(ui_server, "goforward.wav") for _ in range(2)]
+    kept = upload_via_api(ui_server, "goforward.wav")
+    page.goto("/#history")
+    page.get_by_role("button", name="Select").click()
+    bar = page.locator("#bulk-bar")
+    expect(bar).to_contain_text("0 selected")
+    for session_id in ids:
+        page.locator(f'.row-select[data-id="{session_id}"]').check()
+    expect(bar).to_contain_text("2 selected")
+    bar.get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Delete 2 sessions?")
+    dialog.get_by_role("button", name="Delete").click()
+    for session_id in ids:
+        expect(page.locator(f'.session-row[data-id="{session_id}"]')).to_have_count(0)
+        assert api(ui_server, "GET", f"/session/{session_id}").status_code == 404
+    expect(page.locator(f'.session-row[data-id="{kept}"]')).to_be_visible()
+    expect(bar).to_contain_text("0 selected")
+
+
+def test_restore_an_earlier_version_from_the_page(page, ui_server):
+    session_id = upload_via_api(ui_server, "goforward.wav")
+    original = api(ui_server, "GET", f"/session/{session_id}").json()["transcription"]["segments"][0]["text"].strip()
+    edited = api(ui_server, "PATCH", f"/session/{session_id}/segments/0", json={"text": "Typed over by mistake."})
+    assert edited.status_code == 200
+    view = open_session(page, session_id)
+    expect(view.locator(".transcript .segment-text").first).to_have_text("Typed over by mistake.")
+    view.get_by_role("button", name="Restore version 1").click()
+    page.get_by_role("dialog").get_by_role("button", name="Restore").click()
+    expect(view.locator(".transcript .segment-text").first).to_have_text(original)
+    expect(view.locator(".version")).to_have_count(2)
+    expect(view.locator(".version").first).to_contain_text("Before a restore")
+    assert api(ui_server, "GET", f"/session/{session_id}").json()["transcription"]["segments"][0]["text"].strip() == (
+        original
+    )

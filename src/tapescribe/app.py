@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from tapescribe import __version__
 from tapescribe.api import (
     events,
+    library,
     live_ws,
     login,
     openai_compat,
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     routers = (
         transcribe.router,
         sessions.router,
+        library.router,
         speakers.router,
         events.router,
         live_ws.router,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -261,6 +262,74 @@ def sessions_delete(session_id, yes, data_dir) -> None:
         click.confirm(f"Delete {session.get('title')!r} with its audio and transcript?", abort=True)
     service.delete(session_id)
     click.echo(f"deleted {session_id}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--verify", is_flag=True, help="Check an archive against its manifest instead of writing one.")
+@_data_dir_option
+def backup(file, verify, data_dir) -> None:
+    """Write the whole library to FILE (a tar; .tar.gz compresses; - for standard output) while the server
+    keeps serving, or with --verify check that an archive is whole."""
+    from tapescribe.sessions import backup as backups
+
+    if verify:
+        with click.open_file(str(file), "rb") as stream:
+            manifest = _backup_call(backups.verify, stream)
+        click.echo(f"ok: {len(manifest['files'])} file(s) of {manifest['sessions']} session(s) match the manifest")
+        return
+    settings = make_settings(data_dir=data_dir)
+    if not settings.sessions_dir.is_dir():
+        raise click.ClickException(f"{settings.data_dir} holds no library (no sessions directory).")
+    locks = _write_locks(settings)
+    gzip = str(file).endswith((".gz", ".tgz"))
+    if str(file) == "-":
+        summary = backups.write_backup(settings.data_dir, sys.stdout.buffer, locks, gzip=False)
+    else:
+        partial = file.with_name(file.name + ".partial")  # the archive appears whole or not at all
+        with open(partial, "wb") as out:
+            summary = backups.write_backup(settings.data_dir, out, locks, gzip=gzip)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, file)
+    click.echo(f"backed up {summary.sessions} session(s), {summary.files} file(s), {summary.bytes} bytes", err=True)
+
+
+def _write_locks(settings):
+    """The per-session write lock every change takes (flock, or Redis with the Redis queue)."""
+    from tapescribe.runtime import session_locks
+    from tapescribe.sessions.store import SessionStore
+
+    return session_locks(settings, SessionStore(settings.sessions_dir, settings.incoming_dir)).write
+
+
+def _backup_call(function, *args, **kwargs):
+    from tapescribe.sessions.backup import BackupError
+
+    try:
+        return function(*args, **kwargs)
+    except BackupError as error:
+        raise click.ClickException(error.message) from error
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Restore into a data directory that is not empty (its files are kept, the archive's replace theirs).",
+)
+def restore(file, data_dir, force) -> None:
+    """Rebuild a library from a backup FILE into an empty data directory, then rebuild its index."""
+    from tapescribe.runtime import Runtime
+    from tapescribe.sessions import backup as backups
+
+    manifest = _backup_call(backups.restore, lambda: open(file, "rb"), data_dir, force)
+    runtime = Runtime(make_settings(data_dir=data_dir))
+    count = runtime.reindexed if runtime.reindexed is not None else runtime.sessions.index_sync.reindex()
+    runtime.sessions.index.close()
+    click.echo(f"restored {len(manifest['files'])} file(s); indexed {count} session(s)")
 
 
 @main.command()

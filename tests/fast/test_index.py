@@ -13,10 +13,11 @@ from pydantic import ValidationError
 
 from conftest import AUDIO_DIR
 from tapescribe.config import Settings
-from tapescribe.sessions.index import FingerprintStep, SessionIndex, redacted_url
+from tapescribe.sessions.index import PREVIEW_LENGTH, FingerprintStep, SessionIndex, redacted_url
 from tapescribe.sessions.index_migrations import Migration, pending
 from tapescribe.sessions.index_sqlite import SCHEMA_VERSION as SQLITE_VERSION
 from tapescribe.sessions.index_sqlite import SqliteSessionIndex, fts_query
+from tapescribe.sessions.tags import tags_column, tags_of
 
 # Things people type, with what reaches FTS5: every word quoted (so it is text, never syntax),
 # words ANDed, "phrases" kept, a trailing * kept as a prefix search.
@@ -233,6 +234,18 @@ def test_each_owner_lists_searches_and_counts_only_their_rows(index):
     assert index.owners()[None]["session_count"] == 3
 
 
+def test_list_filters_by_a_whole_tag_and_shows_the_first_words(index):
+    index.upsert({**row("a", "2025-01-01T10:00:00", title="welcome"), "tags": tags_column(["work", "q1/2026"])})
+    index.upsert({**row("b", "2025-01-02T10:00:00"), "tags": tags_column(["homework"])})
+    assert [entry["id"] for entry in index.page(10, 0, tag="work")[0]] == ["a"]
+    assert [entry["id"] for entry in index.page(10, 0, tag="Q1/2026")[0]] == ["a"]
+    assert index.page(10, 0, "welcome", tag="homework") == ([], 0)
+    assert index.page(10, 0, tag="home") == ([], 0)
+    rows = {entry["id"]: entry for entry in index.page(10, 0)[0]}
+    assert tags_of(rows["a"]["tags"]) == ["work", "q1/2026"] and tags_of(rows["c"]["tags"]) == []
+    assert rows["a"]["preview"].startswith("Mr. Quilter is the apostle") and len(rows["a"]["preview"]) <= PREVIEW_LENGTH
+
+
 def test_new_segments_replace_the_old_and_remove_takes_everything(index):
     index.set_segments("a", segments("Entirely new words."))
     assert index.search("middle") == []
@@ -384,7 +397,8 @@ def test_sqlite_index_from_before_the_version_table_is_kept_and_an_older_schema_
     with sqlite3.connect(path) as connection:  # as tapescribe left it before schema_version existed
         connection.execute("DROP TABLE schema_version")
         connection.execute("ALTER TABLE sessions DROP COLUMN fingerprint")  # version 7 had none
-        connection.execute("DROP INDEX sessions_owner")  # nor an owner (version 9)
+        connection.execute("ALTER TABLE sessions DROP COLUMN tags")  # nor tags (version 9)
+        connection.execute("DROP INDEX sessions_owner")  # nor an owner (version 10)
         connection.execute("ALTER TABLE sessions DROP COLUMN owner")
         connection.execute("PRAGMA user_version=7")
     again = SqliteSessionIndex(path)

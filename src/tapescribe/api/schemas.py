@@ -67,6 +67,12 @@ class Storage(Record):
     low_space: bool
     disk_full: bool
     incomplete_upload_bytes: int = Field(description="Uploads a crash cut off before they became sessions")
+    library_bytes: int = Field(
+        description="Everything under the data directory but model copies and caches: what a backup keeps"
+    )
+    model_bytes: int = Field(description="Model copies under the data directory (models/), made again if lost")
+    cache_bytes: int = Field(description="Caches under the data directory (cache/, scratch/)")
+    data_dir_bytes: int = Field(description="All of the data directory: library, models and caches")
 
 
 class SessionRow(Record):
@@ -83,6 +89,8 @@ class SessionRow(Record):
     message: str | None = None
     updated: str | None = None
     size_bytes: int
+    tags: list[str] = Field(default_factory=list)
+    preview: str | None = Field(None, description="The first words of the transcript")
 
 
 class SessionList(Record):
@@ -109,6 +117,7 @@ class SessionRecord(Record):
     detected_language: str | None = Field(None, description="Language detected on the audio to choose the model")
     detected_language_probability: float | None = None
     speaker_names: dict[str, str] | None = Field(None, description="Names the owner gave speakers, by speaker id")
+    tags: list[str] | None = Field(None, description="The owner's tags, lower-cased")
 
 
 class SessionDetail(SessionRecord):
@@ -226,3 +235,15 @@ class ModelList(Record):
     default: str = Field(description="'auto' (English: tiny.en, other languages: base), or the one pinned model")
     models: list[OfferedModel]
     speakers: SpeakerOptions | None = Field(None, description="Speaker labels this server offers")
+
+
+class BulkItem(Record):
+    id: str
+    ok: bool
+    error: dict[str, Any] | None = Field(None, description="Why not, in the one error shape's `error` object")
+    tags: list[str] | None = Field(None, description="The session's tags after a tag or untag")
+
+
+class BulkAnswer(Record):
+    action: Literal["delete", "tag", "untag"]
+    results: list[BulkItem] = Field(description="One per id asked for, in the order given")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
@@ -25,6 +26,7 @@ from tapescribe.api.schemas import (
     Version,
     VersionList,
 )
+from tapescribe.errors import BadRequest
 from tapescribe.sessions.exports import EXPORT_MEDIA_TYPES, render
 from tapescribe.sessions.ids import checked_session_id
 
@@ -50,11 +52,14 @@ def list_sessions(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
     q: str | None = Query(None, max_length=500, description="Full-text query over transcripts and titles"),
+    tag: str | None = Query(None, max_length=100, description="Only sessions with this tag"),
 ) -> dict:
-    """Newest first, with per-session size and status; `q` narrows to matching transcripts."""
+    """Newest first, with per-session size, status, tags and the transcript's first words; `q` narrows
+    to matching transcripts, `tag` to sessions with that tag."""
     runtime = runtime_of(request)
     visible = visible_to(request)
-    return {**runtime.sessions.listing(limit, offset, q, visible), "storage": runtime.sessions.storage(visible)}
+    listing = runtime.sessions.listing(limit, offset, q, tag, visible)
+    return {**listing, "storage": runtime.sessions.storage(visible)}
 
 
 @router.get("/storage", response_model=Storage, response_model_exclude_unset=True)
@@ -92,8 +97,22 @@ def get_session(request: Request, session_id: str) -> dict:
     response_model=SessionRecord,
     response_model_exclude_unset=True,
 )
-def rename_session(request: Request, session_id: str, title: str = Body(..., embed=True, max_length=1000)) -> dict:
-    return runtime_of(request).sessions.rename(checked_session_id(session_id), title)
+def change_session(
+    request: Request,
+    session_id: str,
+    title: str | None = Body(None, max_length=1000, description="A new title (earlier ones kept in title_history)"),
+    tags: Annotated[
+        list[str] | None, Body(max_length=100, description="The session's tags, replacing the ones it had")
+    ] = None,
+) -> dict:
+    """Rename the session, set its tags, or both (each under the session's write lock)."""
+    sessions = runtime_of(request).sessions
+    session_id = checked_session_id(session_id)
+    if title is None and tags is None:
+        raise BadRequest("Send a title, tags, or both.")
+    with sessions.writing(session_id):
+        record = sessions.set_tags(session_id, tags) if tags is not None else sessions.session(session_id)
+        return sessions.rename(session_id, title) if title is not None else record
 
 
 @router.delete(

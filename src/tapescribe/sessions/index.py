@@ -33,7 +33,8 @@ ROW_FIELDS = (
     "message",
     "updated",
     "size_bytes",
-    "owner",
+    "tags",  # a JSON list (sessions/tags.py)
+    "owner",  # the user it belongs to (None: made before users, the first admin's)
 )
 # Which rows a caller may see: (owner, whether rows without an owner count: they belong to the first
 # admin); None: every row (no users).
@@ -47,6 +48,7 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 # ranking reads every candidate's positions, and a word said in most of 100,000 sessions would
 # otherwise take seconds. Fewer matches are all ranked. Both backends pick the same candidates.
 RANKED_CANDIDATES = 1000
+PREVIEW_LENGTH = 160  # characters of a transcript shown in a listing
 
 
 class SessionIndex(Protocol):
@@ -75,9 +77,16 @@ class SessionIndex(Protocol):
         """After many rows changed at once (a reindex): update the planner's statistics."""
 
     def page(
-        self, limit: int, offset: int, query: str | None = None, visible: Visible = None
+        self,
+        limit: int,
+        offset: int,
+        query: str | None = None,
+        tag: str | None = None,
+        visible: Visible = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Newest first. With a query, only sessions whose transcript or title matches it."""
+        """Newest first. With a query, only sessions whose transcript or title matches it; with a tag, only
+        sessions that have it; with `visible`, only one owner's. Each row has `preview`, the first
+        PREVIEW_LENGTH characters of its transcript."""
 
     def search(
         self,

@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tapescribe.errors import IndexUnavailable
 from tapescribe.sessions.index import (
+    PREVIEW_LENGTH,
     RANKED_CANDIDATES,
     ROW_FIELDS,
     WRITTEN_FIELDS,
@@ -40,6 +41,7 @@ from tapescribe.sessions.index import (
 from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
 from tapescribe.sessions.scripts import TERM_SEPARATOR
 from tapescribe.sessions.search_terms import marked_spans, tsquery, tsvector
+from tapescribe.sessions.tags import tag_needle
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,10 @@ MIGRATIONS = (
     Migration(2, ("ALTER TABLE sessions ADD COLUMN seq bigserial", "CREATE INDEX sessions_seq ON sessions (seq)")),
     # 3: each row's fingerprint of the files it was built from (NULL: rebuilt from the files at the next start)
     Migration(3, ("ALTER TABLE sessions ADD COLUMN fingerprint text",)),
-    # 4: who a session belongs to (NULL: made before users existed, the first admin's)
-    Migration(4, ("ALTER TABLE sessions ADD COLUMN owner text", "CREATE INDEX sessions_owner ON sessions (owner)")),
+    # 4: the session's tags, a JSON list (sessions/tags.py)
+    Migration(4, ("ALTER TABLE sessions ADD COLUMN tags text NOT NULL DEFAULT '[]'",)),
+    # 5: who a session belongs to (NULL: made before users existed, the first admin's)
+    Migration(5, ("ALTER TABLE sessions ADD COLUMN owner text", "CREATE INDEX sessions_owner ON sessions (owner)")),
 )
 # Rows a caller may see (index.visible_values): everything when owner is NULL.
 _VISIBLE = "(%(owner)s::text IS NULL OR owner = %(owner)s OR (%(unowned)s AND owner IS NULL))"
@@ -171,6 +175,7 @@ class PostgresSessionIndex:
                 values["size_bytes"] = values["size_bytes"] or 0
                 values["title"] = title
                 values["source"] = values["source"] or ""
+                values["tags"] = values["tags"] or "[]"
                 _lock(cursor, row["id"])
                 if segments is None:
                     found = cursor.execute("SELECT title, text FROM sessions WHERE id=%s", (row["id"],)).fetchone()
@@ -258,21 +263,37 @@ class PostgresSessionIndex:
     # -- reading ------------------------------------------------------------------------------
 
     def page(
-        self, limit: int, offset: int, query: str | None = None, visible: Visible = None
+        self,
+        limit: int,
+        offset: int,
+        query: str | None = None,
+        tag: str | None = None,
+        visible: Visible = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Newest first. With a query, only sessions whose transcript or title matches it."""
+        """Newest first. With a query, only sessions whose transcript or title matches it; with a tag,
+        only sessions that have it; with `visible`, only one owner's."""
         match = tsquery(query_parts(query)) if query else None
         if query and match is None:
             return [], 0
-        where = f"WHERE {_VISIBLE}" + (" AND terms @@ %(match)s::tsquery" if match else "")
+        conditions = (
+            [_VISIBLE]
+            + (["terms @@ %(match)s::tsquery"] if match else [])
+            + (["strpos(tags, %(needle)s) > 0"] if tag is not None else [])
+        )
+        where = "WHERE " + " AND ".join(conditions)
+        params = {
+            "match": match,
+            "needle": tag_needle(tag) if tag is not None else None,
+            **visible_values(visible),
+        }
         columns = ", ".join(ROW_FIELDS)
-        params = {"match": match, **visible_values(visible)}
         with self._pool.connection() as connection, connection.cursor(row_factory=dict_row) as cursor:
             counted = cursor.execute(f"SELECT count(*) AS n FROM sessions {where}", params).fetchone()
             total = counted["n"] if counted else 0
             rows = cursor.execute(
-                f"SELECT {columns} FROM sessions {where} ORDER BY created DESC, id LIMIT %(limit)s OFFSET %(offset)s",
-                {**params, "limit": limit, "offset": offset},
+                f"SELECT {columns}, left(text, %(preview)s) AS preview FROM sessions {where} "
+                "ORDER BY created DESC, id LIMIT %(limit)s OFFSET %(offset)s",
+                {**params, "preview": PREVIEW_LENGTH, "limit": limit, "offset": offset},
             ).fetchall()
         return rows, total
 

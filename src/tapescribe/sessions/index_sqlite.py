@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tapescribe.sessions.index import (
+    PREVIEW_LENGTH,
     RANKED_CANDIDATES,
     ROW_FIELDS,
     WRITTEN_FIELDS,
@@ -30,6 +31,7 @@ from tapescribe.sessions.index import (
 )
 from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
 from tapescribe.sessions.scripts import TERM_SEPARATOR, index_terms
+from tapescribe.sessions.tags import tag_needle
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -97,8 +99,11 @@ MIGRATIONS = (
     Migration(7, (_SCHEMA,), rebuild=True),  # 7: segments keep their speaker (id and name) for search by speaker
     # 8: each row's fingerprint of the files it was built from (NULL: rebuilt from the files at the next start)
     Migration(8, ("ALTER TABLE sessions ADD COLUMN fingerprint TEXT",)),
-    # 9: who a session belongs to (NULL: made before users existed, the first admin's)
-    Migration(9, ("ALTER TABLE sessions ADD COLUMN owner TEXT", "CREATE INDEX sessions_owner ON sessions (owner)")),
+    # 9: the session's tags, a JSON list (rows of sessions tagged before this are rebuilt by reconcile's
+    # fingerprint check only if their files changed; no session had tags before)
+    Migration(9, ("ALTER TABLE sessions ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",)),
+    # 10: who a session belongs to (NULL: made before users existed, the first admin's)
+    Migration(10, ("ALTER TABLE sessions ADD COLUMN owner TEXT", "CREATE INDEX sessions_owner ON sessions (owner)")),
 )
 # Rows a caller may see (index.visible_values): everything when :owner is NULL.
 _VISIBLE = "(:owner IS NULL OR s.owner = :owner OR (:unowned AND s.owner IS NULL))"
@@ -209,6 +214,7 @@ class SqliteSessionIndex:
                 values["size_bytes"] = values["size_bytes"] or 0
                 values["title"] = values["title"] or ""
                 values["source"] = values["source"] or ""
+                values["tags"] = values["tags"] or "[]"
                 connection.execute(
                     f"INSERT INTO sessions ({columns}) VALUES ({placeholders}) ON CONFLICT(id) DO UPDATE SET {updates}",
                     values,
@@ -275,22 +281,33 @@ class SqliteSessionIndex:
     # -- reading ------------------------------------------------------------------------------
 
     def page(
-        self, limit: int, offset: int, query: str | None = None, visible: Visible = None
+        self,
+        limit: int,
+        offset: int,
+        query: str | None = None,
+        tag: str | None = None,
+        visible: Visible = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Newest first. With a query, only sessions whose transcript or title matches it."""
+        """Newest first. With a query, only sessions whose transcript or title matches it; with a tag,
+        only sessions that have it; with `visible`, only one owner's."""
         columns = ", ".join(f"s.{field}" for field in ROW_FIELDS)
+        match = fts_query(query) if query else None
+        if query and match is None:
+            return [], 0
+        conditions: list[str] = [_VISIBLE]
+        params: dict[str, Any] = {"preview": PREVIEW_LENGTH, **visible_values(visible)}
+        if match:
+            conditions.append("s.rowid IN (SELECT rowid FROM session_text WHERE session_text MATCH :match)")
+            params["match"] = match
+        if tag is not None:
+            conditions.append("instr(s.tags, :needle) > 0")
+            params["needle"] = tag_needle(tag)
+        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
         with self._connect() as connection:
-            match = fts_query(query) if query else None
-            if query and match is None:
-                return [], 0
-            params: dict[str, Any] = visible_values(visible)
-            where = f"WHERE {_VISIBLE}"
-            if match:
-                where += " AND s.rowid IN (SELECT rowid FROM session_text WHERE session_text MATCH :match)"
-                params["match"] = match
             total = connection.execute(f"SELECT count(*) FROM sessions s {where}", params).fetchone()[0]
             rows = connection.execute(
-                f"SELECT {columns} FROM sessions s {where} ORDER BY s.created DESC, s.id LIMIT :limit OFFSET :offset",
+                f"SELECT {columns}, substr(s.text, 1, :preview) AS preview FROM sessions s {where} "
+                "ORDER BY s.created DESC, s.id LIMIT :limit OFFSET :offset",
                 {**params, "limit": limit, "offset": offset},
             ).fetchall()
         return [dict(row) for row in rows], total

@@ -28,6 +28,7 @@ from tapescribe.sessions.index import FingerprintStep, SessionIndex
 from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.statuses import QUEUED, UNFINISHED, read_status
 from tapescribe.sessions.store import SESSION_FILE, STATUS_FILE, TRANSCRIPTION_FILE, SessionStore
+from tapescribe.sessions.tags import tags_column
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class IndexSync:
             "message": status.get("message"),
             "updated": status.get("updated"),
             "size_bytes": self.store.size(session_id),
+            "tags": tags_column(session.get("tags")),
             "owner": session.get("owner"),
             "fingerprint": fingerprint,
         }

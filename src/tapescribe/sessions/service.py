@@ -39,12 +39,15 @@ from tapescribe.sessions.store import (
     TRANSCRIPTION_FILE,
     SessionStore,
 )
+from tapescribe.sessions.tags import checked_tags, tags_of
+from tapescribe.sessions.titles import title_from_transcript
+from tapescribe.sessions.usage import data_dir_usage
 
 if TYPE_CHECKING:
     from tapescribe.sessions.watch import SessionWatch
 
 # The index row's fields that come from session.json (the others are status.json's and the size).
-SESSION_FIELDS = ("title", "created", "source", "filename", "duration", "model", "language")
+SESSION_FIELDS = ("title", "created", "source", "filename", "duration", "model", "language", "tags")
 MAX_TITLE_LENGTH = 200
 MAX_SEGMENT_LENGTH = 5000
 Fence = Callable[[], None]  # a writer's last check before a file is replaced: what it raises stops the write
@@ -150,13 +153,22 @@ class SessionService:
         }
 
     def listing(
-        self, limit: int = 50, offset: int = 0, query: str | None = None, visible: Visible = None
+        self,
+        limit: int = 50,
+        offset: int = 0,
+        query: str | None = None,
+        tag: str | None = None,
+        visible: Visible = None,
     ) -> dict[str, Any]:
+        """A page of the index, newest first; `query` narrows to matching transcripts, `tag` to tagged
+        sessions, `visible` to one owner's."""
         if not 1 <= limit <= 500:
             raise BadRequest("limit must be between 1 and 500.")
         if offset < 0:
             raise BadRequest("offset must not be negative.")
-        rows, total = self.index.page(limit, offset, query, visible)
+        rows, total = self.index.page(limit, offset, query, tag, visible)
+        for row in rows:
+            row["tags"] = tags_of(row.get("tags"))
         return {"sessions": rows, "total": total, "limit": limit, "offset": offset}
 
     def watch(self, session_id: str) -> SessionWatch:
@@ -196,12 +208,14 @@ class SessionService:
 
     def storage(self, visible: Visible = None) -> dict[str, Any]:
         """Totals from the index (the caller's own sessions, with users), free space with the low-space
-        warning from the disk, and the bytes of uploads a crash cut off before they became sessions
-        (kept in incoming/, shown, never hidden)."""
+        warning from the disk, the bytes of uploads a crash cut off before they became sessions (kept in
+        incoming/, shown, never hidden), and the data directory's bytes by kind (the whole library's)."""
+        totals = self.index.totals()
         return {
-            **self.index.totals(visible),
+            **(totals if visible is None else self.index.totals(visible)),
             **self.space.report(),
             "incomplete_upload_bytes": files.tree_size(self.store.incoming_dir),
+            **data_dir_usage(self.store.sessions_dir.parent, totals["total_bytes"]),
         }
 
     # -- changing -----------------------------------------------------------------------------
@@ -231,6 +245,19 @@ class SessionService:
             history = list(session.get("title_history") or [])
             history.append({"title": session.get("title"), "until": utc_now()})
             return self.update_session(session_id, title=title[:MAX_TITLE_LENGTH], title_history=history)
+
+    def set_tags(self, session_id: str, tags: list[str]) -> dict[str, Any]:
+        """Replace the session's tags (validated and normalised: sessions/tags.py)."""
+        return self.update_session(session_id, tags=checked_tags(tags))
+
+    def change_tags(
+        self, session_id: str, add: list[str] | None = None, remove: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Add and remove some tags, keeping the others: read and written under the write lock."""
+        add, remove = checked_tags(add or []), checked_tags(remove or [])
+        with self.writing(session_id):
+            kept = [tag for tag in self.session(session_id).get("tags") or [] if tag not in remove]
+            return self.set_tags(session_id, [*kept, *add])
 
     def edit_segment(self, session_id: str, position: int, text: str) -> dict[str, Any]:
         """Change one segment's text. The transcript as it was is kept as a version first."""
@@ -271,6 +298,20 @@ class SessionService:
             )
         return listing
 
+    def restore_version(self, session_id: str, number: int) -> dict[str, Any]:
+        """Make version `number` the current transcript; the current one is kept as a version first
+        (label before-restore), so a restore is undone by restoring that one."""
+        with self.writing(session_id):
+            if self.status(session_id)["status"] in UNFINISHED:
+                raise Conflict("The transcript is still being made; restore a version once it is done.")
+            restored = self.version(session_id, number).get("transcription")
+            if not isinstance(restored, dict):
+                raise Conflict(f"Version {number} holds no transcript to restore.")
+            self.store.save_version(session_id, "before-restore", self.transcription(session_id))
+            restored = {**restored, "restored_from": number, "edited": utc_now()}
+            self.save_transcription(session_id, restored)
+            return restored
+
     def set_status(
         self,
         session_id: str,
@@ -306,6 +347,12 @@ class SessionService:
     ) -> None:
         with self.writing(session_id):
             self.store.write(session_id, TRANSCRIPTION_FILE, transcription, fence)
+            session = self.session(session_id)
+            title = title_from_transcript(session, transcription)
+            if title is not None:  # a made-up title ("Recording <time>") becomes the first words said
+                self.store.write(
+                    session_id, SESSION_FILE, {**session, "title": title, "default_title": session.get("title")}, fence
+                )
             if index:  # the whole row: its size and fingerprint change too
                 self.index_sync.write(session_id, lambda: self.index_sync.reindex_one(session_id))
             # else the row stays behind the file (its fingerprint says so) until a later write or start

@@ -89,7 +89,7 @@ export const urls = {
 
 export const getHealth = () => api('/health');
 export const getSession = (id) => api(session(id));
-export const listSessions = (limit, offset = 0) => api(`/sessions?limit=${limit}&offset=${offset}`);
+export const listSessions = (limit, offset = 0, tag = null) => api(`/sessions?limit=${limit}&offset=${offset}${tag ? `&tag=${encodeURIComponent(tag)}` : ''}`);
 export const search = (query, signal) => api(`/search?q=${encodeURIComponent(query)}`, { signal });
 export const renameSession = (id, title) => api(session(id), { method: 'PATCH', json: { title } });
 export const deleteSession = (id) => api(session(id), { method: 'DELETE' });

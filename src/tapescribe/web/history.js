@@ -9,6 +9,7 @@ import {
   formatBytes, formatClock, formatDate, formatDuration, formatPercent, isUnfinished, sourceLabel, statusLabel,
 } from './format.js';
 import { createSessionView } from './session.js';
+import { libraryTools, storageDetail } from './library.js';
 
 const PAGE = 50;
 const SEARCH_DELAY_MS = 250;
@@ -29,6 +30,20 @@ export function setupHistory() {
       location.hash = '#history';
     },
   });
+  // Tags and several sessions at once (library.js): a filter and the selection's actions above the list.
+  const tools = libraryTools({
+    onFilter: () => {
+      sessions = [];
+      refresh();
+    },
+    onChanged: () => scheduleRefresh(),
+    onDeleted: (ids) => {
+      if (ids.includes(view.id())) location.hash = '#history';
+    },
+  });
+  listArea.before(tools.el);
+  const detail = h('p', { class: 'muted small', id: 'storage-detail' });
+  summary.after(detail);
 
   let sessions = [];
   let total = 0;
@@ -40,7 +55,7 @@ export function setupHistory() {
   // -- the list ---------------------------------------------------------------------------------
 
   async function refresh() {
-    const request = (loading = listSessions(Math.max(PAGE, sessions.length)));
+    const request = (loading = listSessions(Math.max(PAGE, sessions.length), 0, tools.tag()));
     try {
       const page = await request;
       if (request !== loading) return; // a newer refresh started meanwhile
@@ -60,7 +75,7 @@ export function setupHistory() {
   async function more() {
     loadMore.disabled = true;
     try {
-      const page = await listSessions(PAGE, sessions.length);
+      const page = await listSessions(PAGE, sessions.length, tools.tag());
       const known = new Set(sessions.map((s) => s.id));
       sessions = sessions.concat(page.sessions.filter((s) => !known.has(s.id)));
       total = page.total;
@@ -77,6 +92,7 @@ export function setupHistory() {
     const count = storage.session_count;
     summary.textContent = `${count} ${count === 1 ? 'session' : 'sessions'} · ${formatBytes(storage.total_bytes)} used`;
     summary.title = `${storage.total_bytes.toLocaleString()} bytes on the server`;
+    storageDetail(detail, storage);
     renderStorageWarning(storage);
   }
 
@@ -97,9 +113,10 @@ export function setupHistory() {
     replace(list, sessions.map(row));
     replace(message, sessions.length ? null : h('div', { class: 'empty-state' },
       icon('history', 'empty-icon'),
-      h('p', { class: 'empty-title' }, 'No sessions yet'),
+      h('p', { class: 'empty-title' }, tools.tag() ? `No session is tagged “${tools.tag()}”` : 'No sessions yet'),
       h('p', { class: 'muted' }, 'Record, upload or go live; every session is listed here until you delete it.')));
     loadMore.hidden = sessions.length >= total;
+    tools.listed(sessions);
     followUnfinished();
   }
 
@@ -122,8 +139,9 @@ export function setupHistory() {
       h('span', {}, sourceLabel(session.source)),
       h('span', {}, formatBytes(session.size_bytes))),
     session.status === 'error' && session.message ? h('span', { class: 'row-message' }, session.message) : null,
+    tools.rowDetails(session),
     progress);
-    return h('li', {}, button);
+    return h('li', {}, tools.checkbox(session), button);
   }
 
   function badgeText(session) {

@@ -22,6 +22,7 @@ import { editInPlace } from './segment_edit.js';
 import { modelPanel } from './session_model.js';
 import { statusNotice } from './status_notice.js';
 import { versionsView } from './versions.js';
+import { tagEditor } from './library.js';
 
 const EXPORTS = [['txt', 'Text'], ['srt', 'SRT'], ['vtt', 'WebVTT'], ['json', 'JSON']];
 
@@ -119,7 +120,8 @@ export function createSessionView(container, { onClose }) {
       }),
     });
     parts.model = modelPanel({ onStarted: followAgain });
-    parts.versions = versionsView(session.id);
+    parts.versions = versionsView(session.id, { onRestored: () => reopen(session.id) });
+    parts.tags = tagEditor(session.id, session.tags, { onChange: () => emit(SESSIONS_CHANGED, { id: session.id }) });
     parts.transcriptBox = h('div', { class: 'scroll-box transcript-box' });
     parts.media = h('div', { class: 'media' });
 
@@ -150,7 +152,7 @@ export function createSessionView(container, { onClose }) {
       icon('trash'), 'Delete');
 
     parts.root = h('article', { class: 'card session', 'aria-labelledby': 'session-heading' },
-      h('div', { class: 'session-head' }, backButton(), parts.titleRow, parts.meta),
+      h('div', { class: 'session-head' }, backButton(), parts.titleRow, parts.meta, parts.tags.el),
       parts.status,
       parts.media,
       h('div', { class: 'session-actions' }, downloads, shareView(session.id), deleteButton),

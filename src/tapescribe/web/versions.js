@@ -5,17 +5,19 @@ import { getVersion, listVersions } from './api.js';
 import { h, icon, replace } from './dom.js';
 import { formatDate } from './format.js';
 import { transcriptView } from './transcript.js';
+import { restoreButton } from './library.js';
 
 const LABELS = {
   'before-edit': 'Before an edit',
   'before-retranscribe': 'Before retranscription',
   'live-draft': 'Live captions',
   'before-speaker-rename': 'Before a speaker was named',
+  'before-restore': 'Before a restore',
 };
 
 const labelOf = (label) => LABELS[label] || label;
 
-export function versionsView(sessionId) {
+export function versionsView(sessionId, { onRestored = () => {} } = {}) {
   const list = h('ol', { class: 'version-list', 'aria-label': 'Earlier versions, newest first' });
   const viewer = h('div', { class: 'version-viewer' });
   const message = h('p', { class: 'muted small' });
@@ -44,7 +46,8 @@ export function versionsView(sessionId) {
       h('button', {
         type: 'button', class: 'button small', 'aria-label': `View version ${version.number}`,
         onclick: () => show(version.number),
-      }, 'View'))));
+      }, 'View'),
+      restoreButton(sessionId, version.number, { onRestored }))));
   }
 
   async function show(number) {
