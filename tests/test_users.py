@@ -297,3 +297,21 @@ def test_sign_in_on_the_page_then_share_and_stop_sharing(library, browser):
         view.get_by_role("button", name="Stop sharing").click()
         expect(view.get_by_role("button", name="Stop sharing")).to_have_count(0)
     assert httpx.get(url).status_code == 404
+
+
+def test_a_backup_holds_the_users_and_owners_and_restores_them(library, tmp_path):
+    """users.json (hashes, mode 0600) and each session's owner travel with `tapescribe backup`, taken
+    while the server runs; a restored library has the same users and owners."""
+    server = library["server"]
+    archive, restored = tmp_path / "library.tar", tmp_path / "restored"
+    env = {**os.environ, "TMPDIR": str(server.tmp_dir)}
+    for command in (
+        ["backup", str(archive), "--data-dir", str(server.data_dir)],
+        ["restore", str(archive), "--data-dir", str(restored)],
+    ):
+        subprocess.run([sys.executable, "-m", "tapescribe", *command], env=env, check=True, capture_output=True)
+    users = restored / "users.json"
+    assert users.read_bytes() == (server.data_dir / "users.json").read_bytes()
+    assert users.stat().st_mode & 0o777 == 0o600
+    session = json.loads((restored / "sessions" / library["his"] / "session.json").read_text())
+    assert session["owner"] == "bob"
