@@ -484,6 +484,11 @@ def test_a_query_matching_many_sessions_ranks_the_ones_indexed_last(tmp_path, po
             assert {result["id"] for result in made.search("budget")} == {"s2", "s3", "s4"}
             assert [result["id"] for result in made.search("only0")] == ["s0"]  # fewer matches: all ranked
             assert made.page(10, 0, "budget")[1] == 5  # the listing counts every match
+            # another person's newer matches do not push the caller's own out of the candidates
+            for number in range(5, 9):
+                made.upsert({**row(f"s{number}", f"2025-01-0{number + 1}T10:00:00"), "owner": "bob"})
+                made.set_segments(f"s{number}", segments("the budget again"))
+            assert {result["id"] for result in made.search("budget", visible=("alice", True))} == {"s2", "s3", "s4"}
     finally:
         for made in backends:
             made.close()

@@ -333,9 +333,11 @@ class SqliteSessionIndex:
                 "SELECT s.id, s.title, s.created, s.duration, s.status, bm25(session_text) AS rank "
                 "FROM session_text JOIN sessions s ON s.rowid = session_text.rowid "
                 f"WHERE session_text MATCH :match AND {_VISIBLE} AND session_text.rowid >= coalesce(("
-                # the ranked_candidates sessions indexed last (rowid order) that match, found without ranking
-                "SELECT rowid FROM session_text WHERE session_text MATCH :match "
-                "ORDER BY rowid DESC LIMIT 1 OFFSET :candidates), 0) "
+                # the ranked_candidates sessions indexed last (rowid order) that match and the caller may
+                # see, found without ranking (other people's matches do not crowd the caller's out)
+                "SELECT t.rowid FROM session_text t JOIN sessions s ON s.rowid = t.rowid "
+                f"WHERE t.session_text MATCH :match AND {_VISIBLE} "
+                "ORDER BY t.rowid DESC LIMIT 1 OFFSET :candidates), 0) "
                 "ORDER BY rank LIMIT :limit",
                 {
                     **visible_values(visible),
