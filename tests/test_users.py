@@ -198,6 +198,26 @@ def test_live_streams_belong_to_their_maker(library):
         connect(url, open_timeout=30)
 
 
+def test_openai_and_recording_routes_make_sessions_of_their_caller(library):
+    server = library["server"]
+    made = []
+    with server.client() as client:
+        for path, field in (("/v1/audio/transcriptions", "file"), ("/transcribe", "audio")):
+            with open(audio_file("goforward.wav"), "rb") as audio:
+                answer = client.post(
+                    path,
+                    files={field: ("goforward.wav", audio)},
+                    data={"model": "tiny.en"},
+                    headers=bearer(library["bob"]),
+                )
+            assert answer.status_code == 200, answer.text
+            made.append(answer.headers.get("x-tapescribe-session") or answer.json()["session_id"])
+        for session_id in made:
+            assert client.get(f"/session/{session_id}", headers=bearer(library["bob"])).json()["owner"] == "bob"
+            assert client.get(f"/session/{session_id}", headers=bearer(library["alice"])).status_code == 404
+            assert client.delete(f"/session/{session_id}", headers=bearer(library["bob"])).status_code == 200
+
+
 def test_users_sign_in_with_a_password_and_only_admins_manage_users(library):
     server = library["server"]
     with server.client() as client:
