@@ -6,7 +6,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tapescribe import __version__
@@ -17,12 +17,15 @@ from tapescribe.api import (
     login,
     openai_compat,
     sessions,
+    shares,
     speakers,
     system,
     transcribe,
+    users,
     voices,
 )
 from tapescribe.api.errors import error_responses, install_error_handlers
+from tapescribe.api.identity import owned_session
 from tapescribe.api.security import TrustBoundary
 from tapescribe.api.throttle import KeyThrottle
 from tapescribe.config import Settings
@@ -58,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings.login_free_failures, settings.login_max_wait_seconds, settings.login_forget_seconds
     )
     install_error_handlers(app)
-    app.add_middleware(TrustBoundary, settings=settings, throttle=app.state.key_throttle)
+    app.add_middleware(TrustBoundary, settings=settings, throttle=app.state.key_throttle, users=runtime.users)
     app.include_router(login.router)
     # Every route sits behind the trust boundary: a foreign Host or Origin (403), a missing key (401),
     # a key from an address that sent too many wrong ones (429).
@@ -72,9 +75,13 @@ def create_app(settings: Settings) -> FastAPI:
         events.router,
         live_ws.router,
         openai_compat.router,
+        shares.router,
+        users.router,
     )
     for router in routers:
-        app.include_router(router, responses=guarded)
+        # A route that names a session serves its owner only (404 for anyone else's, as for none).
+        app.include_router(router, responses=guarded, dependencies=[Depends(owned_session)])
+    app.include_router(shares.shared)  # /shared/<id>/<token>: the token is the credential, read-only
     app.include_router(system.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app

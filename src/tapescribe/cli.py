@@ -71,7 +71,15 @@ def serve(host, port, workers, insecure_no_auth, data_dir, model) -> None:
     settings = make_settings(
         host=host, port=port, workers=workers, insecure_no_auth=insecure_no_auth, data_dir=data_dir, model=model
     )
-    if not is_loopback(settings.host) and not settings.api_key_value() and not settings.insecure_no_auth:
+    from tapescribe.sessions.users import UserStore
+
+    with_users = UserStore(settings.data_dir).enabled()
+    if (
+        not is_loopback(settings.host)
+        and not settings.api_key_value()
+        and not with_users
+        and not settings.insecure_no_auth
+    ):
         raise click.ClickException(
             f"refusing to listen on {settings.host} without a key: anyone who can reach that address could "
             "read, download and delete every recording. Set TAPESCRIBE_API_KEY (browsers then sign in on a "
@@ -82,7 +90,8 @@ def serve(host, port, workers, insecure_no_auth, data_dir, model) -> None:
     hosts = "any" if "*" in settings.allowed_hosts else ", ".join(sorted(allowed_host_names(settings)))
     click.echo(
         f"tapescribe on http://{settings.host}:{settings.port}  data: {settings.data_dir}  "
-        f"key: {'required' if settings.api_key_value() else 'none'}  host names served: {hosts}",
+        f"key: {'required' if settings.api_key_value() or with_users else 'none'}"
+        f"{'  users: on' if with_users else ''}  host names served: {hosts}",
         err=True,
     )
     run_server(app, settings, on_stop=app.state.runtime.begin_stop)
@@ -332,6 +341,15 @@ def search(query, data_dir) -> None:
         click.echo(f"{result['id']}  {result['title']}")
         for segment in result["segments"]:
             click.echo(f"    {segment['start']:8.2f}s  {segment['text']}")
+
+
+def _add_users_group() -> None:
+    from tapescribe.cli_users import users
+
+    main.add_command(users)
+
+
+_add_users_group()
 
 
 def run() -> None:

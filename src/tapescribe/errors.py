@@ -65,6 +65,12 @@ class Unauthorized(TapescribeError):
     code = "unauthorized"
 
 
+class Forbidden(TapescribeError):
+    """Signed in, but not allowed (a member asking to manage users)."""
+
+    code = "forbidden"
+
+
 class TranscriptionFailed(TapescribeError):
     """The job ran and ended in error or was cancelled; the session keeps its audio."""
 

@@ -28,6 +28,7 @@ from tapescribe.sessions.locks import FileLocks, SessionLocks
 from tapescribe.sessions.service import SessionService
 from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import SessionStore
+from tapescribe.sessions.users import UserStore
 from tapescribe.sessions.voices import VoiceStore
 
 
@@ -110,6 +111,7 @@ class Runtime:
             DiskSpace(settings.data_dir, settings.low_space_bytes),
             session_locks(settings, store),
         )
+        self.users = UserStore(settings.data_dir)
         self.sessions.finish_deletes()
         # A missing or outdated index is refilled from the session files (they are the record).
         self.reindexed = self.sessions.index_sync.reindex() if self.sessions.index.needs_rebuild else None

@@ -212,6 +212,28 @@ def test_list_is_newest_first_and_filters_by_transcript_or_title(index):
     assert index.page(10, 0, "*") == ([], 0)  # a query with no words matches nothing, not everything
 
 
+def test_each_owner_lists_searches_and_counts_only_their_rows(index):
+    """Rows a-c have no owner (made before users: the first admin's); d is bob's, e is alice's."""
+    index.upsert({**row("d", "2025-01-04T10:00:00", title="Bob's middle", size=7), "owner": "bob"})
+    index.set_segments("d", segments("The middle of bob's road."))
+    index.upsert({**row("e", "2025-01-05T10:00:00", title="Alice", size=5), "owner": "alice"})
+    bob, alice = ("bob", False), ("alice", True)  # alice is the first admin: unowned rows are hers
+
+    def ids(visible) -> list[str]:
+        return [entry["id"] for entry in index.page(10, 0, visible=visible)[0]]
+
+    assert ids(None) == ["e", "d", "c", "b", "a"]
+    assert ids(bob) == ["d"] and ids(alice) == ["e", "c", "b", "a"]
+    assert index.page(10, 0, "middle", visible=bob) == (index.page(10, 0, "middle", visible=bob)[0], 1)
+    assert [hit["id"] for hit in index.search("middle", visible=bob)] == ["d"]
+    assert {hit["id"] for hit in index.search("middle", visible=alice)} == {"a"}
+    assert {hit["id"] for hit in index.search("middle")} == {"a", "d"}
+    assert index.totals(bob) == {"session_count": 1, "total_bytes": 7}
+    assert index.totals(alice)["session_count"] == 4 and index.totals()["session_count"] == 5
+    assert index.owners()["bob"] == {"session_count": 1, "total_bytes": 7}
+    assert index.owners()[None]["session_count"] == 3
+
+
 def test_list_filters_by_a_whole_tag_and_shows_the_first_words(index):
     index.upsert({**row("a", "2025-01-01T10:00:00", title="welcome"), "tags": tags_column(["work", "q1/2026"])})
     index.upsert({**row("b", "2025-01-02T10:00:00"), "tags": tags_column(["homework"])})
@@ -376,6 +398,8 @@ def test_sqlite_index_from_before_the_version_table_is_kept_and_an_older_schema_
         connection.execute("DROP TABLE schema_version")
         connection.execute("ALTER TABLE sessions DROP COLUMN fingerprint")  # version 7 had none
         connection.execute("ALTER TABLE sessions DROP COLUMN tags")  # nor tags (version 9)
+        connection.execute("DROP INDEX sessions_owner")  # nor an owner (version 10)
+        connection.execute("ALTER TABLE sessions DROP COLUMN owner")
         connection.execute("PRAGMA user_version=7")
     again = SqliteSessionIndex(path)
     assert not again.needs_rebuild and again.page(10, 0, "kept")[1] == 1
@@ -460,6 +484,11 @@ def test_a_query_matching_many_sessions_ranks_the_ones_indexed_last(tmp_path, po
             assert {result["id"] for result in made.search("budget")} == {"s2", "s3", "s4"}
             assert [result["id"] for result in made.search("only0")] == ["s0"]  # fewer matches: all ranked
             assert made.page(10, 0, "budget")[1] == 5  # the listing counts every match
+            # another person's newer matches do not push the caller's own out of the candidates
+            for number in range(5, 9):
+                made.upsert({**row(f"s{number}", f"2025-01-0{number + 1}T10:00:00"), "owner": "bob"})
+                made.set_segments(f"s{number}", segments("the budget again"))
+            assert {result["id"] for result in made.search("budget", visible=("alice", True))} == {"s2", "s3", "s4"}
     finally:
         for made in backends:
             made.close()

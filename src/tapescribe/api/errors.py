@@ -29,6 +29,7 @@ STATUS_FOR = {
     errors.Conflict: 409,
     errors.ModelUnavailable: 400,
     errors.Unauthorized: 401,
+    errors.Forbidden: 403,
     errors.TranscriptionFailed: 422,
     errors.InsufficientStorage: 507,
     errors.ServerBusy: 503,

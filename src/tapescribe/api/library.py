@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import runtime_of
 from tapescribe.api.errors import error_fields, error_responses
+from tapescribe.api.identity import require_owner
 from tapescribe.api.schemas import BulkAnswer, Transcription
 from tapescribe.errors import BadRequest, TapescribeError
-from tapescribe.runtime import Runtime
 from tapescribe.sessions.exports import EXPORT_MEDIA_TYPES
 from tapescribe.sessions.ids import checked_session_id
 from tapescribe.sessions.tags import checked_tags
@@ -25,10 +25,13 @@ MAX_BULK = 500  # ids in one bulk request (the listing's largest page)
 ExportFormat = Literal["txt", "srt", "vtt", "json", "tsv"]
 
 
-def _one(runtime: Runtime, action: str, session_id: str, tags: list[str]) -> dict[str, Any]:
-    """One id of a bulk request, done or refused on its own: the answer's entry for it."""
+def _one(request: Request, action: str, session_id: str, tags: list[str]) -> dict[str, Any]:
+    """One id of a bulk request, done or refused on its own: the answer's entry for it. Another
+    person's session is refused exactly as one that does not exist."""
+    runtime = runtime_of(request)
     try:
         checked = checked_session_id(session_id)
+        require_owner(request, checked)
         if action == "delete":
             runtime.sessions.delete(checked)
             return {"id": session_id, "ok": True}
@@ -51,12 +54,11 @@ async def bulk(
     """Delete, tag or untag several sessions. Each id is done on its own (under its session's write
     lock) and answered in `results`: one that does not exist is `ok: false` with a not_found error,
     and does not stop the others."""
-    runtime = runtime_of(request)
     checked = checked_tags(tags or []) if action != "delete" else []
     if action != "delete" and not checked:
         raise BadRequest("Name at least one tag to add or remove.")
     unique = list(dict.fromkeys(ids))
-    results = [await run_in_threadpool(_one, runtime, action, session_id, checked) for session_id in unique]
+    results = [await run_in_threadpool(_one, request, action, session_id, checked) for session_id in unique]
     return {"action": action, "results": results}
 
 
@@ -77,7 +79,9 @@ def export_many(
     sessions = runtime_of(request).sessions
     checked = list(dict.fromkeys(checked_session_id(session_id) for session_id in ids))
     for session_id in checked:
-        sessions.session(session_id)  # NotFound now, in the one error shape, not half-way through the zip
+        # NotFound now, in the one error shape, not half-way through the zip; another person's too
+        require_owner(request, session_id)
+        sessions.session(session_id)
     if format not in EXPORT_MEDIA_TYPES:
         raise BadRequest(f"Unknown export format {format!r}.")
 

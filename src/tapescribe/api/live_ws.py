@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from starlette.websockets import WebSocketState
 
 from tapescribe.api.deps import checked_language, checked_speakers
 from tapescribe.api.errors import error_fields
+from tapescribe.api.identity import caller_of
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.models import AUTO
 from tapescribe.errors import BadRequest, TapescribeError, TranscriptionFailed
@@ -122,6 +124,7 @@ async def live_socket(websocket: WebSocket) -> None:
         return
     if request is None:
         return
+    request = dataclasses.replace(request, owner=caller_of(websocket).name)
 
     loop = asyncio.get_running_loop()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import checked_request, checked_speakers, runtime_of
 from tapescribe.api.errors import error_fields, error_responses
+from tapescribe.api.identity import owner_fields
 from tapescribe.api.uploads import ReceivedForm, multipart_body, receive_upload
 from tapescribe.engine.languages import language_name
 from tapescribe.errors import BadRequest, TapescribeError
@@ -203,7 +204,7 @@ async def handle(request: Request, task: str) -> Response:
         received,
         source="api",
         filename=form.filename,
-        fields=parsed.fields,
+        fields={**parsed.fields, **owner_fields(request)},
         queue=False,
     )
     headers = {"X-Tapescribe-Session": session_id}

@@ -34,13 +34,16 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tapescribe.api.errors import error_response
+from tapescribe.api.identity import CALLER, Caller, caller_for, user_from_cookie
 from tapescribe.api.throttle import KeyThrottle, address_key
 from tapescribe.config import Settings
+from tapescribe.sessions.users import UserStore
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/health", "/login", "/logout", "/static/app.css"})
 LOGIN_PATH = "/login"
+SHARED_PREFIX = "/shared/"
 LOGIN_COOKIE = "tapescribe_login"
 LOGIN_MAX_AGE = 30 * 24 * 3600
 CLOSE_POLICY = 1008
@@ -136,12 +139,6 @@ def bearer_token(headers: Headers) -> str | None:
     return token if scheme.lower() == "bearer" else None
 
 
-def signed_in(headers: Headers, api_key: str) -> bool:
-    """The request carries a valid login cookie."""
-    cookie = cookie_parser(headers.get("cookie", "")).get(LOGIN_COOKIE, "")
-    return bool(cookie) and login_token_valid(api_key, cookie)
-
-
 def too_many_attempts(wait_seconds: float) -> JSONResponse:
     """429 for a key sent while its address must wait (see api/throttle.py)."""
     seconds = max(1, math.ceil(wait_seconds))
@@ -169,13 +166,14 @@ def _with_security_headers(send: Send) -> Send:
 class TrustBoundary:
     """ASGI middleware; one instance per app, configured from Settings."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, throttle: KeyThrottle) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, throttle: KeyThrottle, users: UserStore) -> None:
         self.app = app
         self.throttle = throttle
         self.hosts = allowed_host_names(settings)
         self.any_host = "*" in settings.allowed_hosts
         self.origins = frozenset(origin.strip().lower().rstrip("/") for origin in settings.allowed_origins)
         self.api_key = settings.api_key_value()
+        self.users = users
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -216,25 +214,55 @@ class TrustBoundary:
         cross_site = headers.get("sec-fetch-site") == "cross-site"
         if cross_site and not (headers.get("sec-fetch-mode") == "navigate" and not changes):
             return error_response(403, "forbidden_origin", "Requests from other sites are not accepted.")
-        if self.api_key and scope["path"] not in OPEN_PATHS:
-            return self.key_refusal(scope, headers, self.api_key)
+        if scope["path"].startswith(SHARED_PREFIX):
+            if changes:  # a share link is read-only, whoever holds it
+                return error_response(405, "read_only", "A shared link is read-only.")
+            return None  # its unguessable token is the credential (api/shares.py)
+        if scope["path"] not in OPEN_PATHS and (self.api_key or self.users.enabled()):
+            return self.credential_refusal(scope, headers)
         return None
 
-    def key_refusal(self, scope: Scope, headers: Headers, api_key: str) -> Response | None:
-        """None for a valid login cookie or the right Bearer key; 429 while this address must wait
-        after wrong keys (the key is not looked at); else 401, or the login page for a browser."""
-        if signed_in(headers, api_key):
-            return None  # a cookie cannot be guessed: a signed-in browser is never throttled
+    def _cookie_caller(self, headers: Headers) -> Caller | None:
+        cookie = cookie_parser(headers.get("cookie", "")).get(LOGIN_COOKIE, "")
+        if not cookie:
+            return None
+        user = user_from_cookie(self.users, cookie, LOGIN_MAX_AGE) if cookie.startswith("u.") else None
+        if user is not None:
+            return caller_for(user)
+        if self.api_key and login_token_valid(self.api_key, cookie):
+            return self._key_caller()
+        return None
+
+    def _key_caller(self) -> Caller:
+        """TAPESCRIBE_API_KEY: the first admin's key once there are users; without users, everything."""
+        admin = self.users.first_admin()
+        return Caller(admin, True) if admin else Caller()
+
+    def _token_caller(self, token: str) -> Caller | None:
+        if self.api_key and key_matches(self.api_key, token):
+            return self._key_caller()
+        user = self.users.by_token(token.strip()) if token.strip() else None
+        return caller_for(user) if user is not None else None
+
+    def credential_refusal(self, scope: Scope, headers: Headers) -> Response | None:
+        """None (the caller put in the scope) for a valid login cookie, the right Bearer key or a user's
+        token; 429 while this address must wait after wrong keys or tokens (the token is not looked
+        at); else 401, or the login page for a browser."""
+        caller = self._cookie_caller(headers)  # a cookie cannot be guessed: a signed-in browser is never throttled
         token = bearer_token(headers)
-        if token is not None:
+        if caller is None and token is not None:
             address = address_key(scope.get("client"))
             wait = self.throttle.wait_left(address)
             if wait:
                 return too_many_attempts(wait)
-            if key_matches(api_key, token):
+            caller = self._token_caller(token)
+            if caller is None:
+                self.throttle.failed(address, token)
+            else:
                 self.throttle.succeeded(address)
-                return None
-            self.throttle.failed(address, token)
+        if caller is not None:
+            scope[CALLER] = caller
+            return None
         if (
             scope["type"] == "http"
             and scope["method"] in ("GET", "HEAD")
@@ -244,6 +272,6 @@ class TrustBoundary:
         return error_response(
             401,
             "unauthorized",
-            "A key is required: sign in on the web page, or send 'Authorization: Bearer <key>'.",
+            "A key is required: sign in on the web page, or send 'Authorization: Bearer <key or token>'.",
             headers={"WWW-Authenticate": "Bearer"},
         )

@@ -13,6 +13,7 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from tapescribe.api.deps import checked_request, runtime_of
 from tapescribe.api.errors import error_response, error_responses
+from tapescribe.api.identity import visible_to
 from tapescribe.api.schemas import (
     Deleted,
     SearchAnswer,
@@ -56,14 +57,16 @@ def list_sessions(
     """Newest first, with per-session size, status, tags and the transcript's first words; `q` narrows
     to matching transcripts, `tag` to sessions with that tag."""
     runtime = runtime_of(request)
-    return {**runtime.sessions.listing(limit, offset, q, tag), "storage": runtime.sessions.storage()}
+    visible = visible_to(request)
+    listing = runtime.sessions.listing(limit, offset, q, tag, visible)
+    return {**listing, "storage": runtime.sessions.storage(visible)}
 
 
 @router.get("/storage", response_model=Storage, response_model_exclude_unset=True)
 def storage(request: Request) -> dict:
     """Disk used by all sessions (the data is never cleaned up behind the user's back), and by
     uploads a crash cut off before they became sessions (kept in data/incoming/ for inspection)."""
-    return runtime_of(request).sessions.storage()
+    return runtime_of(request).sessions.storage(visible_to(request))
 
 
 @router.get("/search", responses=error_responses(400), response_model=SearchAnswer, response_model_exclude_unset=True)
@@ -74,7 +77,8 @@ def search(
     speaker: str | None = Query(None, max_length=100, description="Only what this speaker said: S1, or a name"),
 ) -> dict:
     """Sessions whose transcripts match, each with its matching segments and their start times."""
-    return {"query": q, "results": runtime_of(request).sessions.search(q, limit=limit, speaker=speaker)}
+    results = runtime_of(request).sessions.search(q, limit=limit, speaker=speaker, visible=visible_to(request))
+    return {"query": q, "results": results}
 
 
 @router.get(

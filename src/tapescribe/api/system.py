@@ -39,7 +39,7 @@ def health(request: Request) -> dict:
         "decodes": asdict(runtime.decodes.state()),
         "memory": {**process_memory(), "loaded_models": runtime.models.loaded()},
         "max_upload_bytes": runtime.settings.max_upload_bytes,
-        "login_required": runtime.settings.api_key_value() is not None,
+        "login_required": runtime.settings.api_key_value() is not None or runtime.users.enabled(),
     }
 
 

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tapescribe.api.deps import job_fields, runtime_of
 from tapescribe.api.errors import error_responses
+from tapescribe.api.identity import owner_fields, require_owner
 from tapescribe.api.schemas import ChunkAnswer, Queued, Transcribed
 from tapescribe.api.uploads import JOB_FIELDS, multipart_body, receive_form, receive_upload, require_file
 from tapescribe.runtime import Runtime
@@ -26,7 +27,7 @@ async def store_upload(
         runtime.sessions,
         field,
         runtime.settings.max_upload_bytes,
-        lambda form: job_fields(runtime, form.fields),
+        lambda form: {**job_fields(runtime, form.fields), **owner_fields(request)},
     )
     session = await run_in_threadpool(
         runtime.jobs.accept_upload,
@@ -116,8 +117,10 @@ async def transcribe_live_chunk(request: Request) -> JSONResponse:
         form = await receive_form(request, "audio", incoming / RECEIVED_NAME, runtime.settings.max_upload_bytes)
         received = require_file(form, "audio")
         given = form.fields.get("session_id") or request.query_params.get("session_id")
+        if given:
+            require_owner(request, given.strip())  # another person's stream: 404, as for none
         raw_index = form.fields.get("chunk_index", request.query_params.get("chunk_index"))
-        fields = None if given else job_fields(runtime, form.fields)
+        fields = None if given else {**job_fields(runtime, form.fields), **owner_fields(request)}
         answer = await run_in_threadpool(live.receive, given, raw_index, received, fields)
     finally:
         runtime.sessions.discard_incoming(holder_id)

@@ -76,7 +76,7 @@ class LiveChunkService:
         with self._locks_guard:
             return self._locks.setdefault(session_id, threading.Lock())
 
-    def new_session(self, language: str | None, model: str | None) -> str:
+    def new_session(self, language: str | None, model: str | None, owner: str | None = None) -> str:
         return self.sessions.create(
             source="live",
             title="Live",
@@ -85,6 +85,7 @@ class LiveChunkService:
             requested_model=model,  # None: chosen by language (jobs/routing.py), on the first chunks
             model=model,
             live_route=CHUNK_ROUTE,
+            **({"owner": owner} if owner else {}),
         )
 
     def receive(
@@ -105,7 +106,7 @@ class LiveChunkService:
         if session_id is None:
             fields = fields or {}
             self.check_first_chunk(received)
-            session_id = self.new_session(fields.get("requested_language"), fields.get("model"))
+            session_id = self.new_session(fields.get("requested_language"), fields.get("model"), fields.get("owner"))
         staged = self.sessions.store.dir(session_id) / f".incoming_chunk_{index}_{uuid.uuid4().hex}"
         received.rename(staged)
         return {**self.add_chunk(session_id, index, staged), "chunk_index": index}

@@ -25,6 +25,7 @@ class LiveRequest:
     title: str | None = None
     live_model: str | None = None  # for the live captions; None: chosen by the language heard
     speakers: str | int | None = None  # labelled in the second pass: "auto" or a number
+    owner: str | None = None  # who the session belongs to (set by the server, never by the message)
 
 
 def live_request(

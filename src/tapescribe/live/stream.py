@@ -317,6 +317,7 @@ class LiveStream:
             model=self.request.model,
             live_format=self.request.format,
             options={"speakers": self.request.speakers} if self.request.speakers else {},
+            **({"owner": self.request.owner} if self.request.owner else {}),
         )
         # Held while the stream runs: a process starting meanwhile must not take the session for an
         # interrupted one (finish_interrupted_streams finishes those whose lock nobody holds).

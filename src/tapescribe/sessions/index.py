@@ -34,7 +34,11 @@ ROW_FIELDS = (
     "updated",
     "size_bytes",
     "tags",  # a JSON list (sessions/tags.py)
+    "owner",  # the user it belongs to (None: made before users, the first admin's)
 )
+# Which rows a caller may see: (owner, whether rows without an owner count: they belong to the first
+# admin); None: every row (no users).
+Visible = tuple[str, bool] | None
 # Not shown to clients: the files a row and its segments were built from, as `IndexSync.fingerprint`
 # saw them (None: unknown, so the next start rebuilds the row). A start compares it with the files.
 FINGERPRINT = "fingerprint"
@@ -73,13 +77,24 @@ class SessionIndex(Protocol):
         """After many rows changed at once (a reindex): update the planner's statistics."""
 
     def page(
-        self, limit: int, offset: int, query: str | None = None, tag: str | None = None
+        self,
+        limit: int,
+        offset: int,
+        query: str | None = None,
+        tag: str | None = None,
+        visible: Visible = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """Newest first. With a query, only sessions whose transcript or title matches it; with a tag, only
-        sessions that have it. Each row has `preview`, the first PREVIEW_LENGTH characters of its transcript."""
+        sessions that have it; with `visible`, only one owner's. Each row has `preview`, the first
+        PREVIEW_LENGTH characters of its transcript."""
 
     def search(
-        self, query: str, limit: int = 20, hits_per_session: int = 5, speaker: str | None = None
+        self,
+        query: str,
+        limit: int = 20,
+        hits_per_session: int = 5,
+        speaker: str | None = None,
+        visible: Visible = None,
     ) -> list[dict[str, Any]]:
         """Sessions with their matching segments, best matches first; each segment has `matches`,
         the [start, end) character offsets of what matched. `speaker` (an id such as S1, or a name
@@ -88,7 +103,10 @@ class SessionIndex(Protocol):
     def fingerprints(self) -> dict[str, str | None]:
         """Every row's fingerprint: what a start compares with the files to find stale rows."""
 
-    def totals(self) -> dict[str, int]: ...
+    def totals(self, visible: Visible = None) -> dict[str, int]: ...
+
+    def owners(self) -> dict[str | None, dict[str, int]]:
+        """Sessions and bytes per owner (None: sessions made before users existed)."""
 
     def close(self) -> None: ...
 
@@ -101,6 +119,13 @@ class FingerprintStep:
 
     before: str
     after: str
+
+
+def visible_values(visible: Visible) -> dict[str, Any]:
+    """The parameters of an owner filter: `owner` None when everything is visible."""
+    if visible is None:
+        return {"owner": None, "unowned": True}
+    return {"owner": visible[0], "unowned": visible[1]}
 
 
 def step_values(step: FingerprintStep | None) -> dict[str, str | None]:

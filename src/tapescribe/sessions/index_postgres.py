@@ -31,10 +31,12 @@ from tapescribe.sessions.index import (
     ROW_FIELDS,
     WRITTEN_FIELDS,
     FingerprintStep,
+    Visible,
     query_parts,
     redacted_url,
     segment_values,
     step_values,
+    visible_values,
 )
 from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
 from tapescribe.sessions.scripts import TERM_SEPARATOR
@@ -88,7 +90,11 @@ MIGRATIONS = (
     Migration(3, ("ALTER TABLE sessions ADD COLUMN fingerprint text",)),
     # 4: the session's tags, a JSON list (sessions/tags.py)
     Migration(4, ("ALTER TABLE sessions ADD COLUMN tags text NOT NULL DEFAULT '[]'",)),
+    # 5: who a session belongs to (NULL: made before users existed, the first admin's)
+    Migration(5, ("ALTER TABLE sessions ADD COLUMN owner text", "CREATE INDEX sessions_owner ON sessions (owner)")),
 )
+# Rows a caller may see (index.visible_values): everything when owner is NULL.
+_VISIBLE = "(%(owner)s::text IS NULL OR owner = %(owner)s OR (%(unowned)s AND owner IS NULL))"
 # A partial write moves the fingerprint only from the one the row had before the file write (FingerprintStep).
 _STEP = "fingerprint = CASE WHEN fingerprint IS NOT DISTINCT FROM %(before)s THEN %(after)s ELSE NULL END"
 SCHEMA_VERSION = latest(MIGRATIONS)
@@ -257,18 +263,29 @@ class PostgresSessionIndex:
     # -- reading ------------------------------------------------------------------------------
 
     def page(
-        self, limit: int, offset: int, query: str | None = None, tag: str | None = None
+        self,
+        limit: int,
+        offset: int,
+        query: str | None = None,
+        tag: str | None = None,
+        visible: Visible = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """Newest first. With a query, only sessions whose transcript or title matches it; with a tag,
-        only sessions that have it."""
+        only sessions that have it; with `visible`, only one owner's."""
         match = tsquery(query_parts(query)) if query else None
         if query and match is None:
             return [], 0
-        conditions = (["terms @@ %(match)s::tsquery"] if match else []) + (
-            ["strpos(tags, %(needle)s) > 0"] if tag is not None else []
+        conditions = (
+            [_VISIBLE]
+            + (["terms @@ %(match)s::tsquery"] if match else [])
+            + (["strpos(tags, %(needle)s) > 0"] if tag is not None else [])
         )
-        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-        params = {"match": match, "needle": tag_needle(tag) if tag is not None else None}
+        where = "WHERE " + " AND ".join(conditions)
+        params = {
+            "match": match,
+            "needle": tag_needle(tag) if tag is not None else None,
+            **visible_values(visible),
+        }
         columns = ", ".join(ROW_FIELDS)
         with self._pool.connection() as connection, connection.cursor(row_factory=dict_row) as cursor:
             counted = cursor.execute(f"SELECT count(*) AS n FROM sessions {where}", params).fetchone()
@@ -281,7 +298,12 @@ class PostgresSessionIndex:
         return rows, total
 
     def search(
-        self, query: str, limit: int = 20, hits_per_session: int = 5, speaker: str | None = None
+        self,
+        query: str,
+        limit: int = 20,
+        hits_per_session: int = 5,
+        speaker: str | None = None,
+        visible: Visible = None,
     ) -> list[dict[str, Any]]:
         """Sessions with their matching segments and start times, best matches first. `speaker` (an id
         such as S1, or a name the owner gave, any case) keeps only what that speaker said."""
@@ -296,11 +318,13 @@ class PostgresSessionIndex:
             ranked = cursor.execute(
                 # the ranked_candidates sessions indexed last that match, found without ranking, as SQLite picks them
                 "WITH candidates AS MATERIALIZED (SELECT seq FROM sessions WHERE terms @@ %(match)s::tsquery "
+                f"AND {_VISIBLE} "
                 "ORDER BY seq DESC LIMIT %(candidates)s) "
                 # rank: lower is better, as SQLite's bm25()
                 "SELECT id, title, created, duration, status, -ts_rank(terms, %(match)s::tsquery) AS rank "
                 "FROM sessions WHERE seq IN (SELECT seq FROM candidates) ORDER BY rank, created DESC LIMIT %(limit)s",
                 {
+                    **visible_values(visible),
                     "match": match,
                     "candidates": self.ranked_candidates,
                     # a session may match only in what others said: look further down the ranking
@@ -345,12 +369,19 @@ class PostgresSessionIndex:
             rows = connection.execute("SELECT id, fingerprint FROM sessions").fetchall()
         return dict(rows)
 
-    def totals(self) -> dict[str, int]:
+    def totals(self, visible: Visible = None) -> dict[str, int]:
         with self._pool.connection() as connection:
             count, total = connection.execute(
-                "SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions"
+                f"SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions WHERE {_VISIBLE}", visible_values(visible)
             ).fetchone() or (0, 0)
         return {"session_count": count, "total_bytes": int(total)}
+
+    def owners(self) -> dict[str | None, dict[str, int]]:
+        with self._pool.connection() as connection:
+            rows = connection.execute(
+                "SELECT owner, count(*), coalesce(sum(size_bytes), 0) FROM sessions GROUP BY owner"
+            ).fetchall()
+        return {row[0]: {"session_count": row[1], "total_bytes": int(row[2])} for row in rows}
 
 
 def _lock(cursor: psycopg.Cursor, session_id: str) -> None:

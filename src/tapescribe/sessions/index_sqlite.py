@@ -23,9 +23,11 @@ from tapescribe.sessions.index import (
     WRITTEN_FIELDS,
     FingerprintStep,
     QueryPart,
+    Visible,
     query_parts,
     segment_values,
     step_values,
+    visible_values,
 )
 from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
 from tapescribe.sessions.scripts import TERM_SEPARATOR, index_terms
@@ -100,7 +102,11 @@ MIGRATIONS = (
     # 9: the session's tags, a JSON list (rows of sessions tagged before this are rebuilt by reconcile's
     # fingerprint check only if their files changed; no session had tags before)
     Migration(9, ("ALTER TABLE sessions ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",)),
+    # 10: who a session belongs to (NULL: made before users existed, the first admin's)
+    Migration(10, ("ALTER TABLE sessions ADD COLUMN owner TEXT", "CREATE INDEX sessions_owner ON sessions (owner)")),
 )
+# Rows a caller may see (index.visible_values): everything when :owner is NULL.
+_VISIBLE = "(:owner IS NULL OR s.owner = :owner OR (:unowned AND s.owner IS NULL))"
 # A partial write moves the fingerprint only from the one the row had before the file write (FingerprintStep).
 _STEP = "fingerprint = CASE WHEN fingerprint IS :before THEN :after ELSE NULL END"
 SCHEMA_VERSION = latest(MIGRATIONS)
@@ -275,16 +281,21 @@ class SqliteSessionIndex:
     # -- reading ------------------------------------------------------------------------------
 
     def page(
-        self, limit: int, offset: int, query: str | None = None, tag: str | None = None
+        self,
+        limit: int,
+        offset: int,
+        query: str | None = None,
+        tag: str | None = None,
+        visible: Visible = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """Newest first. With a query, only sessions whose transcript or title matches it; with a tag,
-        only sessions that have it."""
+        only sessions that have it; with `visible`, only one owner's."""
         columns = ", ".join(f"s.{field}" for field in ROW_FIELDS)
         match = fts_query(query) if query else None
         if query and match is None:
             return [], 0
-        conditions: list[str] = []
-        params: dict[str, Any] = {"preview": PREVIEW_LENGTH}
+        conditions: list[str] = [_VISIBLE]
+        params: dict[str, Any] = {"preview": PREVIEW_LENGTH, **visible_values(visible)}
         if match:
             conditions.append("s.rowid IN (SELECT rowid FROM session_text WHERE session_text MATCH :match)")
             params["match"] = match
@@ -302,7 +313,12 @@ class SqliteSessionIndex:
         return [dict(row) for row in rows], total
 
     def search(
-        self, query: str, limit: int = 20, hits_per_session: int = 5, speaker: str | None = None
+        self,
+        query: str,
+        limit: int = 20,
+        hits_per_session: int = 5,
+        speaker: str | None = None,
+        visible: Visible = None,
     ) -> list[dict[str, Any]]:
         """Sessions with their matching segments and start times, best matches first. `speaker` (an id
         such as S1, or a name the owner gave, any case) keeps only what that speaker said."""
@@ -316,12 +332,15 @@ class SqliteSessionIndex:
             ranked = connection.execute(
                 "SELECT s.id, s.title, s.created, s.duration, s.status, bm25(session_text) AS rank "
                 "FROM session_text JOIN sessions s ON s.rowid = session_text.rowid "
-                "WHERE session_text MATCH :match AND session_text.rowid >= coalesce(("
-                # the ranked_candidates sessions indexed last (rowid order) that match, found without ranking
-                "SELECT rowid FROM session_text WHERE session_text MATCH :match "
-                "ORDER BY rowid DESC LIMIT 1 OFFSET :candidates), 0) "
+                f"WHERE session_text MATCH :match AND {_VISIBLE} AND session_text.rowid >= coalesce(("
+                # the ranked_candidates sessions indexed last (rowid order) that match and the caller may
+                # see, found without ranking (other people's matches do not crowd the caller's out)
+                "SELECT t.rowid FROM session_text t JOIN sessions s ON s.rowid = t.rowid "
+                f"WHERE t.session_text MATCH :match AND {_VISIBLE} "
+                "ORDER BY t.rowid DESC LIMIT 1 OFFSET :candidates), 0) "
                 "ORDER BY rank LIMIT :limit",
                 {
+                    **visible_values(visible),
                     "match": match,
                     "candidates": self.ranked_candidates - 1,
                     # a session may match only in what others said: look further down the ranking
@@ -374,7 +393,17 @@ class SqliteSessionIndex:
             rows = connection.execute("SELECT id, fingerprint FROM sessions").fetchall()
         return {row["id"]: row["fingerprint"] for row in rows}
 
-    def totals(self) -> dict[str, int]:
+    def totals(self, visible: Visible = None) -> dict[str, int]:
         with self._connect() as connection:
-            count, total = connection.execute("SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions").fetchone()
+            count, total = connection.execute(
+                f"SELECT count(*), coalesce(sum(size_bytes), 0) FROM sessions s WHERE {_VISIBLE}",
+                visible_values(visible),
+            ).fetchone()
         return {"session_count": count, "total_bytes": total}
+
+    def owners(self) -> dict[str | None, dict[str, int]]:
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT owner, count(*), coalesce(sum(size_bytes), 0) FROM sessions GROUP BY owner"
+            ).fetchall()
+        return {row[0]: {"session_count": row[1], "total_bytes": row[2]} for row in rows}

@@ -126,6 +126,7 @@ class IndexSync:
             "updated": status.get("updated"),
             "size_bytes": self.store.size(session_id),
             "tags": tags_column(session.get("tags")),
+            "owner": session.get("owner"),
             "fingerprint": fingerprint,
         }
 

@@ -20,7 +20,7 @@ from tapescribe.engine.records import Transcript
 from tapescribe.errors import BadRequest, Conflict, NotFound
 from tapescribe.sessions import files
 from tapescribe.sessions.files import utc_now
-from tapescribe.sessions.index import SessionIndex
+from tapescribe.sessions.index import SessionIndex, Visible
 from tapescribe.sessions.index_sync import IndexSync
 from tapescribe.sessions.locks import FileLocks, SessionLocks
 from tapescribe.sessions.space import DiskSpace
@@ -154,14 +154,20 @@ class SessionService:
         }
 
     def listing(
-        self, limit: int = 50, offset: int = 0, query: str | None = None, tag: str | None = None
+        self,
+        limit: int = 50,
+        offset: int = 0,
+        query: str | None = None,
+        tag: str | None = None,
+        visible: Visible = None,
     ) -> dict[str, Any]:
-        """A page of the index, newest first; `query` narrows to matching transcripts, `tag` to tagged sessions."""
+        """A page of the index, newest first; `query` narrows to matching transcripts, `tag` to tagged
+        sessions, `visible` to one owner's."""
         if not 1 <= limit <= 500:
             raise BadRequest("limit must be between 1 and 500.")
         if offset < 0:
             raise BadRequest("offset must not be negative.")
-        rows, total = self.index.page(limit, offset, query, tag)
+        rows, total = self.index.page(limit, offset, query, tag, visible)
         for row in rows:
             row["tags"] = tags_of(row.get("tags"))
         return {"sessions": rows, "total": total, "limit": limit, "offset": offset}
@@ -172,10 +178,12 @@ class SessionService:
 
         return SessionWatch(self, session_id)
 
-    def search(self, query: str, limit: int = 20, speaker: str | None = None) -> list[dict[str, Any]]:
+    def search(
+        self, query: str, limit: int = 20, speaker: str | None = None, visible: Visible = None
+    ) -> list[dict[str, Any]]:
         """Sessions whose transcript matches, best first, each with its matching segments and times;
         only what `speaker` (an id such as S1, or a name the owner gave) said, when given."""
-        return self.index.search(query, limit=limit, speaker=speaker)
+        return self.index.search(query, limit=limit, speaker=speaker, visible=visible)
 
     def version(self, session_id: str, number: int) -> dict[str, Any]:
         return self.store.version(session_id, number)
@@ -199,12 +207,13 @@ class SessionService:
 
         return read()
 
-    def storage(self) -> dict[str, Any]:
-        """Totals from the index, free space with the low-space warning from the disk, and the bytes of
-        uploads a crash cut off before they became sessions (kept in incoming/, shown, never hidden)."""
+    def storage(self, visible: Visible = None) -> dict[str, Any]:
+        """Totals from the index (the caller's own sessions, with users), free space with the low-space
+        warning from the disk, the bytes of uploads a crash cut off before they became sessions (kept in
+        incoming/, shown, never hidden), and the data directory's bytes by kind (the whole library's)."""
         totals = self.index.totals()
         return {
-            **totals,
+            **(totals if visible is None else self.index.totals(visible)),
             **self.space.report(),
             "incomplete_upload_bytes": files.tree_size(self.store.incoming_dir),
             **data_dir_usage(self.store.sessions_dir.parent, totals["total_bytes"]),

@@ -171,7 +171,7 @@ export function setupHistory() {
     const session = sessions.find((s) => s.id === id);
     if (!session) return;
     Object.assign(session, { status: status.status, progress: status.progress, message: status.message });
-    const button = list.querySelector(`[data-id="${id}"]`);
+    const button = list.querySelector(`.session-row[data-id="${id}"]`);
     if (!button) return;
     const badge = button.querySelector('.badge');
     badge.className = `badge badge-${status.status}`;

@@ -8,7 +8,7 @@ import { setupRecord } from './record.js';
 import { setupUpload } from './upload.js';
 import { setupLive } from './live.js';
 import { setupHistory } from './history.js';
-import { getHealth } from './api.js';
+import { api, getHealth } from './api.js';
 
 const historyTab = setupHistory();
 setupRecord();
@@ -36,4 +36,10 @@ window.addEventListener('hashchange', route);
 route();
 
 // Signing out only means something when the server asks for a key.
-getHealth().then((health) => { $('#sign-out').hidden = !health.login_required; }, () => {});
+getHealth().then((health) => {
+  $('#sign-out').hidden = !health.login_required;
+  // With users, say who is signed in (each person sees only their own recordings).
+  if (health.login_required) {
+    api('/me').then((me) => { if (me.name) $('#signed-in-as').textContent = `Signed in as ${me.name}`; }, () => {});
+  }
+}, () => {});

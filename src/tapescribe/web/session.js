@@ -15,6 +15,7 @@ import {
 } from './format.js';
 import { notify } from './notify.js';
 import { linkPlayer } from './player.js';
+import { shareView } from './share.js';
 import { speakersView } from './speakers.js';
 import { transcriptView } from './transcript.js';
 import { editInPlace } from './segment_edit.js';
@@ -154,7 +155,7 @@ export function createSessionView(container, { onClose }) {
       h('div', { class: 'session-head' }, backButton(), parts.titleRow, parts.meta, parts.tags.el),
       parts.status,
       parts.media,
-      h('div', { class: 'session-actions' }, downloads, deleteButton),
+      h('div', { class: 'session-actions' }, downloads, shareView(session.id), deleteButton),
       parts.model.el,
       h('h3', { class: 'section-title' }, 'Transcript'),
       parts.speakers.el,
