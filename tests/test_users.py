@@ -335,3 +335,22 @@ def test_a_backup_holds_the_users_and_owners_and_restores_them(library, tmp_path
     assert users.stat().st_mode & 0o777 == 0o600
     session = json.loads((restored / "sessions" / library["his"] / "session.json").read_text())
     assert session["owner"] == "bob"
+
+
+def test_remembered_voices_are_their_owners_only(library):
+    """A voice remembered from alice's recording is listed, forgotten and matched for alice only: bob's
+    GET /voices does not show it, and his DELETE answers as for a voice that does not exist."""
+    from tapescribe.sessions.voices import VoiceStore
+
+    server = library["server"]
+    store = VoiceStore(server.data_dir / "voices")
+    voice = list(np.random.default_rng(7).normal(size=192))
+    hers = store.remember("Ada", voice, {"session": library["mine"], "speaker": "S1"}, "alice")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        listed = {who: client.get("/voices", headers=bearer(library[who])).json()["voices"] for who in ("alice", "bob")}
+        assert [v["id"] for v in listed["alice"]] == [hers["id"]] and listed["bob"] == []
+        refused = client.delete(f"/voices/{hers['id']}", headers=bearer(library["bob"]))
+        missing = client.delete(f"/voices/{uuid.uuid4().hex}", headers=bearer(library["bob"]))
+        assert refused.status_code == missing.status_code == 404 and refused.json() == missing.json()
+        assert client.delete(f"/voices/{hers['id']}", headers=bearer(library["alice"])).status_code == 200
+    assert store.all() == []

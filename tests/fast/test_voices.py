@@ -59,3 +59,12 @@ def test_a_speaker_is_named_by_the_closest_voice_above_the_threshold_and_a_stran
     assert list(store.match(twins, 0.6)) == ["S2"]
     # the owner said S1 is not Ada: never matched to her again
     assert store.match(heard, 0.6, refused={"S1": ada["id"]}) == {}
+
+
+def test_one_persons_voice_never_names_another_persons_speaker(tmp_path):
+    store = VoiceStore(tmp_path / "voices")
+    voice = list(np.random.default_rng(3).normal(size=192))
+    store.remember("Ada", voice, {"session": "a" * 32, "speaker": "S1"}, "alice")
+    assert store.match({"S1": voice}, 0.7, owner="bob") == {}
+    assert store.match({"S1": voice}, 0.7) == {}  # the single-user library's speakers: no owner
+    assert store.match({"S1": voice}, 0.7, owner="alice")["S1"]["name"] == "Ada"

@@ -101,7 +101,8 @@ class SpeakerLabelling:
         speakers = sorted({s["speaker"] for s in segments if s.get("speaker")}, key=lambda speaker: int(speaker[1:]))
         session = self.sessions.session(session_id)
         voices = {speaker: voice for speaker, voice in found.voices.items() if speaker in speakers}
-        matches = self.voices.match(voices, self.match_threshold, session.get("refused_voice_matches") or {})
+        refused = session.get("refused_voice_matches") or {}
+        matches = self.voices.match(voices, self.match_threshold, refused, session.get("owner"))
         labelled = {
             **{k: v for k, v in transcription.items() if k != "speaker_matches"},
             "segments": [{**segment, "id": number} for number, segment in enumerate(segments)],

@@ -94,8 +94,10 @@ def remember_voice(
         raise Conflict("This speaker's voice was not kept when the speakers were found; find them again first.")
     with sessions.writing(session_id):
         _rename_speaker(sessions, session_id, speaker, name[:MAX_NAME_LENGTH])
-        voice = voices.remember(name[:MAX_NAME_LENGTH], embedding, {"session": session_id, "speaker": speaker})
-        remembered = {**(sessions.session(session_id).get("remembered_voices") or {}), speaker: voice["id"]}
+        session = sessions.session(session_id)
+        source = {"session": session_id, "speaker": speaker}
+        voice = voices.remember(name[:MAX_NAME_LENGTH], embedding, source, session.get("owner"))
+        remembered = {**(session.get("remembered_voices") or {}), speaker: voice["id"]}
         return sessions.update_session(session_id, remembered_voices=remembered)
 
 

@@ -52,8 +52,10 @@ class VoiceStore:
             raise NotFound("No such voice.")
         return voice
 
-    def remember(self, name: str, embedding: list[float], source: dict[str, Any]) -> dict[str, Any]:
-        """Keep a new voice; its id is made here."""
+    def remember(
+        self, name: str, embedding: list[float], source: dict[str, Any], owner: str | None = None
+    ) -> dict[str, Any]:
+        """Keep a new voice of `owner` (the owner of the session it was heard in); its id is made here."""
         vector = np.asarray(embedding, dtype=np.float64)
         if vector.shape != (_EMBEDDING_SIZE,) or not np.isfinite(vector).all() or not np.linalg.norm(vector):
             raise BadRequest("This speaker has no voice to remember; find the speakers again first.")
@@ -64,6 +66,7 @@ class VoiceStore:
             "name": name,
             "created": utc_now(),
             "source": source,
+            **({"owner": owner} if owner else {}),
             "embedding": [round(float(x), 5) for x in vector],
         }
         write_json_atomic(self._path(str(voice["id"])), voice)
@@ -77,12 +80,17 @@ class VoiceStore:
             raise NotFound("No such voice.") from None
 
     def match(
-        self, speakers: dict[str, list[float]], threshold: float, refused: dict[str, str] | None = None
+        self,
+        speakers: dict[str, list[float]],
+        threshold: float,
+        refused: dict[str, str] | None = None,
+        owner: str | None = None,
     ) -> dict[str, dict[str, Any]]:
-        """The remembered voice each speaker is taken for: {speaker: {voice, name, similarity}}, for the
-        speakers at least `threshold` alike to a voice. A voice names one speaker at most (the closest),
-        and never one that the owner said it is not (`refused`: speaker -> voice id)."""
-        voices = [v for v in self.all() if len(v.get("embedding") or []) == _EMBEDDING_SIZE]
+        """The remembered voice of `owner` each speaker is taken for: {speaker: {voice, name, similarity}},
+        for the speakers at least `threshold` alike to a voice. A voice names one speaker at most (the
+        closest), and never one that the owner said it is not (`refused`: speaker -> voice id). One
+        person's voices never name another person's speakers."""
+        voices = [v for v in self.all() if len(v.get("embedding") or []) == _EMBEDDING_SIZE and v.get("owner") == owner]
         if not voices or not speakers:
             return {}
         names = [s for s in speakers if len(speakers[s]) == _EMBEDDING_SIZE]
