@@ -1,5 +1,6 @@
 """A library for a small team: tags, bulk actions, version restore, default titles, storage by kind, and
-`tapescribe backup` / `restore` taken while an upload transcribes. One server for the whole file."""
+`tapescribe backup` / `restore` taken while an upload transcribes and a live stream runs. One server for
+the whole file."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from websockets.sync.client import connect
 
-from conftest import audio_file, make_server
+from conftest import audio_file, make_server, read_pcm
 
 
 @pytest.fixture(scope="module")
@@ -199,11 +202,30 @@ def test_backup_while_transcribing_restores_an_identical_library(library, two_do
             answer = client.post("/transcribe-file", data={"language": "en"}, files={"file": ("long.wav", handle)})
         busy = answer.json()["session_id"]
         wait_progress(library, busy)
+        journal = library.data_dir / "sessions" / busy / "segments.jsonl"
+        deadline = time.monotonic() + 300
+        while not journal.exists() and time.monotonic() < deadline:  # its first segments saved
+            time.sleep(0.2)
         sessions_then = {
             row["id"]: row["status"] for row in client.get("/sessions", params={"limit": 500}).json()["sessions"]
         }
         archive = tmp_path / "library.tar"
-        cli("backup", str(archive), "--data-dir", str(library.data_dir))
+        pcm = (np.clip(read_pcm(audio_file("jfk.flac")), -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        half = len(pcm) // 4 * 2
+        ws_url = library.url.replace("http://", "ws://") + "/ws/live"
+        with connect(ws_url, max_size=None, open_timeout=30, close_timeout=5) as live:  # a live stream runs too
+            live.send(json.dumps({"type": "start", "format": "pcm", "model": "tiny.en", "language": "en"}))
+            assert json.loads(live.recv(timeout=30))["type"] == "ready"
+            live.send(pcm[:half])
+            live_id = None
+            while live_id is None:
+                message = json.loads(live.recv(timeout=120))
+                live_id = message.get("session_id") if message["type"] == "session" else None
+            cli("backup", str(archive), "--data-dir", str(library.data_dir))
+            live.send(pcm[half:])
+            live.send(json.dumps({"type": "stop"}))
+            while json.loads(live.recv(timeout=180))["type"] not in ("done", "error"):
+                pass
         done_then = [session_id for session_id, status in sessions_then.items() if status == "done"]
         source = {session_id: library_files(library.data_dir, session_id) for session_id in done_then}
         hits_before = client.get("/search", params={"q": "fellow"}).json()["results"]
@@ -212,6 +234,13 @@ def test_backup_while_transcribing_restores_an_identical_library(library, two_do
         names = opened.getnames()
     assert archived_status["status"] == "processing"  # taken while the upload was being transcribed
     assert f"sessions/{busy}/segments.jsonl" in names  # with the segments saved so far
+    chunks = sorted(
+        (name for name in names if name.startswith(f"sessions/{live_id}/chunk_")),
+        key=lambda name: int(name.rsplit("_", 1)[1].split(".")[0]),
+    )
+    with tarfile.open(archive) as opened:
+        streamed = b"".join(opened.extractfile(name).read() for name in chunks)
+    assert streamed and pcm.startswith(streamed)  # the live stream's audio as it was when the backup ran
     assert not any(name.startswith(("models", "index.sqlite3", "queue.sqlite3")) for name in names)
     assert names[-1] == "tapescribe-backup.json"
     assert "ok:" in cli("backup", "--verify", str(archive)).stdout
@@ -220,6 +249,10 @@ def test_backup_while_transcribing_restores_an_identical_library(library, two_do
     cli("restore", str(archive), "--data-dir", str(restored))
     for session_id, files in source.items():
         assert library_files(restored, session_id) == files, session_id  # audio, transcript, versions, tags
+    restored_chunks = sorted(
+        (restored / "sessions" / live_id).glob("chunk_*"), key=lambda path: int(path.stem.split("_")[1])
+    )
+    assert b"".join(path.read_bytes() for path in restored_chunks) == streamed
     busy_audio = next((restored / "sessions" / busy).glob("original_audio.*"))
     assert busy_audio.read_bytes() == long_path.read_bytes()
     assert json.loads((restored / "sessions" / second / "session.json").read_text())["tags"] == ["keep"]
