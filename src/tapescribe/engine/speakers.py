@@ -57,7 +57,7 @@ def require_speakers() -> None:
 
 @dataclass(frozen=True)
 class DiarizerSettings:
-    merge_threshold: float = 0.7  # clusters whose centres are this similar (cosine) become one speaker
+    merge_threshold: float = 0.68  # clusters whose centres are this similar (cosine) become one speaker
     long_merge_threshold: float = 0.575  # the same past 20 minutes (UMAP + HDBSCAN clusters, measured earlier)
     numba_cache_dir: Path | None = None  # where numba (used by UMAP) keeps compiled code; None: numba decides
 
