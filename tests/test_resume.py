@@ -140,7 +140,8 @@ def test_resumed_at_any_saved_segment_gives_the_uninterrupted_text(runtime, long
         run = status["runs"][-1]
         assert run["saved_segments"] == count
         assert run["from_seconds"] == saved[-1]["window_start"] <= saved[-1]["start"]
-        assert run["saved_until_seconds"] == saved[-1]["end"]
+        # the decoder's end of the last saved segment (aligned words may move its `end`)
+        assert run["saved_until_seconds"] == saved[-1].get("decoded_end", saved[-1]["end"])
 
 
 def test_journal_without_window_starts_resumes_from_the_first_window(runtime, long_recording, uninterrupted):

@@ -390,10 +390,13 @@ def test_a_page_on_another_site_cannot_frame_the_ui(guarded):
     if not chromium.is_file():
         pytest.fail(f"Chromium is needed and was not found at {chromium}; set TAPESCRIBE_TEST_CHROMIUM.")
     from playwright.sync_api import sync_playwright
+    from test_web_ui import chromium_env
 
     attacker = f'<html><body><iframe src="{guarded.url}/login" width="800" height="600"></iframe></body></html>'
     with sync_playwright() as playwright, foreign_site(attacker.encode()) as foreign:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"], env=chromium_env()
+        )
         try:
             page = browser.new_page()
             page.goto(foreign, timeout=60_000)

@@ -18,7 +18,7 @@ import uuid
 import httpx
 import numpy as np
 import pytest
-from test_web_ui import CHROMIUM, FAKE_MICROPHONE, chromium_args, expect, open_session, page_of
+from test_web_ui import CHROMIUM, FAKE_MICROPHONE, chromium_args, chromium_env, expect, open_session, page_of
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -285,7 +285,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(FAKE_MICROPHONE))
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=chromium_args(FAKE_MICROPHONE), env=chromium_env()
+        )
         yield launched
         launched.close()
 

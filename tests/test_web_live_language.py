@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_web_ui import CHROMIUM, api, chromium_args, expect, page_of
+from test_web_ui import CHROMIUM, api, chromium_args, chromium_env, expect, page_of
 
 from conftest import make_server
 
@@ -28,7 +28,9 @@ def spanish_browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args("leopard_test_es.wav"))
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=chromium_args("leopard_test_es.wav"), env=chromium_env()
+        )
         yield launched
         launched.close()
 

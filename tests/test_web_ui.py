@@ -53,9 +53,19 @@ def browser():
             "(its own browser download is not needed; the system Chromium is used)."
         )
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(FAKE_MICROPHONE))
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=chromium_args(FAKE_MICROPHONE), env=chromium_env()
+        )
         yield launched
         launched.close()
+
+
+def chromium_env() -> dict[str, str]:
+    """The environment Chromium is launched with: the system temp directory for its profile and
+    sockets. An in-process app in this test process points TMPDIR into its data directory
+    (config.confine_scratch_files), and a socket path under pytest's tmp_path is too long for
+    Chromium (it aborts: "Socket path too long")."""
+    return {**os.environ, "TMPDIR": "/tmp", "TEMP": "/tmp", "TMP": "/tmp"}
 
 
 def chromium_args(microphone: str) -> list[str]:
@@ -771,7 +781,9 @@ def test_the_upload_card_warns_as_history_does_when_an_english_only_model_hears_
 
 def test_the_record_result_warns_when_an_english_only_model_hears_spanish(browser, ui_server):
     """A recording in Spanish (the fake microphone plays leopard_test_es.wav) with tiny.en chosen."""
-    spanish = browser.browser_type.launch(executable_path=str(CHROMIUM), args=chromium_args("leopard_test_es.wav"))
+    spanish = browser.browser_type.launch(
+        executable_path=str(CHROMIUM), args=chromium_args("leopard_test_es.wav"), env=chromium_env()
+    )
     try:
         with page_of(spanish, ui_server) as page:
             page.goto("/#record")
