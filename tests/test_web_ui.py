@@ -63,7 +63,7 @@ def browser():
 def chromium_env() -> dict[str, str]:
     """The environment Chromium is launched with: the system temp directory for its profile and
     sockets. An in-process app in this test process points TMPDIR into its data directory
-    (config.confine_scratch_files), and a socket path under pytest's tmp_path is too long for
+    (process_env.confine_scratch_files), and a socket path under pytest's tmp_path is too long for
     Chromium (it aborts: "Socket path too long")."""
     return {**os.environ, "TMPDIR": "/tmp", "TEMP": "/tmp", "TMP": "/tmp"}
 

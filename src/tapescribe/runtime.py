@@ -10,7 +10,7 @@ import os
 import socket
 from collections.abc import Iterable
 
-from tapescribe.config import Settings, confine_scratch_files
+from tapescribe.config import Settings
 from tapescribe.engine.lanes import cap_malloc_arenas
 from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.speakers import INSTALL_HINT, DiarizerSettings, SpeakerDiarizer, speakers_installed
@@ -23,6 +23,7 @@ from tapescribe.jobs.speakers import SpeakerLabelling
 from tapescribe.jobs.takeover import LeaseReaper
 from tapescribe.jobs.transcription import TranscriptionJob
 from tapescribe.live.recording import finish_interrupted_streams
+from tapescribe.process_env import confine_scratch_files
 from tapescribe.sessions.index import open_index
 from tapescribe.sessions.locks import FileLocks, SessionLocks
 from tapescribe.sessions.service import SessionService

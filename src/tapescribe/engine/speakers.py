@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from tapescribe.config import reclaim_numba_cache
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.speaker_clusters import cluster_voices, merge_to_count, numbered, speaker_order, unit
 from tapescribe.engine.speaker_labels import SpeakerTurn
 from tapescribe.errors import SpeakersUnavailable
+from tapescribe.process_env import reclaim_numba_cache
 
 log = logging.getLogger(__name__)
 

@@ -38,67 +38,18 @@ from tapescribe.sessions.index import (
     step_values,
     visible_values,
 )
-from tapescribe.sessions.index_migrations import Migration, apply_pending, latest
+from tapescribe.sessions.index_migrations import apply_pending
+from tapescribe.sessions.index_postgres_schema import MIGRATIONS, SCHEMA_VERSION, TABLES
 from tapescribe.sessions.scripts import TERM_SEPARATOR
 from tapescribe.sessions.search_terms import marked_spans, tsquery, tsvector
 from tapescribe.sessions.tags import tag_needle
 
 log = logging.getLogger(__name__)
 
-_SCHEMA_1 = (
-    """
-    CREATE TABLE sessions (
-        id text PRIMARY KEY,
-        title text NOT NULL DEFAULT '',
-        created text NOT NULL,
-        source text NOT NULL DEFAULT '',
-        filename text,
-        duration double precision,
-        model text,
-        language text,
-        status text NOT NULL,
-        progress double precision,
-        message text,
-        updated text,
-        size_bytes bigint NOT NULL DEFAULT 0,
-        text text NOT NULL DEFAULT '',
-        terms tsvector NOT NULL DEFAULT ''
-    )
-    """,
-    "CREATE INDEX sessions_created ON sessions (created DESC, id)",
-    "CREATE INDEX sessions_terms ON sessions USING gin (terms)",
-    # Segments are only matched within the sessions found through sessions_terms: by primary key, no GIN.
-    """
-    CREATE TABLE segments (
-        session_id text NOT NULL,
-        position integer NOT NULL,
-        start double precision NOT NULL,
-        "end" double precision NOT NULL,
-        speaker text,
-        speaker_name text,
-        text text NOT NULL,
-        terms tsvector NOT NULL,
-        PRIMARY KEY (session_id, position)
-    )
-    """,
-)
-MIGRATIONS = (
-    Migration(1, _SCHEMA_1, rebuild=True),
-    # 2: the order rows were first indexed in (SQLite's rowid): search ranks the RANKED_CANDIDATES last
-    Migration(2, ("ALTER TABLE sessions ADD COLUMN seq bigserial", "CREATE INDEX sessions_seq ON sessions (seq)")),
-    # 3: each row's fingerprint of the files it was built from (NULL: rebuilt from the files at the next start)
-    Migration(3, ("ALTER TABLE sessions ADD COLUMN fingerprint text",)),
-    # 4: the session's tags, a JSON list (sessions/tags.py)
-    Migration(4, ("ALTER TABLE sessions ADD COLUMN tags text NOT NULL DEFAULT '[]'",)),
-    # 5: who a session belongs to (NULL: made before users existed, the first admin's)
-    Migration(5, ("ALTER TABLE sessions ADD COLUMN owner text", "CREATE INDEX sessions_owner ON sessions (owner)")),
-)
 # Rows a caller may see (index.visible_values): everything when owner is NULL.
 _VISIBLE = "(%(owner)s::text IS NULL OR owner = %(owner)s OR (%(unowned)s AND owner IS NULL))"
 # A partial write moves the fingerprint only from the one the row had before the file write (FingerprintStep).
 _STEP = "fingerprint = CASE WHEN fingerprint IS NOT DISTINCT FROM %(before)s THEN %(after)s ELSE NULL END"
-SCHEMA_VERSION = latest(MIGRATIONS)
-_TABLES = ("segments", "sessions")
 _MIGRATION_LOCK = 0x7A9E5C01  # an advisory lock id: one process at a time migrates
 _SEGMENT_COLUMNS = ("session_id", "position", "start", "end", "speaker", "speaker_name", "text", "terms")
 IDLE_TRANSACTION_SECONDS = (
@@ -150,7 +101,7 @@ class PostgresSessionIndex:
                 url=self.url,
                 schema_version=current,
             )
-        rebuild = apply_pending(connection.execute, MIGRATIONS, current, _TABLES)
+        rebuild = apply_pending(connection.execute, MIGRATIONS, current, TABLES)
         if current < SCHEMA_VERSION:
             connection.execute("DELETE FROM schema_version")
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
