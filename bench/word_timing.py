@@ -14,9 +14,10 @@ data in bench/.data-word-timing (kept, like all data), with the settings given b
 
 With --alignment it also runs the server's pipeline in this process over FILE (the default decode plan),
 with words and without, alternating, and prints seconds, x-realtime and CPU seconds of each and the
-seconds spent aligning words (engine/word_alignment.py: words are aligned after decoding, so the
-decoding, and the text, is the same either way and the aligning is the whole cost; a run in which a
-window fell back to sampling, temperature above 0, writes a different text each time, words or not).
+seconds spent aligning words, summed over the lanes (engine/word_alignment.py: each cycle's words are
+aligned after it is decoded, against the encoder output the decoding made, so the decoding, and the
+text, is the same either way and the aligning is the whole cost; a run in which a window fell back to
+sampling, temperature above 0, writes a different text each time, words or not).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def alignment_share(path: Path, runs: int, model_name: str) -> str:
     from dataclasses import replace
 
     from tapescribe.config import Settings
-    from tapescribe.engine.word_alignment import WordAligner
+    from tapescribe.engine import whisper_adapter
     from tapescribe.jobs.pipeline import AudioInput, TranscriptionPipeline
     from tapescribe.runtime import decode_scheduler, job_settings, model_pool
 
@@ -102,15 +103,15 @@ def alignment_share(path: Path, runs: int, model_name: str) -> str:
         words: TranscriptionPipeline(models, replace(defaults, decoding=replace(defaults.decoding, word_timestamps=on)))
         for words, on in ((True, True), (False, False))
     }
-    spent = [0.0]
-    align = WordAligner.align
+    spent = [0.0]  # seconds in the alignment step, summed over the lanes' threads
+    align = whisper_adapter.align_in_cycle
 
-    def timed_align(self, *args, **kwargs):
+    def timed_align(*args, **kwargs):
         started = time.perf_counter()
         try:
-            return align(self, *args, **kwargs)
+            return align(*args, **kwargs)
         finally:
-            spent[0] += time.perf_counter() - started
+            spent[0] += time.perf_counter() - started  # += of floats under the GIL: lanes may lose a few
 
     duration = measure_duration(path)
     wall: dict[bool, list[float]] = {True: [], False: []}
@@ -118,7 +119,7 @@ def alignment_share(path: Path, runs: int, model_name: str) -> str:
     aligning: list[float] = []
     texts: dict[bool, list[str]] = {True: [], False: []}
     sampled: dict[bool, list[int]] = {True: [], False: []}  # segments decoded at a temperature above 0
-    WordAligner.align = timed_align  # type: ignore[method-assign]
+    whisper_adapter.align_in_cycle = timed_align
     try:
         pipelines[False].transcribe(AudioInput(path), pipelines[False].request(model_name, None), scheduler)  # warm-up
         for run in range(runs):
@@ -140,7 +141,7 @@ def alignment_share(path: Path, runs: int, model_name: str) -> str:
                 flush=True,
             )
     finally:
-        WordAligner.align = align  # type: ignore[method-assign]
+        whisper_adapter.align_in_cycle = align
     on, off = statistics.median(wall[True]), statistics.median(wall[False])
     every = zip(texts[True] + texts[False], sampled[True] + sampled[False], strict=True)
     unsampled = [text for text, count in every if not count]

@@ -79,30 +79,18 @@ class ScriptedEngine:
         if hooks.on_language is not None:
             hooks.on_language(LanguageFound("en", 0.99))
         for start, end, text in SCRIPT:
-            yield Segment.from_dict({"window_start": 0.0, "start": start, "end": end, "text": text, "tokens": [1, 2]})
+            record = {"window_start": 0.0, "start": start, "end": end, "text": text, "tokens": [1, 2]}
+            if options.word_timestamps:  # each word given an equal share of its segment's time
+                words, share = text.split(), (end - start) / len(text.split())
+                record["words"] = [
+                    {"start": start + i * share, "end": start + (i + 1) * share, "word": " " + word}
+                    for i, word in enumerate(words)
+                ]
+            yield Segment.from_dict(record)
             if hooks.between_calls is not None:
                 hooks.between_calls()
         if hooks.window_done is not None:
             hooks.window_done(self.samples / 16000)
-
-    def time_words(
-        self,
-        name: str | None,
-        segments: Iterable[Segment],
-        blocks: Iterable[np.ndarray],
-        origin: float,
-        task: str,
-        language: Callable[[], str | None],
-    ) -> Iterator[Segment]:
-        """Each word of a segment given an equal share of its time."""
-        for segment in segments:
-            words = segment.text.split()
-            share = (segment.end - segment.start) / len(words)
-            timed = [
-                {"start": segment.start + i * share, "end": segment.start + (i + 1) * share, "word": " " + word}
-                for i, word in enumerate(words)
-            ]
-            yield Segment.from_dict({**segment.to_dict(), "words": timed})
 
 
 def sessions_at(settings: Settings) -> SessionService:

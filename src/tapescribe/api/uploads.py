@@ -173,7 +173,7 @@ JOB_FIELDS: dict[str, Any] = {
         "type": "string",
         "enum": ["", "true", "false", "1", "0", "yes", "no", "on", "off"],
         "description": "Word times in the transcript, which subtitles are timed by (default: the server's "
-        "TAPESCRIBE_WORD_TIMESTAMPS, on); they are aligned after decoding, so the text is the same either way, "
+        "TAPESCRIBE_WORD_TIMESTAMPS, on); they are aligned to the decoded text, so the text is the same either way, "
         "and false saves the time aligning them takes.",
     },
     "prompt": {"type": "string", "description": "Text that the model sees first (names, spelling)."},

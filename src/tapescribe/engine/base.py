@@ -81,21 +81,8 @@ class Engine(Protocol):
         settings: PlanSettings,
         whole_file: Callable[[], Iterable[np.ndarray]] | None,
     ) -> Iterator[Segment]:
-        """The segments of `blocks` from resume.start on, in time order, each with its words when asked for;
+        """The segments of `blocks` from resume.start on, in time order, each with its words when
+        `options.word_timestamps` asks for them (the text the same either way);
         its fields as engine/transcriber.segment_record makes them (`window_start` a resume point, `tokens`
         the next window's context), which the journal keeps."""
-        ...
-
-    def time_words(
-        self,
-        name: str | None,
-        segments: Iterable[Segment],
-        blocks: Iterable[np.ndarray],
-        origin: float,
-        task: str,
-        language: Callable[[], str | None],
-    ) -> Iterator[Segment]:
-        """`segments` (decoded without words) with their words timed against the audio (`blocks`, which
-        start at `origin` seconds) by the model `name`, the text unchanged; `language` says the language
-        decoded so far."""
         ...

@@ -45,6 +45,7 @@ from tapescribe.engine.whisper_adapter import (
     prompt_tokens,
     start_token,
 )
+from tapescribe.engine.word_alignment import transcribe_with_words
 
 LANE_SECONDS = 60.0  # a group gets one lane per this much audio: lanes shorter than a minute lose too much context
 GROUP_CUT_SECONDS = 10.0  # a group that is not the last ends at the quietest moment of its last this many seconds
@@ -142,8 +143,14 @@ def transcribe_lane(
         clips = passes.submit(find_speech).result() if passes is not None else find_speech()
     if clips == []:
         return [], None
-    segments, info = model.transcribe(
-        audio, language=language, initial_prompt=prompt, clip_timestamps=clips or "0", **options.as_kwargs()
+    segments, info = transcribe_with_words(
+        model,
+        audio,
+        options.word_timestamps,
+        language=language,
+        initial_prompt=prompt,
+        clip_timestamps=clips or "0",
+        **options.as_kwargs(),
     )
     return (segments if lazily else list(segments)), info
 

@@ -50,6 +50,7 @@ from tapescribe.engine.whisper_adapter import (
     prompt_tokens,
 )
 from tapescribe.engine.window_features import EDGE, feature_ceiling, featurizes_windows, for_window, samples_before
+from tapescribe.engine.word_alignment import transcribe_with_words
 
 # The VAD (engine/speech_regions.py) only skips stretches of at least 7 s that are surely not
 # speech, judged on a copy of the audio evened to one loudness. faster-whisper's VAD defaults on the
@@ -74,7 +75,7 @@ class DecodeOptions:
     beam_size: int = 5
     vad_filter: bool = True
     vad_parameters: dict[str, float] = field(default_factory=lambda: dict(KEEP_SOFT_SPEECH_VAD))
-    word_timestamps: bool = False  # words timed after decoding (engine/word_alignment.py), never while
+    word_timestamps: bool = False  # words timed after each cycle's decoding (engine/word_alignment.py), never while
     initial_prompt: str | None = None
     temperature: float | None = None
 
@@ -85,7 +86,7 @@ class DecodeOptions:
             "beam_size": self.beam_size,
             "vad_filter": False,
             # never while decoding: faster-whisper then starts each cycle at the last word's end, which
-            # changes the text; words are aligned to the decoded text afterwards (engine/word_alignment.py)
+            # changes the text; words are aligned to the decoded text after each cycle (engine/word_alignment.py)
             "word_timestamps": False,
         }
         if self.temperature is not None:
@@ -127,7 +128,14 @@ def segment_record(segment: Any, offset: float, ceiling: float | None = None) ->
     }
     if ceiling is not None:
         record["feature_ceiling"] = ceiling
-    if segment.words:
+    bounds = getattr(segment, "word_bounds", None)  # words timed as decoded (engine/word_alignment.WordTimed)
+    if bounds is not None:  # the times stay the decoder's here; word_alignment.in_word_order moves them
+        record["word_bounds"] = [bounds[0] + offset, bounds[1] + offset]
+        record["words"] = [
+            {"start": word.start + offset, "end": word.end + offset, "word": word.word, "probability": word.probability}
+            for word in segment.words
+        ]
+    elif segment.words:
         record["words"] = [
             {
                 **_within(record, word.start + offset, word.end + offset),
@@ -329,8 +337,10 @@ class _Windows:
         clips = speech_clips(window, self.options.vad_parameters) if self.options.vad_filter else None
         if clips == []:  # [] is nothing that may be speech: nothing to decode, no text to invent
             return ()
-        segments, info = decoder.transcribe(
+        segments, info = transcribe_with_words(
+            decoder,
             window,
+            self.options.word_timestamps,
             language=self.language,
             initial_prompt=self.options.initial_prompt if self.context is None else (self.context or None),
             clip_timestamps=clips or "0",

@@ -15,7 +15,9 @@ in pyproject.toml.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -271,7 +273,69 @@ def align_words(
     whisper = _internals(model)
     features = whisper.feature_extractor(audio)
     frames = min(features.shape[-1] - 1, most_frames)
-    encoder_output = whisper.encode(pad_or_trim(features))
+    return align_in_cycle(model, whisper.encode(pad_or_trim(features)), parts, tokenizer, frames, last_speech)
+
+
+def timing_words_as_decoded(
+    model: SpeechModel, tail_seconds: float
+) -> tuple[SpeechModel, Callable[[Any], tuple[list[dict[str, Any]], float, float] | None]]:
+    """A shallow copy of a WhisperModel (or of a copy: calling_through) whose `transcribe` times the words
+    of each 30 s cycle as soon as the cycle is decoded, before its segments are handed out, with
+    faster-whisper's own step against the encoder output the decoding made for that cycle; and a
+    function giving a segment it handed out (words, start, end): its words and where they put its
+    start and end, seconds of the audio given to `transcribe`. The segments themselves stay as
+    decoded (faster-whisper's `word_timestamps=True` would start the next cycle at the last word's
+    end, which changes the text). The DTW goes no further than `tail_seconds` after the cycle's last
+    segment. One copy per `transcribe` call: what it remembers is that call's."""
+    whisper = _internals(model)
+    copied = copy.copy(whisper)
+    encode, split = whisper.encode, whisper._split_segments_by_timestamps
+    encoded: list[Any] = [None]  # the latest encoder pass: the cycle being decoded
+    last_speech = [0.0]
+    timed: dict[int, tuple[list[int], dict[str, Any]]] = {}  # by id() of a segment's token list
+
+    def remembered(features: np.ndarray) -> Any:
+        encoded[0] = encode(features)
+        return encoded[0]
+
+    def split_and_time(*args: Any, **kwargs: Any) -> Any:
+        segments, next_seek, single_ending = split(*args, **kwargs)
+        given = inspect.signature(split).bind(*args, **kwargs).arguments
+        tokenizer, offset = given["tokenizer"], float(given["time_offset"])
+        timed.clear()
+        parts = [dict(segment) for segment in segments]  # faster-whisper's own stay as decoded
+        if encoded[0] is not None and any(token < tokenizer.eot for part in parts for token in part["tokens"]):
+            last_end = max(part["end"] for part in parts)
+            frames = min(int(given["segment_size"]), max(1, round((last_end - offset + tail_seconds) / FRAME_SECONDS)))
+            last_speech[0] = align_in_cycle(copied, encoded[0], parts, tokenizer, frames, last_speech[0])
+        for segment, part in zip(segments, parts, strict=True):
+            timed[id(segment["tokens"])] = (segment["tokens"], part)  # the list kept: its id stays its own
+        return segments, next_seek, single_ending
+
+    def words_of(segment: Any) -> tuple[list[dict[str, Any]], float, float] | None:
+        found = timed.get(id(segment.tokens))
+        if found is None or found[0] is not segment.tokens:
+            return None
+        part = found[1]
+        return list(part.get("words") or []), float(part["start"]), float(part["end"])
+
+    copied.encode = remembered
+    copied._split_segments_by_timestamps = split_and_time
+    result: SpeechModel = copied
+    return result, words_of
+
+
+def align_in_cycle(
+    model: SpeechModel,
+    encoder_output: Any,
+    parts: list[dict[str, Any]],
+    tokenizer: Tokenizer,
+    frames: int,
+    last_speech: float,
+) -> float:
+    """`add_word_timestamps` of `parts` (one cycle's segments, `seek` its first frame) against the encoder
+    output of that cycle, its DTW over the first `frames` frames; where the last words ended."""
+    whisper = _internals(model)
     return float(
         whisper.add_word_timestamps(
             [parts],

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, closing
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from tapescribe.engine import plans
-from tapescribe.engine.base import DecodeHooks, SpeechModel
+from tapescribe.engine.base import DecodeHooks, LanguageFound, SpeechModel
 from tapescribe.engine.clip_batches import ClipBatches
 from tapescribe.engine.language_detection import DetectedLanguage, detect_over_parts
 from tapescribe.engine.models import MULTILINGUAL_MODEL, ModelPool
@@ -23,7 +25,7 @@ from tapescribe.engine.plans import batched as batched_plan
 from tapescribe.engine.plans import clip_batch as clip_batch_plan
 from tapescribe.engine.records import Segment
 from tapescribe.engine.transcriber import DecodeOptions, Resume
-from tapescribe.engine.word_alignment import WordAligner, with_words
+from tapescribe.engine.word_alignment import WordAligner, in_word_order, with_words
 
 
 class WhisperEngine:
@@ -57,21 +59,28 @@ class WhisperEngine:
         settings: PlanSettings,
         whole_file: Callable[[], Iterable[np.ndarray]] | None,
     ) -> Iterator[Segment]:
+        """The plan's segments; with `options.word_timestamps` each with its words, timed as each cycle is
+        decoded (engine/word_alignment.py), or after decoding where the plan is the batched pipeline's."""
+        aligned_after = options.word_timestamps and plan is Plan.BATCHED and whole_file is not None
+        languages = [options.language or resume.language]
+        if aligned_after:
+            hooks = replace(hooks, on_language=_also(hooks.on_language, lambda found: languages.append(found.language)))
         records = plans.decode(plan, model, blocks, options, resume, hooks, settings, whole_file)
         with closing(records):  # stopped early (a cancel, a lost lease): the plan's lanes end now
-            for record in records:
+            timed: Iterable[dict[str, Any]] = records
+            if aligned_after and whole_file is not None:
+                aligner = WordAligner(model, whole_file(), 0.0, options.task)
+                timed = with_words(records, aligner, lambda: languages[-1])
+            for record in in_word_order(timed, resume.start):
                 yield Segment.from_dict(record)
 
-    def time_words(
-        self,
-        name: str | None,
-        segments: Iterable[Segment],
-        blocks: Iterable[np.ndarray],
-        origin: float,
-        task: str,
-        language: Callable[[], str | None],
-    ) -> Iterator[Segment]:
-        aligner = WordAligner(self.models.get(name), blocks, origin, task)
-        records = (segment.to_dict() for segment in segments)
-        for record in with_words(records, aligner, language):
-            yield Segment.from_dict(record)
+
+def _also(
+    heard: Callable[[LanguageFound], None] | None, also: Callable[[LanguageFound], None]
+) -> Callable[[LanguageFound], None]:
+    def both(found: LanguageFound) -> None:
+        also(found)
+        if heard is not None:
+            heard(found)
+
+    return both

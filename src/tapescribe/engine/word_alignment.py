@@ -3,27 +3,42 @@
 faster-whisper times words while it decodes (`word_timestamps=True`), and then starts each 30 s cycle
 at the last word's end instead of at the last timestamp token, which changes what it decodes next: on
 whispered and noisy speech that wrote more errors than its own defaults (docs/performance.md). Here
-the decoding runs without word times, and its segments are aligned afterwards with faster-whisper's
-own step (`WhisperModel.add_word_timestamps`: cross-attention and DTW over the decoded tokens), on
-groups of consecutive segments spanning at most GROUP_SECONDS, each against an encoder pass over its
-own audio. The text is the decoder's, byte for byte; each segment gets `words` (start, end, word,
-probability) and, as faster-whisper does, start and end moved to its first and last word unless that
-word looks too long.
+the decoding runs without word times, and its segments are aligned with faster-whisper's own step
+(`WhisperModel.add_word_timestamps`: cross-attention and DTW over the decoded tokens). The text is
+the decoder's, byte for byte; each segment gets `words` (start, end, word, probability) and, as
+faster-whisper does, start and end moved to its first and last word unless that word looks too long.
 
-The audio is read a second time as a stream beside the segments, and only the current group's
-(at most CHUNK_SECONDS, plus one block) is held, so memory does not grow with the file's length.
+- As decoded (`transcribe_with_words`, the windows, lanes and clip batch plans): each cycle's segments
+  are aligned as soon as the cycle is decoded, before they are handed out, against the encoder output
+  the decoding computed for it (faster-whisper's own unit of alignment), the DTW over the cycle up to
+  TAIL_SECONDS after its last segment (engine/whisper_adapter.timing_words_as_decoded). No second
+  encoder pass: that pass cost 28-45% more CPU than decoding alone.
+- After decoding (`WordAligner`, `with_words`: faster-whisper's batched pipeline, whose pieces this
+  module does not see encoded): groups of consecutive segments spanning at most GROUP_SECONDS, each
+  against an encoder pass over its own audio, read a second time as a stream beside the segments;
+  only the current group's (at most CHUNK_SECONDS, plus one block) is held, so memory does not grow
+  with the file's length.
+
+Either way `in_word_order` then moves each record to its words, none before the words already given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.base import SpeechModel
-from tapescribe.engine.whisper_adapter import align_words, end_of_text, word_tokenizer
+from tapescribe.engine.whisper_adapter import (
+    align_words,
+    end_of_text,
+    is_sequential,
+    timing_words_as_decoded,
+    word_tokenizer,
+)
 
 CHUNK_SECONDS = 30.0  # one encoder window
 LEAD_SECONDS = 0.3  # audio before a group's first segment start (Whisper's segment starts can be late)
@@ -186,3 +201,59 @@ def with_words(
         group.append(record)
     if group:
         yield from aligner.align(group, language())
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+class WordTimed:
+    """A segment as faster-whisper decoded it, every attribute its own (the plans' windows and lanes go
+    by the decoder's times), with its words and where they put its start and end (`word_bounds`), in
+    seconds of the audio given to `transcribe`. engine/transcriber.segment_record keeps both."""
+
+    def __init__(self, segment: Any, words: list[TimedWord], bounds: tuple[float, float]) -> None:
+        self._segment = segment
+        self.words = words
+        self.word_bounds = bounds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._segment, name)
+
+
+def transcribe_with_words(
+    model: SpeechModel, audio: np.ndarray, words: bool, **kwargs: Any
+) -> tuple[Iterable[Any], Any]:
+    """`model.transcribe(audio, **kwargs)`; with `words`, its segments as WordTimed, each cycle's words
+    timed as soon as the cycle is decoded, against the encoder output the decoding made for it. A model
+    that is not faster-whisper's sequential one (the batched pipeline) gives its segments as they are."""
+    if not words or not is_sequential(model):
+        return model.transcribe(audio, **kwargs)
+    timing, words_of = timing_words_as_decoded(model, TAIL_SECONDS)
+    segments, info = timing.transcribe(audio, **kwargs)
+    return (_word_timed(segment, words_of(segment)) for segment in segments), info
+
+
+def _word_timed(segment: Any, timing: tuple[list[dict[str, Any]], float, float] | None) -> Any:
+    if timing is None:
+        return segment
+    words, start, end = timing
+    timed = [TimedWord(float(w["start"]), float(w["end"]), w["word"], float(w["probability"])) for w in words]
+    return WordTimed(segment, timed, (start, end))
+
+
+def in_word_order(records: Iterable[dict[str, Any]], floor: float) -> Iterator[dict[str, Any]]:
+    """Records as they come; those whose words the decoding timed (`word_bounds`, absolute seconds)
+    moved to their words, none before the words of the records before them (or `floor`)."""
+    for record in records:
+        bounds = record.pop("word_bounds", None)
+        if bounds is None:
+            yield record
+            continue
+        timed = _timed(record, {"start": bounds[0], "end": bounds[1], "words": record.get("words") or []}, floor)
+        floor = max(floor, timed["end"])
+        yield timed

@@ -240,30 +240,11 @@ class TranscriptionPipeline:
         hooks: DecodeHooks | None = None,
     ) -> Iterator[Segment]:
         """The segments of `audio` from `resume` on, by `plan`, for the model chosen in `session`; with
-        their words timed after decoding when the options ask for words (so the text is the same)."""
+        their words timed when the options ask for words (the text the same either way)."""
         resume, hooks = resume or Resume(), hooks or DecodeHooks()
         blocks = _counted(audio.blocks(resume.start), hooks)
         options, settings = self.options_for(session), self.settings.plan_settings()
-        if not options.word_timestamps:
-            return self.engine.decode(model, plan, blocks, options, resume, hooks, settings, audio.blocks)
-        languages = [options.language or resume.language]
-        heard = hooks.on_language
-
-        def on_language(found: LanguageFound) -> None:
-            languages.append(found.language)
-            if heard is not None:
-                heard(found)
-
-        hearing = replace(hooks, on_language=on_language)
-        segments = self.engine.decode(model, plan, blocks, options, resume, hearing, settings, audio.blocks)
-        return self.engine.time_words(
-            session.get("model"),
-            segments,
-            audio.blocks(resume.start),
-            resume.start,
-            options.task,
-            lambda: languages[-1],
-        )
+        return self.engine.decode(model, plan, blocks, options, resume, hooks, settings, audio.blocks)
 
     def transcribe(
         self,
