@@ -439,3 +439,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # once); a test may name another group to run beside the tests of that group instead.
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(path.relative_to(REPO).as_posix()))
+
+
+class CpuByFile:
+    """CPU seconds (user + system, this process and the children it has waited for: the servers a file
+    started) and wall seconds spent in each test file, written to the file TAPESCRIBE_TEST_CPU_REPORT
+    names (one line per file, appended by each xdist worker) when the run ends: which files the suite's
+    time goes to (CONTRIBUTING.md, Measured times)."""
+
+    def __init__(self, report: Path) -> None:
+        self.report = report
+        self.spent: dict[str, list[float]] = {}
+        self.mark = self._now()
+
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        import resource
+
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        return cpu, time.monotonic()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
+        yield
+        now = self._now()
+        spent = self.spent.setdefault(Path(str(item.fspath)).name, [0.0, 0.0])
+        spent[0] += now[0] - self.mark[0]
+        spent[1] += now[1] - self.mark[1]
+        self.mark = now
+
+    def pytest_sessionfinish(self) -> None:
+        with self.report.open("a") as report:
+            for name, (cpu, wall) in sorted(self.spent.items(), key=lambda entry: -entry[1][0]):
+                report.write(f"{name}\t{cpu:.1f}\t{wall:.1f}\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    report = os.environ.get("TAPESCRIBE_TEST_CPU_REPORT")
+    if report:
+        config.pluginmanager.register(CpuByFile(Path(report)), "cpu-by-file")
