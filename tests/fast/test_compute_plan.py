@@ -6,6 +6,7 @@ batched path itself runs on the CPU with the real tiny.en model when a batch siz
 
 from __future__ import annotations
 
+import itertools
 import os
 from contextlib import ExitStack
 from typing import Any
@@ -16,10 +17,11 @@ import pytest
 from conftest import audio_file, reference_text, wer
 from tapescribe.config import Settings
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
+from tapescribe.engine.base import DecodeHooks
 from tapescribe.engine.batched import BatchedWhisper, batch_pieces
 from tapescribe.engine.models import GPU_BATCH_SIZE, ComputePlan, ModelPool, ModelSettings, compute_plan
-from tapescribe.engine.plans import choose_plan
-from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
+from tapescribe.engine.plans import Plan, PlanSettings, choose_plan
+from tapescribe.engine.transcriber import DecodeOptions, Resume, transcribe_windows
 from tapescribe.engine.whisper_engine import WhisperEngine
 from tapescribe.runtime import model_pool
 
@@ -123,3 +125,20 @@ def test_the_batched_path_transcribes_through_the_same_windows(tmp_path):
     assert records and all(record["window_start"] == 0.0 for record in records)
     text = "".join(record["text"] for record in records)
     assert wer([reference_text("jfk.flac")], [text]) <= 10.0, text
+
+
+def test_the_batched_plan_times_its_words_after_decoding(tmp_path):
+    """faster-whisper's batched pipeline hands out no encoder outputs, so its segments are aligned after
+    decoding (engine/word_alignment.WordAligner): every word timed, joined they are the text, in order."""
+    engine = WhisperEngine(model_pool(Settings(data_dir=tmp_path, batch_size=4)))
+    model = engine.load("tiny.en", Plan.BATCHED, ExitStack())
+    path = audio_file("jfk.flac")
+    options = DecodeOptions(language="en", word_timestamps=True)
+    blocks, whole_file = pcm_blocks(path), lambda: pcm_blocks(path)
+    segments = list(
+        engine.decode(model, Plan.BATCHED, blocks, options, Resume(), DecodeHooks(), PlanSettings(), whole_file)
+    )
+    words = [word for segment in segments for word in segment.words]
+    assert words and "".join(word.word for word in words) == "".join(segment.text for segment in segments)
+    assert all(a.start <= a.end <= b.start + 0.01 for a, b in itertools.pairwise(words))
+    assert all(segment.start <= word.start <= word.end <= segment.end for segment in segments for word in segment.words)
