@@ -6,6 +6,8 @@ python bench/voices.py [--audio-dir ../shared/audio]
 Sets (English, tiny.en; corpus WER, Whisper's English normaliser):
 - far-field: real far-field speech kept with the tests (tests/audio/MANIFEST.tsv: a table-top array
   microphone in a meeting room, about -51 dBFS).
+- whispered, real: real whispered speech kept with the tests (tests/audio: a person whispering a short
+  English phrase, about -38 dBFS).
 - whispered, unheard: every shared English recording whispered as bench/conditions.py whispers it, but
   through an order-8 envelope (`whispered(audio, seed, order=8)`): a whisper Silero hears little or no
   speech in, even evened out, as in a real whispered sentence that came back empty.
@@ -33,12 +35,11 @@ from tapescribe.engine.audio import pcm_blocks
 from tapescribe.runtime import decode_defaults, model_pool
 
 
-def far_field() -> list[tuple[str, np.ndarray, str]]:
+def kept_clips(*names: str) -> list[tuple[str, np.ndarray, str]]:
+    """Recordings kept with the tests (tests/audio), with their reference transcripts."""
     folder = REPO / "tests" / "audio"
-    rows = (folder / "MANIFEST.tsv").read_text().splitlines()[1:]
     found = []
-    for row in rows:
-        name = row.split("\t")[0]
+    for name in names:
         audio = np.concatenate(list(pcm_blocks(folder / name)))
         found.append((name, audio, (folder / name).with_suffix(".txt").read_text()))
     return found
@@ -53,7 +54,8 @@ def main() -> None:
     options = decode_defaults(settings)
     english = [(name, audio, text) for name, language, audio, text in recordings(args.audio_dir) if language == "en"]
     sets = {
-        "far-field": far_field(),
+        "far-field": kept_clips("ami_wsj20_array1_1_T10c0201.wav"),
+        "whispered, real": kept_clips("wesper_sample_whisper.wav"),
         "whispered, unheard (order 8)": [(n, whispered(a, i, order=8), t) for i, (n, a, t) in enumerate(english)],
         "whispered": [(n, whispered(a, i), t) for i, (n, a, t) in enumerate(english)],
     }

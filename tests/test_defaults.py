@@ -81,11 +81,14 @@ HARD_VOICES = {
     "half-heard whisper": lambda: whispered(read_pcm(audio_file("jfk.flac")), 0, order=8),
     # real far-field speech, -51 dBFS: a table-top array microphone in a meeting room (tests/audio)
     "far-field": lambda: read_pcm(audio_file("ami_wsj20_array1_1_T10c0201.wav")),
+    # real whispered speech: a person whispering a short English phrase (tests/audio)
+    "real whisper": lambda: read_pcm(audio_file("wesper_sample_whisper.wav")),
 }
 REFERENCES = {
     "unheard whisper": "jfk.flac",
     "half-heard whisper": "jfk.flac",
     "far-field": "ami_wsj20_array1_1_T10c0201.wav",
+    "real whisper": "wesper_sample_whisper.wav",
 }
 
 
@@ -96,8 +99,8 @@ def test_a_voice_the_vad_barely_hears_is_written_as_the_librarys_defaults_write_
     """A real whispered English sentence came back empty ("no speech was found") while faster-whisper's
     defaults wrote it exactly: Silero hears no speech in it, even evened out. The unheard whisper is one
     Silero cannot hear either (empty before the fix); of the half-heard one the server kept only
-    "And so my fellow Americans."; the far-field recording guards the quiet, distant voice (kept before
-    the fix too)."""
+    "And so my fellow Americans."; the far-field recording guards the quiet, distant voice and the real
+    whisper a person's whispering (both kept before the fix too)."""
     path = write_wav(tmp_path / f"{voice.replace(' ', '_')}.wav", HARD_VOICES[voice]())
     reference = reference_text(REFERENCES[voice])
     library = wer([reference], [library_default_text(library_model, path)])

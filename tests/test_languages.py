@@ -214,14 +214,17 @@ def test_detection_hears_more_than_the_opening(tmp_path):
 
 
 def test_speech_encoded_unpadded_is_judged_right_in_every_language(tmp_path):
-    """The router encodes 10 s of speech as it is (cheaper than padding it to 30 s): every shared
-    recording, alone, is still judged as its own language, as the library judges it padded."""
+    """The router encodes 10 s of speech as it is (cheaper than padding it to 30 s), and shorter speech
+    padded to 30 s as the library pads it: every shared recording, alone, and 1.9 s of real whispered
+    English (judged Latin when it was encoded unpadded) are judged as their own language, as the
+    library judges them."""
     from faster_whisper import WhisperModel
 
     from tapescribe.engine.language_detection import language_probabilities, speech_only
 
     model = WhisperModel(str(resolve_model("base", tmp_path / "models")), device="cpu", compute_type="int8")
     rows = [line.split("\t") for line in audio_file("MANIFEST.tsv").read_text().splitlines()[1:]]
+    rows.append(["wesper_sample_whisper.wav", "1.9", "en"])  # tests/audio
     judged = {}
     for name, _, language, *_ in rows:
         if name == "vosk_digits.wav":  # spoken digits: even the library is unsure (en 0.50)
