@@ -35,8 +35,9 @@ from tapescribe.jobs.routing import choose_model
 log = logging.getLogger(__name__)
 
 # Speech heard before the language is judged. On the shared recordings (bench/live_language.py) the
-# choice came 1.8-3.2 s into each recording and was right on 21 of 22; the wrong one, spoken digits
-# (vosk_digits), was judged Chinese (0.80) on 2 s and 5 s of its speech, English on 3, 4 and 8 s.
+# choice came 2.8-4.2 s into each (after 1 s of silence) and was right on 22 of 22, now that speech
+# under 10 s is padded to 30 s as the library pads it (whisper_adapter.language_probabilities);
+# encoded unpadded, spoken digits (vosk_digits) were judged Chinese.
 DETECT_SPEECH_SECONDS = 2.0
 MIN_SPEECH_SECONDS = 0.5  # an utterance shorter than this ("mm") decides nothing unless the stream ends
 MAX_HOLD_SECONDS = 8.0  # audio held at most (from the first speech) before judging on what speech there is
