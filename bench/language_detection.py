@@ -6,15 +6,18 @@ Every shared recording is judged alone and joined with itself to about 40 s, eac
 softer, noisy at 5 dB SNR and whispered (bench/conditions.py), and four files open with 38 s of
 English before 80 s of German, Spanish, French or Japanese (the language of the file is the
 second). Each case goes through `detect_over_parts` (3 parts, SPEECH_SECONDS of speech each,
-encoded as it is) and through the way it judged before: up to 30 s of speech per part from 90 s
-of audio, each padded to Whisper's 30 s window by faster-whisper's own `detect_language`. Prints,
-per method, the cases it got wrong and the seconds it spent (VAD and model, the audio in memory).
+encoded as it is when there is that much, padded to 30 s when there is less) and through the way it
+judged before: up to 30 s of speech per part from 90 s of audio, each padded to Whisper's 30 s window
+by faster-whisper's own `detect_language`. Prints, per method, the cases it got wrong and the seconds
+it spent (VAD and model, the audio in memory).
 
 Measured on 2 CPU cores (the base model; other runs loading the machine, so the ratio of the times
 is what counts): 180 cases; padded 3 wrong (whispered Italian alone, soft spoken digits alone and
-joined) in 254 s; unpadded 4 wrong (whispered Italian alone and joined, one soft English sentence of
-2.7 s alone, soft digits joined) in 54 s. An earlier trial (the same cases, 90 s searched for
-speech every time) got 6 wrong with 5 s of speech per part, 3 with 10 s or 15 s.
+joined) in 481 s; `detect_over_parts` 4 wrong (whispered Italian alone and joined, soft digits alone
+and joined) in 218 s. Before short speech was padded (all of it encoded as it is) it was 4 wrong too
+(whispered Italian alone and joined, one soft English sentence of 2.7 s alone, soft digits joined),
+in about a fifth of the padded method's time instead of half. An earlier trial (the same cases, 90 s
+searched for speech every time) got 6 wrong with 5 s of speech per part, 3 with 10 s or 15 s.
 """
 
 from __future__ import annotations
