@@ -81,13 +81,13 @@ def conversation_file(case: str, clips: dict, args: argparse.Namespace):
 def transcribe(path: Path, settings: Settings) -> list[dict]:
     from tapescribe.engine.models import ModelPool, ModelSettings
     from tapescribe.engine.transcriber import DecodeOptions, transcribe_windows
-    from tapescribe.engine.word_alignment import WordAligner, with_words
+    from tapescribe.engine.word_alignment import in_word_order
 
     model = ModelPool(settings.models_dir, "tiny.en", ModelSettings()).get()
     options = DecodeOptions(beam_size=settings.beam_size, vad_filter=settings.vad_filter, word_timestamps=True)
     decoded = transcribe_windows(model, pcm_blocks(path), options, window_seconds=settings.window_seconds)
-    # words are aligned after decoding, as a job aligns them (engine/word_alignment.py)
-    return list(with_words(decoded, WordAligner(model, pcm_blocks(path), 0.0), lambda: "en"))
+    # words timed as each cycle is decoded, then moved into order, as a job's are (engine/word_alignment.py)
+    return list(in_word_order(decoded, 0.0))
 
 
 def table(args: argparse.Namespace, clips: dict) -> None:

