@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 from tapescribe.sessions import files
 
@@ -74,16 +75,16 @@ def test_a_write_refused_right_before_its_rename_leaves_the_file_as_it_was(tmp_p
     assert [path.name for path in tmp_path.iterdir()] == ["status.json"]
 
 
-def long_transcript(segments: int) -> dict:
+def long_transcript(segments: int) -> dict[str, Any]:
     """A transcript shaped as a job saves it: segments with tokens and timed words (2,200 segments of 15
     words is about three hours of speech)."""
-    made = []
+    made: list[dict[str, Any]] = []
     for number in range(segments):
-        words = [
+        words: list[dict[str, Any]] = [
             {"start": number * 5 + w * 0.3, "end": number * 5 + w * 0.3 + 0.25, "word": f" wörd{w}", "probability": 0.9}
             for w in range(15)
         ]
-        text = "".join(word["word"] for word in words)
+        text = "".join(str(word["word"]) for word in words)
         made.append({"id": number, "start": number * 5.0, "end": number * 5.0 + 4.5, "text": text, "words": words})
         made[-1]["tokens"] = list(range(40))
     return {"text": "…", "language": "en", "model": "tiny.en", "complete": False, "segments": made}
