@@ -8,8 +8,9 @@ process loaded as the server loads it (its malloc arenas capped as the server ca
 MARGIN_MIB. The 12-minute file is one group of four 180 s lanes, the 3-minute one three 60 s lanes:
 its group's audio (46 MiB against 12) and lane features (23 against 6) hold about 50 MiB more by their
 nature (the server's peaks by length are in docs/performance.md, Memory). Measured on 2 busy cores:
-432 and 488 MiB (+56), 435 and 493 (+58); before Silero ran in batches (engine/silero_speeches.py)
-430 and 499 (+69), and before the group and feature fixes 465 and 663 MiB (+198).
+359 and 429 MiB (+70) now; 432 and 488 (+56) with Silero in batches (engine/silero_speeches.py) but
+malloc's mmap threshold left to rise (lanes.cap_malloc_arenas); 430 and 499 (+69) before both, and
+465 and 663 MiB (+198) before the group and feature fixes.
 
 The recordings are the shared English speech with PAUSE_SECONDS of silence after each recording
 (tests/long_audio.py `make`), so each lane holds speech to decode while most of the audio is read,
