@@ -91,13 +91,17 @@ def read_groups(
         if len(audio) == 0:
             return
         if finished and len(audio) <= group_samples:
-            yield position, audio, True
+            last = [audio]
+            del audio
+            yield position, last.pop(), True
             return
         seconds = group_samples / SAMPLE_RATE
         end = round(quietest_moment(audio[:group_samples], seconds - GROUP_CUT_SECONDS, seconds) * SAMPLE_RATE)
         carried.insert(0, audio[end:].copy())  # a copy: a view would keep this whole group alive
         position += end
-        yield position - end, audio[:end], False
+        handed = [audio[:end]]
+        del audio  # this frame must not hold the group while the caller asks for the next (two groups at once)
+        yield position - end, handed.pop(), False
 
 
 def _filled(
@@ -286,7 +290,8 @@ def transcribe_lane_groups(
             context = prompt_tokens(model, options.initial_prompt)
         context = carried_context(context, records)
         group_end = (first_sample + len(audio)) / SAMPLE_RATE
-        del audio, per_segment  # let go of the group before the next is read (a one-lane group's segments hold it too)
+        del audio, per_segment, group  # let go of the group before the next is read (a one-lane group's segments
+        # hold it too)
         segments = []
         release_free_memory()
         if on_progress is not None:

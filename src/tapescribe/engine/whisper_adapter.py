@@ -26,9 +26,10 @@ import numpy as np
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
-from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+from faster_whisper.vad import VadOptions, collect_chunks, get_vad_model
 
 from tapescribe.engine.base import SpeechModel
+from tapescribe.engine.silero_speeches import VAD_BATCH, VAD_CONTEXT, VAD_WINDOW, speeches
 
 FRAME_SECONDS = 0.01  # a segment's `seek` (the start of its cycle) is counted in these
 WINDOW_PAD_FRAMES = 300  # 3 s of silence after the audio, inside the encoder window
@@ -63,7 +64,36 @@ def load_whisper(path: Path, device: str, compute_type: str, cpu_threads: int, d
 def speech_timestamps(audio: np.ndarray, **vad_options: Any) -> list[dict[str, int]]:
     """Silero VAD as faster-whisper ships it: [{start, end}] in samples of the stretches that hold speech
     (`vad_options` are its VadOptions: threshold, min_silence_duration_ms, speech_pad_ms, ...)."""
-    return list(get_speech_timestamps(audio, VadOptions(**vad_options)))
+    return speeches(speech_probabilities(audio), len(audio), VadOptions(**vad_options))
+
+
+def speech_probabilities(audio: np.ndarray) -> np.ndarray:
+    """Silero's speech probability for each 512-sample window of `audio` (the last one zero-padded, a whole
+    window of zeros after audio that ends on a window's edge), as faster-whisper's VAD model computes them
+    for get_speech_timestamps, the same to the bit: its session, each window with the 64 samples before
+    it, the LSTM state carried on, but VAD_BATCH windows per call (a few MiB) instead of up to 10,000
+    after a padded copy of the whole audio (engine/silero_speeches.py)."""
+    session = get_vad_model().session
+    windows = len(audio) // VAD_WINDOW + 1
+    h = np.zeros((1, 1, 128), dtype=np.float32)
+    c = np.zeros((1, 1, 128), dtype=np.float32)
+    outputs = []
+    for first in range(0, windows, VAD_BATCH):
+        count = min(VAD_BATCH, windows - first)
+        piece = np.zeros(count * VAD_WINDOW, dtype=np.float32)
+        real = audio[first * VAD_WINDOW : (first + count) * VAD_WINDOW]
+        piece[: len(real)] = real
+        rows = piece.reshape(count, VAD_WINDOW)
+        if first + count == windows:
+            rows[-1, -VAD_CONTEXT:] = 0  # the library zeroes these (its context array is a view of the audio)
+        batch = np.zeros((count, VAD_CONTEXT + VAD_WINDOW), dtype=np.float32)
+        batch[:, VAD_CONTEXT:] = rows
+        batch[1:, :VAD_CONTEXT] = rows[:-1, -VAD_CONTEXT:]
+        if first:
+            batch[0, :VAD_CONTEXT] = audio[first * VAD_WINDOW - VAD_CONTEXT : first * VAD_WINDOW]
+        output, h, c = session.run(None, {"input": batch, "h": h, "c": c})
+        outputs.append(output)
+    return np.concatenate(outputs, axis=0)
 
 
 def speech_samples(audio: np.ndarray, stretches: list[dict[str, int]]) -> np.ndarray:
