@@ -39,28 +39,19 @@ from tapescribe.engine.window_features import features_in_blocks
 CUT_SEARCH_SECONDS = 10.0  # a lane edge is the quietest moment within this much of its even share
 GATHER_SECONDS = 0.1  # a lane busy in Python longer than this is left for the next batch
 CALLS_KEPT = 10_000  # BatchingWhisper.calls kept (a group of file lanes makes a few dozen calls)
-M_ARENA_MAX = -8  # glibc's mallopt parameter numbers
-M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
 MALLOC_ARENAS = 2
-MMAP_THRESHOLD = 256 * 1024  # allocations this big or bigger get pages of their own, returned when freed
 
 
 def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Let glibc's malloc keep at most `arenas` arenas in this process (M_ARENA_MAX); False where it is
     not glibc. By default each thread that allocates may get an arena of its own, and the lanes'
     threads, each allocating and freeing features and segments, grew a job's resident memory while it
-    decoded (docs/performance.md, Memory). Call it before lanes start.
-
-    It also fixes malloc's mmap threshold at MMAP_THRESHOLD. glibc raises that threshold to the size
-    of each mmapped block freed (up to 32 MiB), so after a job's first group the big buffers of a
-    lane (features, encoder outputs, beams) came from the arenas instead of pages of their own, and
-    stayed there fragmented: each group's peak climbed over the first four (446 to 553 MiB in a child
-    on 24 minutes in 240 s groups); fixed, 365-400 MiB in every group, in about the same time."""
+    decoded (docs/performance.md, Memory). Call it before lanes start."""
     import ctypes
 
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_ARENA_MAX, arenas)) and bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas))
     except (OSError, AttributeError):
         return False
 
