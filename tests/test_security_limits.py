@@ -343,7 +343,9 @@ def test_websockets_count_against_their_address(capped):
             sock = socket.create_connection(("127.0.0.1", capped.port), source_address=("127.0.0.11", 0))
             stack.enter_context(connect(f"ws://127.0.0.1:{capped.port}/ws/live", sock=sock, open_timeout=30))
         # the 503 comes before the handshake is sent: the client reads a refusal or a closed connection
-        with pytest.raises((InvalidStatus, WebSocketException, OSError)):
+        # (websockets' own client may trip its internal `assert self.close_deadline is None` when the
+        # socket closes under its handshake: seen once in CI; the connection was refused all the same)
+        with pytest.raises((InvalidStatus, WebSocketException, OSError, AssertionError)):
             sock = socket.create_connection(("127.0.0.1", capped.port), source_address=("127.0.0.11", 0))
             with connect(f"ws://127.0.0.1:{capped.port}/ws/live", sock=sock, open_timeout=30):
                 pass
