@@ -195,16 +195,7 @@ def test_a_pinned_model_is_used_for_everything_without_routing(tmp_path_factory)
     assert not (pinned.data_dir / "models" / "base").exists()  # the multilingual model was never needed
 
 
-@pytest.fixture(scope="module")
-def base_int8(tmp_path_factory):
-    """base as the server loads it (int8), in this process: one load for the detection tests."""
-    from faster_whisper import WhisperModel
-
-    models = tmp_path_factory.mktemp("detection") / "models"
-    return WhisperModel(str(resolve_model("base", models)), device="cpu", compute_type="int8")
-
-
-def test_detection_hears_more_than_the_opening(tmp_path, base_int8):
+def test_detection_hears_more_than_the_opening(tmp_path):
     """38 s of English, then 80 s of German: the first 30 s say English, the recording is German."""
     english = [read_pcm(audio_file(name)) for name in ("acoustic_corpus.wav", "jfk.flac")]
     german = read_pcm(audio_file(recording("de")))
@@ -213,21 +204,25 @@ def test_detection_hears_more_than_the_opening(tmp_path, base_int8):
     path = write_wav(tmp_path / "english_intro_then_german.wav", samples)
     duration = len(samples) / SAMPLE_RATE
     assert len(part_starts(duration, 3)) == 3
-    model = base_int8
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(resolve_model("base", tmp_path / "models")), device="cpu", compute_type="int8")
     opening, _, _ = model.detect_language(audio=samples[: 30 * SAMPLE_RATE])
     found = detect_over_parts(model, pcm_blocks(path), duration, parts=3)
     assert opening == "en"
     assert found is not None and found.language == "de" and found.parts == 3
 
 
-def test_speech_encoded_unpadded_is_judged_right_in_every_language(base_int8):
+def test_speech_encoded_unpadded_is_judged_right_in_every_language(tmp_path):
     """The router encodes 10 s of speech as it is (cheaper than padding it to 30 s), and shorter speech
     padded to 30 s as the library pads it: every shared recording, alone, and 1.9 s of real whispered
     English (judged Latin when it was encoded unpadded) are judged as their own language, as the
     library judges them."""
+    from faster_whisper import WhisperModel
+
     from tapescribe.engine.language_detection import language_probabilities, speech_only
 
-    model = base_int8
+    model = WhisperModel(str(resolve_model("base", tmp_path / "models")), device="cpu", compute_type="int8")
     rows = [line.split("\t") for line in audio_file("MANIFEST.tsv").read_text().splitlines()[1:]]
     rows.append(["wesper_sample_whisper.wav", "1.9", "en"])  # tests/audio
     judged = {}
