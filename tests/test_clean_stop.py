@@ -1,7 +1,7 @@
 """A stop ends `serve` within seconds, whatever it is doing, and the next start goes on where it was.
 
-SIGINT (Ctrl-C) or SIGTERM to a real server while a file of 2.5 minutes of real speech decodes in
-lanes (bench/make_long_audio.py) and short clips sent to `/transcribe` decode in a clip batch beside
+SIGINT (Ctrl-C) or SIGTERM to a real server while a file of 125 s of real speech decodes in
+lanes (tests/long_audio.py) and short clips sent to `/transcribe` decode in a clip batch beside
 it, or while a live stream's steps run beside it: the process is gone within STOP_BOUND seconds, the
 job's status is still `processing` with its saved segments, and a new server on the same data
 directory resumes it to the text of an uninterrupted run (and finishes the clips, and the cut-off
@@ -26,13 +26,12 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from conftest import AUDIO_DIR, REPO, audio_file, engine_records, make_server, read_pcm
+from conftest import AUDIO_DIR, audio_file, engine_records, make_server, read_pcm
+from long_audio import make
 
-sys.path.insert(0, str(REPO / "bench"))
-
-from make_long_audio import make
-
-SECONDS = 150  # two lanes of one group at the default settings
+# two lanes of one group at the default settings (one per minute of audio), as short as that allows:
+# each of this file's tests decodes it twice, the job's first run and the run resumed after the stop
+SECONDS = 125
 SEED = 5
 STOP_BOUND = 10.0  # seconds from the signal to the end of the process
 FRAME_BYTES = 3200  # 100 ms of 16 kHz 16-bit mono PCM

@@ -100,7 +100,8 @@ def test_a_job_resumed_in_either_group_gives_the_uninterrupted_text(runtime, lon
 
 def test_a_file_too_short_for_two_lanes_decodes_as_in_windows(runtime, long_speech, tmp_path):
     path, _ = long_speech
-    audio = np.concatenate(list(pcm_blocks(path)))[: 100 * SAMPLE_RATE]
+    # over one lane's minute (lane_groups.LANE_SECONDS), under the two minutes two lanes need
+    audio = np.concatenate(list(pcm_blocks(path)))[: 70 * SAMPLE_RATE]
     short = write_wav(tmp_path / "short.wav", audio)
     model = runtime.models.get()
     options = decode_defaults(runtime.settings)

@@ -1,23 +1,25 @@
 """What a file job asks for besides text holds in lockstep lanes (TAPESCRIBE_FILE_LANES=4) as it does
 without them: word timestamps, speaker labels, the multilingual model, and live captions beside it.
 
-Two servers, one with 4 lanes and one without. The English file is 250 s of the shared recordings
-(bench/make_long_audio.py, varied, fixed seed): one group of 4 lanes, whose threads call the model's
-`align` (word times) at once; the live stream runs beside it. The conversation for speakers is 132 s
-of two known voices taking turns (tests/conversations.py): a group of 2 lanes. The Spanish file is the
-one shared Spanish recording said 15 times (148 s), each time 8% slower to 8% faster and 6 dB softer
-to 3 dB louder with a 0.3-2 s pause (bench/make_long_audio.py's `varied`), decoded with `base` named in the request and
-no language, in lanes (base in windows, and language detection, are tests/test_languages.py's).
+Two servers, one with 4 lanes and one without. The English file is 240.6 s of the shared recordings
+(tests/long_audio.py, varied, fixed seed): one group of 4 lanes, whose threads call the model's
+`align` (word times) at once; the live stream runs beside that job (one job for both tests). The
+conversation for speakers is 132 s of two known voices taking turns (tests/conversations.py): a group
+of 2 lanes. The Spanish file is the one shared Spanish recording said 13 times (128 s: a group of 2
+lanes, as short as that allows), each time 8% slower to 8% faster and 6 dB softer to 3 dB louder with
+a 0.3-2 s pause (tests/long_audio.py's `varied`), decoded with `base` named in the request and no
+language, in lanes (base in windows, and language detection, are tests/test_languages.py's).
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from test_live_ws import LIVE_WER_MARGIN, frames, pcm_bytes, stream
+from test_live_ws import LIVE_WER_MARGIN, LiveRun, frames, pcm_bytes, stream
 
 from conftest import AUDIO_DIR, audio_file, library_text, make_server, read_pcm, reference_text, wer, write_wav
 from conversations import scripted, words_on_wrong_speaker
@@ -25,13 +27,13 @@ from long_audio import make, varied
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
 
 LANES = 4
-ENGLISH_SECONDS = 250
+ENGLISH_SECONDS = 240  # 240.6 s (268 s at 241-250): four lanes (one a minute), as short as that allows
 # 132 s: a group of 2 lanes (one a minute), speakers matched across the lane edge; senko finds 1 speaker
 # in longer ABC/ABD plans, lanes or not (README: known limits)
 CONVERSATION = "AB" * 6
 LIVE_SPEECH = ["jfk.flac", "leopard_test.wav", "sense_and_sensibility_01_austen_64kb-0870.wav"]
 SPANISH = "leopard_test_es.wav"
-SPANISH_TIMES = 15
+SPANISH_TIMES = 13  # 128 s: two lanes (one a minute); base falls back to sampling on it: each second costs
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +85,48 @@ def word_problems(segments: list[dict]) -> list[str]:
     return problems
 
 
+@dataclass
+class BesideLive:
+    """The English file transcribed once on the lanes server, with word times, while a live stream ran
+    beside it (the two tests that watch that job share it, as they shared its cost before)."""
+
+    body: dict  # the finished job
+    beside: dict  # its status when the stream ended
+    run: LiveRun  # the live stream
+    samples: np.ndarray  # what was streamed
+
+
+@pytest.fixture(scope="module")
+def english_in_lanes_beside_live(servers, english) -> BesideLive:
+    """Live captions are outside the decode slots; the job in lanes must not starve them. The stream
+    starts once the long job shows progress (its lanes are decoding, aligning words), in real time as
+    a microphone."""
+    server = servers["lanes"]
+    long_path, _ = english  # 240.6 s: one group of 4 lanes, every decoder busy
+    fields = {"language": "en", "word_timestamps": "true"}
+    with server.client() as client, long_path.open("rb") as handle:
+        answer = client.post("/transcribe-file", files={"file": (long_path.name, handle)}, data=fields)
+        assert answer.status_code == 202, answer.text
+        long_id = answer.json()["session_id"]
+        while not (status := client.get(f"/session/{long_id}").json()["status"])["progress"]:
+            assert status["status"] in ("queued", "processing"), status
+            time.sleep(0.2)
+        pause = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+        samples = np.concatenate([piece for name in LIVE_SPEECH for piece in (read_pcm(audio_file(name)), pause)])
+        run = stream(server, "pcm", frames(pcm_bytes(samples)), interval=0.1)
+        beside = client.get(f"/session/{long_id}").json()["status"]
+    body = server.wait_done(long_id, timeout=300)
+    assert body["status"]["status"] == "done" and not body["status"]["message"], body["status"]
+    return BesideLive(body, beside, run, samples)
+
+
 @pytest.mark.parametrize("lanes", ["lanes", "off"])
-def test_word_timestamps_in_lanes_are_whole_and_in_order(servers, english, lanes):
+def test_word_timestamps_in_lanes_are_whole_and_in_order(servers, english, lanes, request):
     path, reference = english
-    body = transcribe(servers[lanes], path, language="en", word_timestamps="true")
+    if lanes == "lanes":  # the job a live stream ran beside: word times must hold there too
+        body = request.getfixturevalue("english_in_lanes_beside_live").body
+    else:
+        body = transcribe(servers[lanes], path, language="en", word_timestamps="true")
     transcription = body["transcription"]
     segments = transcription["segments"]
     if lanes == "lanes":
@@ -137,7 +177,7 @@ def test_the_multilingual_model_decodes_in_lanes_and_finds_the_language(servers,
 
     Its accuracy on this file is not asserted: the one sentence said 15 times trips Whisper's
     repetition check, so every way of decoding it falls back to sampling and its WER is random. Over
-    runs here it was 11.7-37.2% in windows (once 142%: a loop at temperature 1.0), and once 90.6% in
+    runs here (said 15 times) it was 11.7-37.2% in windows (once 142%: a loop at temperature 1.0), and once 90.6% in
     the lanes this server had before, which is why base decoded in windows until lanes ran apart on
     single-thread decoders. The figure is printed."""
     path, reference = spanish
@@ -147,32 +187,24 @@ def test_the_multilingual_model_decodes_in_lanes_and_finds_the_language(servers,
     assert body["model"] == "base" and transcription["language"] == "es", (body["model"], transcription["language"])
     assert [run["engine"] for run in body["status"]["runs"]] == ["lanes"]
     # no stretch of over 40 s without text (a sentence lasts about 9 s, a segment at most a 30 s
-    # window; the lanes of this file are 74 s long): no lane was lost
+    # window; the lanes of this file are 64 s long): no lane was lost
     edges = [0.0, *(segment["start"] for segment in transcription["segments"]), duration]
     assert max(later - earlier for earlier, later in itertools.pairwise(edges)) <= 40.0, edges
     print(f"Spanish with base in lanes: WER {spanish_wer(reference, transcription['text']):.2f}%")
-    # and English after it, on the same server, still goes to tiny.en in lanes (130 s: a group of 2)
-    english_path, _ = make(130, tmp_path / "english.wav", AUDIO_DIR, 5)
+    # and English after it, on the same server, still goes to tiny.en in lanes (127 s: a group of 2)
+    english_path, _ = make(125, tmp_path / "english.wav", AUDIO_DIR, 5)
     body = transcribe(servers["lanes"], english_path)
     assert body["model"] == "tiny.en" and [run["engine"] for run in body["status"]["runs"]] == ["lanes"]
 
 
-def test_a_live_stream_beside_a_job_in_lanes_gets_its_words(servers, english, tmp_path, library_model):
-    """Live captions are outside the decode slots; the job in lanes must not starve them. The stream
-    starts once the long job shows progress (its lanes are decoding), in real time as a microphone."""
-    server = servers["lanes"]
-    long_path, long_reference = english  # 250 s: one group of 4 lanes, every decoder busy
-    with server.client() as client, long_path.open("rb") as handle:
-        answer = client.post("/transcribe-file", files={"file": (long_path.name, handle)}, data={"language": "en"})
-        assert answer.status_code == 202, answer.text
-        long_id = answer.json()["session_id"]
-        while not (status := client.get(f"/session/{long_id}").json()["status"])["progress"]:
-            assert status["status"] in ("queued", "processing"), status
-            time.sleep(0.2)
-        pause = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
-        samples = np.concatenate([piece for name in LIVE_SPEECH for piece in (read_pcm(audio_file(name)), pause)])
-        run = stream(server, "pcm", frames(pcm_bytes(samples)), interval=0.1)
-        beside = client.get(f"/session/{long_id}").json()["status"]
+def test_a_live_stream_beside_a_job_in_lanes_gets_its_words(
+    english_in_lanes_beside_live, english, tmp_path, library_model
+):
+    """Live captions are outside the decode slots; the job in lanes must not starve them (the stream ran
+    beside the English file's job in lanes: english_in_lanes_beside_live)."""
+    beside_live = english_in_lanes_beside_live
+    run, beside, samples = beside_live.run, beside_live.beside, beside_live.samples
+    _, long_reference = english
     reference = " ".join(reference_text(name) for name in LIVE_SPEECH)
     offline = library_text(library_model, write_wav(tmp_path / "live.wav", samples))
     live_wer, offline_wer = wer([reference], [run.final_text]), wer([reference], [offline])
@@ -182,7 +214,7 @@ def test_a_live_stream_beside_a_job_in_lanes_gets_its_words(servers, english, tm
     )
     assert run.of("done") and not run.of("error"), run.messages
     assert live_wer <= offline_wer + LIVE_WER_MARGIN, run.final_text
-    body = server.wait_done(long_id, timeout=300)
+    body = beside_live.body
     assert body["status"]["status"] == "done" and {s["window_start"] for s in body["transcription"]["segments"]} == {
         0.0
     }

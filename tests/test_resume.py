@@ -156,8 +156,8 @@ def test_journal_without_window_starts_resumes_from_the_first_window(runtime, lo
 
 
 def test_progress_moves_through_silence(runtime, tmp_path, monkeypatch):
-    """Ten minutes of silence give no segment at all; the progress bar must move anyway."""
-    path = write_wav(tmp_path / "silence.wav", np.zeros(600 * 16000, dtype=np.float32))
+    """Three minutes of silence (six windows) give no segment at all; the progress bar must move anyway."""
+    path = write_wav(tmp_path / "silence.wav", np.zeros(180 * 16000, dtype=np.float32))
     session_id = queue_file(runtime, path)
     shown: list[tuple[str, float | None]] = []
     set_status = runtime.sessions.set_status
@@ -171,7 +171,7 @@ def test_progress_moves_through_silence(runtime, tmp_path, monkeypatch):
     assert runtime.transcription.run(session_id) == DONE
     assert runtime.sessions.transcription(session_id)["segments"] == []
     moving = [progress for status, progress in shown if status == PROCESSING and 0 < progress < 1]
-    print(f"progress written while ten minutes of silence were transcribed: {moving}")
+    print(f"progress written while three minutes of silence were transcribed: {moving}")
     assert len(moving) >= 3
     assert moving == sorted(moving)
     assert shown[-1] == (DONE, 1.0)
