@@ -336,7 +336,7 @@ def speakers_session(server, tmp_path) -> str | None:
         return None
     from conversations import scripted
 
-    path = write_wav(tmp_path / "talk.wav", scripted(AUDIO_DIR, "ABAB").samples())
+    path = write_wav(tmp_path / "talk.wav", scripted(AUDIO_DIR, "AB").samples())  # two turns: 21 s
     with server.client() as client, open(path, "rb") as handle:
         answer = client.post("/transcribe-file", files={"file": (path.name, handle)}, data={"speakers": "auto"})
     body = server.wait_done(answer.json()["session_id"], timeout=400)
