@@ -442,13 +442,14 @@ def tier_markers(path: Path, name: str, fixtures: set[str]) -> list[str]:
     return sorted(set(markers))
 
 
-# The files that take longest, longest first (CPU seconds alone on the development machine, CONTRIBUTING.md).
+# The files that take longest, longest first (CPU seconds alone on the development machine, CONTRIBUTING.md),
+# but test_speakers ahead of test_fault_injection and test_fuzz, whose servers seed numba's code from it.
 # `make test` runs with --no-loadscope-reorder, so xdist hands the files out in collection order: these start
 # first, and the two workers end on short files instead of one waiting on a long file scheduled last.
 LONGEST_FIRST = (
     "test_lanes_features.py",
+    "test_speakers.py",  # publishes numba's compiled code early in the run (seed_numba_cache)
     "test_fault_injection.py",
-    "test_speakers.py",
     "test_file_lanes.py",
     "test_live_ws.py",
     "test_resume.py",
