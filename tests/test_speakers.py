@@ -145,7 +145,7 @@ def test_openai_route_answers_diarized_json_and_keeps_its_other_formats(speakers
 
 
 def test_a_live_stream_gets_speakers_in_its_second_pass(speakers_server):
-    samples = scripted(AUDIO_DIR, "ABAB").samples()
+    samples = scripted(AUDIO_DIR, "AB").samples()
     pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
     url = speakers_server.url.replace("http://", "ws://") + "/ws/live"
     with connect(url, max_size=None, open_timeout=30, close_timeout=5) as websocket:
@@ -370,7 +370,7 @@ def test_a_restart_during_the_speakers_step_goes_on_without_transcribing_again(
     assert seed_numba_cache(server)  # two_speakers compiled numba's code: not again here
     server.start()
     try:
-        path = write_wav(tmp_path / "talk.wav", scripted(AUDIO_DIR, "ABAB").samples())
+        path = write_wav(tmp_path / "talk.wav", scripted(AUDIO_DIR, "AB").samples())
         with server.client() as client, open(path, "rb") as handle:
             answer = client.post("/transcribe-file", files={"file": ("talk.wav", handle)}, data={"speakers": "auto"})
             session_id = answer.json()["session_id"]
