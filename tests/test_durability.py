@@ -13,9 +13,21 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from conftest import REPO, audio_file, encode_webm_opus, engine_records, make_server, reference_text, wer
+from conftest import (
+    ENGLISH_FILES,
+    REPO,
+    audio_file,
+    encode_webm_opus,
+    engine_records,
+    make_server,
+    read_pcm,
+    reference_text,
+    wer,
+    write_wav,
+)
 
 WINDOW_SECONDS = 60  # short windows, so the long recording spans several of them and resumes mid-file
 
@@ -44,8 +56,21 @@ def upload_and_wait(server, name: str) -> str:
     return session_id
 
 
-def test_kill_mid_file_resumes_after_saved_segments(durable, long_recording, library_model):
-    path, references = long_recording
+@pytest.fixture(scope="module")
+def two_minutes(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A little over two minutes of real speech (the English recordings joined with short pauses, then the
+    first five again): the shortest file a job decodes in lanes (two of them), as a long upload is.
+    (conftest's long_recording, three minutes, only made the job and the uninterrupted run cost more.)"""
+    names = ENGLISH_FILES + ENGLISH_FILES[:5]
+    silence = np.zeros(8000, dtype=np.float32)
+    samples = np.concatenate([piece for name in names for piece in (read_pcm(audio_file(name)), silence)])
+    assert len(samples) >= 120 * 16000
+    path = write_wav(tmp_path_factory.mktemp("durable-audio") / "long_speech.wav", samples)
+    return path, [reference_text(name) for name in names]
+
+
+def test_kill_mid_file_resumes_after_saved_segments(durable, two_minutes, library_model):
+    path, references = two_minutes
     durable.start()
     with durable.client() as client, open(path, "rb") as handle:
         response = client.post("/transcribe-file", files={"file": ("long_speech.wav", handle)})

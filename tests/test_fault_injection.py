@@ -26,7 +26,18 @@ import numpy as np
 import pytest
 from websockets.sync.client import connect
 
-from conftest import AUDIO_DIR, ENGLISH_FILES, audio_file, engine_records, make_server, read_pcm, wer, write_wav
+from conftest import (
+    AUDIO_DIR,
+    ENGLISH_FILES,
+    audio_file,
+    engine_records,
+    make_server,
+    publish_numba_cache,
+    read_pcm,
+    seed_numba_cache,
+    wer,
+    write_wav,
+)
 from tapescribe.sessions.store import LOCK_FILE, WRITE_LOCK_FILE
 
 # Kills in the random-moment test: 12 in `make test` (each of the five kinds of work killed at least twice),
@@ -34,7 +45,7 @@ from tapescribe.sessions.store import LOCK_FILE, WRITE_LOCK_FILE
 THOROUGH = os.environ.get("TAPESCRIBE_TEST_THOROUGH") == "1"
 KILLS = int(os.environ.get("TAPESCRIBE_FAULT_KILLS", "32" if THOROUGH else "12"))
 SEED = int(os.environ.get("TAPESCRIBE_FAULT_SEED", "20261124"))
-WINDOW_SECONDS = 60  # several windows per long file, so kills land mid-window and at window edges
+WINDOW_SECONDS = 30  # the shortest window: two in the long file, so kills land mid-window and at window edges
 UNFINISHED = ("queued", "processing")
 
 
@@ -54,12 +65,13 @@ class Ledger:
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory):
-    """A 75 s file of joined speech (a job spanning two windows) and a short clip."""
+    """A 45 s file of joined speech (a job spanning two windows) and a short clip. (Twice as long, with
+    windows twice as long, each long upload and each restart of one only cost more.)"""
     silence = np.zeros(8000, dtype=np.float32)
     pieces = []
     for name in ENGLISH_FILES:
         pieces += [read_pcm(audio_file(name)), silence]
-    joined = np.concatenate(pieces)[: 75 * 16000]
+    joined = np.concatenate(pieces)[: 45 * 16000]
     folder = tmp_path_factory.mktemp("faults")
     return {"long": write_wav(folder / "long.wav", joined), "short": audio_file("jfk.flac")}
 
@@ -324,16 +336,19 @@ def speakers_session(server, tmp_path) -> str | None:
         return None
     from conversations import scripted
 
-    path = write_wav(tmp_path / "talk.wav", scripted(AUDIO_DIR, "ABAB").samples())
+    path = write_wav(tmp_path / "talk.wav", scripted(AUDIO_DIR, "AB").samples())  # two turns: 21 s
     with server.client() as client, open(path, "rb") as handle:
         answer = client.post("/transcribe-file", files={"file": (path.name, handle)}, data={"speakers": "auto"})
     body = server.wait_done(answer.json()["session_id"], timeout=400)
     assert body["status"]["status"] == "done" and body["transcription"]["speakers"], body["status"]
+    publish_numba_cache(server)
     return body["id"]
 
 
 def test_sigkill_between_file_and_index_writes_leaves_no_stale_index(tmp_path_factory):
-    server = make_server(tmp_path_factory, "index-faults").start()
+    server = make_server(tmp_path_factory, "index-faults")
+    seed_numba_cache(server)  # numba's code for the speakers step, if a server of this run compiled it already
+    server.start()
     try:
         with server.client() as client, open(audio_file("jfk.flac"), "rb") as handle:
             edited = client.post("/transcribe-file", files={"file": ("jfk.flac", handle)}).json()["session_id"]

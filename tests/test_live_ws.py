@@ -285,36 +285,38 @@ def test_a_stream_without_audio_leaves_nothing(server):
     assert list(server.tmp_dir.iterdir()) == []  # nothing in the temp directory either
 
 
-def test_live_model_and_second_pass_model_are_separate_settings(tmp_path_factory, offline):
+@pytest.fixture(scope="module")
+def live_model_server(tmp_path_factory):
+    """A server of this module's own, whose live model is set apart from its second pass's; the kill test
+    kills and restarts it (one server for both: a start and its model loads cost more than either test)."""
     from conftest import make_server
     from tapescribe.config import Settings
     from tapescribe.engine.models import resolve_model
 
     live_model = str(resolve_model("tiny.en", Settings().models_dir))  # the same weights under another name
     server = make_server(tmp_path_factory, "live-model", TAPESCRIBE_LIVE_MODEL=live_model).start()
-    try:
-        samples = read_pcm(audio_file("jfk.flac"))
-        run = stream(server, "pcm", frames(pcm_bytes(samples)), interval=0.05)
-        # offered under its directory's name: no server path reaches a client
-        assert run.messages[0]["model"] == Path(live_model).name and run.messages[0]["second_pass_model"] == "auto"
-        session = server.wait_done(run.session_id)
-        # no model pinned: the second pass chose by the language it detected on the recording
-        assert session["transcription"]["model"] == "tiny.en" and session["detected_language"] == "en"
-        assert session["transcription"]["text"] == offline(session_dir(server, run.session_id) / "original_audio.wav")
-        (number,) = [
-            version["number"] for version in versions(server, run.session_id) if version["label"] == "live-draft"
-        ]
-        with server.client() as client:
-            draft = client.get(f"/session/{run.session_id}/versions/{number}").json()["transcription"]
-        assert draft["model"] == Path(live_model).name and draft["live"] is True
-    finally:
-        server.stop()
+    yield server, live_model
+    server.stop()
 
 
-def test_a_server_killed_mid_stream_finishes_the_session_after_restart(tmp_path_factory, offline, tmp_path):
-    from conftest import make_server
+def test_live_model_and_second_pass_model_are_separate_settings(live_model_server, offline):
+    server, live_model = live_model_server
+    samples = read_pcm(audio_file("jfk.flac"))
+    run = stream(server, "pcm", frames(pcm_bytes(samples)), interval=0.05)
+    # offered under its directory's name: no server path reaches a client
+    assert run.messages[0]["model"] == Path(live_model).name and run.messages[0]["second_pass_model"] == "auto"
+    session = server.wait_done(run.session_id)
+    # no model pinned: the second pass chose by the language it detected on the recording
+    assert session["transcription"]["model"] == "tiny.en" and session["detected_language"] == "en"
+    assert session["transcription"]["text"] == offline(session_dir(server, run.session_id) / "original_audio.wav")
+    (number,) = [version["number"] for version in versions(server, run.session_id) if version["label"] == "live-draft"]
+    with server.client() as client:
+        draft = client.get(f"/session/{run.session_id}/versions/{number}").json()["transcription"]
+    assert draft["model"] == Path(live_model).name and draft["live"] is True
 
-    server = make_server(tmp_path_factory, "live-kill").start()
+
+def test_a_server_killed_mid_stream_finishes_the_session_after_restart(live_model_server, offline, tmp_path):
+    server, _ = live_model_server
     try:
         samples = read_pcm(audio_file("acoustic_corpus.wav"))
         pieces = frames(pcm_bytes(samples))
@@ -359,4 +361,5 @@ def test_a_server_killed_mid_stream_finishes_the_session_after_restart(tmp_path_
         assert kept_draft["text"] and kept_draft["text"].startswith(draft_before_kill["text"][:20])
         assert session["chunks"] == len(list(directory.glob("chunk_*.pcm"))) >= 1
     finally:
-        server.stop()
+        if server.process is None or server.process.poll() is not None:
+            server.start()  # killed and not restarted (a failure above): up again for the module's other test
