@@ -21,7 +21,17 @@ import numpy as np
 import pytest
 from test_live_ws import LIVE_WER_MARGIN, LiveRun, frames, pcm_bytes, stream
 
-from conftest import AUDIO_DIR, audio_file, library_text, make_server, read_pcm, reference_text, wer, write_wav
+from conftest import (
+    AUDIO_DIR,
+    audio_file,
+    library_text,
+    make_server,
+    publish_numba_cache,
+    read_pcm,
+    reference_text,
+    wer,
+    write_wav,
+)
 from conversations import scripted, words_on_wrong_speaker
 from long_audio import make, varied
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks
@@ -141,6 +151,7 @@ def test_speakers_are_labelled_on_a_job_in_lanes(servers, tmp_path):
     conversation = scripted(AUDIO_DIR, CONVERSATION)
     path = write_wav(tmp_path / "conversation.wav", conversation.samples())
     body = transcribe(servers["lanes"], path, language="en", speakers="auto")
+    publish_numba_cache(servers["lanes"])  # later speakers servers of this run skip numba's compile
     transcription = body["transcription"]
     wrong, matching = words_on_wrong_speaker(conversation.turns, transcription["segments"])
     print(f"lanes: {len(transcription['speakers'])} speakers, {wrong:.1f}% of words on the wrong speaker")
