@@ -121,8 +121,8 @@ class Settings(BaseSettings):
         description="Lanes per file job on a CPU (engine/lane_groups.py): above 1, a file of 2 minutes or more is "
         "cut into up to this many contiguous lanes per group, each faster-whisper's own transcribe, whose model "
         "calls run at once on the model's decoders (4: 1.6-2.8x faster than faster-whisper's default on 2 cores "
-        "with tiny.en, 1.9-2.4x with base, at its WER on average: docs/performance.md); 1 decodes in windows, one after another, "
-        "with the text one transcribe over the whole file gives.",
+        "with tiny.en, 1.9-2.4x with base, at its WER on average: docs/performance.md); 1 decodes in windows, "
+        "one after another, with the text one transcribe over the whole file gives.",
     )
     lane_beam_size: int = Field(
         5,
