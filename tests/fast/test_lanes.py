@@ -9,6 +9,8 @@ tokens of faster-whisper's own sequential transcribe of that recording.
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -173,3 +175,31 @@ def test_a_lane_keeps_only_its_latest_context_tokens_and_decodes_as_with_that_pr
     first = seen.prompts[0]
     assert first[0] == tokenizer.token_to_id("<|startofprev|>")
     assert first[1 : first.index(start_token)] == context[-kept:]
+
+
+BIG_BUFFERS = """
+import ctypes
+import numpy as np
+from tapescribe.engine.lanes import cap_malloc_arenas
+
+class MallocInfo(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                     "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallocInfo
+cap_malloc_arenas()
+first = np.ones(24 << 20, dtype=np.uint8)
+del first  # glibc's own threshold would rise to 24 MiB here
+before = libc.mallinfo2().hblkhd
+group = np.ones(16 << 20, dtype=np.uint8)  # as big as a group's audio
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+
+def test_a_big_buffer_freed_leaves_the_next_big_one_its_own_pages():
+    """After a big buffer is freed, the next big one (a group's audio) still gets pages of its own, returned
+    when it is freed, not a piece of an arena: glibc's rising mmap threshold let a long job's peaks climb
+    group by group (issue 28)."""
+    result = subprocess.run([sys.executable, "-c", BIG_BUFFERS], capture_output=True, text=True, check=True)
+    assert int(result.stdout) >= 16 << 20, "the second big buffer came from an arena"

@@ -39,19 +39,33 @@ from tapescribe.engine.window_features import features_in_blocks
 CUT_SEARCH_SECONDS = 10.0  # a lane edge is the quietest moment within this much of its even share
 GATHER_SECONDS = 0.1  # a lane busy in Python longer than this is left for the next batch
 CALLS_KEPT = 10_000  # BatchingWhisper.calls kept (a group of file lanes makes a few dozen calls)
-M_ARENA_MAX = -8  # glibc's mallopt parameter number
+M_ARENA_MAX = -8  # glibc's mallopt parameter numbers
+M_MMAP_THRESHOLD = -3
+M_TRIM_THRESHOLD = -1
 MALLOC_ARENAS = 2
+MMAP_THRESHOLD = 4 << 20  # allocations this big or bigger get pages of their own, returned when freed
+TRIM_THRESHOLD = 64 << 20  # free memory kept at the top of the heap (release_free_memory returns it)
 
 
 def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Let glibc's malloc keep at most `arenas` arenas in this process (M_ARENA_MAX); False where it is
-    not glibc. By default each thread that allocates may get an arena of its own, and the lanes'
-    threads, each allocating and freeing features and segments, grew a job's resident memory while it
-    decoded (docs/performance.md, Memory). Call it before lanes start."""
+    """Let glibc's malloc keep at most `arenas` arenas (M_ARENA_MAX: the lanes' threads each grew one
+    otherwise) and fix its mmap and trim thresholds; False where it is not glibc. Call it once, before
+    lanes start (runtime.prepare_process, at server and worker start).
+
+    glibc raises its own mmap threshold to each freed mmapped block's size (up to 32 MiB), so after a
+    job's first group the big per-group and per-lane buffers (group audio, features: 5-60 MiB) came
+    from the arenas, fragmented, and a long job's peak climbed (647, 714, 756 MiB at 10, 60, 180
+    minutes). Fixed at 256 KiB or 1 MiB, each decoding cycle's buffers were fresh mmaps whose pages the
+    kernel zeroes (half the speed; system CPU time x7); at 4 MiB they stay in the arenas. A fixed mmap
+    threshold leaves the trim threshold at 128 KiB, and the heap's top was given back and faulted in
+    again all the time (system time x2.4): at 64 MiB, glibc's own ceiling, release_free_memory returns
+    it after each group instead (docs/performance.md, Memory)."""
     import ctypes
 
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas))
+        libc = ctypes.CDLL("libc.so.6")
+        settings = ((M_ARENA_MAX, arenas), (M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        return all([bool(libc.mallopt(parameter, value)) for parameter, value in settings])
     except (OSError, AttributeError):
         return False
 
