@@ -8,9 +8,11 @@ process loaded as the server loads it (its malloc arenas capped as the server ca
 MARGIN_MIB. The 12-minute file is one group of four 180 s lanes, the 3-minute one three 60 s lanes:
 its group's audio (46 MiB against 12) and lane features (23 against 6) hold about 50 MiB more by their
 nature (the server's peaks by length are in docs/performance.md, Memory). Measured on 2 busy cores:
-359 and 429 MiB (+70) now; 432 and 488 (+56) with Silero in batches (engine/silero_speeches.py) but
-malloc's mmap threshold left to rise (lanes.cap_malloc_arenas); 430 and 499 (+69) before both, and
-465 and 663 MiB (+198) before the group and feature fixes.
+394 and 465 MiB (+72) now, malloc's mmap threshold fixed at 4 MiB (lanes.cap_malloc_arenas), and 424
+and 485 (+61) with it left to rise, load 17-21 (one group cannot show the climb across groups that
+the threshold stops: tests/fast/test_lanes.py checks that); 359 and 429 (+70) with it at 256 KiB;
+430 and 499 (+69) before Silero in batches, and 465 and 663 MiB (+198) before the group and feature
+fixes.
 
 The recordings are the shared English speech with PAUSE_SECONDS of silence after each recording
 (tests/long_audio.py `make`), so each lane holds speech to decode while most of the audio is read,
