@@ -49,16 +49,3 @@ def test_no_detection_where_nothing_can_be_wrong_or_the_server_pinned_the_model(
         assert choose(pinned, session) == ({"model": "tiny.en", "model_reason": PINNED_REASON}, 0)
     choice, detections = choose(auto, {})
     assert detections == 1 and choice["model"] == "base" and choice["detected_language"] == "de"
-
-
-def test_an_unclear_language_where_no_speech_was_heard_keeps_the_english_model(tmp_path):
-    """Noise judged on the opening (no part held speech) is "Nynorsk" at 0.49: no reason to pay for the
-    multilingual model, and nothing to warn about; a clear language on the opening is still followed."""
-    auto = ModelPool(tmp_path, "auto", ModelSettings())
-    unclear = choose_model({}, auto, lambda: DetectedLanguage("nn", 0.49, 0))
-    assert unclear["model"] == "tiny.en" and "detected_language" not in unclear, unclear
-    assert "no speech heard" in unclear["model_reason"] and "0.49" in unclear["model_reason"]
-    clear = choose_model({}, auto, lambda: DetectedLanguage("es", 0.9, 0))
-    assert clear["model"] == "base" and clear["detected_language"] == "es"
-    heard = choose_model({}, auto, lambda: DetectedLanguage("es", 0.4, 2))  # judged on speech: followed
-    assert heard["model"] == "base"

@@ -25,10 +25,6 @@ from tapescribe.engine.models import ModelPool, english_only
 from tapescribe.errors import ModelUnavailable
 
 PINNED_REASON = "pinned by the server (TAPESCRIBE_MODEL)"
-# With no speech heard, the opening's language is taken only when it is at least this likely: faster-whisper's
-# own `language_detection_threshold`. Room noise, hiss or music "sounded" Nynorsk at 0.49 and sent a job of
-# no speech through the multilingual model with its fallbacks (28 CPU-s a minute against tiny.en's 7).
-UNHEARD_LANGUAGE_THRESHOLD = 0.5
 REQUESTED_REASON = "chosen in the request"
 
 
@@ -64,10 +60,6 @@ def choose_model(
     if found is None:
         model = models.for_language(None)
         return {"model": model, "model_reason": f"no audio to detect a language on: {_kind(model)}"}
-    if not found.parts and found.probability < UNHEARD_LANGUAGE_THRESHOLD:
-        model = models.for_language(None)
-        unclear = f"{_name(found.language)} {found.probability:.2f}"
-        return {"model": model, "model_reason": f"no speech heard, no language clear ({unclear}): {_kind(model)}"}
     model = models.for_language(found.language)
     where = f"on {found.parts} part{'s' if found.parts != 1 else ''}" if found.parts else "on the opening (no speech)"
     return {
