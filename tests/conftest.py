@@ -356,14 +356,17 @@ def encode_webm_opus(source: Path, target: Path) -> Path:
 @pytest.fixture(scope="session")
 def long_recording(tmp_path_factory) -> tuple[Path, list[str]]:
     """About three minutes of real speech: the English recordings joined with short pauses, twice."""
-    silence = np.zeros(8000, dtype=np.float32)
-    pieces, references = [], []
-    for _ in range(2):
-        for name in ENGLISH_FILES:
-            pieces += [read_pcm(audio_file(name)), silence]
-            references.append(reference_text(name))
+    samples, references = joined_speech(ENGLISH_FILES * 2)
     path = tmp_path_factory.mktemp("long") / "long_speech.wav"
-    return write_wav(path, np.concatenate(pieces)), references
+    return write_wav(path, samples), references
+
+
+def joined_speech(names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The recordings `names` one after another, each followed by half a second of silence, and their
+    reference transcripts."""
+    silence = np.zeros(8000, dtype=np.float32)
+    samples = np.concatenate([piece for name in names for piece in (read_pcm(audio_file(name)), silence)])
+    return samples, [reference_text(name) for name in names]
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import (
@@ -22,8 +21,8 @@ from conftest import (
     audio_file,
     encode_webm_opus,
     engine_records,
+    joined_speech,
     make_server,
-    read_pcm,
     reference_text,
     wer,
     write_wav,
@@ -61,12 +60,10 @@ def two_minutes(tmp_path_factory) -> tuple[Path, list[str]]:
     """A little over two minutes of real speech (the English recordings joined with short pauses, then the
     first five again): the shortest file a job decodes in lanes (two of them), as a long upload is.
     (conftest's long_recording, three minutes, only made the job and the uninterrupted run cost more.)"""
-    names = ENGLISH_FILES + ENGLISH_FILES[:5]
-    silence = np.zeros(8000, dtype=np.float32)
-    samples = np.concatenate([piece for name in names for piece in (read_pcm(audio_file(name)), silence)])
+    samples, references = joined_speech(ENGLISH_FILES + ENGLISH_FILES[:5])
     assert len(samples) >= 120 * 16000
     path = write_wav(tmp_path_factory.mktemp("durable-audio") / "long_speech.wav", samples)
-    return path, [reference_text(name) for name in names]
+    return path, references
 
 
 def test_kill_mid_file_resumes_after_saved_segments(durable, two_minutes, library_model):
