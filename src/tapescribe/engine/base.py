@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -80,9 +80,10 @@ class Engine(Protocol):
         hooks: DecodeHooks,
         settings: PlanSettings,
         whole_file: Callable[[], Iterable[np.ndarray]] | None,
-    ) -> Iterator[Segment]:
+    ) -> Generator[Segment, None, None]:
         """The segments of `blocks` from resume.start on, in time order, each with its words when
-        `options.word_timestamps` asks for them (the text the same either way);
+        `options.word_timestamps` asks for them (the text the same either way), a generator that its
+        caller closes to stop early (a cancel, a lost lease);
         its fields as engine/transcriber.segment_record makes them (`window_start` a resume point, `tokens`
         the next window's context), which the journal keeps."""
         ...

@@ -8,7 +8,7 @@ plan (engine/plans/). What it reaches inside faster-whisper is in engine/whisper
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from contextlib import ExitStack, closing
 from dataclasses import replace
 from typing import Any
@@ -58,7 +58,7 @@ class WhisperEngine:
         hooks: DecodeHooks,
         settings: PlanSettings,
         whole_file: Callable[[], Iterable[np.ndarray]] | None,
-    ) -> Iterator[Segment]:
+    ) -> Generator[Segment, None, None]:
         """The plan's segments; with `options.word_timestamps` each with its words, timed as each cycle is
         decoded (engine/word_alignment.py), or after decoding where the plan is the batched pipeline's."""
         aligned_after = options.word_timestamps and plan is Plan.BATCHED and whole_file is not None

@@ -13,7 +13,7 @@ with it; `/v1`, `/transcribe`, retranscribe and a live stream's second pass are 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -239,12 +239,15 @@ class TranscriptionPipeline:
         resume: Resume | None = None,
         hooks: DecodeHooks | None = None,
     ) -> Iterator[Segment]:
-        """The segments of `audio` from `resume` on, by `plan`, for the model chosen in `session`; with
-        their words timed when the options ask for words (the text the same either way)."""
+        """The segments of `audio` from `resume` on, by `plan`, for the model chosen in `session`, those
+        that say something (`says_something`); with their words timed when the options ask for words (the
+        text the same either way)."""
         resume, hooks = resume or Resume(), hooks or DecodeHooks()
         blocks = _counted(audio.blocks(resume.start), hooks)
         options, settings = self.options_for(session), self.settings.plan_settings()
-        return self.engine.decode(model, plan, blocks, options, resume, hooks, settings, audio.blocks)
+        segments = self.engine.decode(model, plan, blocks, options, resume, hooks, settings, audio.blocks)
+        with closing(segments):  # closed early (a cancel, a lost lease): the engine's lanes end now
+            yield from (segment for segment in segments if says_something(segment.text))
 
     def transcribe(
         self,
@@ -285,6 +288,14 @@ class TranscriptionPipeline:
             duration=duration,
             segments=segments,
         )
+
+
+def says_something(text: str) -> bool:
+    """Whether a segment's text has a letter or a digit, in any script. Over noise a model may write
+    only punctuation (base falling back to sampling over quiet hiss wrote ". . . .", differently from run
+    to run, as CTranslate2's sampling is not seeded): that is no speech, so no way in keeps it. The
+    decoder's context still holds it (the engine's plans keep every record they decode)."""
+    return any(character.isalnum() for character in text)
 
 
 def _counted(blocks: Iterator[np.ndarray], hooks: DecodeHooks) -> Iterator[np.ndarray]:
