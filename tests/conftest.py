@@ -493,14 +493,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 class CpuByFile:
-    """CPU seconds (user + system, this process and the children it has waited for: the servers a file
-    started) and wall seconds spent in each test file, written to the file TAPESCRIBE_TEST_CPU_REPORT
-    names (one line per file, appended by each xdist worker) when the run ends: which files the suite's
-    time goes to (CONTRIBUTING.md, Measured times)."""
+    """CPU seconds (user + system of this process and of every process under it: the servers and workers
+    a test started, whether they still run or were waited for) and wall seconds spent in each test file,
+    written to the file TAPESCRIBE_TEST_CPU_REPORT names (one line per file, appended by each xdist
+    worker) when the run ends, and per test to the same name with `.tests` before its suffix: which files
+    and tests the suite's time goes to (CONTRIBUTING.md, Measured times). A session-wide server's decodes
+    count for the test that asked for them, not for the test that happened to run when it stopped."""
 
     def __init__(self, report: Path) -> None:
         self.report = report
         self.spent: dict[str, list[float]] = {}
+        self.by_test: dict[str, list[float]] = {}
         self.mark = self._now()
 
     @staticmethod
@@ -508,22 +511,51 @@ class CpuByFile:
         import resource
 
         own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + _running_descendants_cpu()
         return cpu, time.monotonic()
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         yield
         now = self._now()
-        spent = self.spent.setdefault(Path(str(item.fspath)).name, [0.0, 0.0])
-        spent[0] += now[0] - self.mark[0]
-        spent[1] += now[1] - self.mark[1]
+        for key, table in ((Path(str(item.fspath)).name, self.spent), (item.nodeid, self.by_test)):
+            spent = table.setdefault(key, [0.0, 0.0])
+            spent[0] += now[0] - self.mark[0]
+            spent[1] += now[1] - self.mark[1]
         self.mark = now
 
     def pytest_sessionfinish(self) -> None:
-        with self.report.open("a") as report:
-            for name, (cpu, wall) in sorted(self.spent.items(), key=lambda entry: -entry[1][0]):
-                report.write(f"{name}\t{cpu:.1f}\t{wall:.1f}\n")
+        tests = self.report.with_name(f"{self.report.stem}.tests{self.report.suffix}")
+        for path, table in ((self.report, self.spent), (tests, self.by_test)):
+            with path.open("a") as report:
+                for name, (cpu, wall) in sorted(table.items(), key=lambda entry: -entry[1][0]):
+                    report.write(f"{name}\t{cpu:.1f}\t{wall:.1f}\n")
+
+
+def _running_descendants_cpu() -> float:
+    """CPU seconds of the processes under this one that still run (and of those they waited for), from
+    /proc: what RUSAGE_CHILDREN counts only once a child is waited for. 0 without /proc."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        # after the name: state, ppid (1), ..., utime (11), stime (12), cutime (13), cstime (14)
+        parents[int(entry.name)] = int(fields[1])
+        cpu[int(entry.name)] = sum(int(value) for value in fields[11:15]) / tick
+    under, found = {os.getpid()}, True
+    while found:
+        found = False
+        for pid, parent in parents.items():
+            if parent in under and pid not in under:
+                under.add(pid)
+                found = True
+    return sum(cpu[pid] for pid in under if pid != os.getpid())
 
 
 def pytest_configure(config: pytest.Config) -> None:
