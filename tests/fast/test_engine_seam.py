@@ -30,8 +30,15 @@ from tapescribe.sessions.service import DONE, QUEUED, SessionService
 from tapescribe.sessions.space import DiskSpace
 from tapescribe.sessions.store import SessionStore
 
-# the last segment is what base wrote over quiet hiss now and then: punctuation only, which no way in keeps
-SCRIPT = [(0.5, 2.0, " Ask not"), (2.0, 4.25, " what your country can do for you."), (4.25, 6.0, " . . . .")]
+# (start, end, text, temperature, no_speech_prob): the first two are speech (the second decoded after a
+# fallback, judged speech); the last two are what base wrote over hiss now and then, which no way in keeps
+# (jobs/pipeline.heard): punctuation only, and text sampled after a fallback where the model heard no speech
+SCRIPT = [
+    (0.5, 2.0, " Ask not", 0.0, 0.7),
+    (2.0, 4.25, " what your country can do for you.", 0.2, 0.1),
+    (4.25, 6.0, " . . . .", 0.0, 0.1),
+    (6.0, 8.0, " 5-2-1 5-2-1", 0.8, 0.987),
+]
 
 
 class ScriptedModel:
@@ -79,8 +86,9 @@ class ScriptedEngine:
         self.samples = sum(len(block) for block in blocks)
         if hooks.on_language is not None:
             hooks.on_language(LanguageFound("en", 0.99))
-        for start, end, text in SCRIPT:
+        for start, end, text, temperature, no_speech in SCRIPT:
             record = {"window_start": 0.0, "start": start, "end": end, "text": text, "tokens": [1, 2]}
+            record.update(temperature=temperature, no_speech_prob=no_speech)
             if options.word_timestamps:  # each word given an equal share of its segment's time
                 words, share = text.split(), (end - start) / len(text.split())
                 record["words"] = [

@@ -14,8 +14,9 @@ Silero can hear no speech at all in real whispered speech, even evened out: a 5.
 sentence came back empty while faster-whisper's own defaults (no VAD) wrote it exactly. So a window
 in which the VAD finds nothing but which is not silent (some 0.2 s frame above SOUND_DBFS) is decoded
 whole, without the VAD, as faster-whisper's defaults decode it: Whisper's own no-speech and log-prob
-checks then judge it. Over a minute of room noise, hiss and music (tests/audio_conditions.py) the
-server wrote nothing that way; digital silence (and sound below SOUND_DBFS), where Whisper invents
+checks then judge it, and jobs/pipeline.heard drops text sampled where the model heard no speech.
+Over a minute of room noise, hiss and music (tests/audio_conditions.py) the server writes nothing
+that way; digital silence (and sound below SOUND_DBFS), where Whisper invents
 "you", is still never decoded. And where Silero hears the first words of a whisper and not the
 rest, a stretch it would skip is decoded when its sound rises and falls like speech
 (`rises_and_falls`); steady room noise and hiss are still skipped."""
