@@ -21,7 +21,7 @@ from typing import Any
 from tapescribe.engine.audio import measure_duration
 from tapescribe.engine.base import Engine
 from tapescribe.engine.models import ModelPool
-from tapescribe.engine.transcriber import DecodeOptions
+from tapescribe.engine.transcriber import DecodeOptions, for_transcript
 from tapescribe.errors import NotFound, ServerStopping, TapescribeError, UnsupportedMedia, is_disk_full
 from tapescribe.jobs.job_run import SAVE_EVERY_SECONDS, JobRun
 from tapescribe.jobs.journal import build_transcription
@@ -214,13 +214,15 @@ class TranscriptionJob:
         plan = pipeline.plan(run.slot.batched)
         run.runs[-1]["engine"] = plan.value
         model = pipeline.model(run.session.get("model"), plan, clip_batch)
-        segments = list(run.saved)
+        # what transcription.json keeps of each segment: not its tokens (a third of a held segment's memory,
+        # which grows with the recording), only the journal needs them
+        segments = [for_transcript(record) for record in run.saved]
         last_save = time.monotonic()
         hooks = run.hooks()
         for segment in pipeline.decode(model, run.session, audio, plan, run.resume, hooks):
             record = segment.to_dict()  # as the journal keeps it
             run.write(sessions.store.append_journal, session_id, record)
-            segments.append(record)
+            segments.append(for_transcript(record))
             if on_segment is not None:
                 on_segment(record)
             if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
