@@ -173,3 +173,31 @@ def test_a_lane_keeps_only_its_latest_context_tokens_and_decodes_as_with_that_pr
     first = seen.prompts[0]
     assert first[0] == tokenizer.token_to_id("<|startofprev|>")
     assert first[1 : first.index(start_token)] == context[-kept:]
+
+
+def test_file_lanes_give_free_memory_back_between_calls(library_model, monkeypatch):
+    """A file's lanes trim malloc's free memory during a group, not only after it (issue 28): what one
+    decoding cycle freed and the next did not reuse made the groups' peaks climb: 761 MiB in the ninth
+    group of a three-hour upload against 678 in the first (docs/performance.md, Memory)."""
+    from tapescribe.engine import lanes
+
+    trims = []
+    monkeypatch.setattr(lanes, "release_free_memory", lambda: trims.append(time.monotonic()) or True)
+    start_token = library_model.hf_tokenizer.token_to_id("<|startoftranscript|>")
+    features = library_model.feature_extractor(read_pcm(audio_file("jfk.flac")))[:, :3000]
+    features = np.pad(features, ((0, 0), (0, 3000 - features.shape[1])))[None].astype(np.float32)
+    prompt = [start_token, *library_model.hf_tokenizer.encode("").ids]
+
+    def calls(release_every: float | None) -> None:
+        batcher = BatchingWhisper(library_model.model, start_token, gather_seconds=None, release_every=release_every)
+        with batcher.lanes(1):
+            try:
+                for _ in range(2):
+                    batcher.generate(features, [prompt], beam_size=1, max_length=8)
+            finally:
+                batcher.lane_done()
+
+    calls(None)  # clip batches: no trims of their own
+    assert trims == []
+    calls(0.0)
+    assert len(trims) == 2

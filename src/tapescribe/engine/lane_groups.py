@@ -34,7 +34,14 @@ import numpy as np
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.base import LanguageFound, SpeechModel
 from tapescribe.engine.batched import quietest_moment
-from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges, release_free_memory, replicas
+from tapescribe.engine.lanes import (
+    RELEASE_EVERY_SECONDS,
+    BatchingWhisper,
+    OnOneThread,
+    lane_edges,
+    release_free_memory,
+    replicas,
+)
 from tapescribe.engine.speech_regions import speech_clips
 from tapescribe.engine.transcriber import DecodeOptions, Resume, carried_context, segment_record
 from tapescribe.engine.whisper_adapter import (
@@ -182,6 +189,7 @@ def transcribe_in_step(
         between_calls=between_calls,
         apart=replicas(model),
         context_tokens=context_tokens,
+        release_every=RELEASE_EVERY_SECONDS,
     )
     passes = ThreadPoolExecutor(1, thread_name_prefix="lane-passes")  # over a lane's whole audio: VAD, features
     lane_model = calling_through(model, batcher, OnOneThread(feature_extractor(model), passes))

@@ -41,6 +41,11 @@ GATHER_SECONDS = 0.1  # a lane busy in Python longer than this is left for the n
 CALLS_KEPT = 10_000  # BatchingWhisper.calls kept (a group of file lanes makes a few dozen calls)
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 MALLOC_ARENAS = 2
+# A file's lanes give malloc's free memory back this often (after a model call), not only after each group:
+# what a cycle freed in the arenas and the next did not reuse stayed resident until the group's end, more in
+# each group, and the groups' peaks climbed (678 to 762 MiB over a three-hour upload: docs/performance.md,
+# Memory). One trim took about 30 ms of its call's thread.
+RELEASE_EVERY_SECONDS = 2.0
 
 
 def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
@@ -155,8 +160,12 @@ class BatchingWhisper:
         between_calls: Callable[[], None] | None = None,
         apart: int = 1,
         context_tokens: int | None = None,
+        release_every: float | None = None,
     ) -> None:
         self._model = model
+        self._release_every = release_every  # seconds: malloc_trim after a call at most this often (file lanes)
+        self._released_at = time.monotonic()
+        self._releasing = threading.Lock()
         self._context_tokens = context_tokens  # None: prompts keep all the context faster-whisper gives them
         self._between_calls = between_calls
         # apart > 1: each call runs alone, as soon as it comes, on one of that many CTranslate2 replicas
@@ -349,6 +358,13 @@ class BatchingWhisper:
                 call.result = results[first : first + len(call.prompts)]
                 first += len(call.prompts)
         self.calls.append((group[0].kind, sum(rows), time.perf_counter() - started))
+        if self._release_every is not None and time.monotonic() - self._released_at >= self._release_every:
+            if self._releasing.acquire(blocking=False):  # one thread trims; another call's thread goes on
+                try:
+                    release_free_memory()
+                    self._released_at = time.monotonic()
+                finally:
+                    self._releasing.release()
 
 
 def transcribe_in_lanes(
