@@ -56,7 +56,7 @@ def whole_file():
     return pcm_blocks(sys.argv[1])
 seconds, lanes = float(sys.argv[2]), int(sys.argv[3])
 if lanes > 1:
-    from tapescribe.engine.lanes import cap_malloc_arenas
+    from tapescribe.engine.malloc import cap_malloc_arenas
 
     cap_malloc_arenas()  # as the server's Runtime does when lanes are on
     records = transcribe_lane_groups(model, whole_file(), DecodeOptions(), window_seconds=seconds, lanes=lanes)

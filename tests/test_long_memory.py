@@ -9,7 +9,7 @@ MARGIN_MIB. The 12-minute file is one group of four 180 s lanes, the 3-minute on
 its group's audio (46 MiB against 12) and lane features (23 against 6) hold about 50 MiB more by their
 nature (the server's peaks by length are in docs/performance.md, Memory). Measured on 2 busy cores:
 359 and 429 MiB (+70) now; 432 and 488 (+56) with Silero in batches (engine/silero_speeches.py) but
-malloc's mmap threshold left to rise (lanes.cap_malloc_arenas); 430 and 499 (+69) before both, and
+malloc's mmap threshold left to rise (malloc.cap_malloc_arenas); 430 and 499 (+69) before both, and
 465 and 663 MiB (+198) before the group and feature fixes.
 
 The recordings are the shared English speech with PAUSE_SECONDS of silence after each recording
@@ -36,7 +36,7 @@ from pathlib import Path
 from tapescribe.config import Settings
 from tapescribe.engine.audio import pcm_blocks
 from tapescribe.engine.lane_groups import transcribe_lane_groups
-from tapescribe.engine.lanes import cap_malloc_arenas
+from tapescribe.engine.malloc import cap_malloc_arenas
 from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.transcriber import DecodeOptions
 

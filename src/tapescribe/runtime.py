@@ -11,7 +11,7 @@ import socket
 from collections.abc import Iterable
 
 from tapescribe.config import Settings
-from tapescribe.engine.lanes import cap_malloc_arenas
+from tapescribe.engine.malloc import cap_malloc_arenas
 from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.speakers import INSTALL_HINT, DiarizerSettings, SpeakerDiarizer, speakers_installed
 from tapescribe.engine.transcriber import DecodeOptions

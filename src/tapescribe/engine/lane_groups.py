@@ -34,14 +34,8 @@ import numpy as np
 from tapescribe.engine.audio import SAMPLE_RATE
 from tapescribe.engine.base import LanguageFound, SpeechModel
 from tapescribe.engine.batched import quietest_moment
-from tapescribe.engine.lanes import (
-    RELEASE_EVERY_SECONDS,
-    BatchingWhisper,
-    OnOneThread,
-    lane_edges,
-    release_free_memory,
-    replicas,
-)
+from tapescribe.engine.lanes import BatchingWhisper, OnOneThread, lane_edges, replicas
+from tapescribe.engine.malloc import RELEASE_EVERY_SECONDS, release_free_memory
 from tapescribe.engine.speech_regions import speech_clips
 from tapescribe.engine.transcriber import DecodeOptions, Resume, carried_context, segment_record
 from tapescribe.engine.whisper_adapter import (
