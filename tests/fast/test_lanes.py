@@ -201,3 +201,47 @@ def test_file_lanes_give_free_memory_back_between_calls(library_model, monkeypat
     assert trims == []
     calls(0.0)
     assert len(trims) == 2
+
+
+class _EncodesAtOnce:
+    """A CTranslate2 Whisper that counts how many of its encodes run at once (each made to last 0.2 s more)."""
+
+    def __init__(self, model) -> None:
+        self.model, self.running, self.most = model, 0, 0
+        self.lock = threading.Lock()
+
+    def encode(self, features, to_cpu: bool = False):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(0.2)
+            return self.model.encode(features, to_cpu=to_cpu)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+
+def test_lanes_apart_encode_one_at_a_time(library_model):
+    """Lanes on two decoders run each call as it comes, but never two encoder passes at once (issue 28):
+    each holds its attention matrices while it runs, and two at once set a long job's peak memory."""
+    start_token = library_model.hf_tokenizer.token_to_id("<|startoftranscript|>")
+    features = library_model.feature_extractor(read_pcm(audio_file("jfk.flac")))[:, :3000]
+    features = np.pad(features, ((0, 0), (0, 3000 - features.shape[1])))[None].astype(np.float32)
+    counted = _EncodesAtOnce(library_model.model)
+    batcher = BatchingWhisper(counted, start_token, gather_seconds=None, apart=2)
+    with batcher.lanes(2), ThreadPoolExecutor(2) as lanes:
+
+        def lane() -> None:
+            try:
+                for _ in range(3):
+                    batcher.encode(features)
+            finally:
+                batcher.lane_done()
+
+        for done in [lanes.submit(lane) for _ in range(2)]:
+            done.result()
+    assert counted.most == 1

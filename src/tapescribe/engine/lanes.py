@@ -109,7 +109,8 @@ class BatchingWhisper:
     where their prompt starts run as batches of their own.
     Apart (`apart` > 1, the model's decoder count): every call goes as soon as it comes, alone, to one
     of `apart` threads, each waiting on a free decoder; nothing is gathered, so no lane waits for
-    another's call and each call's result is the one it gets alone.
+    another's call and each call's result is the one it gets alone, except that encodes run one at a
+    time (the memory of two at once set a long job's peak).
     With `context_tokens` every prompt keeps at most that many tokens of the text before its window
     (engine/lane_groups.py says why the multilingual model's lanes do).
     Every other attribute is the wrapped model's. Its thread ends when the `lanes` block does.
@@ -134,6 +135,10 @@ class BatchingWhisper:
         self._release_every = release_every  # seconds: malloc_trim after a call at most this often (file lanes)
         self._released_at = time.monotonic()
         self._releasing = threading.Lock()
+        # one encoder pass at a time, also apart: each holds its attention (tiny.en: 6 heads x 1500 x 1500
+        # float32, about 54 MiB a layer) while it runs, and two at once made a job's peak (docs/performance.md,
+        # Memory); a generate on the other decoder goes on meanwhile
+        self._encoding = threading.Lock()
         self._context_tokens = context_tokens  # None: prompts keep all the context faster-whisper gives them
         self._between_calls = between_calls
         # apart > 1: each call runs alone, as soon as it comes, on one of that many CTranslate2 replicas
@@ -315,8 +320,9 @@ class BatchingWhisper:
         rows = [len(call.features) for call in group]
         started = time.perf_counter()
         if group[0].kind == "encode":  # row by row: a batch of encodes was no faster on a CPU, often slower
-            for call in group:
-                call.result = self._model.encode(ctranslate2.StorageView.from_array(call.features), to_cpu=False)
+            with self._encoding:
+                for call in group:
+                    call.result = self._model.encode(ctranslate2.StorageView.from_array(call.features), to_cpu=False)
         else:
             features = ctranslate2.StorageView.from_array(np.concatenate([call.features for call in group]))
             prompts = self._trimmed([p for c in group for p in c.prompts])
