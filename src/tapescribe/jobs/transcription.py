@@ -214,7 +214,7 @@ class TranscriptionJob:
         plan = pipeline.plan(run.slot.batched)
         run.runs[-1]["engine"] = plan.value
         model = pipeline.model(run.session.get("model"), plan, clip_batch)
-        # what transcription.json keeps of each segment: not its tokens (a third of a held segment's memory,
+        # what transcription.json keeps of each segment: not its tokens (about a quarter of a held segment's memory,
         # which grows with the recording), only the journal needs them
         segments = [for_transcript(record) for record in run.saved]
         last_save = time.monotonic()
