@@ -542,6 +542,7 @@ def test_live_captions_from_the_microphone(page, ui_server):
 
 
 def test_keyboard_alone(page, ui_server):
+    upload_via_api(ui_server, "jfk.flac")  # a row in History to open, whichever tests ran before
     page.goto("/#record")
     page.keyboard.press("Tab")  # the skip link comes first
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
@@ -559,7 +560,7 @@ def test_keyboard_alone(page, ui_server):
     expect(page.get_by_role("tab", name="History")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#panel-record")).to_be_hidden()
     first_row = page.locator(".session-row").first
-    expect(first_row).to_be_visible()
+    expect(first_row).to_be_visible(timeout=15_000)  # on 2 busy cores CI once waited past the default 5 s
     first_row.focus()
     page.keyboard.press("Enter")
     expect(page.locator("#session-view h2")).to_be_focused()
