@@ -57,8 +57,13 @@ def test_repeated_words_are_neither_doubled_nor_lost_when_their_times_move():
         ("words", 21.85, 22.3),
         ("and", 24.3, 24.4),
     )
-    assert text(agreement.settle(third, audio_end=24.6, buffer_start=19.0)) == "words"
+    fifth = agreement.settle(third, audio_end=24.6, buffer_start=19.0)
+    assert text(fifth) == "words"
+    # ...and it is settled where the one before it starts, so captions keep the order of the audio
+    assert (fifth[0].start, fifth[0].end) == (21.9, 22.3)
     assert text(agreement.settle_all(third, buffer_start=19.0)) == "and"
+    starts = [word.start for word in agreement.settled]
+    assert starts == sorted(starts)
 
 
 def test_an_utterance_settled_whole_then_new_speech_starts_afresh():

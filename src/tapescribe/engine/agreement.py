@@ -214,16 +214,15 @@ class LocalAgreement:
                 ):
                     common += 1
                 agreed = common
-        self._commit(new[:agreed])
+        settled = self._commit(new[:agreed])
         self.history = [entry for entry in self.history[oldest or 0 :]] + [(audio_end, new[agreed:], self.total)]
-        return new[:agreed]
+        return settled
 
     def settle_all(self, hypothesis: list[Word] | None = None, buffer_start: float | None = None) -> list[Word]:
         """Settle a whole hypothesis (or, with none, what the last one left pending)."""
         new = self.fresh(hypothesis, buffer_start) if hypothesis is not None else self.pending
         self.history = []
-        self._commit(new)
-        return new
+        return self._commit(new)
 
     def settle_pending_until(self, limit: float) -> list[Word]:
         """Settle the pending words that end by `limit` (making room when agreement is too slow)."""
@@ -231,16 +230,28 @@ class LocalAgreement:
         count = 0
         while count < len(pending) and pending[count].end <= limit:
             count += 1
-        self._commit(pending[:count])
+        settled = self._commit(pending[:count])
         if self.history:
             self.history[-1] = (self.history[-1][0], pending[count:], self.total)
-        return pending[:count]
+        return settled
 
-    def _commit(self, words: list[Word]) -> None:
+    def _commit(self, words: list[Word]) -> list[Word]:
+        """Settle `words`, each starting no earlier than the one settled before it: a hypothesis's times
+        move by tenths of a second, so a word recognised by count may start a little before the last
+        settled one (21.85 s after 21.9 s), and captions and segments must come in the order of the audio."""
         if not words:
-            return
+            return []
+        in_order: list[Word] = []
+        earliest = self.settled_start
+        for word in words:
+            if word.start < earliest:
+                word = replace(word, start=earliest, end=max(word.end, earliest))
+            in_order.append(word)
+            earliest = word.start
+        words = in_order
         self.settled_end = max(self.settled_end, words[-1].end)
         self.settled_start = max(self.settled_start, words[-1].start)
         self.recent = (self.recent + words)[-self.OVERLAP_WORDS :]
         self.settled = (self.settled + words)[-self.SETTLED_KEPT :]
         self.total += len(words)
+        return words

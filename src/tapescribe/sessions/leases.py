@@ -41,13 +41,17 @@ from tapescribe.sessions.locks import LeaseLost
 log = logging.getLogger(__name__)
 
 _NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+# A lease key expires at the very millisecond its place in the lease set comes due (PXAT/PEXPIREAT from
+# the one `now`; a relative PX counts from a moment after TIME, so the key outlived its place by up to a
+# millisecond): "its key is gone" and "its place is due" are one moment for `claim_expired`.
 
 # KEYS: lease key, lease set; ARGV: token, lease ms, session id
 _ACQUIRE = (
     _NOW_MS
     + """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[3])
+local expires = now + tonumber(ARGV[2])
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', expires) then
+    redis.call('ZADD', KEYS[2], expires, ARGV[3])
     return 1
 end
 return 0
@@ -57,8 +61,9 @@ _EXTEND = (
     _NOW_MS
     + """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[3])
+    local expires = now + tonumber(ARGV[2])
+    redis.call('PEXPIREAT', KEYS[1], expires)
+    redis.call('ZADD', KEYS[2], expires, ARGV[3])
     return 1
 end
 return 0
