@@ -11,7 +11,7 @@ done. Prints the tree's resident memory before the upload and its peak during th
 job's wall time: the 180-minute peak should be within 10% of the 10-minute one.
 
 With --in-process the engine runs in a child process without a server (as before: its peak is the
-child's maxrss from wait4), against faster-whisper's transcribe(file) unless --skip-library.
+child's own VmHWM, which it prints), against faster-whisper's transcribe(file) unless --skip-library.
 tapescribe decodes in blocks into windows of TAPESCRIBE_WINDOW_SECONDS (240 s by default); with
 --lanes N in lanes (engine/lane_groups.py: groups of up to N windows held at once). tapescribe's
 model is loaded as the server loads it (TAPESCRIBE_CPU_THREADS, TAPESCRIBE_CPU_DECODERS), the
@@ -64,6 +64,8 @@ else:
     records = transcribe_windows(model, whole_file(), DecodeOptions(), window_seconds=seconds, whole_file=whole_file)
 for _ in records:
     pass
+from tapescribe.process_memory import peak_mib
+print(peak_mib())
 """
 
 LIBRARY = """
@@ -76,18 +78,18 @@ model = WhisperModel(str(resolve_model("tiny.en", Path("unused"))), device="cpu"
 segments, _ = model.transcribe(sys.argv[1], **DecodeOptions().as_kwargs())
 for _ in segments:
     pass
+from tapescribe.process_memory import peak_mib
+print(peak_mib())
 """
 
 
 def peak_mib(code: str, path: Path, *more: str) -> tuple[float, float]:
+    """The peak resident memory (MiB) a child running `code` over `path` prints, and its wall time."""
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, str(path), *more], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise SystemExit(f"transcription of {path} failed")
-    return usage.ru_maxrss / 1024, time.perf_counter() - started
+    done = subprocess.run([sys.executable, "-c", code, str(path), *more], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"transcription of {path} failed: {done.stderr[-2000:]}")
+    return float(done.stdout.split()[-1]), time.perf_counter() - started
 
 
 def tree_rss(root: int) -> int:

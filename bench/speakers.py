@@ -11,14 +11,14 @@ test-other, found under --voices-dir, e.g. a checkout of resemble-ai/Resemblyzer
 audio_data/librispeech_test-other). Turns of one to three clips, random order, pauses of 0.3-1.2 s,
 loudness varied. Each case is written as a WAV under --data-dir (outside git), transcribed once with
 tiny.en (word times), then diarized in a fresh subprocess exactly as the job does (engine/speakers.py,
-audio streamed from the file), whose ru_maxrss is the step's peak memory.
+audio streamed from the file), whose peak resident memory (VmHWM: process_memory.py says why not
+ru_maxrss, which here included this process's generated hour of audio) is the step's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -38,12 +38,9 @@ from conversations import (  # noqa: E402
 from tapescribe.config import Settings  # noqa: E402
 from tapescribe.engine.audio import SAMPLE_RATE, pcm_blocks  # noqa: E402
 from tapescribe.engine.speaker_labels import SpeakerTurn, label_segments  # noqa: E402
+from tapescribe.process_memory import peak_mib  # noqa: E402
 
 DEFAULT_VOICES_DIR = REPO.parent / "scratch-spkengine" / "voices" / "audio_data" / "librispeech_test-other"
-
-
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def diarize_file(path: Path, data_dir: Path, threshold: float | None) -> None:

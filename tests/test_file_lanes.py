@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -223,6 +224,8 @@ class GroupRun:
     calls_before_first: int  # ... before the first record came out
     heard: list[float]  # the positions reported for progress
     overlaps: Overlaps  # the VAD and feature extractor calls, and on which threads
+    lane_starts: list[float]  # seconds
+    audio_held: list[bool]  # for each record as it came out: whether the group's audio was still in memory
 
 
 @pytest.fixture(scope="module")
@@ -233,8 +236,19 @@ def group_run(runtime, long_speech) -> GroupRun:
     overlaps, heard, calls = Overlaps(), list[float](), list[str]()
     model = copy.copy(runtime.models.get())
     model.feature_extractor = SpiedExtractor(model.feature_extractor, overlaps)
+    group_audio: list[weakref.ref] = []
+    lane_starts: list[float] = []
+    real_pieces = lane_groups.lane_pieces
+
+    def watched_pieces(audio, count):
+        group_audio.append(weakref.ref(audio if audio.base is None else audio.base))
+        starts, pieces = real_pieces(audio, count)
+        lane_starts.extend(start / SAMPLE_RATE for start in starts)
+        return starts, pieces
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(lane_groups, "speech_clips", overlaps.spy(lane_groups.speech_clips))
+        patch.setattr(lane_groups, "lane_pieces", watched_pieces)
         records = transcribe_lane_groups(
             model,
             [audio],
@@ -245,5 +259,21 @@ def group_run(runtime, long_speech) -> GroupRun:
         )
         first = next(records)
         calls_before_first = len(calls)
-        decoded = [first, *records]
-    return GroupRun(audio, decoded, len(calls), calls_before_first, heard, overlaps)
+        decoded, audio_held = [first], [group_audio[0]() is not None]
+        for record in records:
+            decoded.append(record)
+            audio_held.append(group_audio[0]() is not None)
+    return GroupRun(audio, decoded, len(calls), calls_before_first, heard, overlaps, lane_starts, audio_held)
+
+
+def test_a_groups_audio_is_let_go_once_its_lanes_are_featurized(group_run):
+    """A lane decodes from its features alone: once every lane has them, nothing holds the group's audio
+    (61 MiB for a 960 s group), where before it was held until the group's last segment (issue 28).
+    The second lane's records come out once every lane is done, long after each was featurized."""
+    second_lane = [
+        held
+        for record, held in zip(group_run.records, group_run.audio_held, strict=True)
+        if record["start"] >= group_run.lane_starts[1]
+    ]
+    assert len(group_run.lane_starts) == 2 and second_lane
+    assert not any(second_lane)

@@ -1,15 +1,16 @@
 """A long file job's memory does not climb with the recording's length (issue 28).
 
-Lanes (the default for files of 2 minutes or more on a CPU) once held a group's audio three times
-while reading the next one and featurized each lane whole, so a job's peak grew with the group and
-the file. Here tiny.en transcribes a 3-minute and a 12-minute recording in lanes, each in a child
-process loaded as the server loads it (its malloc arenas capped as the server caps them), and the
-12-minute job's peak resident memory (the child's ru_maxrss) may exceed the 3-minute one's by at most
-MARGIN_MIB. The 12-minute file is one group of four 180 s lanes, the 3-minute one three 60 s lanes:
-its group's audio (46 MiB against 12) and lane features (23 against 6) hold about 50 MiB more by their
-nature (the server's peaks by length are in docs/performance.md, Memory). Measured on 2 busy cores:
-359 and 429 MiB (+70) now; 432 and 488 (+56) with Silero in batches (engine/silero_speeches.py) but
-malloc's mmap threshold left to rise (malloc.cap_malloc_arenas); 430 and 499 (+69) before both, and
+Lanes (the default for files of 2 minutes or more on a CPU) once held a group's audio three times while
+reading the next one and featurized each lane whole, so a job's peak grew with the group and the file.
+Here tiny.en transcribes a 3-minute and a 12-minute recording in lanes, each in a child process loaded
+as the server loads it (its malloc arenas capped as the server caps them), and the 12-minute job's peak
+resident memory may exceed the 3-minute one's by at most MARGIN_MIB: the child's own VmHWM, which it
+prints (its ru_maxrss starts at the pytest worker's size, so with a worker larger than the job both
+would read the same). The 12-minute file is one group of four 180 s lanes, the 3-minute one three 60 s
+lanes: its group's audio (46 MiB against 12) and lane features (23 against 6) hold about 50 MiB more by
+their nature (the server's peaks by length are in docs/performance.md, Memory). Measured on 2 busy
+cores: 359 and 429 MiB (+70) now; 432 and 488 (+56) with Silero in batches (engine/silero_speeches.py)
+but malloc's mmap threshold left to rise (malloc.cap_malloc_arenas); 430 and 499 (+69) before both, and
 465 and 663 MiB (+198) before the group and feature fixes.
 
 The recordings are the shared English speech with PAUSE_SECONDS of silence after each recording
@@ -19,7 +20,6 @@ featurized and searched for speech as any audio is, at a fraction of the decodin
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +39,7 @@ from tapescribe.engine.lane_groups import transcribe_lane_groups
 from tapescribe.engine.malloc import cap_malloc_arenas
 from tapescribe.engine.models import ModelPool, ModelSettings
 from tapescribe.engine.transcriber import DecodeOptions
+from tapescribe.process_memory import peak_mib
 
 settings = Settings()
 decoders = ModelSettings(cpu_threads=settings.cpu_threads, cpu_decoders=settings.decoders)
@@ -46,15 +47,17 @@ model = ModelPool(Path(sys.argv[2]), "tiny.en", decoders).get()
 cap_malloc_arenas()  # as the server does when lanes are on (runtime.prepare_process)
 segments = list(transcribe_lane_groups(model, pcm_blocks(sys.argv[1]), DecodeOptions(), lanes=settings.file_lanes))
 assert segments, "no speech decoded"
+print(peak_mib())
 """
 
 
 def peak_mib(recording: Path, models_dir: Path) -> float:
     """Peak resident memory (MiB) of a fresh process transcribing `recording` in lanes."""
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(recording), str(models_dir)])
-    _, status, usage = os.wait4(child.pid, 0)
-    assert status == 0, f"the transcription of {recording.name} failed"
-    return usage.ru_maxrss / 1024
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(recording), str(models_dir)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, f"the transcription of {recording.name} failed: {done.stderr[-2000:]}"
+    return float(done.stdout.split()[-1])
 
 
 def test_a_long_job_peaks_where_a_short_one_does(tmp_path):

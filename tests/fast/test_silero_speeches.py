@@ -63,16 +63,17 @@ def test_the_same_probabilities_to_the_bit(speech: np.ndarray) -> None:
 
 
 PEAK = """
-import resource, sys
+import sys
 import numpy as np
 from tapescribe.engine.audio import pcm_blocks
 from tapescribe.engine.whisper_adapter import speech_timestamps
+from tapescribe.process_memory import peak_mib
 audio = np.concatenate(list(pcm_blocks(sys.argv[1])))
 lane = np.tile(audio, 10)[: 16000 * 240]  # a 240 s lane of real speech
 speech_timestamps(lane[: 16000 * 40])  # the model's first calls (40 s: a whole batch and more)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_mib()  # this process's own high-water mark (ru_maxrss starts at the parent's size)
 speech_timestamps(lane)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print(peak_mib() - before)
 """
 
 

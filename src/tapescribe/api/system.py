@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import resource
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +14,7 @@ from tapescribe.api.schemas import Health, ModelList
 from tapescribe.engine.speakers import speakers_installed
 from tapescribe.errors import BadRequest
 from tapescribe.jobs.speakers import MAX_SPEAKER_COUNT, speaker_request
+from tapescribe.process_memory import resident_memory
 
 router = APIRouter(tags=["system"])
 
@@ -44,14 +42,8 @@ def health(request: Request) -> dict:
 
 
 def process_memory() -> dict[str, int]:
-    """This process's resident memory now and at its peak, in bytes (from /proc where there is one)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB elsewhere
-    try:
-        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
-        rss = resident_pages * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        rss = peak  # no /proc: the peak is the best figure there is
+    """This process's resident memory now and at its peak, in bytes."""
+    rss, peak = resident_memory()
     return {"rss_bytes": rss, "peak_rss_bytes": max(peak, rss)}
 
 
