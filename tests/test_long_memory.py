@@ -7,11 +7,14 @@ as the server loads it (its malloc arenas capped as the server caps them), and t
 resident memory may exceed the 3-minute one's by at most MARGIN_MIB: the child's own VmHWM, which it
 prints (its ru_maxrss starts at the pytest worker's size, so with a worker larger than the job both
 would read the same). The 12-minute file is one group of four 180 s lanes, the 3-minute one three 60 s
-lanes: its group's audio (46 MiB against 12) and lane features (23 against 6) hold about 50 MiB more by
-their nature (the server's peaks by length are in docs/performance.md, Memory). Measured on 2 busy
-cores: 359 and 429 MiB (+70) now; 432 and 488 (+56) with Silero in batches (engine/silero_speeches.py)
-but malloc's mmap threshold left to rise (malloc.cap_malloc_arenas); 430 and 499 (+69) before both, and
-465 and 663 MiB (+198) before the group and feature fixes.
+lanes: its group's audio (46 MiB against 12, now let go once the lanes are featurized) and lane features
+(23 against 6) hold more by their nature (the server's peaks by length are in docs/performance.md,
+Memory). Measured as VmHWM on 2 cores: 363 and 386 MiB (+24), 354 and 382 (+28) now; 374 and 429 (+55)
+with the group's audio held to the group's end. Measured as ru_maxrss before: 359 and 429 MiB (+70); 432
+and 488 (+56) with Silero in batches (engine/silero_speeches.py) but malloc's mmap threshold left to
+rise (malloc.cap_malloc_arenas); 430 and 499 (+69) before both, and 465 and 663 MiB (+198) before the
+group and feature fixes. The margin stays wide: the figures vary by tens of MiB with how the lanes'
+passes meet on a busy machine (tests/test_file_lanes.py checks the group's audio is let go).
 
 The recordings are the shared English speech with PAUSE_SECONDS of silence after each recording
 (tests/long_audio.py `make`), so each lane holds speech to decode while most of the audio is read,
