@@ -31,8 +31,6 @@ def peak_mib() -> float:
 
 def _kib(field: str) -> int:
     value, unit = field.split()
-    assert unit == "kB", unit
+    if unit != "kB":
+        raise ValueError(f"unexpected unit {unit!r} in /proc/self/status")
     return int(value) * 1024
-
-
-__all__ = ["peak_mib", "resident_memory"]

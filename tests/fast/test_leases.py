@@ -63,15 +63,28 @@ def test_a_holder_whose_lease_was_taken_over_stops_and_leaves_the_new_lease_alon
     assert stale.holders() == {}  # the new holder released its own; the stale one deleted nothing
 
 
-def test_a_lease_key_expires_when_its_place_in_the_lease_set_comes_due(client):
-    """Both come from one reading of the Redis clock, so a claimer never finds a lease's key gone while
-    its place is not yet due (or due while its key still holds)."""
+def test_a_lease_key_expires_when_its_place_in_the_lease_set_says(client):
+    """Both come from one reading of the Redis clock, so the set lists leases in the order their keys
+    expire, and a claimer looking at its first members finds the expired ones."""
     holder = leases(client, "host-a:1")
     with holder.hold(SESSION) as held:
         assert held is not None
         assert client.pexpiretime(holder.key_prefix + SESSION) == client.zscore(holder.set_key, SESSION)
         held.confirm()  # a renewal moves both
         assert client.pexpiretime(holder.key_prefix + SESSION) == client.zscore(holder.set_key, SESSION)
+
+
+def test_whether_a_lease_expired_is_its_keys_not_the_clocks(client):
+    """Redis's expiry of the key decides: a lease whose key is gone is claimed even where a clock reading
+    would not call it due yet, and a held one never is, wherever its score lies."""
+    other = "fedcba9876543210fedcba9876543210"
+    holder = leases(client, "host-a:1")
+    with holder.hold(SESSION) as held, holder.hold(other) as gone:
+        assert held is not None and gone is not None
+        client.zadd(holder.set_key, {SESSION: 0})  # the held one listed first, as if long due
+        client.delete(holder.key_prefix + other)  # the other expired, its score still ahead
+        assert leases(client, "claimer:1").claim_expired() == [other]
+        assert holder.holders() == {SESSION: held.token}
 
 
 def test_a_dead_holders_lease_is_claimed_by_exactly_one_claimer(client, redis_url):

@@ -5,9 +5,9 @@ A lease is the key `<prefix>:lease:<session id>` holding a random token, set wit
 (`lease_seconds`). A heartbeat thread renews it every third of that time, only while the key still
 holds its token (compare-and-extend); release deletes it only then (compare-and-delete). Every lease
 is also a member of the sorted set `<prefix>:leases`, scored by its expiry on the Redis clock (so
-the hosts' clocks never matter). `claim_expired` takes the members whose expiry has passed out of
-that set in one script, so each dead holder's session is handed to exactly one claimer (jobs/takeover.py
-puts it back on the queue).
+the hosts' clocks never matter). `claim_expired` takes the members whose key has expired out of
+that set in one script (the earliest to expire first), so each dead holder's session is handed to
+exactly one claimer (jobs/takeover.py puts it back on the queue).
 
 Fencing: a holder that was paused past its expiry may find its session taken over. Its heartbeat
 then finds the token gone and marks the lease lost; `check()` also asks Redis itself when the last
@@ -41,9 +41,8 @@ from tapescribe.sessions.locks import LeaseLost
 log = logging.getLogger(__name__)
 
 _NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
-# A lease key expires at the very millisecond its place in the lease set comes due (PXAT/PEXPIREAT from
-# the one `now`; a relative PX counts from a moment after TIME, so the key outlived its place by up to a
-# millisecond): "its key is gone" and "its place is due" are one moment for `claim_expired`.
+# A lease key expires at the very millisecond its score in the lease set says (PXAT/PEXPIREAT from the
+# one `now`; a relative PX counts from a moment after TIME): the set lists leases in the order they expire.
 
 # KEYS: lease key, lease set; ARGV: token, lease ms, session id
 _ACQUIRE = (
@@ -84,13 +83,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# KEYS: lease set; ARGV: most members to claim, lease key prefix. Only a member whose key is gone too
-# (expired, not just due this millisecond) is claimed.
-_CLAIM_EXPIRED = (
-    _NOW_MS
-    + """
+# KEYS: lease set; ARGV: most members to look at, lease key prefix. A member whose key is gone has expired
+# (a release removes both at once): Redis's own expiry decides, and the score only puts the members that
+# expire first (the expired ones) at the front. CI once found no member due a moment after its key had
+# gone, whatever the cause; whether the key is there does not depend on two clock readings agreeing.
+_CLAIM_EXPIRED = """
 local claimed = {}
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))) do
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
     if redis.call('EXISTS', ARGV[2] .. member) == 0 then
         redis.call('ZREM', KEYS[1], member)
         table.insert(claimed, member)
@@ -98,7 +97,6 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT
 end
 return claimed
 """
-)
 
 
 class RedisLease:
