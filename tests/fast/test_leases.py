@@ -18,9 +18,10 @@ SESSION = "0123456789abcdef0123456789abcdef"
 
 
 def database_2(redis_url: str) -> str:
-    """The URL of Redis database 2, which no other test uses (from_url's `db=` loses to the URL's own /0:
-    this file once shared database 0 with test_scale_out's servers, whose claimers took its dead lease,
-    and flushed it under them)."""
+    """The URL of Redis database 2, which no other test file uses (from_url's `db=` loses to the URL's own
+    /0: this file once shared database 0 with test_queue_backends' server, whose takeover claims dead
+    leases). The tests of this file must also run on one worker (`make test`'s --dist loadfile): each
+    flushes the database, and spread over two workers one flushed the dead-holder test's lease away."""
     return redis_url.rsplit("/", 1)[0] + "/2"
 
 
