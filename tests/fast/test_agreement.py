@@ -47,7 +47,8 @@ def test_repeated_words_are_neither_doubled_nor_lost_when_their_times_move():
     second = hypothesis(
         ("more", 20.3, 20.5), ("words", 20.5, 21.3), ("words", 21.3, 21.6), ("words", 21.9, 22.0), ("words", 22.0, 22.2)
     )
-    assert text(agreement.settle(second, audio_end=22.4, buffer_start=19.0)) == "more words words words"
+    settled_second = agreement.settle(second, audio_end=22.4, buffer_start=19.0)
+    assert text(settled_second) == "more words words words"
     # The last "words" now starts before the end of the settled ones: by time it would be dropped.
     third = hypothesis(
         ("more", 20.2, 20.5),
@@ -59,11 +60,12 @@ def test_repeated_words_are_neither_doubled_nor_lost_when_their_times_move():
     )
     fifth = agreement.settle(third, audio_end=24.6, buffer_start=19.0)
     assert text(fifth) == "words"
-    # ...and it is settled where the one before it starts, so captions keep the order of the audio
+    # ...and it is sent starting where the one before it starts, so captions keep the order of the audio
     assert (fifth[0].start, fifth[0].end) == (21.9, 22.3)
-    assert text(agreement.settle_all(third, buffer_start=19.0)) == "and"
-    starts = [word.start for word in agreement.settled]
-    assert starts == sorted(starts)
+    last = agreement.settle_all(third, buffer_start=19.0)
+    assert text(last) == "and"
+    sent = [word.start for word in [*settled_second, *fifth, *last]]
+    assert sent == sorted(sent)
 
 
 def test_an_utterance_settled_whole_then_new_speech_starts_afresh():

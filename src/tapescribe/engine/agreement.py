@@ -114,6 +114,7 @@ class LocalAgreement:
         self.min_heard = min_heard  # no agreement over a buffer shorter than this: Whisper guesses there
         self.settled_end = 0.0
         self.settled_start = -1.0  # start of the last settled word
+        self.sent_start = 0.0  # start of the last settled word as it was returned (_in_order)
         self.recent: list[Word] = []  # the last settled words, to recognise them at a hypothesis's start
         self.settled: list[Word] = []  # settled words (the last SETTLED_KEPT), to cut them off by count
         self.total = 0  # words settled so far
@@ -236,22 +237,25 @@ class LocalAgreement:
         return settled
 
     def _commit(self, words: list[Word]) -> list[Word]:
-        """Settle `words`, each starting no earlier than the one settled before it: a hypothesis's times
-        move by tenths of a second, so a word recognised by count may start a little before the last
-        settled one (21.85 s after 21.9 s), and captions and segments must come in the order of the audio."""
+        """Settle `words`; returns them as they are sent (`_in_order`). What is kept for recognising them in
+        later hypotheses keeps Whisper's own times."""
         if not words:
             return []
-        in_order: list[Word] = []
-        earliest = self.settled_start
-        for word in words:
-            if word.start < earliest:
-                word = replace(word, start=earliest, end=max(word.end, earliest))
-            in_order.append(word)
-            earliest = word.start
-        words = in_order
         self.settled_end = max(self.settled_end, words[-1].end)
         self.settled_start = max(self.settled_start, words[-1].start)
         self.recent = (self.recent + words)[-self.OVERLAP_WORDS :]
         self.settled = (self.settled + words)[-self.SETTLED_KEPT :]
         self.total += len(words)
-        return words
+        return self._in_order(words)
+
+    def _in_order(self, words: list[Word]) -> list[Word]:
+        """Newly settled words as they are sent, none starting before the one sent before it: a
+        hypothesis's times move by tenths of a second, so a word recognised by count may start a little
+        before the last settled one (21.85 s after 21.9 s), and captions must keep the audio's order."""
+        ordered: list[Word] = []
+        for word in words:
+            if word.start < self.sent_start:
+                word = replace(word, start=self.sent_start, end=max(word.end, self.sent_start))
+            ordered.append(word)
+            self.sent_start = word.start
+        return ordered
